@@ -1,0 +1,647 @@
+//! Streaming record readers: `open` turns a file (or directory) in any `Format` into an
+//! iterator of `TextRecord`s.
+//!
+//! Contract shared by all formats: nothing is loaded whole (memory is bounded by the largest
+//! single record); a malformed record yields one `Err(DatasetError::Parse{..})` naming file,
+//! line and field, and iteration then continues with the next record; an I/O error or a broken
+//! JSON array structure ends the iteration after yielding the error.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{DatasetError, Result};
+use crate::format::{detect_format, Format};
+use crate::source::{logical_name, open_counted, DynBufRead, Units};
+
+/// One text (a model response) with whatever context the format carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextRecord {
+    /// Record id. For formats where one JSON record yields several texts (FastChat turns,
+    /// ShareGPT assistant turns, OpenAI choices) the id is `BASE#k` (k = 0-based index of the
+    /// text within the record) unless the record yields exactly one text, then it is `BASE`.
+    pub id: Option<String>,
+    /// The prompt the text answers, when known.
+    pub prompt: Option<String>,
+    /// The text to analyse.
+    pub text: String,
+    /// The model that produced the text, when the format says.
+    pub model: Option<String>,
+    /// The file the record came from (useful when a directory is read).
+    pub source: Option<String>,
+    /// 1-based line of the record's start in `source` (CSV: the row's line).
+    pub line: u64,
+}
+
+type BoxIter = Box<dyn Iterator<Item = Result<TextRecord>> + Send>;
+
+/// Iterator over the records of one input. `Send`, so it can be moved into a worker thread;
+/// progress can be polled through `bytes_read` / `progress_counter` (on-disk bytes, so it
+/// compares to `total_bytes` even for `.gz` input).
+pub struct RecordIter {
+    inner: BoxIter,
+    bytes_read: Arc<AtomicU64>,
+    total_bytes: Option<u64>,
+    format: Format,
+}
+
+impl RecordIter {
+    /// On-disk bytes consumed so far (read-ahead buffering makes it run slightly ahead).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// Shared counter behind `bytes_read`, for a progress bar polled from another thread.
+    pub fn progress_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.bytes_read)
+    }
+
+    /// Total on-disk size of the input (sum over files for a directory), if known.
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.total_bytes
+    }
+
+    /// The format being read (detected or given).
+    pub fn format(&self) -> &Format {
+        &self.format
+    }
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<TextRecord>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
+    }
+}
+
+impl std::fmt::Debug for RecordIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordIter")
+            .field("format", &self.format)
+            .field("bytes_read", &self.bytes_read())
+            .field("total_bytes", &self.total_bytes)
+            .finish()
+    }
+}
+
+/// Opens `path` as `format` (detected with `detect_format` when `None`).
+///
+/// `path` may be a file (`.gz` is decompressed transparently), a directory of FastChat
+/// `*.jsonl[.gz]` files (read in name order), or a bench directory (its `samples.jsonl`).
+/// Errors here are about the input as a whole (missing file, unknown CSV column, undetectable
+/// format); per-record errors come from the iterator.
+pub fn open(path: &Path, format: Option<Format>) -> Result<RecordIter> {
+    let format = match format {
+        Some(f) => f,
+        None => detect_format(path)?,
+    };
+    let counter = Arc::new(AtomicU64::new(0));
+    let is_dir = std::fs::metadata(path).map_err(|e| DatasetError::io(path, e))?.is_dir();
+    let files: Vec<PathBuf> = if is_dir {
+        match format {
+            Format::Bench => vec![path.join("samples.jsonl")],
+            _ => {
+                let files = json_files_in(path)?;
+                if files.is_empty() {
+                    return Err(DatasetError::Detect {
+                        path: path.to_path_buf(),
+                        message: "directory contains no *.jsonl / *.json files".into(),
+                    });
+                }
+                files
+            }
+        }
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let total_bytes = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()))
+        .sum::<std::io::Result<u64>>()
+        .ok();
+    let inner: BoxIter = if files.len() == 1 {
+        open_file(&files[0], &format, counter.clone())?
+    } else {
+        Box::new(MultiFile {
+            files: files.into(),
+            format: format.clone(),
+            counter: counter.clone(),
+            current: None,
+        })
+    };
+    Ok(RecordIter { inner, bytes_read: counter, total_bytes, format })
+}
+
+/// `*.jsonl`, `*.json` (and `.gz` of them) directly inside `dir`, sorted by name.
+pub(crate) fn json_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| DatasetError::io(dir, e))?;
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| DatasetError::io(dir, e))?;
+        let p = entry.path();
+        let name = logical_name(&p);
+        if p.is_file() && (name.ends_with(".jsonl") || name.ends_with(".json")) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads several files in turn; an unopenable file yields its error and the next one is read.
+struct MultiFile {
+    files: VecDeque<PathBuf>,
+    format: Format,
+    counter: Arc<AtomicU64>,
+    current: Option<BoxIter>,
+}
+
+impl Iterator for MultiFile {
+    type Item = Result<TextRecord>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(cur) = &mut self.current {
+                if let Some(x) = cur.next() {
+                    return Some(x);
+                }
+                self.current = None;
+            }
+            let f = self.files.pop_front()?;
+            match open_file(&f, &self.format, self.counter.clone()) {
+                Ok(it) => self.current = Some(it),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+fn open_file(path: &Path, format: &Format, counter: Arc<AtomicU64>) -> Result<BoxIter> {
+    let r = open_counted(path, counter)?;
+    if let Format::Csv { column, prompt_column } = format {
+        return Ok(Box::new(CsvRecords::new(r, path, column, prompt_column.as_deref())?));
+    }
+    let convert: ConvertFn = match format {
+        Format::Jsonl => convert_jsonl,
+        Format::AlpacaEval => convert_alpaca,
+        Format::FastChat => convert_fastchat,
+        Format::ShareGpt => convert_sharegpt,
+        Format::OpenAiChat => convert_openai,
+        Format::Bench => convert_bench,
+        Format::Csv { .. } => unreachable!("handled above"),
+    };
+    Ok(Box::new(JsonRecords {
+        units: Units::new(r, path)?,
+        ctx: Ctx { path: path.to_path_buf(), source: path.display().to_string(), line: 0 },
+        convert,
+        pending: VecDeque::new(),
+    }))
+}
+
+/// Where a unit came from, for records and error messages.
+struct Ctx {
+    path: PathBuf,
+    source: String,
+    line: u64,
+}
+
+impl Ctx {
+    fn err(&self, field: &str, message: impl Into<String>) -> DatasetError {
+        DatasetError::parse(&self.path, self.line, Some(field), message)
+    }
+
+    fn record(&self, id: Option<String>, prompt: Option<String>, text: String, model: Option<String>) -> TextRecord {
+        TextRecord { id, prompt, text, model, source: Some(self.source.clone()), line: self.line }
+    }
+}
+
+type ConvertFn = fn(&Ctx, Value) -> Result<Vec<TextRecord>>;
+
+struct JsonRecords {
+    units: Units,
+    ctx: Ctx,
+    convert: ConvertFn,
+    pending: VecDeque<TextRecord>,
+}
+
+impl Iterator for JsonRecords {
+    type Item = Result<TextRecord>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.pending.pop_front() {
+                return Some(Ok(r));
+            }
+            let unit = match self.units.next_unit()? {
+                Ok(u) => u,
+                Err(e) => return Some(Err(e)),
+            };
+            self.ctx.line = unit.line;
+            let value: Value = match serde_json::from_slice(&unit.bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    return Some(Err(DatasetError::parse(
+                        &self.ctx.path,
+                        unit.line,
+                        None,
+                        format!("invalid JSON: {e}"),
+                    )))
+                }
+            };
+            match (self.convert)(&self.ctx, value) {
+                Ok(recs) => self.pending.extend(recs),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field helpers
+
+fn as_object(ctx: &Ctx, v: Value) -> Result<Map<String, Value>> {
+    match v {
+        Value::Object(m) => Ok(m),
+        other => Err(DatasetError::parse(
+            &ctx.path,
+            ctx.line,
+            None,
+            format!("expected a JSON object, found {}", kind(&other)),
+        )),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Required string field.
+fn req_str(ctx: &Ctx, obj: &mut Map<String, Value>, key: &str) -> Result<String> {
+    match obj.remove(key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(ctx.err(key, format!("expected a string, found {}", kind(&other)))),
+        None => Err(ctx.err(key, "missing")),
+    }
+}
+
+/// First present key among `keys` that is a string; present-but-not-string is an error
+/// (null counts as absent).
+fn opt_str(ctx: &Ctx, obj: &mut Map<String, Value>, keys: &[&str]) -> Result<Option<String>> {
+    for &k in keys {
+        match obj.remove(k) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => return Ok(Some(s)),
+            Some(other) => {
+                return Err(ctx.err(k, format!("expected a string, found {}", kind(&other))))
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Optional id: string or number.
+fn opt_id(ctx: &Ctx, obj: &mut Map<String, Value>, keys: &[&str]) -> Result<Option<String>> {
+    for &k in keys {
+        match obj.remove(k) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => return Ok(Some(s)),
+            Some(Value::Number(n)) => return Ok(Some(n.to_string())),
+            Some(other) => {
+                return Err(ctx.err(k, format!("expected a string or number, found {}", kind(&other))))
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Applies the `BASE` / `BASE#k` id rule (see `TextRecord::id`).
+fn number_ids(mut recs: Vec<TextRecord>, base: Option<String>) -> Vec<TextRecord> {
+    if let Some(base) = base {
+        let single = recs.len() == 1;
+        for (k, r) in recs.iter_mut().enumerate() {
+            r.id = Some(if single { base.clone() } else { format!("{base}#{k}") });
+        }
+    }
+    recs
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-format converters: one JSON unit → zero or more records.
+
+fn convert_jsonl(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
+    let mut obj = as_object(ctx, v)?;
+    let text_keys = ["text", "response", "output", "completion"];
+    let text = match opt_str(ctx, &mut obj, &text_keys)? {
+        Some(t) => t,
+        None => return Err(ctx.err("text", "missing (expected one of text, response, output, completion)")),
+    };
+    let prompt = opt_str(ctx, &mut obj, &["prompt", "instruction"])?;
+    let id = opt_id(ctx, &mut obj, &["id", "prompt_id"])?;
+    let model = opt_str(ctx, &mut obj, &["model", "generator", "model_id"])?;
+    Ok(vec![ctx.record(id, prompt, text, model)])
+}
+
+fn convert_alpaca(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
+    let mut obj = as_object(ctx, v)?;
+    let text = req_str(ctx, &mut obj, "output")?;
+    let prompt = opt_str(ctx, &mut obj, &["instruction"])?;
+    let model = opt_str(ctx, &mut obj, &["generator"])?;
+    let id = opt_id(ctx, &mut obj, &["id"])?;
+    Ok(vec![ctx.record(id, prompt, text, model)])
+}
+
+fn convert_bench(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
+    let mut obj = as_object(ctx, v)?;
+    let id = req_str(ctx, &mut obj, "prompt_id")?;
+    let prompt = req_str(ctx, &mut obj, "prompt")?;
+    let text = req_str(ctx, &mut obj, "response")?;
+    let model = req_str(ctx, &mut obj, "model")?;
+    Ok(vec![ctx.record(Some(id), Some(prompt), text, Some(model))])
+}
+
+fn convert_fastchat(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
+    let mut obj = as_object(ctx, v)?;
+    let id = opt_id(ctx, &mut obj, &["question_id", "id"])?;
+    let model = opt_str(ctx, &mut obj, &["model_id", "model"])?;
+    let choices = match obj.remove("choices") {
+        Some(Value::Array(c)) => c,
+        Some(other) => return Err(ctx.err("choices", format!("expected an array, found {}", kind(&other)))),
+        None => return Err(ctx.err("choices", "missing")),
+    };
+    let mut out = Vec::new();
+    for (ci, choice) in choices.into_iter().enumerate() {
+        let field = format!("choices[{ci}].turns");
+        let turns = match choice.get("turns") {
+            Some(Value::Array(t)) => t,
+            Some(other) => return Err(ctx.err(&field, format!("expected an array, found {}", kind(other)))),
+            None => return Err(ctx.err(&field, "missing")),
+        };
+        for (ti, turn) in turns.iter().enumerate() {
+            match turn {
+                Value::String(s) => out.push(ctx.record(None, None, s.clone(), model.clone())),
+                other => {
+                    return Err(ctx.err(
+                        &format!("{field}[{ti}]"),
+                        format!("expected a string, found {}", kind(other)),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(number_ids(out, id))
+}
+
+/// Roles whose turns are model outputs in ShareGPT dumps.
+const ASSISTANT_ROLES: &[&str] = &["gpt", "chatgpt", "bard", "assistant", "model", "bing", "claude"];
+const HUMAN_ROLES: &[&str] = &["human", "user"];
+
+fn convert_sharegpt(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
+    let mut obj = as_object(ctx, v)?;
+    let id = opt_id(ctx, &mut obj, &["id"])?;
+    let model = opt_str(ctx, &mut obj, &["model"])?;
+    let (key, turns) = match (obj.remove("conversations"), obj.remove("conversation")) {
+        (Some(Value::Array(t)), _) => ("conversations", t),
+        (None, Some(Value::Array(t))) => ("conversation", t),
+        (Some(other), _) | (None, Some(other)) => {
+            return Err(ctx.err("conversations", format!("expected an array, found {}", kind(&other))))
+        }
+        (None, None) => return Err(ctx.err("conversations", "missing")),
+    };
+    let mut out = Vec::new();
+    let mut last_human: Option<String> = None;
+    for (i, turn) in turns.into_iter().enumerate() {
+        let mut t = match turn {
+            Value::Object(m) => m,
+            other => {
+                return Err(ctx.err(&format!("{key}[{i}]"), format!("expected an object, found {}", kind(&other))))
+            }
+        };
+        let role = match opt_str(ctx, &mut t, &["from", "role"]) {
+            Ok(Some(r)) => r.to_ascii_lowercase(),
+            Ok(None) => return Err(ctx.err(&format!("{key}[{i}].from"), "missing")),
+            Err(_) => return Err(ctx.err(&format!("{key}[{i}].from"), "expected a string")),
+        };
+        let value = match opt_str(ctx, &mut t, &["value", "content", "text"]) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Err(ctx.err(&format!("{key}[{i}].value"), "missing")),
+            Err(_) => return Err(ctx.err(&format!("{key}[{i}].value"), "expected a string")),
+        };
+        if HUMAN_ROLES.contains(&role.as_str()) {
+            last_human = Some(value);
+        } else if ASSISTANT_ROLES.contains(&role.as_str()) {
+            out.push(ctx.record(None, last_human.clone(), value, model.clone()));
+        }
+        // system / tool / other roles are context, not outputs.
+    }
+    Ok(number_ids(out, id))
+}
+
+/// Text of a chat message `content`: a string, or an array of parts whose `text`s are joined.
+fn content_text(content: &Value) -> Option<String> {
+    match content {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            let texts: Vec<&str> = parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str).or_else(|| p.as_str()))
+                .collect();
+            (!texts.is_empty()).then(|| texts.join("\n"))
+        }
+        _ => None,
+    }
+}
+
+fn convert_openai(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
+    let obj = Value::Object(as_object(ctx, v)?);
+    // Request part: `request` object, or the line itself (flat logs).
+    let request = obj.get("request").filter(|r| r.is_object()).unwrap_or(&Value::Null);
+    let messages = request.get("messages").or_else(|| obj.get("messages"));
+    // Response part: `response` (batch API: `response.body`), or the line itself.
+    let response = match obj.get("response").filter(|r| r.is_object()) {
+        Some(r) => r.get("body").filter(|b| b.is_object()).unwrap_or(r),
+        None => &obj,
+    };
+    let prompt = match messages {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(msgs)) => msgs
+            .iter()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            .and_then(|m| m.get("content"))
+            .and_then(content_text),
+        Some(other) => return Err(ctx.err("messages", format!("expected an array, found {}", kind(other)))),
+    };
+    let model = response
+        .get("model")
+        .and_then(Value::as_str)
+        .or_else(|| request.get("model").and_then(Value::as_str))
+        .map(str::to_owned);
+    let id = response
+        .get("id")
+        .and_then(Value::as_str)
+        .or_else(|| obj.get("custom_id").and_then(Value::as_str))
+        .map(str::to_owned);
+    let choices = match response.get("choices") {
+        Some(Value::Array(c)) => c,
+        Some(other) => return Err(ctx.err("choices", format!("expected an array, found {}", kind(other)))),
+        None => return Err(ctx.err("choices", "missing (no response in this log line)")),
+    };
+    let mut out = Vec::new();
+    for (i, choice) in choices.iter().enumerate() {
+        let content = choice
+            .get("message")
+            .and_then(|m| m.get("content"))
+            .or_else(|| choice.get("text"));
+        match content {
+            // A tool call or refusal-only choice has no text: nothing to analyse.
+            None | Some(Value::Null) => continue,
+            Some(c) => match content_text(c) {
+                Some(t) => out.push(ctx.record(None, prompt.clone(), t, model.clone())),
+                None => {
+                    return Err(ctx.err(
+                        &format!("choices[{i}].message.content"),
+                        format!("expected a string, found {}", kind(c)),
+                    ))
+                }
+            },
+        }
+    }
+    Ok(number_ids(out, id))
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV
+
+/// Reads only the header row of a CSV input.
+pub(crate) fn csv_headers(r: DynBufRead, path: &Path) -> Result<Vec<String>> {
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(r);
+    let h = rdr.headers().map_err(|e| csv_error(path, e))?;
+    Ok(h.iter().enumerate().map(|(i, s)| clean_header(i, s)).collect())
+}
+
+fn clean_header(i: usize, s: &str) -> String {
+    let s = if i == 0 { s.trim_start_matches('\u{feff}') } else { s };
+    s.trim().to_string()
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> DatasetError {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let message = e.to_string();
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => DatasetError::io(path, io),
+        _ => DatasetError::parse(path, line, None, message),
+    }
+}
+
+struct CsvRecords {
+    rdr: csv::Reader<DynBufRead>,
+    path: PathBuf,
+    source: String,
+    column: (String, usize),
+    prompt: Option<(String, usize)>,
+    id: Option<usize>,
+    model: Option<usize>,
+    record: csv::StringRecord,
+    done: bool,
+}
+
+impl CsvRecords {
+    fn new(r: DynBufRead, path: &Path, column: &str, prompt_column: Option<&str>) -> Result<Self> {
+        let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(r);
+        let headers: Vec<String> = rdr
+            .headers()
+            .map_err(|e| csv_error(path, e))?
+            .iter()
+            .enumerate()
+            .map(|(i, s)| clean_header(i, s))
+            .collect();
+        let find = |c: &str| -> Result<usize> {
+            headers.iter().position(|h| h == c).ok_or_else(|| DatasetError::MissingColumn {
+                path: path.to_path_buf(),
+                column: c.to_string(),
+                available: headers.clone(),
+            })
+        };
+        let col = find(column)?;
+        let prompt = match prompt_column {
+            Some(p) => Some((p.to_string(), find(p)?)),
+            None => None,
+        };
+        let id = headers.iter().position(|h| h == "id");
+        let model = headers.iter().position(|h| h == "model");
+        Ok(CsvRecords {
+            rdr,
+            path: path.to_path_buf(),
+            source: path.display().to_string(),
+            column: (column.to_string(), col),
+            prompt,
+            id,
+            model,
+            record: csv::StringRecord::new(),
+            done: false,
+        })
+    }
+}
+
+impl Iterator for CsvRecords {
+    type Item = Result<TextRecord>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.rdr.read_record(&mut self.record) {
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Ok(true) => {
+                let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+                let get = |(name, i): &(String, usize)| -> Result<String> {
+                    self.record.get(*i).map(str::to_owned).ok_or_else(|| {
+                        DatasetError::parse(
+                            &self.path,
+                            line,
+                            Some(name),
+                            format!("missing (row has {} fields)", self.record.len()),
+                        )
+                    })
+                };
+                let text = match get(&self.column) {
+                    Ok(t) => t,
+                    Err(e) => return Some(Err(e)),
+                };
+                let prompt = match self.prompt.as_ref().map(get).transpose() {
+                    Ok(p) => p,
+                    Err(e) => return Some(Err(e)),
+                };
+                let opt = |i: Option<usize>| {
+                    i.and_then(|i| self.record.get(i)).filter(|s| !s.is_empty()).map(str::to_owned)
+                };
+                Some(Ok(TextRecord {
+                    id: opt(self.id),
+                    prompt,
+                    text,
+                    model: opt(self.model),
+                    source: Some(self.source.clone()),
+                    line,
+                }))
+            }
+            Err(e) => {
+                let fatal = matches!(e.kind(), csv::ErrorKind::Io(_));
+                if fatal {
+                    self.done = true;
+                }
+                Some(Err(csv_error(&self.path, e)))
+            }
+        }
+    }
+}
