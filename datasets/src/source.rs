@@ -270,6 +270,11 @@ impl ArrayUnits {
                 }
             }
             self.r.consume(used);
+            if outcome.is_some() {
+                while buf.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                    buf.pop();
+                }
+            }
             match outcome {
                 None => continue,
                 Some(Outcome::Error(msg)) => {
