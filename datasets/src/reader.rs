@@ -645,3 +645,294 @@ impl Iterator for CsvRecords {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::File::create(&p).unwrap().write_all(content.as_bytes()).unwrap();
+        p
+    }
+
+    /// (id, prompt, text, model, line) per record; errors as their Display.
+    type Row = (Option<String>, Option<String>, String, Option<String>, u64);
+    fn read(path: &Path, format: Option<Format>) -> Vec<std::result::Result<Row, String>> {
+        open(path, format)
+            .unwrap()
+            .map(|r| r.map(|r| (r.id, r.prompt, r.text, r.model, r.line)).map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    fn row(id: Option<&str>, prompt: Option<&str>, text: &str, model: Option<&str>, line: u64) -> Row {
+        (id.map(Into::into), prompt.map(Into::into), text.into(), model.map(Into::into), line)
+    }
+
+    #[test]
+    fn jsonl_bad_line_then_continues() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "corpus.jsonl",
+            concat!(
+                "{\"text\": \"one\", \"id\": 7, \"model\": \"m\"}\n",
+                "{\"prompt\": \"q\", \"response\": \"two\"}\n",
+                "\n",
+                "{\"text\": 5}\n",
+                "{broken\n",
+                "{\"output\": \"three\", \"instruction\": \"i\"}\n",
+                "{\"completion\": \"four\"}\n",
+                "[1]\n",
+                "{\"id\": \"x\"}\n",
+            ),
+        );
+        let got = read(&p, Some(Format::Jsonl));
+        let path = p.display().to_string();
+        assert_eq!(got.len(), 8);
+        assert_eq!(got[0], Ok(row(Some("7"), None, "one", Some("m"), 1)));
+        assert_eq!(got[1], Ok(row(None, Some("q"), "two", None, 2)));
+        assert_eq!(got[2], Err(format!("{path}:4: field \"text\": expected a string, found a number")));
+        assert!(got[3].as_ref().unwrap_err().starts_with(&format!("{path}:5: invalid JSON")));
+        assert_eq!(got[4], Ok(row(None, Some("i"), "three", None, 6)));
+        assert_eq!(got[5], Ok(row(None, None, "four", None, 7)));
+        assert_eq!(got[6], Err(format!("{path}:8: expected a JSON object, found an array")));
+        assert!(got[7].as_ref().unwrap_err().contains(":9: field \"text\": missing"));
+        // Detection agrees, and `source` is the file.
+        let first = open(&p, None).unwrap().next().unwrap().unwrap();
+        assert_eq!(first.source.as_deref(), Some(path.as_str()));
+    }
+
+    #[test]
+    fn jsonl_gz_and_progress() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.jsonl.gz");
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&p).unwrap(),
+            flate2::Compression::default(),
+        );
+        for i in 0..1000 {
+            writeln!(enc, "{{\"text\": \"text number {i}\"}}").unwrap();
+        }
+        enc.finish().unwrap();
+        let size = std::fs::metadata(&p).unwrap().len();
+        let mut it = open(&p, None).unwrap();
+        assert_eq!(it.format(), &Format::Jsonl);
+        assert_eq!(it.total_bytes(), Some(size));
+        let texts: Vec<String> = it.by_ref().map(|r| r.unwrap().text).collect();
+        assert_eq!(texts.len(), 1000);
+        assert_eq!(texts[999], "text number 999");
+        assert_eq!(it.bytes_read(), size);
+    }
+
+    #[test]
+    fn alpaca_eval_array_streamed() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "model_outputs.json",
+            r#"[
+  {
+    "dataset": "helpful_base",
+    "instruction": "What is 2+2?",
+    "output": "4, with \"quotes\" and ] brackets",
+    "generator": "tiny-7b"
+  },
+  {
+    "instruction": "Name a colour.",
+    "output": null,
+    "generator": "tiny-7b"
+  },
+  {
+    "instruction": "Say hi.",
+    "output": "Hi!",
+    "generator": "tiny-7b"
+  }
+]
+"#,
+        );
+        assert_eq!(detect_format(&p).unwrap(), Format::AlpacaEval);
+        let got = read(&p, None);
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            got[0],
+            Ok(row(None, Some("What is 2+2?"), "4, with \"quotes\" and ] brackets", Some("tiny-7b"), 2))
+        );
+        assert!(got[1].as_ref().unwrap_err().ends_with(":8: field \"output\": expected a string, found null"), "{got:?}");
+        assert_eq!(got[2], Ok(row(None, Some("Say hi."), "Hi!", Some("tiny-7b"), 13)));
+    }
+
+    #[test]
+    fn fastchat_file_and_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("model_answer");
+        std::fs::create_dir(&dir).unwrap();
+        write(
+            &dir,
+            "b-model.jsonl",
+            concat!(
+                "{\"question_id\": 81, \"answer_id\": \"x\", \"model_id\": \"b\", \"choices\": [{\"index\": 0, \"turns\": [\"t1\", \"t2\"]}], \"tstamp\": 1.5}\n",
+                "{\"question_id\": 82, \"model_id\": \"b\", \"choices\": [{\"index\": 0, \"turns\": [\"only\"]}]}\n",
+            ),
+        );
+        write(
+            &dir,
+            "a-model.jsonl",
+            concat!(
+                "{\"question_id\": 81, \"model_id\": \"a\", \"choices\": [{\"turns\": [\"a1\", 3]}]}\n",
+                "{\"question_id\": 83, \"model_id\": \"a\", \"choices\": [{\"turns\": [\"a3\"]}]}\n",
+            ),
+        );
+        write(&dir, "notes.txt", "ignored");
+        let got = read(&dir, None);
+        assert_eq!(
+            got,
+            vec![
+                Err(format!(
+                    "{}:1: field \"choices[0].turns[1]\": expected a string, found a number",
+                    dir.join("a-model.jsonl").display()
+                )),
+                Ok(row(Some("83"), None, "a3", Some("a"), 2)),
+                Ok(row(Some("81#0"), None, "t1", Some("b"), 1)),
+                Ok(row(Some("81#1"), None, "t2", Some("b"), 1)),
+                Ok(row(Some("82"), None, "only", Some("b"), 2)),
+            ]
+        );
+        let it = open(&dir, None).unwrap();
+        assert_eq!(it.format(), &Format::FastChat);
+        let single = read(&dir.join("b-model.jsonl"), Some(Format::FastChat));
+        assert_eq!(single.len(), 3);
+    }
+
+    #[test]
+    fn sharegpt_array_and_jsonl() {
+        let d = tempfile::tempdir().unwrap();
+        let conv = r#"{"id": "c1", "conversations": [
+            {"from": "system", "value": "be nice"},
+            {"from": "human", "value": "hello"},
+            {"from": "gpt", "value": "hi there"},
+            {"from": "human", "value": "how are you"},
+            {"from": "chatgpt", "value": "fine"}]}"#;
+        let conv2 = r#"{"id": "c2", "conversations": [{"from": "gpt", "value": "unprompted"}]}"#;
+        let bad = r#"{"id": "c3", "conversations": [{"from": "human"}]}"#;
+        let p = write(d.path(), "sg.json", &format!("[{conv},\n{bad},\n{conv2}]"));
+        let got = read(&p, None);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0], Ok(row(Some("c1#0"), Some("hello"), "hi there", None, 1)));
+        assert_eq!(got[1], Ok(row(Some("c1#1"), Some("how are you"), "fine", None, 1)));
+        assert!(got[2].as_ref().unwrap_err().ends_with(":7: field \"conversations[0].value\": missing"), "{got:?}");
+        assert_eq!(got[3], Ok(row(Some("c2"), None, "unprompted", None, 8)));
+
+        let one_line = |s: &str| s.replace('\n', " ");
+        let p = write(d.path(), "sg.jsonl", &format!("{}\n{}\n", one_line(conv), conv2));
+        let got = read(&p, None);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[2], Ok(row(Some("c2"), None, "unprompted", None, 2)));
+    }
+
+    #[test]
+    fn openai_chat_logs() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "log.jsonl",
+            concat!(
+                // flat: request messages + response choices on one line
+                r#"{"model": "gpt-x", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "first"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "last"}], "id": "chatcmpl-1", "choices": [{"index": 0, "message": {"role": "assistant", "content": "r0"}}, {"index": 1, "message": {"role": "assistant", "content": "r1"}}]}"#,
+                "\n",
+                // request/response pair, content parts, model from response
+                r#"{"request": {"model": "req-model", "messages": [{"role": "user", "content": [{"type": "text", "text": "part1"}, {"type": "text", "text": "part2"}]}]}, "response": {"id": "r2", "model": "resp-model", "choices": [{"message": {"content": "answer"}}]}}"#,
+                "\n",
+                // batch API output
+                r#"{"custom_id": "job-9", "response": {"status_code": 200, "body": {"model": "b", "choices": [{"message": {"content": "batched"}}, {"message": {"content": null, "tool_calls": []}}]}}}"#,
+                "\n",
+                r#"{"messages": [{"role": "user", "content": "q"}]}"#,
+                "\n",
+                r#"{"messages": [{"role": "user", "content": "q"}], "choices": [{"message": {"content": 1}}]}"#,
+                "\n",
+            ),
+        );
+        assert_eq!(detect_format(&p).unwrap(), Format::OpenAiChat);
+        let got = read(&p, None);
+        assert_eq!(got.len(), 6);
+        assert_eq!(got[0], Ok(row(Some("chatcmpl-1#0"), Some("last"), "r0", Some("gpt-x"), 1)));
+        assert_eq!(got[1], Ok(row(Some("chatcmpl-1#1"), Some("last"), "r1", Some("gpt-x"), 1)));
+        assert_eq!(got[2], Ok(row(Some("r2"), Some("part1\npart2"), "answer", Some("resp-model"), 2)));
+        assert_eq!(got[3], Ok(row(Some("job-9"), None, "batched", Some("b"), 3)));
+        assert!(got[4].as_ref().unwrap_err().ends_with(":4: field \"choices\": missing (no response in this log line)"));
+        assert!(got[5]
+            .as_ref()
+            .unwrap_err()
+            .ends_with(":5: field \"choices[0].message.content\": expected a string, found a number"));
+    }
+
+    #[test]
+    fn openai_model_from_request_when_response_has_none() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "l.jsonl",
+            r#"{"request": {"model": "req-only", "messages": []}, "response": {"choices": [{"message": {"content": "x"}}]}}"#,
+        );
+        assert_eq!(read(&p, Some(Format::OpenAiChat)), vec![Ok(row(None, None, "x", Some("req-only"), 1))]);
+    }
+
+    #[test]
+    fn csv_columns_and_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "data.csv",
+            "\u{feff}id,question,body,model\n1,Q1,\"multi\nline, with comma\",m1\n2,Q2\n3,Q3,plain,\n",
+        );
+        let f = Format::Csv { column: "body".into(), prompt_column: Some("question".into()) };
+        let got = read(&p, Some(f));
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], Ok(row(Some("1"), Some("Q1"), "multi\nline, with comma", Some("m1"), 2)));
+        assert_eq!(
+            got[1],
+            Err(format!("{}:4: field \"body\": missing (row has 2 fields)", p.display()))
+        );
+        assert_eq!(got[2], Ok(row(Some("3"), Some("Q3"), "plain", None, 5)));
+
+        let e = open(&p, Some("csv:text".parse().unwrap())).unwrap_err();
+        assert!(matches!(e, DatasetError::MissingColumn { .. }));
+        assert!(e.to_string().contains(r#"available columns: "id", "question", "body", "model""#), "{e}");
+        // Without a `text` column detection asks for csv:COLUMN.
+        assert!(open(&p, None).is_err());
+    }
+
+    #[test]
+    fn bench_samples_and_dir() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "manifest.json", "{}");
+        write(
+            d.path(),
+            "samples.jsonl",
+            concat!(
+                r#"{"prompt_id": "ae-1", "prompt": "P", "response": "R", "model": "m"}"#,
+                "\n",
+                r#"{"prompt_id": "ae-2", "prompt": "P2", "response": "R2"}"#,
+                "\n",
+            ),
+        );
+        let got = read(d.path(), None);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], Ok(row(Some("ae-1"), Some("P"), "R", Some("m"), 1)));
+        assert!(got[1].as_ref().unwrap_err().ends_with(":2: field \"model\": missing"));
+    }
+
+    #[test]
+    fn missing_file_is_io_error() {
+        let e = open(Path::new("/nonexistent/x.jsonl"), Some(Format::Jsonl)).unwrap_err();
+        assert!(matches!(e, DatasetError::Io { .. }));
+        assert!(e.to_string().starts_with("/nonexistent/x.jsonl: "));
+    }
+
+    #[test]
+    fn record_iter_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<RecordIter>();
+    }
+}
