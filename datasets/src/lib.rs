@@ -6,6 +6,31 @@
 //! * [`bench`] loads and validates a bench directory (`manifest.json` + `samples.jsonl`).
 //! * [`metrics`] implements the protocol's metrics (AUROC, TPR@FPR, suspect-level AUROC) and
 //!   the comparison against the published baseline.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! // Detect the format, stream records, skip (but report) bad ones.
+//! let mut records = datasets::open(Path::new("outputs.jsonl.gz"), None)?;
+//! let total = records.total_bytes();
+//! for rec in records.by_ref() {
+//!     match rec {
+//!         Ok(r) => println!("{:?} {}", r.model, r.text.len()),
+//!         Err(e) if e.is_record_error() => eprintln!("skipping: {e}"),
+//!         Err(e) => return Err(e),
+//!     }
+//! }
+//! eprintln!("read {} of {:?} bytes", records.bytes_read(), total);
+//!
+//! // Bench protocol.
+//! let bench = datasets::BenchDir::load("../shared/datasets/alpaca-eval-dev")?;
+//! for m in bench.suspects() {
+//!     let test = bench.samples_for(m, datasets::Split::Test);
+//!     println!("{m}: {} test responses, positive={}", test.len(), bench.is_positive(m));
+//! }
+//! let auc = datasets::metrics::auroc(&[0.9, 0.8], &[0.1, 0.85]);
+//! assert_eq!(auc, 0.75);
+//! # Ok::<(), datasets::DatasetError>(())
+//! ```
 
 pub mod bench;
 mod error;

@@ -761,6 +761,13 @@ mod tests {
         );
         assert!(got[1].as_ref().unwrap_err().ends_with(":8: field \"output\": expected a string, found null"), "{got:?}");
         assert_eq!(got[2], Ok(row(None, Some("Say hi."), "Hi!", Some("tiny-7b"), 13)));
+
+        // A syntactically broken element is one error; the next element is still read.
+        let p = write(d.path(), "b.json", r#"[{"output": "a"}, {"output": tru}, {"output": "b"}]"#);
+        let got = read(&p, Some(Format::AlpacaEval));
+        assert_eq!(got.len(), 3);
+        assert!(got[1].as_ref().unwrap_err().contains(":1: invalid JSON"), "{got:?}");
+        assert_eq!(got[2], Ok(row(None, None, "b", None, 1)));
     }
 
     #[test]
