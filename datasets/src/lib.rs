@@ -3,7 +3,7 @@
 //! * [`open`] / [`detect_format`] stream [`TextRecord`]s out of JSONL, AlpacaEval,
 //!   FastChat, ShareGPT, OpenAI chat logs, CSV and bench files (`.gz` too) without loading
 //!   them whole; bad records become per-record errors naming file, line and field.
-//! * [`bench`] loads and validates a bench directory (`manifest.json` + `samples.jsonl`).
+//! * [`bench`](mod@bench) loads and validates a bench directory (`manifest.json` + `samples.jsonl`).
 //! * [`metrics`] implements the protocol's metrics (AUROC, TPR@FPR, suspect-level AUROC) and
 //!   the comparison against the published baseline.
 //!
