@@ -103,7 +103,11 @@ pub fn open(path: &Path, format: Option<Format>) -> Result<RecordIter> {
     let is_dir = std::fs::metadata(path).map_err(|e| DatasetError::io(path, e))?.is_dir();
     let files: Vec<PathBuf> = if is_dir {
         match format {
-            Format::Bench => vec![path.join("samples.jsonl")],
+            Format::Bench => {
+                let gz = path.join("samples.jsonl.gz");
+                let plain = path.join("samples.jsonl");
+                vec![if !plain.exists() && gz.exists() { gz } else { plain }]
+            }
             _ => {
                 let files = json_files_in(path)?;
                 if files.is_empty() {
