@@ -1,0 +1,367 @@
+//! Batch jobs: upload (streamed to disk), progress, cancel, results download.
+
+use crate::api::suspects::suspect_or_404;
+use crate::audit::AuditDetail;
+use crate::auth::{random_base62, Caller};
+use crate::error::{AppError, AppResult, Json, Path, Query};
+use crate::jobs::{ScoreJobParams, KIND_SCORE};
+use crate::state::AppState;
+use crate::store::{JobRecord, JobResultRow, NewJob, Role};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tokio::io::AsyncWriteExt;
+use utoipa::{IntoParams, ToSchema};
+
+type ErrorBody = crate::error::ErrorBody;
+
+/// A finished upload under `DATA/uploads/`.
+pub struct Upload {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Number of non-blank lines.
+    pub lines: i64,
+    /// Text fields of a multipart upload.
+    pub fields: HashMap<String, String>,
+}
+
+struct UploadWriter {
+    path: PathBuf,
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    bytes: u64,
+    lines: i64,
+    line_has_content: bool,
+    limit: u64,
+}
+
+impl UploadWriter {
+    async fn new(state: &AppState) -> AppResult<UploadWriter> {
+        let path = state.config.uploads_dir().join(format!("{}.jsonl", random_base62(20)));
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(UploadWriter {
+            path,
+            file: tokio::io::BufWriter::with_capacity(256 * 1024, file),
+            bytes: 0,
+            lines: 0,
+            line_has_content: false,
+            limit: state.config.max_upload_bytes,
+        })
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> AppResult<()> {
+        self.bytes += chunk.len() as u64;
+        if self.bytes > self.limit {
+            return Err(AppError::PayloadTooLarge(format!("upload exceeds {} bytes", self.limit)));
+        }
+        for &b in chunk {
+            if b == b'\n' {
+                if self.line_has_content {
+                    self.lines += 1;
+                }
+                self.line_has_content = false;
+            } else if !b.is_ascii_whitespace() {
+                self.line_has_content = true;
+            }
+        }
+        self.file.write_all(chunk).await?;
+        Ok(())
+    }
+
+    async fn finish(mut self, fields: HashMap<String, String>) -> AppResult<Upload> {
+        if self.line_has_content {
+            self.lines += 1;
+        }
+        self.file.flush().await?;
+        // The job row will point at this file: make it durable before the job exists.
+        self.file.get_ref().sync_all().await?;
+        Ok(Upload { path: self.path, bytes: self.bytes, lines: self.lines, fields })
+    }
+}
+
+/// Stream a request body (raw JSONL, or the `file` field of a multipart form) to a new file
+/// under `DATA/uploads/`, never holding it in memory. Removes the file on any error.
+pub async fn stream_upload(state: &AppState, req: Request) -> AppResult<Upload> {
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+        if len > state.config.max_upload_bytes {
+            return Err(AppError::PayloadTooLarge(format!("upload exceeds {} bytes", state.config.max_upload_bytes)));
+        }
+    }
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let mut w = UploadWriter::new(state).await?;
+    let path = w.path.clone();
+    let res = async {
+        let mut fields = HashMap::new();
+        if is_multipart {
+            let mut mp = Multipart::from_request(req, state).await?;
+            let mut got_file = false;
+            while let Some(mut field) = mp.next_field().await.map_err(|e| AppError::BadRequest(e.body_text()))? {
+                let name = field.name().unwrap_or("").to_string();
+                if name == "file" || field.file_name().is_some() {
+                    if got_file {
+                        return Err(AppError::BadRequest("only one file per upload".into()));
+                    }
+                    got_file = true;
+                    while let Some(c) = field.chunk().await.map_err(|e| AppError::BadRequest(e.body_text()))? {
+                        w.write(&c).await?;
+                    }
+                } else {
+                    let v = field.text().await.map_err(|e| AppError::BadRequest(e.body_text()))?;
+                    fields.insert(name, v);
+                }
+            }
+            if !got_file {
+                return Err(AppError::Invalid("multipart upload has no `file` field".into()));
+            }
+        } else {
+            let mut stream = req.into_body().into_data_stream();
+            while let Some(c) = stream.next().await {
+                let c: Bytes = c.map_err(|e| AppError::BadRequest(format!("reading the upload: {e}")))?;
+                w.write(&c).await?;
+            }
+        }
+        if w.bytes == 0 {
+            return Err(AppError::Invalid("empty upload: send JSONL, one object per line".into()));
+        }
+        w.finish(fields).await
+    }
+    .await;
+    if res.is_err() {
+        let _ = tokio::fs::remove_file(&path).await;
+    }
+    res
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CreateJobParams {
+    /// Job kind: `score` (default).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Suspect that receives the scored lines as samples (required for `score`).
+    #[serde(default)]
+    pub suspect: Option<String>,
+    /// Profile to score with (default: the suspect's profile).
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobCreated {
+    pub job: JobRecord,
+}
+
+/// Start a batch job from a JSONL upload (raw body, or multipart field `file`; parameters in the
+/// query string or as multipart text fields). Each line: `{"text": "…", "prompt": "…", "id": …, "source": "…"}`.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", params(CreateJobParams),
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses((status = 202, body = JobCreated), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 501, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(State(state): State<AppState>, caller: Caller, Query(q): Query<CreateJobParams>, req: Request) -> AppResult<Response> {
+    caller.require(Role::Analyst)?;
+    // Validate what we can before reading the body.
+    if let Some(k) = q.kind.as_deref() {
+        if k != KIND_SCORE {
+            return Err(AppError::Invalid(format!(
+                "unknown job kind `{k}`: POST /v1/jobs runs `score` jobs (profile builds: POST /v1/profiles/build)"
+            )));
+        }
+    }
+    if let Some(s) = q.suspect.as_deref() {
+        suspect_or_404(state.store.as_ref(), s).await?;
+    }
+    let upload = stream_upload(&state, req).await?;
+    let path = upload.path.clone();
+    let res = async {
+        let kind = upload.fields.get("kind").cloned().or(q.kind.clone()).unwrap_or_else(|| KIND_SCORE.into());
+        if kind != KIND_SCORE {
+            return Err(AppError::Invalid(format!("unknown job kind `{kind}`")));
+        }
+        let suspect_id = upload
+            .fields
+            .get("suspect")
+            .cloned()
+            .or(q.suspect.clone())
+            .ok_or_else(|| AppError::Invalid("`suspect` is required for score jobs".into()))?;
+        let suspect = suspect_or_404(state.store.as_ref(), &suspect_id).await?;
+        let profile = upload.fields.get("profile").cloned().or(q.profile.clone()).unwrap_or(suspect.profile);
+        let (profile, _) = state.engine.resolve(Some(&profile))?;
+        let id = format!("job_{}", random_base62(16));
+        let params = serde_json::to_value(ScoreJobParams { suspect_id, profile }).map_err(|e| AppError::Internal(e.to_string()))?;
+        let job = state
+            .store
+            .create_job(NewJob {
+                id: id.clone(),
+                kind,
+                params,
+                input_path: Some(upload.path.to_string_lossy().into_owned()),
+                total: Some(upload.lines),
+                created_by: Some(caller.key_id.clone()),
+            })
+            .await?;
+        Ok(job)
+    }
+    .await;
+    let job = match res {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(e);
+        }
+    };
+    state.jobs.spawn(job.id.clone());
+    let detail = serde_json::json!({"job_id": job.id, "bytes": upload.bytes, "lines": upload.lines});
+    let location = format!("/v1/jobs/{}", job.id);
+    let mut resp = (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(JobCreated { job })).into_response();
+    resp.extensions_mut().insert(AuditDetail(detail));
+    Ok(resp)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    #[serde(flatten)]
+    pub job: JobRecord,
+    /// done / total, when total is known.
+    pub progress: Option<f64>,
+}
+
+impl From<JobRecord> for JobView {
+    fn from(job: JobRecord) -> Self {
+        let progress = job.total.map(|t| if t == 0 { 1.0 } else { job.done as f64 / t as f64 });
+        JobView { job, progress }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageParams {
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub offset: Option<i64>,
+}
+
+/// List jobs, newest first.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(PageParams),
+    responses((status = 200, body = JobList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, caller: Caller, Query(p): Query<PageParams>) -> AppResult<Json<JobList>> {
+    caller.require(Role::Viewer)?;
+    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    let offset = p.offset.unwrap_or(0).max(0);
+    let jobs = state.store.list_jobs(limit, offset).await?.into_iter().map(JobView::from).collect();
+    Ok(Json(JobList { jobs }))
+}
+
+async fn job_or_404(state: &AppState, id: &str) -> AppResult<JobRecord> {
+    state.store.get_job(id).await?.ok_or_else(|| AppError::not_found(format!("job `{id}`")))
+}
+
+/// A job's state and progress.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> AppResult<Json<JobView>> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(job_or_404(&state, &id).await?.into()))
+}
+
+/// Cancel a queued or running job (results so far are kept).
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = JobView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "Already finished", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> AppResult<Response> {
+    caller.require(Role::Analyst)?;
+    let job = state.jobs.cancel(&id).await?;
+    let mut resp = Json(JobView::from(job)).into_response();
+    resp.extensions_mut().insert(AuditDetail(serde_json::json!({"job_id": id})));
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ResultParams {
+    /// `jsonl` (default: the whole result set as a download) or `json` (one page).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Only results with a line number above this one.
+    #[serde(default)]
+    pub after: Option<i64>,
+    /// Page size for `format=json` (default 1000, max 10000).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultPage {
+    pub results: Vec<JobResultRow>,
+    /// Pass as `after` to get the next page; absent at the end.
+    pub next_after: Option<i64>,
+}
+
+/// Download a job's results: one JSON object per input line, in line order.
+#[utoipa::path(get, path = "/v1/jobs/{id}/results", tag = "jobs", params(("id" = String, Path), ResultParams),
+    responses((status = 200, description = "JSONL (default) or a JSON page", body = ResultPage),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn results(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(p): Query<ResultParams>,
+) -> AppResult<Response> {
+    caller.require(Role::Viewer)?;
+    job_or_404(&state, &id).await?;
+    let after = p.after.unwrap_or(0);
+    match p.format.as_deref().unwrap_or("jsonl") {
+        "json" => {
+            let limit = p.limit.unwrap_or(1000);
+            if !(1..=10_000).contains(&limit) {
+                return Err(AppError::Invalid("`limit` must be between 1 and 10000".into()));
+            }
+            let results = state.store.job_results(&id, after, limit).await?;
+            let next_after = if results.len() as i64 == limit { results.last().map(|r| r.line_no) } else { None };
+            Ok(Json(ResultPage { results, next_after }).into_response())
+        }
+        "jsonl" => {
+            let store = state.store.clone();
+            let stream = futures_util::stream::unfold(Some(after), move |cursor| {
+                let store = store.clone();
+                let id = id.clone();
+                async move {
+                    let after = cursor?;
+                    match store.job_results(&id, after, 1000).await {
+                        Ok(rows) if rows.is_empty() => None,
+                        Ok(rows) => {
+                            let next = rows.last().map(|r| r.line_no);
+                            let mut buf = Vec::new();
+                            for r in rows {
+                                let mut v = r.result;
+                                if let Some(o) = v.as_object_mut() {
+                                    o.insert("line".into(), r.line_no.into());
+                                }
+                                buf.extend_from_slice(v.to_string().as_bytes());
+                                buf.push(b'\n');
+                            }
+                            Some((Ok::<_, std::io::Error>(Bytes::from(buf)), next))
+                        }
+                        Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+                    }
+                }
+            });
+            Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
+        }
+        other => Err(AppError::Invalid(format!("unknown format `{other}`: use `jsonl` or `json`"))),
+    }
+}

@@ -1,0 +1,396 @@
+//! Suspects, their samples and their set-level verdicts.
+
+use crate::api::score::{admit, validate_texts};
+use crate::audit::AuditDetail;
+use crate::auth::{random_base62, Caller};
+use crate::engine::Engine;
+use crate::error::{AppError, AppResult, Json, Path, Query};
+use crate::jobs::content_hash;
+use crate::state::AppState;
+use crate::store::{NewSample, Role, SampleRecord, Store, SuspectOrder, SuspectRecord};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use detector::{TextScore, Verdict, VerdictOptions};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+type ErrorBody = crate::error::ErrorBody;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateSuspect {
+    /// Display name, e.g. the rival model's name.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Profile used to score this suspect's samples (default: the built-in profile).
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListParams {
+    /// `strength` (strongest evidence first, default), `created` or `name`.
+    #[serde(default)]
+    pub order: SuspectOrder,
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuspectList {
+    pub suspects: Vec<SuspectRecord>,
+}
+
+fn paging(limit: Option<i64>, offset: Option<i64>) -> AppResult<(i64, i64)> {
+    let limit = limit.unwrap_or(100);
+    let offset = offset.unwrap_or(0);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::Invalid("`limit` must be between 1 and 1000".into()));
+    }
+    if offset < 0 {
+        return Err(AppError::Invalid("`offset` must not be negative".into()));
+    }
+    Ok((limit, offset))
+}
+
+pub(crate) async fn suspect_or_404(store: &dyn Store, id: &str) -> AppResult<SuspectRecord> {
+    store.get_suspect(id).await?.ok_or_else(|| AppError::not_found(format!("suspect `{id}`")))
+}
+
+fn with_detail(resp: impl IntoResponse, detail: serde_json::Value) -> Response {
+    let mut r = resp.into_response();
+    r.extensions_mut().insert(AuditDetail(detail));
+    r
+}
+
+/// Create a suspect.
+#[utoipa::path(post, path = "/v1/suspects", tag = "suspects", request_body = CreateSuspect,
+    responses((status = 201, body = SuspectRecord), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, description = "Unknown profile", body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(State(state): State<AppState>, caller: Caller, Json(req): Json<CreateSuspect>) -> AppResult<Response> {
+    caller.require(Role::Analyst)?;
+    let name = req.name.trim();
+    if name.is_empty() {
+        return Err(AppError::Invalid("`name` is empty".into()));
+    }
+    if name.chars().count() > 200 || req.description.chars().count() > 10_000 {
+        return Err(AppError::Invalid("`name` (200) or `description` (10000 characters) is too long".into()));
+    }
+    let (profile, _) = state.engine.resolve(req.profile.as_deref())?;
+    let id = format!("sus_{}", random_base62(16));
+    let rec = state.store.create_suspect(&id, name, &req.description, &profile).await?;
+    Ok(with_detail((StatusCode::CREATED, Json(rec)), serde_json::json!({"suspect_id": id, "name": name})))
+}
+
+/// List suspects; by default the strongest evidence first (dashboards).
+#[utoipa::path(get, path = "/v1/suspects", tag = "suspects", params(ListParams),
+    responses((status = 200, body = SuspectList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, caller: Caller, Query(p): Query<ListParams>) -> AppResult<Json<SuspectList>> {
+    caller.require(Role::Viewer)?;
+    let (limit, offset) = paging(p.limit, p.offset)?;
+    let suspects = state.store.list_suspects(p.order, limit, offset).await?;
+    Ok(Json(SuspectList { suspects }))
+}
+
+/// Get a suspect.
+#[utoipa::path(get, path = "/v1/suspects/{id}", tag = "suspects", params(("id" = String, Path)),
+    responses((status = 200, body = SuspectRecord), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> AppResult<Json<SuspectRecord>> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(suspect_or_404(state.store.as_ref(), &id).await?))
+}
+
+/// Delete a suspect and its samples.
+#[utoipa::path(delete, path = "/v1/suspects/{id}", tag = "suspects", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> AppResult<Response> {
+    caller.require(Role::Analyst)?;
+    if !state.store.delete_suspect(&id).await? {
+        return Err(AppError::not_found(format!("suspect `{id}`")));
+    }
+    Ok(with_detail(StatusCode::NO_CONTENT, serde_json::json!({"suspect_id": id})))
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct SampleIn {
+    pub text: String,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Where the sample came from (default: `api:<key id>`).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum SamplesIn {
+    /// A bare JSON array of samples.
+    List(Vec<SampleIn>),
+    /// `{"samples": [...], "source": "..."}`.
+    Object {
+        samples: Vec<SampleIn>,
+        #[serde(default)]
+        source: Option<String>,
+    },
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SampleAdded {
+    pub index: usize,
+    /// Id of the new sample; `null` for a duplicate.
+    pub id: Option<i64>,
+    pub duplicate: bool,
+    pub content_hash: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AddSamplesResponse {
+    pub added: usize,
+    pub duplicates: usize,
+    pub samples: Vec<SampleAdded>,
+}
+
+fn json_error(e: serde_json::Error, what: &str) -> AppError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => AppError::BadRequest(format!("malformed JSON{what}: {e}")),
+        Category::Data => AppError::Invalid(format!("invalid samples{what}: {e}")),
+    }
+}
+
+/// Parse an add-samples body: JSON (array or `{"samples": [...]}`) or JSONL (one sample a line).
+pub fn parse_samples(headers: &HeaderMap, body: &[u8]) -> AppResult<(Vec<SampleIn>, Option<String>)> {
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match ct.as_str() {
+        "application/json" => match serde_json::from_slice::<SamplesIn>(body) {
+            Ok(SamplesIn::List(v)) => Ok((v, None)),
+            Ok(SamplesIn::Object { samples, source }) => Ok((samples, source)),
+            Err(e) => match serde_json::from_slice::<serde_json::Value>(body) {
+                Err(e) => Err(json_error(e, "")),
+                Ok(_) => Err(AppError::Invalid(format!(
+                    "expected a JSON array of samples or {{\"samples\": [...]}} with a string `text` in each: {e}"
+                ))),
+            },
+        },
+        "application/x-ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/jsonlines" => {
+            let text = std::str::from_utf8(body).map_err(|_| AppError::BadRequest("JSONL body is not UTF-8".into()))?;
+            let mut out = Vec::new();
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                out.push(serde_json::from_str::<SampleIn>(line).map_err(|e| json_error(e, &format!(" on line {}", i + 1)))?);
+            }
+            Ok((out, None))
+        }
+        "" => Err(AppError::UnsupportedMediaType(
+            "missing Content-Type: send application/json or application/x-ndjson".into(),
+        )),
+        other => Err(AppError::UnsupportedMediaType(format!(
+            "unsupported Content-Type `{other}`: send application/json or application/x-ndjson"
+        ))),
+    }
+}
+
+/// Add samples (JSON array or JSONL upload); deduplicated by content hash, scored, and stored.
+#[utoipa::path(post, path = "/v1/suspects/{id}/samples", tag = "suspects", params(("id" = String, Path)),
+    request_body(content = SamplesIn, content_type = "application/json", description = "Or application/x-ndjson: one sample object per line"),
+    responses((status = 201, body = AddSamplesResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn add_samples(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> AppResult<Response> {
+    caller.require(Role::Analyst)?;
+    let body = body?;
+    let suspect = suspect_or_404(state.store.as_ref(), &id).await?;
+    let (samples, default_source) = parse_samples(&headers, &body)?;
+    validate_texts(&state, samples.iter().map(|s| (s.text.as_str(), s.prompt.as_deref())))?;
+    let (_, profile) = state.engine.resolve(Some(&suspect.profile))?;
+    let permit = admit(&state)?;
+    let items = samples.iter().map(|s| (s.text.clone(), s.prompt.clone())).collect();
+    let scores = state.engine.score(profile, items).await?;
+    drop(permit);
+    let default_source = default_source.unwrap_or_else(|| format!("api:{}", caller.key_id));
+    let mut hashes = Vec::with_capacity(samples.len());
+    let mut new = Vec::with_capacity(samples.len());
+    for (s, score) in samples.into_iter().zip(scores) {
+        let h = content_hash(&s.text, s.prompt.as_deref());
+        hashes.push(h.clone());
+        new.push(NewSample {
+            content_hash: h,
+            text: s.text,
+            prompt: s.prompt,
+            source: s.source.unwrap_or_else(|| default_source.clone()),
+            score: Some(serde_json::to_value(score).map_err(|e| AppError::Internal(e.to_string()))?),
+        });
+    }
+    let outcome = state.store.add_samples(&id, new).await?;
+    let added = outcome.ids.iter().filter(|i| i.is_some()).count();
+    let out = AddSamplesResponse {
+        added,
+        duplicates: outcome.ids.len() - added,
+        samples: outcome
+            .ids
+            .iter()
+            .zip(hashes)
+            .enumerate()
+            .map(|(index, (id, content_hash))| SampleAdded { index, id: *id, duplicate: id.is_none(), content_hash })
+            .collect(),
+    };
+    if added > 0 {
+        if let Err(e) = refresh_verdict(state.store.as_ref(), &state.engine, &id, VerdictOptions::default()).await {
+            tracing::info!(suspect = %id, error = %e, "verdict not refreshed");
+        }
+    }
+    let detail = serde_json::json!({"suspect_id": id, "added": out.added, "duplicates": out.duplicates});
+    Ok(with_detail((StatusCode::CREATED, Json(out)), detail))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SampleList {
+    pub samples: Vec<SampleRecord>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageParams {
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub offset: Option<i64>,
+}
+
+/// List a suspect's samples (with source, time and stored score).
+#[utoipa::path(get, path = "/v1/suspects/{id}/samples", tag = "suspects", params(("id" = String, Path), PageParams),
+    responses((status = 200, body = SampleList), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_samples(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(p): Query<PageParams>,
+) -> AppResult<Json<SampleList>> {
+    caller.require(Role::Viewer)?;
+    let (limit, offset) = paging(p.limit, p.offset)?;
+    suspect_or_404(state.store.as_ref(), &id).await?;
+    Ok(Json(SampleList { samples: state.store.list_samples(&id, limit, offset).await? }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct VerdictParams {
+    /// Significance level (default 0.01).
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    /// Number of top samples returned as evidence (default 5, max 100).
+    #[serde(default)]
+    pub top: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopEvidence {
+    pub sample_id: i64,
+    pub text: String,
+    pub prompt: Option<String>,
+    pub source: String,
+    #[schema(value_type = Object)]
+    pub score: TextScore,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerdictResponse {
+    pub suspect_id: String,
+    pub profile: String,
+    /// −log10 p: the ordering key of the dashboard listing.
+    pub strength: f64,
+    /// `n`, `statistic`, `effect_size`, `p_value`, `alpha`, `decision`, `teacher`, `families`,
+    /// `growth`, `top_samples` (indices into the suspect's scored samples).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub verdict: Verdict,
+    /// The most upstream-like samples with their evidence spans, strongest first.
+    pub top_evidence: Vec<TopEvidence>,
+}
+
+pub fn strength(p: f64) -> f64 {
+    if p.is_nan() {
+        0.0
+    } else {
+        -(p.clamp(1e-300, 1.0)).log10()
+    }
+}
+
+/// Compute a suspect's verdict from its stored scores and cache it on the suspect.
+pub async fn refresh_verdict(store: &dyn Store, engine: &Engine, id: &str, opts: VerdictOptions) -> AppResult<VerdictResponse> {
+    let suspect = suspect_or_404(store, id).await?;
+    let (profile_name, profile) = engine.resolve(Some(&suspect.profile))?;
+    let rows = store.sample_scores(id).await?;
+    if rows.is_empty() {
+        return Err(AppError::Conflict(format!("suspect `{id}` has no scored samples yet; add samples first")));
+    }
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut scores = Vec::with_capacity(rows.len());
+    for (sid, v) in rows {
+        ids.push(sid);
+        scores.push(serde_json::from_value::<TextScore>(v).map_err(|e| AppError::Internal(format!("stored score: {e}")))?);
+    }
+    let verdict = engine.verdict(profile, scores.clone(), opts).await?;
+    let strength = strength(verdict.p_value);
+    let json = serde_json::to_value(&verdict).map_err(|e| AppError::Internal(e.to_string()))?;
+    store.set_verdict(id, json, ids.len() as i64, strength).await?;
+    let mut top_evidence = Vec::new();
+    for &i in &verdict.top_samples {
+        let (Some(&sid), Some(score)) = (ids.get(i), scores.get(i)) else { continue };
+        if let Some(s) = store.get_sample(sid).await? {
+            top_evidence.push(TopEvidence { sample_id: sid, text: s.text, prompt: s.prompt, source: s.source, score: score.clone() });
+        }
+    }
+    Ok(VerdictResponse { suspect_id: id.to_string(), profile: profile_name, strength, verdict, top_evidence })
+}
+
+/// The set-level verdict about a suspect: p-value, N, attributed teacher and top evidence.
+#[utoipa::path(get, path = "/v1/suspects/{id}/verdict", tag = "suspects", params(("id" = String, Path), VerdictParams),
+    responses((status = 200, body = VerdictResponse), (status = 404, body = ErrorBody),
+              (status = 409, description = "No samples yet", body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn verdict(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(p): Query<VerdictParams>,
+) -> AppResult<Json<VerdictResponse>> {
+    caller.require(Role::Viewer)?;
+    let mut opts = VerdictOptions::default();
+    if let Some(a) = p.alpha {
+        if !(a > 0.0 && a < 1.0) {
+            return Err(AppError::Invalid("`alpha` must be in (0, 1)".into()));
+        }
+        opts.alpha = a;
+    }
+    if let Some(t) = p.top {
+        if t > 100 {
+            return Err(AppError::Invalid("`top` must be at most 100".into()));
+        }
+        opts.top = t;
+    }
+    let _permit = admit(&state)?;
+    Ok(Json(refresh_verdict(state.store.as_ref(), &state.engine, &id, opts).await?))
+}

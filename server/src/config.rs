@@ -1,0 +1,107 @@
+//! `pedigree serve` configuration: every flag is also a `PEDIGREE_*` environment variable.
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is logged and printed).
+    #[arg(long, env = "PEDIGREE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Data directory: SQLite database, uploads, stored profiles. Created if missing.
+    #[arg(long, env = "PEDIGREE_DATA", default_value = "pedigree-data")]
+    pub data: PathBuf,
+
+    /// Maximum request body size in bytes for JSON routes.
+    #[arg(long, env = "PEDIGREE_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Maximum size in bytes of a job upload (streamed to disk, never held in memory).
+    #[arg(long, env = "PEDIGREE_MAX_UPLOAD_BYTES", default_value_t = 4 * 1024 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Maximum size in bytes of an uploaded profile file.
+    #[arg(long, env = "PEDIGREE_MAX_PROFILE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_profile_bytes: usize,
+
+    /// Maximum number of texts in one score or add-samples request.
+    #[arg(long, env = "PEDIGREE_MAX_TEXTS", default_value_t = 256)]
+    pub max_texts: usize,
+
+    /// Maximum length of one text (or prompt), in characters.
+    #[arg(long, env = "PEDIGREE_MAX_TEXT_CHARS", default_value_t = 100_000)]
+    pub max_text_chars: usize,
+
+    /// Admission limit: scoring requests in flight at once; beyond it requests get 429 at once.
+    #[arg(long, env = "PEDIGREE_MAX_INFLIGHT", default_value_t = 512)]
+    pub max_inflight: usize,
+
+    /// Threads that run detector code at once (default: the number of CPUs).
+    #[arg(long, env = "PEDIGREE_CPU_WORKERS")]
+    pub cpu_workers: Option<usize>,
+
+    /// Batch jobs that run at once.
+    #[arg(long, env = "PEDIGREE_MAX_JOBS", default_value_t = 2)]
+    pub max_jobs: usize,
+
+    /// Lines a job scores and commits per transaction.
+    #[arg(long, env = "PEDIGREE_JOB_CHUNK", default_value_t = 64)]
+    pub job_chunk: usize,
+
+    /// Pause between a job's chunks in milliseconds (leaves CPU to interactive scoring).
+    #[arg(long, env = "PEDIGREE_JOB_PAUSE_MS", default_value_t = 0)]
+    pub job_pause_ms: u64,
+
+    /// Seconds a key lookup stays cached (revocations by another process apply within this time).
+    #[arg(long, env = "PEDIGREE_KEY_CACHE_SECS", default_value_t = 5)]
+    pub key_cache_secs: u64,
+
+    /// Seconds to wait for in-flight requests on shutdown.
+    #[arg(long, env = "PEDIGREE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Config {
+    /// Defaults with the given data directory (tests and embedding).
+    pub fn with_data(data: impl Into<PathBuf>) -> Config {
+        Config {
+            data: data.into(),
+            max_body_bytes: 8 * 1024 * 1024,
+            max_upload_bytes: 4 * 1024 * 1024 * 1024,
+            max_profile_bytes: 256 * 1024 * 1024,
+            max_texts: 256,
+            max_text_chars: 100_000,
+            max_inflight: 512,
+            cpu_workers: None,
+            max_jobs: 2,
+            job_chunk: 64,
+            job_pause_ms: 0,
+            key_cache_secs: 5,
+            shutdown_grace_secs: 20,
+        }
+    }
+
+    pub fn cpu_workers(&self) -> usize {
+        self.cpu_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+            .max(1)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data.join("pedigree.sqlite")
+    }
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data.join("uploads")
+    }
+    pub fn profiles_dir(&self) -> PathBuf {
+        self.data.join("profiles")
+    }
+}

@@ -1,0 +1,163 @@
+//! The one place where the server calls the detector.
+//!
+//! Holds the loaded profiles as `Arc<Profile>`s and runs every CPU-bound call (scoring, verdicts,
+//! profile parsing) on tokio's blocking pool, behind a semaphore sized to the CPU count, so the
+//! async runtime never blocks and the CPU is never oversubscribed. A panic inside the detector
+//! becomes a 500 for that request, never a crashed server.
+
+use crate::error::{AppError, AppResult};
+use detector::{Profile, TextScore, Verdict, VerdictOptions};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use tokio::sync::Semaphore;
+
+/// Names that always refer to the built-in profile.
+pub const BUILTIN_ALIASES: &[&str] = &["builtin", "default"];
+
+pub struct Engine {
+    profiles: RwLock<BTreeMap<String, Arc<Profile>>>,
+    builtin: Option<String>,
+    builtin_error: Option<String>,
+    cpu: Semaphore,
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+impl Engine {
+    /// An engine with the built-in profile loaded (if the detector can provide it).
+    pub fn new(cpu_workers: usize) -> Engine {
+        let loaded = std::panic::catch_unwind(Profile::builtin);
+        let (builtin, builtin_error, map) = match loaded {
+            Ok(Ok(p)) => {
+                let name = p.meta().name.clone();
+                let mut m = BTreeMap::new();
+                m.insert(name.clone(), Arc::new(p));
+                (Some(name), None, m)
+            }
+            Ok(Err(e)) => (None, Some(format!("built-in profile failed to load: {e}")), BTreeMap::new()),
+            Err(p) => (None, Some(format!("built-in profile unavailable: {}", panic_message(&*p))), BTreeMap::new()),
+        };
+        if let Some(e) = &builtin_error {
+            tracing::warn!("{e}");
+        }
+        Engine { profiles: RwLock::new(map), builtin, builtin_error, cpu: Semaphore::new(cpu_workers.max(1)) }
+    }
+
+    pub fn builtin_name(&self) -> Option<&str> {
+        self.builtin.as_deref()
+    }
+
+    /// Why the built-in profile is missing, if it is.
+    pub fn builtin_error(&self) -> Option<&str> {
+        self.builtin_error.as_deref()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.profiles.read().expect("profiles lock").keys().cloned().collect()
+    }
+
+    /// Resolve a profile name (`None`, `builtin` or `default` = the built-in profile).
+    pub fn resolve(&self, name: Option<&str>) -> AppResult<(String, Arc<Profile>)> {
+        let name = match name {
+            None => None,
+            Some(n) if BUILTIN_ALIASES.contains(&n) => None,
+            Some(n) => Some(n),
+        };
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => match &self.builtin {
+                Some(b) => b.clone(),
+                None => {
+                    return Err(AppError::Unavailable(
+                        self.builtin_error.clone().unwrap_or_else(|| "no built-in profile".into()),
+                    ))
+                }
+            },
+        };
+        let p = self.profiles.read().expect("profiles lock").get(&name).cloned();
+        match p {
+            Some(p) => Ok((name, p)),
+            None => Err(AppError::NotFound(format!("profile `{name}` not found"))),
+        }
+    }
+
+    pub fn insert(&self, name: &str, profile: Arc<Profile>) {
+        self.profiles.write().expect("profiles lock").insert(name.to_string(), profile);
+    }
+
+    pub fn remove(&self, name: &str) -> bool {
+        self.profiles.write().expect("profiles lock").remove(name).is_some()
+    }
+
+    /// Run a CPU-bound closure on the blocking pool, at most `cpu_workers` at a time.
+    pub async fn run_cpu<T, F>(&self, f: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let _permit = self.cpu.acquire().await.map_err(|_| AppError::Unavailable("engine is shutting down".into()))?;
+        match tokio::task::spawn_blocking(f).await {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_panic() => {
+                let msg = panic_message(&*e.into_panic());
+                Err(AppError::Internal(format!("detector failed: {msg}")))
+            }
+            Err(e) => Err(AppError::Internal(format!("detector task failed: {e}"))),
+        }
+    }
+
+    /// Score texts (with optional prompts) against a profile.
+    pub async fn score(&self, profile: Arc<Profile>, items: Vec<(String, Option<String>)>) -> AppResult<Vec<TextScore>> {
+        self.run_cpu(move || {
+            if items.len() == 1 {
+                let (t, p) = &items[0];
+                return vec![profile.score(t, p.as_deref())];
+            }
+            let refs: Vec<(&str, Option<&str>)> = items.iter().map(|(t, p)| (t.as_str(), p.as_deref())).collect();
+            profile.score_batch(&refs)
+        })
+        .await
+    }
+
+    /// The set-level verdict from stored scores.
+    pub async fn verdict(&self, profile: Arc<Profile>, scores: Vec<TextScore>, opts: VerdictOptions) -> AppResult<Verdict> {
+        self.run_cpu(move || profile.verdict(&scores, &opts)).await
+    }
+
+    /// Parse an uploaded profile file.
+    pub async fn parse_profile(&self, bytes: Vec<u8>) -> AppResult<Profile> {
+        self.run_cpu(move || Profile::from_bytes(&bytes))
+            .await?
+            .map_err(|e| AppError::Invalid(format!("not a valid profile: {e}")))
+    }
+
+    /// Load a stored profile file.
+    pub async fn load_profile(&self, path: std::path::PathBuf) -> AppResult<Profile> {
+        self.run_cpu(move || Profile::load(&path))
+            .await?
+            .map_err(|e| AppError::Internal(format!("stored profile failed to load: {e}")))
+    }
+
+    /// Whether this build's detector can fit a profile from a dataset.
+    pub fn can_build_profiles(&self) -> bool {
+        false
+    }
+
+    /// Fit a profile from a dataset file (profile_build jobs).
+    pub async fn build_profile(&self, dataset: std::path::PathBuf, params: serde_json::Value) -> AppResult<Profile> {
+        let _ = (dataset, params);
+        Err(AppError::NotImplemented(
+            "building profiles is not available yet: the detector library exposes no profile-fitting API; \
+             use `pedigree profile build` and upload the file with POST /v1/profiles"
+                .into(),
+        ))
+    }
+}

@@ -1,0 +1,268 @@
+//! Batch jobs: persisted, resumable, cancellable.
+//!
+//! A job's input is a file under `DATA/uploads/` (streamed there by the upload handler). A worker
+//! reads it line by line from the job's persisted cursor (byte offset + line number), processes a
+//! chunk of lines, and writes the chunk's results (and, for `score` jobs, the new samples) together
+//! with the advanced cursor in ONE transaction. After a crash the restarted server resumes every
+//! `queued`/`running` job from its cursor: lines before it have their results committed, lines
+//! after it have none, and `INSERT OR IGNORE` on `(job_id, line_no)` guards the boundary anyway.
+//!
+//! Kinds: `score` (each line becomes a scored sample of a suspect) and `profile_build`. The
+//! dispatch in [`JobManager::run_kind`] is where later kinds (`audit`, `probe`) plug in.
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::{AppError, AppResult};
+use crate::store::{JobChunk, JobRecord, JobState, NewSample, Store};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
+use tokio::sync::Semaphore;
+
+pub const KIND_SCORE: &str = "score";
+pub const KIND_PROFILE_BUILD: &str = "profile_build";
+
+pub struct JobManager {
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    slots: Arc<Semaphore>,
+    cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    chunk: usize,
+    pause: Duration,
+    max_text_chars: usize,
+}
+
+/// Parameters of a `score` job.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct ScoreJobParams {
+    pub suspect_id: String,
+    pub profile: String,
+}
+
+/// One input line of a `score` job: a JSON object (or a bare JSON string = the text).
+#[derive(Debug, Deserialize)]
+struct InputLine {
+    text: String,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+enum Outcome {
+    Finished,
+    Cancelled,
+}
+
+impl JobManager {
+    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>, config: &Config) -> JobManager {
+        JobManager {
+            store,
+            engine,
+            slots: Arc::new(Semaphore::new(config.max_jobs.max(1))),
+            cancels: Mutex::new(HashMap::new()),
+            chunk: config.job_chunk.max(1),
+            pause: Duration::from_millis(config.job_pause_ms),
+            max_text_chars: config.max_text_chars,
+        }
+    }
+
+    /// Restart every job left `queued` or `running` (after a restart or crash).
+    pub async fn resume_all(self: &Arc<Self>) -> anyhow::Result<()> {
+        for job in self.store.unfinished_jobs().await? {
+            tracing::info!(job = %job.id, kind = %job.kind, cursor_line = job.cursor_line, "resuming job");
+            self.spawn(job.id);
+        }
+        Ok(())
+    }
+
+    /// Run a job in the background.
+    pub fn spawn(self: &Arc<Self>, id: String) {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.cancels.lock().expect("cancels").insert(id.clone(), flag.clone());
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _slot = match me.slots.clone().acquire_owned().await {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            metrics::gauge!("pedigree_jobs_running").increment(1.0);
+            let res = me.run(&id, &flag).await;
+            metrics::gauge!("pedigree_jobs_running").decrement(1.0);
+            let state = match res {
+                Ok(Outcome::Finished) => Some((JobState::Done, None)),
+                Ok(Outcome::Cancelled) => None,
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "job failed");
+                    Some((JobState::Failed, Some(e.to_string())))
+                }
+            };
+            if let Some((s, err)) = state {
+                if let Err(e) = me.store.set_job_state(&id, s, err).await {
+                    tracing::error!(job = %id, error = %e, "could not record job state");
+                }
+                metrics::counter!("pedigree_jobs_finished_total", "state" => s.as_str()).increment(1);
+            }
+            me.cancels.lock().expect("cancels").remove(&id);
+        });
+    }
+
+    /// Cancel a job: it stops after its current chunk; results so far are kept.
+    pub async fn cancel(&self, id: &str) -> AppResult<JobRecord> {
+        let job = self.store.get_job(id).await?.ok_or_else(|| AppError::not_found(format!("job `{id}`")))?;
+        if job.state.is_terminal() {
+            return Err(AppError::Conflict(format!("job `{id}` is already {}", job.state.as_str())));
+        }
+        if let Some(f) = self.cancels.lock().expect("cancels").get(id) {
+            f.store(true, Ordering::SeqCst);
+        }
+        self.store.set_job_state(id, JobState::Cancelled, None).await?;
+        Ok(self.store.get_job(id).await?.unwrap_or(job))
+    }
+
+    async fn run(&self, id: &str, cancel: &AtomicBool) -> AppResult<Outcome> {
+        let Some(job) = self.store.get_job(id).await? else { return Ok(Outcome::Cancelled) };
+        if job.state.is_terminal() {
+            return Ok(Outcome::Cancelled);
+        }
+        if !self.store.set_job_state(id, JobState::Running, None).await? {
+            return Ok(Outcome::Cancelled);
+        }
+        self.run_kind(job, cancel).await
+    }
+
+    async fn run_kind(&self, job: JobRecord, cancel: &AtomicBool) -> AppResult<Outcome> {
+        match job.kind.as_str() {
+            KIND_SCORE => self.run_score(job, cancel).await,
+            KIND_PROFILE_BUILD => {
+                let input = job.input_path.clone().ok_or_else(|| AppError::Internal("job has no input".into()))?;
+                let _profile = self.engine.build_profile(input.into(), job.params.clone()).await?;
+                Ok(Outcome::Finished)
+            }
+            other => Err(AppError::NotImplemented(format!("unknown job kind `{other}`"))),
+        }
+    }
+
+    fn parse_line(&self, line: &str) -> Result<InputLine, String> {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("malformed JSON: {e}"))?;
+        let parsed = match v {
+            serde_json::Value::String(text) => InputLine { text, prompt: None, id: None, source: None },
+            v @ serde_json::Value::Object(_) => {
+                serde_json::from_value::<InputLine>(v).map_err(|e| format!("invalid line: {e}"))?
+            }
+            _ => return Err("each line must be a JSON object with a `text` field".into()),
+        };
+        if parsed.text.trim().is_empty() {
+            return Err("`text` is empty".into());
+        }
+        if parsed.text.chars().count() > self.max_text_chars {
+            return Err(format!("`text` is longer than {} characters", self.max_text_chars));
+        }
+        Ok(parsed)
+    }
+
+    async fn run_score(&self, job: JobRecord, cancel: &AtomicBool) -> AppResult<Outcome> {
+        let params: ScoreJobParams = serde_json::from_value(job.params.clone())
+            .map_err(|e| AppError::Internal(format!("bad job parameters: {e}")))?;
+        let (_, profile) = self.engine.resolve(Some(&params.profile))?;
+        let input = job.input_path.clone().ok_or_else(|| AppError::Internal("job has no input".into()))?;
+        let mut file = tokio::fs::File::open(&input).await?;
+        file.seek(std::io::SeekFrom::Start(job.cursor_offset as u64)).await?;
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        let mut offset = job.cursor_offset;
+        let mut line_no = job.cursor_line;
+        let source = format!("job:{}", job.id);
+        let mut buf = Vec::new();
+        loop {
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(Outcome::Cancelled);
+            }
+            // Read up to `chunk` non-blank lines.
+            let mut lines: Vec<(i64, Result<InputLine, String>)> = Vec::new();
+            let mut eof = false;
+            while lines.len() < self.chunk {
+                buf.clear();
+                let n = reader.read_until(b'\n', &mut buf).await?;
+                if n == 0 {
+                    eof = true;
+                    break;
+                }
+                offset += n as i64;
+                line_no += 1;
+                let s = String::from_utf8_lossy(&buf);
+                let s = s.trim();
+                if s.is_empty() {
+                    continue;
+                }
+                lines.push((line_no, self.parse_line(s)));
+            }
+            let items: Vec<(String, Option<String>)> = lines
+                .iter()
+                .filter_map(|(_, l)| l.as_ref().ok().map(|l| (l.text.clone(), l.prompt.clone())))
+                .collect();
+            let mut scores = if items.is_empty() {
+                Vec::new()
+            } else {
+                self.engine.score(profile.clone(), items).await?
+            }
+            .into_iter();
+            let mut chunk = JobChunk { cursor_offset: offset, cursor_line: line_no, ..Default::default() };
+            let mut samples = Vec::new();
+            for (no, parsed) in lines {
+                match parsed {
+                    Ok(l) => {
+                        let score = scores.next().ok_or_else(|| AppError::Internal("detector returned too few scores".into()))?;
+                        let score_json = serde_json::to_value(&score).map_err(|e| AppError::Internal(e.to_string()))?;
+                        let mut r = serde_json::json!({
+                            "line": no,
+                            "id": l.id,
+                            "score": score.score,
+                            "fpr": score.fpr,
+                            "family": score.family,
+                        });
+                        r["content_hash"] = content_hash(&l.text, l.prompt.as_deref()).into();
+                        chunk.results.push((no, r));
+                        samples.push(NewSample {
+                            content_hash: content_hash(&l.text, l.prompt.as_deref()),
+                            text: l.text,
+                            prompt: l.prompt,
+                            source: l.source.unwrap_or_else(|| source.clone()),
+                            score: Some(score_json),
+                        });
+                    }
+                    Err(msg) => chunk.results.push((no, serde_json::json!({"line": no, "error": msg}))),
+                }
+            }
+            let n_results = chunk.results.len() as u64;
+            chunk.samples = Some((params.suspect_id.clone(), samples));
+            self.store.commit_job_chunk(&job.id, chunk).await?;
+            metrics::counter!("pedigree_job_lines_total").increment(n_results);
+            if eof {
+                break;
+            }
+            if !self.pause.is_zero() {
+                tokio::time::sleep(self.pause).await;
+            }
+        }
+        // Refresh the suspect's cached verdict for the dashboard (best effort).
+        if let Err(e) = crate::api::suspects::refresh_verdict(self.store.as_ref(), &self.engine, &params.suspect_id, Default::default()).await {
+            tracing::info!(suspect = %params.suspect_id, error = %e, "verdict not refreshed after job");
+        }
+        Ok(Outcome::Finished)
+    }
+}
+
+/// Content hash used to deduplicate samples: sha256 over the prompt and the text.
+pub fn content_hash(text: &str, prompt: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(prompt.unwrap_or("").as_bytes());
+    h.update([0u8]);
+    h.update(text.as_bytes());
+    hex::encode(h.finalize())
+}

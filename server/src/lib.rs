@@ -1,0 +1,19 @@
+//! The pedigree server: HTTP API, CLI, storage, jobs.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod cli_detect;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod jobs;
+pub mod loadtest;
+pub mod serve;
+pub mod state;
+pub mod store;
+
+pub use api::app;
+pub use config::Config;
+pub use state::AppState;

@@ -1,0 +1,64 @@
+//! `pedigree serve`: bind, serve, shut down gracefully on SIGTERM / ctrl-c.
+
+use crate::api::app;
+use crate::config::ServeArgs;
+use crate::state::AppState;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let state = AppState::open(args.config.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data = %args.config.data.display(), profiles = ?state.engine.names(), "pedigree listening");
+    // One machine-readable line on stdout (tests and scripts read the bound port from it).
+    println!("listening on http://{addr}");
+    let grace = Duration::from_secs(args.config.shutdown_grace_secs);
+    let st = state.clone();
+    axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested; draining in-flight requests");
+            st.shutting_down.store(true, Ordering::SeqCst);
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                tracing::warn!("grace period over; exiting with requests still in flight");
+                std::process::exit(0);
+            });
+        })
+        .await?;
+    state.audit.flush().await;
+    tracing::info!("stopped; unfinished jobs resume on the next start");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Structured logs on stderr: text by default, JSON with `PEDIGREE_LOG_FORMAT=json`;
+/// level from `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let json = std::env::var("PEDIGREE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { b.json().try_init() } else { b.try_init() };
+}

@@ -1,0 +1,109 @@
+//! Shared application state.
+
+use crate::audit::AuditSink;
+use crate::auth::KeyCache;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::jobs::JobManager;
+use crate::store::{now_ms, ProfileRecord, SqliteStore, Store};
+use anyhow::Context;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<Engine>,
+    pub audit: AuditSink,
+    pub keys: Arc<KeyCache>,
+    pub admission: Arc<Semaphore>,
+    pub jobs: Arc<JobManager>,
+    pub metrics: PrometheusHandle,
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+/// The process-wide Prometheus recorder (installed once; every app in the process renders it).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("duration_seconds".into()),
+                    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                )
+                .expect("valid buckets");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+impl AppState {
+    /// Open the data directory (creating it), migrate the database, load profiles, start the
+    /// audit writer and resume unfinished jobs.
+    pub async fn open(config: Config) -> anyhow::Result<AppState> {
+        for d in [config.data.clone(), config.uploads_dir(), config.profiles_dir()] {
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        let store = SqliteStore::open(&config.db_path())
+            .await
+            .with_context(|| format!("opening {}", config.db_path().display()))?;
+        Self::with_store(config, Arc::new(store)).await
+    }
+
+    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
+        let engine = Arc::new(Engine::new(config.cpu_workers()));
+        if let Some(name) = engine.builtin_name() {
+            let (_, p) = engine.resolve(Some(name)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let meta = p.meta();
+            store
+                .upsert_profile(ProfileRecord {
+                    name: name.to_string(),
+                    upstream: meta.upstream.clone(),
+                    meta: serde_json::to_value(meta)?,
+                    path: None,
+                    builtin: true,
+                    created_ms: now_ms(),
+                })
+                .await?;
+        }
+        for rec in store.list_profiles().await? {
+            if rec.builtin {
+                continue;
+            }
+            let Some(path) = &rec.path else { continue };
+            match engine.load_profile(path.into()).await {
+                Ok(p) => engine.insert(&rec.name, Arc::new(p)),
+                Err(e) => tracing::error!(profile = %rec.name, error = %e, "stored profile failed to load; skipped"),
+            }
+        }
+        let audit = AuditSink::start(store.clone());
+        let jobs = Arc::new(JobManager::new(store.clone(), engine.clone(), &config));
+        let state = AppState {
+            keys: Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_secs))),
+            admission: Arc::new(Semaphore::new(config.max_inflight)),
+            config: Arc::new(config),
+            store,
+            engine,
+            audit,
+            jobs,
+            metrics: metrics_handle(),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        };
+        state.jobs.resume_all().await?;
+        Ok(state)
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,304 @@
+//! Persistence behind one trait, so that the SQLite default can be joined by PostgreSQL later.
+//!
+//! Every method is async and object-safe (boxed futures), so the server holds an `Arc<dyn Store>`.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// API key roles, ordered: viewer < analyst < admin.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Analyst,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "analyst" => Some(Role::Analyst),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    #[serde(skip)]
+    pub key_hash: String,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at_ms: i64,
+    pub key_id: Option<String>,
+    pub role: Option<String>,
+    pub action: String,
+    pub target: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// Only entries of this key.
+    pub key_id: Option<String>,
+    /// Only entries whose action contains this string (e.g. `POST /v1/score`).
+    pub action: Option<String>,
+    /// Only entries at or after this time (unix milliseconds).
+    pub since_ms: Option<i64>,
+    /// Only entries with an id below this one (paging backwards).
+    pub before_id: Option<i64>,
+    /// At most this many entries (default 100, max 1000).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SuspectRecord {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub profile: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub samples: i64,
+    /// The cached verdict (JSON), if one was computed.
+    #[schema(value_type = Option<Object>)]
+    pub verdict: Option<serde_json::Value>,
+    /// Number of samples the cached verdict covers.
+    pub verdict_n: Option<i64>,
+    /// Strength of evidence of the cached verdict: −log10 p.
+    pub strength: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SuspectOrder {
+    /// Strongest evidence first (dashboards).
+    #[default]
+    Strength,
+    /// Newest first.
+    Created,
+    Name,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSample {
+    pub content_hash: String,
+    pub text: String,
+    pub prompt: Option<String>,
+    pub source: String,
+    pub score: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SampleRecord {
+    pub id: i64,
+    pub suspect_id: String,
+    pub content_hash: String,
+    pub text: String,
+    pub prompt: Option<String>,
+    pub source: String,
+    pub added_ms: i64,
+    #[schema(value_type = Option<Object>)]
+    pub score: Option<serde_json::Value>,
+}
+
+/// Outcome of adding samples: which inputs were new (`Some(id)`) and which were duplicates (`None`).
+#[derive(Debug, Clone)]
+pub struct AddOutcome {
+    pub ids: Vec<Option<i64>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProfileRecord {
+    pub name: String,
+    pub upstream: String,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+    pub path: Option<String>,
+    pub builtin: bool,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<JobState> {
+        Some(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "done" => JobState::Done,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            _ => return None,
+        })
+    }
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobRecord {
+    pub id: String,
+    /// `score` or `profile_build` (later: `audit`, `probe`).
+    pub kind: String,
+    pub state: JobState,
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    #[serde(skip)]
+    pub input_path: Option<String>,
+    /// Number of input lines, when known.
+    pub total: Option<i64>,
+    /// Number of input lines processed (results written).
+    pub done: i64,
+    pub cursor_offset: i64,
+    pub cursor_line: i64,
+    pub error: Option<String>,
+    pub created_by: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: String,
+    pub kind: String,
+    pub params: serde_json::Value,
+    pub input_path: Option<String>,
+    pub total: Option<i64>,
+    pub created_by: Option<String>,
+}
+
+/// One processed chunk of a job: written atomically with the new cursor.
+#[derive(Debug, Clone, Default)]
+pub struct JobChunk {
+    /// New cursor: byte offset and line number of the next unread line.
+    pub cursor_offset: i64,
+    pub cursor_line: i64,
+    /// `(line_no, result JSON)`; a line already present is ignored (never duplicated).
+    pub results: Vec<(i64, serde_json::Value)>,
+    /// Samples to add to a suspect in the same transaction (score jobs).
+    pub samples: Option<(String, Vec<NewSample>)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobResultRow {
+    pub line_no: i64,
+    #[schema(value_type = Object)]
+    pub result: serde_json::Value,
+}
+
+/// The server's persistence. Implementations must be safe to share between tasks.
+pub trait Store: Send + Sync + 'static {
+    /// Cheap liveness check of the backing database.
+    fn ping(&self) -> StoreFuture<'_, ()>;
+
+    // --- API keys
+    fn create_key(&self, id: &str, name: &str, role: Role, key_hash: &str) -> StoreFuture<'_, ApiKeyRecord>;
+    fn key_by_hash(&self, key_hash: &str) -> StoreFuture<'_, Option<ApiKeyRecord>>;
+    fn list_keys(&self) -> StoreFuture<'_, Vec<ApiKeyRecord>>;
+    /// Revoke a key; `false` if there is no such (unrevoked) key.
+    fn revoke_key(&self, id: &str) -> StoreFuture<'_, bool>;
+
+    // --- audit log
+    fn append_audit(&self, entries: Vec<AuditEntry>) -> StoreFuture<'_, ()>;
+    fn list_audit(&self, q: AuditQuery) -> StoreFuture<'_, Vec<AuditEntry>>;
+
+    // --- profiles
+    fn upsert_profile(&self, rec: ProfileRecord) -> StoreFuture<'_, ()>;
+    fn list_profiles(&self) -> StoreFuture<'_, Vec<ProfileRecord>>;
+    fn get_profile(&self, name: &str) -> StoreFuture<'_, Option<ProfileRecord>>;
+    fn delete_profile(&self, name: &str) -> StoreFuture<'_, bool>;
+
+    // --- suspects and samples
+    fn create_suspect(&self, id: &str, name: &str, description: &str, profile: &str) -> StoreFuture<'_, SuspectRecord>;
+    fn get_suspect(&self, id: &str) -> StoreFuture<'_, Option<SuspectRecord>>;
+    fn list_suspects(&self, order: SuspectOrder, limit: i64, offset: i64) -> StoreFuture<'_, Vec<SuspectRecord>>;
+    fn delete_suspect(&self, id: &str) -> StoreFuture<'_, bool>;
+    fn set_verdict(&self, id: &str, verdict: serde_json::Value, n: i64, strength: f64) -> StoreFuture<'_, ()>;
+    /// Insert samples, skipping those whose content hash the suspect already has.
+    fn add_samples(&self, suspect_id: &str, samples: Vec<NewSample>) -> StoreFuture<'_, AddOutcome>;
+    fn list_samples(&self, suspect_id: &str, limit: i64, offset: i64) -> StoreFuture<'_, Vec<SampleRecord>>;
+    /// `(sample id, score JSON)` of every scored sample of a suspect, in insertion order.
+    fn sample_scores(&self, suspect_id: &str) -> StoreFuture<'_, Vec<(i64, serde_json::Value)>>;
+    fn get_sample(&self, id: i64) -> StoreFuture<'_, Option<SampleRecord>>;
+
+    // --- jobs
+    fn create_job(&self, job: NewJob) -> StoreFuture<'_, JobRecord>;
+    fn get_job(&self, id: &str) -> StoreFuture<'_, Option<JobRecord>>;
+    fn list_jobs(&self, limit: i64, offset: i64) -> StoreFuture<'_, Vec<JobRecord>>;
+    /// Jobs that must be (re)started: state `queued` or `running`.
+    fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>>;
+    /// Set a job's state. A terminal state is never left (returns `false` then).
+    fn set_job_state(&self, id: &str, state: JobState, error: Option<String>) -> StoreFuture<'_, bool>;
+    /// Write a chunk's results, samples and the new cursor in ONE transaction.
+    fn commit_job_chunk(&self, id: &str, chunk: JobChunk) -> StoreFuture<'_, ()>;
+    fn job_results(&self, id: &str, after_line: i64, limit: i64) -> StoreFuture<'_, Vec<JobResultRow>>;
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
