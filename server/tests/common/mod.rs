@@ -109,3 +109,4 @@ pub fn sample_text(i: usize) -> String {
         format!("ok so number {i} is basically fine i think, nothing special there")
     }
 }
+pub mod proc;
