@@ -560,3 +560,106 @@ impl Store for SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.sqlite")).await.unwrap();
+        (s, dir)
+    }
+
+    fn sample(h: &str) -> NewSample {
+        NewSample { content_hash: h.into(), text: format!("text {h}"), prompt: None, source: "t".into(), score: None }
+    }
+
+    #[tokio::test]
+    async fn wal_and_foreign_keys_are_on() {
+        let (s, _d) = store().await;
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&s.read).await.unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&s.write).await.unwrap();
+        assert_eq!(fk, 1);
+    }
+
+    #[tokio::test]
+    async fn samples_are_deduplicated_per_suspect_and_cascade() {
+        let (s, _d) = store().await;
+        s.create_suspect("a", "A", "", "p").await.unwrap();
+        s.create_suspect("b", "B", "", "p").await.unwrap();
+        let o = s.add_samples("a", vec![sample("h1"), sample("h2"), sample("h1")]).await.unwrap();
+        assert!(o.ids[0].is_some() && o.ids[1].is_some() && o.ids[2].is_none());
+        let o = s.add_samples("b", vec![sample("h1")]).await.unwrap();
+        assert!(o.ids[0].is_some(), "the same content may belong to another suspect");
+        assert_eq!(s.get_suspect("a").await.unwrap().unwrap().samples, 2);
+        assert!(s.delete_suspect("a").await.unwrap());
+        assert!(s.list_samples("a", 10, 0).await.unwrap().is_empty());
+        assert!(s.add_samples("nope", vec![sample("x")]).await.is_err(), "foreign key enforced");
+    }
+
+    #[tokio::test]
+    async fn job_chunks_are_atomic_and_idempotent() {
+        let (s, _d) = store().await;
+        s.create_suspect("a", "A", "", "p").await.unwrap();
+        let job = NewJob { id: "j".into(), kind: "score".into(), params: serde_json::json!({}), input_path: None, total: Some(4), created_by: None };
+        s.create_job(job).await.unwrap();
+        let chunk = |lines: std::ops::Range<i64>, off: i64| JobChunk {
+            cursor_offset: off,
+            cursor_line: lines.end - 1,
+            results: lines.clone().map(|l| (l, serde_json::json!({"l": l}))).collect(),
+            samples: Some(("a".into(), lines.map(|l| sample(&format!("h{l}"))).collect())),
+        };
+        s.commit_job_chunk("j", chunk(1..3, 10)).await.unwrap();
+        // Re-processing the same lines (e.g. after a crash) neither duplicates results nor samples.
+        s.commit_job_chunk("j", chunk(1..3, 10)).await.unwrap();
+        s.commit_job_chunk("j", chunk(3..5, 20)).await.unwrap();
+        let j = s.get_job("j").await.unwrap().unwrap();
+        assert_eq!((j.done, j.cursor_offset, j.cursor_line), (4, 20, 4));
+        assert_eq!(s.job_results("j", 0, 100).await.unwrap().len(), 4);
+        assert_eq!(s.job_results("j", 2, 100).await.unwrap().len(), 2);
+        assert_eq!(s.get_suspect("a").await.unwrap().unwrap().samples, 4);
+        // A failing chunk (unknown suspect) rolls back entirely, cursor included.
+        let bad = JobChunk { cursor_offset: 99, cursor_line: 9, results: vec![(9, serde_json::json!({}))], samples: Some(("zz".into(), vec![sample("q")])) };
+        assert!(s.commit_job_chunk("j", bad).await.is_err());
+        let j = s.get_job("j").await.unwrap().unwrap();
+        assert_eq!((j.done, j.cursor_offset), (4, 20));
+    }
+
+    #[tokio::test]
+    async fn terminal_job_states_are_final() {
+        let (s, _d) = store().await;
+        let job = NewJob { id: "j".into(), kind: "score".into(), params: serde_json::json!({}), input_path: None, total: None, created_by: None };
+        s.create_job(job).await.unwrap();
+        assert_eq!(s.unfinished_jobs().await.unwrap().len(), 1);
+        assert!(s.set_job_state("j", JobState::Running, None).await.unwrap());
+        assert!(s.set_job_state("j", JobState::Cancelled, None).await.unwrap());
+        assert!(!s.set_job_state("j", JobState::Done, None).await.unwrap());
+        assert_eq!(s.get_job("j").await.unwrap().unwrap().state, JobState::Cancelled);
+        assert!(s.unfinished_jobs().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn keys_and_audit() {
+        let (s, _d) = store().await;
+        s.create_key("k1", "n", Role::Admin, "abc").await.unwrap();
+        assert!(s.create_key("k2", "n", Role::Admin, "abc").await.is_err(), "hash is unique");
+        assert_eq!(s.key_by_hash("abc").await.unwrap().unwrap().role, Role::Admin);
+        assert!(s.revoke_key("k1").await.unwrap());
+        assert!(!s.revoke_key("k1").await.unwrap());
+        let e = |k: Option<&str>, a: &str| AuditEntry {
+            id: 0, at_ms: now_ms(), key_id: k.map(Into::into), role: None, action: a.into(), target: "/".into(),
+            detail: serde_json::json!({"x": 1}), status: 200,
+        };
+        s.append_audit(vec![e(Some("k1"), "POST /v1/score"), e(None, "POST /v1/suspects"), e(Some("k1"), "DELETE /v1/x")]).await.unwrap();
+        let all = s.list_audit(AuditQuery::default()).await.unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].action, "DELETE /v1/x");
+        assert_eq!(all[2].detail["x"], 1);
+        let q = AuditQuery { key_id: Some("k1".into()), ..Default::default() };
+        assert_eq!(s.list_audit(q).await.unwrap().len(), 2);
+        let q = AuditQuery { before_id: Some(all[0].id), limit: Some(1), ..Default::default() };
+        assert_eq!(s.list_audit(q).await.unwrap()[0].id, all[1].id);
+    }
+}
