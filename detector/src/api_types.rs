@@ -1,0 +1,110 @@
+//! Public result types of the detector, shared by the CLI, the HTTP service and the dashboard.
+//! They are serde types so that every consumer serialises them the same way.
+
+use serde::{Deserialize, Serialize};
+
+/// A family (provider) and the posterior probability that a text came from it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FamilyProb {
+    pub family: String,
+    pub prob: f64,
+}
+
+/// Where a piece of evidence came from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    /// A word or character n-gram that the profile weights towards (or away from) the upstream.
+    Phrase,
+    /// A style feature (formatting habits, length, punctuation, function words).
+    Feature,
+    /// A self-identification claim ("As an AI language model developed by OpenAI").
+    Identity,
+}
+
+/// One explainable contribution to a score.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Evidence {
+    pub kind: EvidenceKind,
+    /// Human-readable name: the phrase itself, or a feature name such as `markdown_headers`.
+    pub label: String,
+    /// Character (Unicode scalar) span `[start, end)` in the scored text, when the evidence is located.
+    pub span: Option<[usize; 2]>,
+    /// Contribution to the upstream score in log-odds units (positive = towards the upstream).
+    pub weight: f64,
+}
+
+/// A self-identification claim found in a text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IdentityClaim {
+    /// The family the claim points at (`openai`, `anthropic`, `google`, `meta`, ...).
+    pub family: String,
+    /// What kind of claim: `creator`, `model_name`, `knowledge_cutoff`, `ai_disclaimer`.
+    pub kind: String,
+    /// The matched text.
+    pub text: String,
+    /// Character span `[start, end)`.
+    pub span: [usize; 2],
+}
+
+/// The score of one text against a profile.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TextScore {
+    /// Upstream score: log-odds that the text was written by the upstream family rather than any
+    /// other family. Unbounded real number; higher = more upstream-like; 0 = even odds.
+    pub score: f64,
+    /// Calibrated false-positive rate: the fraction of held-out responses of known independent
+    /// models (scored with profiles that never saw those models) scoring at least `score`.
+    pub fpr: f64,
+    /// The most likely family.
+    pub family: String,
+    /// Posterior over all families of the profile, highest first.
+    pub families: Vec<FamilyProb>,
+    /// Top contributions, strongest first.
+    pub evidence: Vec<Evidence>,
+    /// Identity claims found in the text.
+    pub claims: Vec<IdentityClaim>,
+}
+
+/// The set-level decision about a suspect.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The suspect's responses are more upstream-like than independent models' at level alpha.
+    Distilled,
+    /// The suspect is confidently less upstream-like than a distilled model would be.
+    Independent,
+    /// Not enough evidence either way yet.
+    Undecided,
+}
+
+/// How the evidence grows with the number of responses.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GrowthPoint {
+    pub n: usize,
+    pub statistic: f64,
+    pub p_value: f64,
+}
+
+/// The set-level verdict about a suspect model from N of its responses.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    pub n: usize,
+    /// The set statistic (mean upstream score of the suspect's responses, after prompt alignment
+    /// when references are available).
+    pub statistic: f64,
+    /// Standardised effect size: (statistic − null mean) / null between-model s.d.
+    pub effect_size: f64,
+    /// One-sided p-value of the statistic under the independent-model null.
+    pub p_value: f64,
+    pub alpha: f64,
+    pub decision: Decision,
+    /// The family the suspect's responses are attributed to (highest mean posterior), if any.
+    pub teacher: Option<String>,
+    /// Mean posterior per family over the suspect's responses, highest first.
+    pub families: Vec<FamilyProb>,
+    /// p-value after the first k responses, for k on a doubling grid up to n.
+    pub growth: Vec<GrowthPoint>,
+    /// Indices (into the input) of the most upstream-like responses, strongest first.
+    pub top_samples: Vec<usize>,
+}

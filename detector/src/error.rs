@@ -1,0 +1,21 @@
+//! The detector's one error type.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectorError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("not a pedigree profile (bad magic bytes)")]
+    NotAProfile,
+    #[error("profile format version {found} is not supported by this build (it reads version {expected}); rebuild the profile with `pedigree profile build`")]
+    Version { found: u32, expected: u32 },
+    #[error("corrupt profile: {0}")]
+    Corrupt(String),
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    #[error("not enough data: {0}")]
+    NotEnoughData(String),
+    #[error(transparent)]
+    Dataset(#[from] datasets::DatasetError),
+}
