@@ -67,6 +67,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+pub const VIEWER: u8 = 0;
+pub const ANALYST: u8 = 1;
+pub const ADMIN: u8 = 2;
+
+/// Extractor that admits callers whose role is at least `ROLE` (`VIEWER`, `ANALYST`, `ADMIN`)
+/// and rejects the others with 403 before the body is read. Put it before body extractors.
+#[derive(Debug, Clone)]
+pub struct Need<const ROLE: u8>(pub Caller);
+
+impl<const ROLE: u8, S: Send + Sync> FromRequestParts<S> for Need<ROLE> {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let needed = match ROLE {
+            VIEWER => Role::Viewer,
+            ANALYST => Role::Analyst,
+            _ => Role::Admin,
+        };
+        caller.require(needed)?;
+        Ok(Need(caller))
+    }
+}
+
 /// Short-lived cache of key lookups so that the hot scoring path does not hit the database.
 /// Revocations through the API clear it; revocations by another process apply within the TTL.
 pub struct KeyCache {

@@ -35,6 +35,11 @@ pub struct LoadtestArgs {
     /// Stop after this many seconds even if `--requests` were not all sent.
     #[arg(long, default_value_t = 60)]
     pub max_secs: u64,
+    /// Open-loop mode: send at this total rate (requests/s), spread over the connections, and
+    /// measure latency from each request's scheduled time (no coordinated omission).
+    /// Default: closed loop (each connection sends its next request as soon as the last returns).
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// The text to score.
     #[arg(long, default_value = "Certainly! Let's delve into the key factors. Overall, it's important to note that each option has trade-offs.")]
     pub text: String,
@@ -105,7 +110,11 @@ pub async fn load(addr: SocketAddr, host: &str, key: &str, args: &LoadtestArgs) 
         let (body, auth, host) = (body.clone(), auth.clone(), host.to_string());
         let (issued, errors, s429, started) = (issued.clone(), errors.clone(), s429.clone(), started.clone());
         let warmup = args.warmup;
+        let rate = args.rate;
+        let conns = args.concurrency.max(1) as f64;
+        let t_start = Instant::now();
         tasks.push(tokio::spawn(async move {
+            let mut sent_here = 0u64;
             let mut lat = Vec::new();
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
@@ -119,13 +128,23 @@ pub async fn load(addr: SocketAddr, host: &str, key: &str, args: &LoadtestArgs) 
                 if i == warmup {
                     *started.lock().expect("lock") = Some(Instant::now());
                 }
+                // Open loop: each connection sends at rate/conns, on a fixed schedule.
+                let scheduled = match rate {
+                    Some(r) if r > 0.0 => {
+                        let at = t_start + Duration::from_secs_f64(sent_here as f64 * conns / r);
+                        sent_here += 1;
+                        tokio::time::sleep_until(at.into()).await;
+                        Some(at)
+                    }
+                    _ => None,
+                };
                 sender.ready().await?;
                 let req = hyper::Request::post("/v1/score")
                     .header("host", &host)
                     .header("authorization", &auth)
                     .header("content-type", "application/json")
                     .body(Full::new(body.clone()))?;
-                let t = Instant::now();
+                let t = scheduled.unwrap_or_else(Instant::now);
                 let resp = sender.send_request(req).await?;
                 let status = resp.status();
                 resp.into_body().collect().await?;
@@ -191,8 +210,12 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             (addr, addr.to_string(), key, Some((handle, dir)))
         }
     };
+    let mode = match args.rate {
+        Some(r) => format!("open loop at {r} requests/s"),
+        None => "closed loop".to_string(),
+    };
     println!(
-        "loadtest: POST /v1/score, 1 text, {} connections, {} requests (+{} warm-up), at most {}s",
+        "loadtest: POST /v1/score, 1 text, {} connections, {mode}, {} requests (+{} warm-up), at most {}s",
         args.concurrency, args.requests, args.warmup, args.max_secs
     );
     let report = load(addr, &host, &key, &args).await?;

@@ -61,7 +61,9 @@ async fn authentication() {
 #[tokio::test]
 async fn role_checks() {
     let t = TestApp::new().await;
-    // viewer: reads only
+    // viewer: reads only; the role is checked before the body is read
+    let r = t.raw(Method::POST, "/v1/score", Some(&t.viewer), Some("application/json"), "{broken").await;
+    assert_eq!(r.expect_error(403), "forbidden");
     let r = t.post_json("/v1/score", &t.viewer, json!({"texts": [{"text": "hi there"}]})).await;
     assert_eq!(r.expect_error(403), "forbidden");
     t.post_json("/v1/suspects", &t.viewer, json!({"name": "x"})).await.expect_error(403);
@@ -228,6 +230,8 @@ async fn samples_json_jsonl_dedup_and_errors() {
         .expect_error(400);
     t.raw(Method::POST, &uri, Some(&t.analyst), Some("text/csv"), "a,b").await.expect_error(415);
     t.raw(Method::POST, &uri, Some(&t.analyst), None, "[]").await.expect_error(415);
+    let big = json!([{"text": "z".repeat(9 * 1024 * 1024)}]);
+    t.post_json(&uri, &t.analyst, big).await.expect_error(413);
     t.post_json("/v1/suspects/sus_missing/samples", &t.analyst, json!([{"text": "a"}])).await.expect_error(404);
     t.get("/v1/suspects/sus_missing/samples", &t.viewer).await.expect_error(404);
 }

@@ -1,7 +1,7 @@
 //! Admin routes (audit log, API keys) and `whoami`.
 
 use crate::audit::AuditDetail;
-use crate::auth::Caller;
+use crate::auth::{Caller, Need, ADMIN};
 use crate::error::{AppError, AppResult, Json, Path, Query};
 use crate::state::AppState;
 use crate::store::{ApiKeyRecord, AuditEntry, AuditQuery, Role};
@@ -23,8 +23,7 @@ pub struct AuditList {
 #[utoipa::path(get, path = "/v1/audit", tag = "admin", params(AuditQuery),
     responses((status = 200, body = AuditList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn audit(State(state): State<AppState>, caller: Caller, Query(q): Query<AuditQuery>) -> AppResult<Json<AuditList>> {
-    caller.require(Role::Admin)?;
+pub async fn audit(State(state): State<AppState>, Need(_caller): Need<ADMIN>, Query(q): Query<AuditQuery>) -> AppResult<Json<AuditList>> {
     if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
         return Err(AppError::Invalid("`limit` must be between 1 and 1000".into()));
     }
@@ -40,8 +39,7 @@ pub struct KeyList {
 /// List API keys (never the keys themselves).
 #[utoipa::path(get, path = "/v1/keys", tag = "admin",
     responses((status = 200, body = KeyList), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> AppResult<Json<KeyList>> {
-    caller.require(Role::Admin)?;
+pub async fn list_keys(State(state): State<AppState>, Need(_caller): Need<ADMIN>) -> AppResult<Json<KeyList>> {
     Ok(Json(KeyList { keys: state.store.list_keys().await? }))
 }
 
@@ -64,8 +62,7 @@ pub struct KeyCreated {
 #[utoipa::path(post, path = "/v1/keys", tag = "admin", request_body = CreateKey,
     responses((status = 201, body = KeyCreated), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create_key(State(state): State<AppState>, caller: Caller, Json(req): Json<CreateKey>) -> AppResult<Response> {
-    caller.require(Role::Admin)?;
+pub async fn create_key(State(state): State<AppState>, Need(_caller): Need<ADMIN>, Json(req): Json<CreateKey>) -> AppResult<Response> {
     let name = req.name.unwrap_or_else(|| format!("{}-key", req.role.as_str()));
     let (record, key) = crate::auth::create_key(state.store.as_ref(), &name, req.role).await?;
     let detail = serde_json::json!({"key_id": record.id, "role": record.role.as_str()});
@@ -77,8 +74,7 @@ pub async fn create_key(State(state): State<AppState>, caller: Caller, Json(req)
 /// Revoke an API key.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "admin", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> AppResult<Response> {
-    caller.require(Role::Admin)?;
+pub async fn revoke_key(State(state): State<AppState>, Need(_caller): Need<ADMIN>, Path(id): Path<String>) -> AppResult<Response> {
     if !state.store.revoke_key(&id).await? {
         return Err(AppError::not_found(format!("active key `{id}`")));
     }

@@ -2,7 +2,7 @@
 
 use crate::api::suspects::suspect_or_404;
 use crate::audit::AuditDetail;
-use crate::auth::{random_base62, Caller};
+use crate::auth::{random_base62, Need, ADMIN, ANALYST, VIEWER};
 use crate::error::{AppError, AppResult, Json, Path, Query};
 use crate::jobs::{ScoreJobParams, KIND_SCORE};
 use crate::state::AppState;
@@ -166,8 +166,7 @@ pub struct JobCreated {
               (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 501, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, caller: Caller, Query(q): Query<CreateJobParams>, req: Request) -> AppResult<Response> {
-    caller.require(Role::Analyst)?;
+pub async fn create(State(state): State<AppState>, Need(caller): Need<ANALYST>, Query(q): Query<CreateJobParams>, req: Request) -> AppResult<Response> {
     // Validate what we can before reading the body.
     if let Some(k) = q.kind.as_deref() {
         if k != KIND_SCORE {
@@ -257,8 +256,7 @@ pub struct PageParams {
 /// List jobs, newest first.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(PageParams),
     responses((status = 200, body = JobList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(p): Query<PageParams>) -> AppResult<Json<JobList>> {
-    caller.require(Role::Viewer)?;
+pub async fn list(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Query(p): Query<PageParams>) -> AppResult<Json<JobList>> {
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let offset = p.offset.unwrap_or(0).max(0);
     let jobs = state.store.list_jobs(limit, offset).await?.into_iter().map(JobView::from).collect();
@@ -272,8 +270,7 @@ async fn job_or_404(state: &AppState, id: &str) -> AppResult<JobRecord> {
 /// A job's state and progress.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> AppResult<Json<JobView>> {
-    caller.require(Role::Viewer)?;
+pub async fn get(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Json<JobView>> {
     Ok(Json(job_or_404(&state, &id).await?.into()))
 }
 
@@ -282,8 +279,7 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<S
     responses((status = 200, body = JobView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "Already finished", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> AppResult<Response> {
-    caller.require(Role::Analyst)?;
+pub async fn cancel(State(state): State<AppState>, Need(_caller): Need<ANALYST>, Path(id): Path<String>) -> AppResult<Response> {
     let job = state.jobs.cancel(&id).await?;
     let mut resp = Json(JobView::from(job)).into_response();
     resp.extensions_mut().insert(AuditDetail(serde_json::json!({"job_id": id})));
@@ -317,11 +313,10 @@ pub struct ResultPage {
     security(("bearer" = [])))]
 pub async fn results(
     State(state): State<AppState>,
-    caller: Caller,
+    Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
     Query(p): Query<ResultParams>,
 ) -> AppResult<Response> {
-    caller.require(Role::Viewer)?;
     job_or_404(&state, &id).await?;
     let after = p.after.unwrap_or(0);
     match p.format.as_deref().unwrap_or("jsonl") {

@@ -2,7 +2,7 @@
 
 use crate::api::jobs::{stream_upload, JobCreated};
 use crate::audit::AuditDetail;
-use crate::auth::Caller;
+use crate::auth::{Need, ADMIN, ANALYST, VIEWER};
 use crate::engine::BUILTIN_ALIASES;
 use crate::error::{AppError, AppResult, Json, Path, Query};
 use crate::jobs::KIND_PROFILE_BUILD;
@@ -28,8 +28,7 @@ pub struct ProfileList {
 /// List profiles.
 #[utoipa::path(get, path = "/v1/profiles", tag = "profiles",
     responses((status = 200, body = ProfileList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> AppResult<Json<ProfileList>> {
-    caller.require(Role::Viewer)?;
+pub async fn list(State(state): State<AppState>, Need(_caller): Need<VIEWER>) -> AppResult<Json<ProfileList>> {
     let loaded = state.engine.names();
     let profiles = state.store.list_profiles().await?.into_iter().filter(|p| loaded.contains(&p.name)).collect();
     Ok(Json(ProfileList { default: state.engine.builtin_name().map(str::to_string), profiles }))
@@ -38,8 +37,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> AppResult<Js
 /// Get a profile's metadata (`builtin` and `default` name the built-in profile).
 #[utoipa::path(get, path = "/v1/profiles/{name}", tag = "profiles", params(("name" = String, Path)),
     responses((status = 200, body = ProfileRecord), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> AppResult<Json<ProfileRecord>> {
-    caller.require(Role::Viewer)?;
+pub async fn get(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(name): Path<String>) -> AppResult<Json<ProfileRecord>> {
     let (name, _) = state.engine.resolve(Some(&name))?;
     let rec = state.store.get_profile(&name).await?.ok_or_else(|| AppError::not_found(format!("profile `{name}`")))?;
     Ok(Json(rec))
@@ -79,11 +77,10 @@ fn valid_name(name: &str) -> AppResult<()> {
     security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
-    caller: Caller,
+    Need(_caller): Need<ADMIN>,
     Query(p): Query<UploadParams>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> AppResult<Response> {
-    caller.require(Role::Admin)?;
     let body = body?;
     if body.is_empty() {
         return Err(AppError::Invalid("empty body: send the profile file's bytes".into()));
@@ -121,8 +118,7 @@ pub async fn upload(
 #[utoipa::path(delete, path = "/v1/profiles/{name}", tag = "profiles", params(("name" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn delete(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> AppResult<Response> {
-    caller.require(Role::Admin)?;
+pub async fn delete(State(state): State<AppState>, Need(_caller): Need<ADMIN>, Path(name): Path<String>) -> AppResult<Response> {
     if BUILTIN_ALIASES.contains(&name.as_str()) || state.engine.builtin_name() == Some(name.as_str()) {
         return Err(AppError::Conflict("the built-in profile cannot be deleted".into()));
     }
@@ -150,8 +146,7 @@ pub struct BuildParams {
     responses((status = 202, body = JobCreated), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 501, description = "This build's detector cannot fit profiles", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn build(State(state): State<AppState>, caller: Caller, Query(p): Query<BuildParams>, req: Request) -> AppResult<Response> {
-    caller.require(Role::Admin)?;
+pub async fn build(State(state): State<AppState>, Need(caller): Need<ADMIN>, Query(p): Query<BuildParams>, req: Request) -> AppResult<Response> {
     valid_name(&p.name)?;
     if !state.engine.can_build_profiles() {
         return Err(AppError::NotImplemented(

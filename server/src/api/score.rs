@@ -1,7 +1,7 @@
 //! `POST /v1/score`.
 
 use crate::audit::AuditDetail;
-use crate::auth::Caller;
+use crate::auth::{Need, ADMIN, ANALYST, VIEWER};
 use crate::error::{AppError, AppResult, Json};
 use crate::state::AppState;
 use crate::store::Role;
@@ -112,8 +112,7 @@ pub fn admit(state: &AppState) -> AppResult<tokio::sync::OwnedSemaphorePermit> {
     ),
     security(("bearer" = []))
 )]
-pub async fn score(State(state): State<AppState>, caller: Caller, Json(req): Json<ScoreRequest>) -> AppResult<Response> {
-    caller.require(Role::Analyst)?;
+pub async fn score(State(state): State<AppState>, Need(_caller): Need<ANALYST>, Json(req): Json<ScoreRequest>) -> AppResult<Response> {
     validate_texts(&state, req.texts.iter().map(|t| (t.text.as_str(), t.prompt.as_deref())))?;
     let (name, profile) = state.engine.resolve(req.profile.as_deref())?;
     let _permit = admit(&state)?;

@@ -2,7 +2,7 @@
 
 use crate::api::score::{admit, validate_texts};
 use crate::audit::AuditDetail;
-use crate::auth::{random_base62, Caller};
+use crate::auth::{random_base62, Need, ADMIN, ANALYST, VIEWER};
 use crate::engine::Engine;
 use crate::error::{AppError, AppResult, Json, Path, Query};
 use crate::jobs::content_hash;
@@ -72,8 +72,7 @@ fn with_detail(resp: impl IntoResponse, detail: serde_json::Value) -> Response {
     responses((status = 201, body = SuspectRecord), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, description = "Unknown profile", body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, caller: Caller, Json(req): Json<CreateSuspect>) -> AppResult<Response> {
-    caller.require(Role::Analyst)?;
+pub async fn create(State(state): State<AppState>, Need(_caller): Need<ANALYST>, Json(req): Json<CreateSuspect>) -> AppResult<Response> {
     let name = req.name.trim();
     if name.is_empty() {
         return Err(AppError::Invalid("`name` is empty".into()));
@@ -91,8 +90,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, Json(req): Js
 #[utoipa::path(get, path = "/v1/suspects", tag = "suspects", params(ListParams),
     responses((status = 200, body = SuspectList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(p): Query<ListParams>) -> AppResult<Json<SuspectList>> {
-    caller.require(Role::Viewer)?;
+pub async fn list(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Query(p): Query<ListParams>) -> AppResult<Json<SuspectList>> {
     let (limit, offset) = paging(p.limit, p.offset)?;
     let suspects = state.store.list_suspects(p.order, limit, offset).await?;
     Ok(Json(SuspectList { suspects }))
@@ -101,16 +99,14 @@ pub async fn list(State(state): State<AppState>, caller: Caller, Query(p): Query
 /// Get a suspect.
 #[utoipa::path(get, path = "/v1/suspects/{id}", tag = "suspects", params(("id" = String, Path)),
     responses((status = 200, body = SuspectRecord), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> AppResult<Json<SuspectRecord>> {
-    caller.require(Role::Viewer)?;
+pub async fn get(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Json<SuspectRecord>> {
     Ok(Json(suspect_or_404(state.store.as_ref(), &id).await?))
 }
 
 /// Delete a suspect and its samples.
 #[utoipa::path(delete, path = "/v1/suspects/{id}", tag = "suspects", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> AppResult<Response> {
-    caller.require(Role::Analyst)?;
+pub async fn delete(State(state): State<AppState>, Need(_caller): Need<ANALYST>, Path(id): Path<String>) -> AppResult<Response> {
     if !state.store.delete_suspect(&id).await? {
         return Err(AppError::not_found(format!("suspect `{id}`")));
     }
@@ -215,12 +211,11 @@ pub fn parse_samples(headers: &HeaderMap, body: &[u8]) -> AppResult<(Vec<SampleI
     security(("bearer" = [])))]
 pub async fn add_samples(
     State(state): State<AppState>,
-    caller: Caller,
+    Need(caller): Need<ANALYST>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> AppResult<Response> {
-    caller.require(Role::Analyst)?;
     let body = body?;
     let suspect = suspect_or_404(state.store.as_ref(), &id).await?;
     let (samples, default_source) = parse_samples(&headers, &body)?;
@@ -284,11 +279,10 @@ pub struct PageParams {
     responses((status = 200, body = SampleList), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_samples(
     State(state): State<AppState>,
-    caller: Caller,
+    Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
     Query(p): Query<PageParams>,
 ) -> AppResult<Json<SampleList>> {
-    caller.require(Role::Viewer)?;
     let (limit, offset) = paging(p.limit, p.offset)?;
     suspect_or_404(state.store.as_ref(), &id).await?;
     Ok(Json(SampleList { samples: state.store.list_samples(&id, limit, offset).await? }))
@@ -373,11 +367,10 @@ pub async fn refresh_verdict(store: &dyn Store, engine: &Engine, id: &str, opts:
     security(("bearer" = [])))]
 pub async fn verdict(
     State(state): State<AppState>,
-    caller: Caller,
+    Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
     Query(p): Query<VerdictParams>,
 ) -> AppResult<Json<VerdictResponse>> {
-    caller.require(Role::Viewer)?;
     let mut opts = VerdictOptions::default();
     if let Some(a) = p.alpha {
         if !(a > 0.0 && a < 1.0) {
