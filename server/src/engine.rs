@@ -148,16 +148,69 @@ impl Engine {
 
     /// Whether this build's detector can fit a profile from a dataset.
     pub fn can_build_profiles(&self) -> bool {
-        false
+        true
     }
 
     /// Fit a profile from a dataset file (profile_build jobs).
+    ///
+    /// The dataset is JSONL, one labelled response a line:
+    /// `{"text": "…", "model": "gpt-4o", "family": "openai", "prompt": "…", "split": "train"|"calib"}`.
+    /// Without `split`, lines are assigned by a hash of the prompt (or the text when there is no
+    /// prompt): ~70% train, ~30% calibration, so that calibration never sees training prompts.
     pub async fn build_profile(&self, dataset: std::path::PathBuf, params: serde_json::Value) -> AppResult<Profile> {
-        let _ = (dataset, params);
-        Err(AppError::NotImplemented(
-            "building profiles is not available yet: the detector library exposes no profile-fitting API; \
-             use `pedigree profile build` and upload the file with POST /v1/profiles"
-                .into(),
-        ))
+        self.run_cpu(move || build_profile_blocking(&dataset, &params)).await?
     }
+}
+
+#[derive(serde::Deserialize)]
+struct DatasetLine {
+    text: String,
+    model: String,
+    family: String,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    split: Option<String>,
+}
+
+fn build_profile_blocking(dataset: &std::path::Path, params: &serde_json::Value) -> AppResult<Profile> {
+    use std::io::BufRead;
+    let name = params["name"].as_str().unwrap_or("uploaded").to_string();
+    let upstream = params["upstream"].as_str().unwrap_or("openai").to_string();
+    let f = std::fs::File::open(dataset).map_err(|e| AppError::Internal(format!("dataset: {e}")))?;
+    let mut rows = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| AppError::Internal(format!("dataset: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: DatasetLine = serde_json::from_str(&line)
+            .map_err(|e| AppError::Invalid(format!("dataset line {}: {e} (expected {{\"text\", \"model\", \"family\"}})", i + 1)))?;
+        let calib = match row.split.as_deref() {
+            Some("train") => false,
+            Some("calib") | Some("calibration") | Some("test") => true,
+            Some(other) => return Err(AppError::Invalid(format!("dataset line {}: unknown split `{other}`", i + 1))),
+            None => {
+                use sha2::{Digest, Sha256};
+                let key = row.prompt.as_deref().unwrap_or(&row.text);
+                Sha256::digest(key.as_bytes())[0] % 10 >= 7
+            }
+        };
+        rows.push((row, calib));
+    }
+    let lab = |want: bool| -> Vec<detector::LabeledText<'_>> {
+        rows.iter()
+            .filter(|(_, c)| *c == want)
+            .map(|(r, _)| detector::LabeledText { text: &r.text, model: &r.model, family: &r.family })
+            .collect()
+    };
+    let (train, calib) = (lab(false), lab(true));
+    let opts = detector::FitOptions {
+        name,
+        upstream,
+        features: Default::default(),
+        train: Default::default(),
+        dataset: serde_json::json!({"source": "upload", "lines": rows.len(), "train": train.len(), "calib": calib.len()}),
+    };
+    Profile::fit(&train, &calib, &opts).map_err(|e| AppError::Invalid(format!("profile fit failed: {e}")))
 }

@@ -33,6 +33,7 @@ pub struct JobManager {
     chunk: usize,
     pause: Duration,
     max_text_chars: usize,
+    profiles_dir: std::path::PathBuf,
 }
 
 /// Parameters of a `score` job.
@@ -69,6 +70,7 @@ impl JobManager {
             chunk: config.job_chunk.max(1),
             pause: Duration::from_millis(config.job_pause_ms),
             max_text_chars: config.max_text_chars,
+            profiles_dir: config.profiles_dir(),
         }
     }
 
@@ -139,13 +141,43 @@ impl JobManager {
     async fn run_kind(&self, job: JobRecord, cancel: &AtomicBool) -> AppResult<Outcome> {
         match job.kind.as_str() {
             KIND_SCORE => self.run_score(job, cancel).await,
-            KIND_PROFILE_BUILD => {
-                let input = job.input_path.clone().ok_or_else(|| AppError::Internal("job has no input".into()))?;
-                let _profile = self.engine.build_profile(input.into(), job.params.clone()).await?;
-                Ok(Outcome::Finished)
-            }
+            KIND_PROFILE_BUILD => self.run_profile_build(job).await,
             other => Err(AppError::NotImplemented(format!("unknown job kind `{other}`"))),
         }
+    }
+
+    async fn run_profile_build(&self, job: JobRecord) -> AppResult<Outcome> {
+        let input = job.input_path.clone().ok_or_else(|| AppError::Internal("job has no input".into()))?;
+        let name = job.params["name"].as_str().unwrap_or("uploaded").to_string();
+        let profile = self.engine.build_profile(input.into(), job.params.clone()).await?;
+        let path = self.profiles_dir.join(format!("{name}.pdg"));
+        let bytes = {
+            let p = profile.clone();
+            self.engine.run_cpu(move || p.to_bytes()).await?.map_err(|e| AppError::Internal(e.to_string()))?
+        };
+        let tmp = path.with_extension("pdg.tmp");
+        tokio::fs::write(&tmp, &bytes).await?;
+        tokio::fs::rename(&tmp, &path).await?;
+        let meta = serde_json::to_value(profile.meta()).map_err(|e| AppError::Internal(e.to_string()))?;
+        self.store
+            .upsert_profile(crate::store::ProfileRecord {
+                name: name.clone(),
+                upstream: profile.meta().upstream.clone(),
+                meta: meta.clone(),
+                path: Some(path.to_string_lossy().into_owned()),
+                builtin: false,
+                created_ms: crate::store::now_ms(),
+            })
+            .await?;
+        self.engine.insert(&name, Arc::new(profile));
+        let chunk = JobChunk {
+            cursor_offset: job.cursor_offset,
+            cursor_line: job.cursor_line,
+            results: vec![(1, serde_json::json!({"profile": name, "meta": meta}))],
+            samples: None,
+        };
+        self.store.commit_job_chunk(&job.id, chunk).await?;
+        Ok(Outcome::Finished)
     }
 
     fn parse_line(&self, line: &str) -> Result<InputLine, String> {

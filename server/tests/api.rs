@@ -309,10 +309,44 @@ async fn profiles_routes() {
     assert_eq!(t.delete("/v1/profiles/custom-1", &t.admin).await.status, 204);
     t.delete("/v1/profiles/custom-1", &t.admin).await.expect_error(404);
     t.post_json("/v1/score", &t.analyst, json!({"profile": "custom-1", "texts": [{"text": "hello"}]})).await.expect_error(404);
-    // build from a dataset: not available in this detector build
-    let r = t.raw(Method::POST, "/v1/profiles/build?name=new", Some(&t.admin), Some("application/x-ndjson"), "{}\n").await;
-    assert_eq!(r.expect_error(501), "not_implemented");
+    // build from an uploaded dataset, as a job
     t.raw(Method::POST, "/v1/profiles/build", Some(&t.admin), None, "{}\n").await.expect_error(400);
+    t.raw(Method::POST, "/v1/profiles/build?name=builtin", Some(&t.admin), None, "{}\n").await.expect_error(409);
+    let r = t.raw(Method::POST, "/v1/profiles/build?name=built-1", Some(&t.admin), Some("application/x-ndjson"), dataset()).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["job"]["id"].as_str().unwrap().to_string();
+    let v = wait_job(&t, &id).await;
+    assert_eq!(v["state"], "done", "{v}");
+    assert_eq!(t.get("/v1/profiles/built-1", &t.viewer).await.status, 200);
+    let r = t.post_json("/v1/score", &t.analyst, json!({"profile": "built-1", "texts": [{"text": "hello world"}]})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // a malformed dataset fails the job with a message
+    let r = t.raw(Method::POST, "/v1/profiles/build?name=bad-1", Some(&t.admin), None, "{\"text\": 1}\n").await;
+    let id = r.json()["job"]["id"].as_str().unwrap().to_string();
+    let v = wait_job(&t, &id).await;
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("line 1"), "{v}");
+}
+
+/// A small labelled dataset: 3 families x 2 models, distinct styles.
+fn dataset() -> String {
+    let styles = [
+        ("openai", ["gpt-a", "gpt-b"], "Certainly! Let's delve into {p}. Overall, it's important to note the trade-offs."),
+        ("anthropic", ["claude-a", "claude-b"], "I'd be happy to help with {p}. Here's a careful, nuanced look at it."),
+        ("meta", ["llama-a", "llama-b"], "Sure thing!! {p} is pretty cool lol, here is the deal."),
+    ];
+    let mut out = String::new();
+    for (fam, models, tpl) in styles {
+        for m in models {
+            for i in 0..40 {
+                let p = format!("topic {i}");
+                let text = format!("{} (variant {} {m})", tpl.replace("{p}", &p), i % 7);
+                out.push_str(&json!({"text": text, "model": m, "family": fam, "prompt": p}).to_string());
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 async fn wait_job(t: &TestApp, id: &str) -> serde_json::Value {

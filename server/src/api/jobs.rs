@@ -2,11 +2,11 @@
 
 use crate::api::suspects::suspect_or_404;
 use crate::audit::AuditDetail;
-use crate::auth::{random_base62, Need, ADMIN, ANALYST, VIEWER};
+use crate::auth::{random_base62, Need, ANALYST, VIEWER};
 use crate::error::{AppError, AppResult, Json, Path, Query};
 use crate::jobs::{ScoreJobParams, KIND_SCORE};
 use crate::state::AppState;
-use crate::store::{JobRecord, JobResultRow, NewJob, Role};
+use crate::store::{JobRecord, JobResultRow, NewJob};
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};

@@ -2,12 +2,12 @@
 
 use crate::api::jobs::{stream_upload, JobCreated};
 use crate::audit::AuditDetail;
-use crate::auth::{Need, ADMIN, ANALYST, VIEWER};
+use crate::auth::{Need, ADMIN, VIEWER};
 use crate::engine::BUILTIN_ALIASES;
 use crate::error::{AppError, AppResult, Json, Path, Query};
 use crate::jobs::KIND_PROFILE_BUILD;
 use crate::state::AppState;
-use crate::store::{now_ms, NewJob, ProfileRecord, Role};
+use crate::store::{now_ms, NewJob, ProfileRecord};
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -165,7 +165,7 @@ pub async fn build(State(state): State<AppState>, Need(caller): Need<ADMIN>, Que
             kind: KIND_PROFILE_BUILD.into(),
             params,
             input_path: Some(upload.path.to_string_lossy().into_owned()),
-            total: Some(upload.lines),
+            total: Some(1),
             created_by: Some(caller.key_id.clone()),
         })
         .await?;

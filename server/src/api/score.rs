@@ -1,10 +1,9 @@
 //! `POST /v1/score`.
 
 use crate::audit::AuditDetail;
-use crate::auth::{Need, ADMIN, ANALYST, VIEWER};
+use crate::auth::{Need, ANALYST};
 use crate::error::{AppError, AppResult, Json};
 use crate::state::AppState;
-use crate::store::Role;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use detector::TextScore;

@@ -2,12 +2,12 @@
 
 use crate::api::score::{admit, validate_texts};
 use crate::audit::AuditDetail;
-use crate::auth::{random_base62, Need, ADMIN, ANALYST, VIEWER};
+use crate::auth::{random_base62, Need, ANALYST, VIEWER};
 use crate::engine::Engine;
 use crate::error::{AppError, AppResult, Json, Path, Query};
 use crate::jobs::content_hash;
 use crate::state::AppState;
-use crate::store::{NewSample, Role, SampleRecord, Store, SuspectOrder, SuspectRecord};
+use crate::store::{NewSample, SampleRecord, Store, SuspectOrder, SuspectRecord};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
