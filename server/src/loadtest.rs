@@ -106,13 +106,13 @@ pub async fn load(addr: SocketAddr, host: &str, key: &str, args: &LoadtestArgs) 
     let s429 = Arc::new(AtomicU64::new(0));
     let started = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let mut tasks = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
+    let t_start = Instant::now() + Duration::from_millis(200);
+    for conn_no in 0..args.concurrency.max(1) {
         let (body, auth, host) = (body.clone(), auth.clone(), host.to_string());
         let (issued, errors, s429, started) = (issued.clone(), errors.clone(), s429.clone(), started.clone());
         let warmup = args.warmup;
         let rate = args.rate;
         let conns = args.concurrency.max(1) as f64;
-        let t_start = Instant::now();
         tasks.push(tokio::spawn(async move {
             let mut sent_here = 0u64;
             let mut lat = Vec::new();
@@ -131,7 +131,8 @@ pub async fn load(addr: SocketAddr, host: &str, key: &str, args: &LoadtestArgs) 
                 // Open loop: each connection sends at rate/conns, on a fixed schedule.
                 let scheduled = match rate {
                     Some(r) if r > 0.0 => {
-                        let at = t_start + Duration::from_secs_f64(sent_here as f64 * conns / r);
+                        // Connections are staggered so that the total stream is evenly spaced.
+                        let at = t_start + Duration::from_secs_f64((sent_here as f64 * conns + conn_no as f64) / r);
                         sent_here += 1;
                         tokio::time::sleep_until(at.into()).await;
                         Some(at)
