@@ -3,7 +3,9 @@
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
+
+use crate::bert::Bert;
 use std::path::Path;
 use tokenizers::Tokenizer;
 
@@ -18,7 +20,7 @@ pub const MINILM_MAX_TOKENS: usize = 256;
 
 /// Sentence embedder over a BERT checkpoint in hub layout.
 pub struct Embedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     device: Device,
     max_tokens: usize,
@@ -52,7 +54,7 @@ impl Embedder {
         let weights = std::fs::read(dir.join("model.safetensors"))
             .map_err(|source| ModelError::Io { path: dir.join("model.safetensors"), source })?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, device)?;
-        let model = BertModel::load(vb, &config)?;
+        let model = Bert::load(vb, &config)?;
         Ok(Self { model, tokenizer, device: device.clone(), max_tokens: MINILM_MAX_TOKENS, batch_tokens: 8192 })
     }
 
@@ -104,8 +106,7 @@ impl Embedder {
         }
         let ids = Tensor::from_vec(ids, (b, t), &self.device)?;
         let mask = Tensor::from_vec(mask, (b, t), &self.device)?;
-        let type_ids = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?; // [b, t, h]
+        let hidden = self.model.forward(&ids, &mask)?; // [b, t, h]
         let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // [b, t, 1]
         let summed = hidden.broadcast_mul(&maskf)?.sum(1)?; // [b, h]
         let counts = maskf.sum(1)?.clamp(1e-9f32, f32::MAX)?; // [b, 1]

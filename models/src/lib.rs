@@ -16,6 +16,7 @@
 //! `.cache/models/` (override with `PEDIGREE_MODELS_DIR`); nothing is ever
 //! downloaded at run time. See [`ModelPaths`].
 
+mod bert;
 mod embed;
 mod gguf_tokenizer;
 mod llama;
