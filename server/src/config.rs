@@ -95,6 +95,22 @@ impl Config {
             .max(1)
     }
 
+    /// How a file under the data directory is recorded in the store: relative to the data
+    /// directory, so the directory can be moved or named differently on the next start.
+    pub fn stored_path(&self, p: &std::path::Path) -> String {
+        p.strip_prefix(&self.data).unwrap_or(p).to_string_lossy().into_owned()
+    }
+
+    /// The file a stored path refers to.
+    pub fn resolve(&self, stored: &str) -> PathBuf {
+        let p = std::path::Path::new(stored);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.data.join(p)
+        }
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.data.join("pedigree.sqlite")
     }

@@ -33,7 +33,7 @@ pub struct JobManager {
     chunk: usize,
     pause: Duration,
     max_text_chars: usize,
-    profiles_dir: std::path::PathBuf,
+    config: Config,
 }
 
 /// Parameters of a `score` job.
@@ -70,7 +70,7 @@ impl JobManager {
             chunk: config.job_chunk.max(1),
             pause: Duration::from_millis(config.job_pause_ms),
             max_text_chars: config.max_text_chars,
-            profiles_dir: config.profiles_dir(),
+            config: config.clone(),
         }
     }
 
@@ -147,10 +147,10 @@ impl JobManager {
     }
 
     async fn run_profile_build(&self, job: JobRecord) -> AppResult<Outcome> {
-        let input = job.input_path.clone().ok_or_else(|| AppError::Internal("job has no input".into()))?;
+        let input = self.config.resolve(job.input_path.as_deref().ok_or_else(|| AppError::Internal("job has no input".into()))?);
         let name = job.params["name"].as_str().unwrap_or("uploaded").to_string();
-        let profile = self.engine.build_profile(input.into(), job.params.clone()).await?;
-        let path = self.profiles_dir.join(format!("{name}.pdg"));
+        let profile = self.engine.build_profile(input, job.params.clone()).await?;
+        let path = self.config.profiles_dir().join(format!("{name}.pdg"));
         let bytes = {
             let p = profile.clone();
             self.engine.run_cpu(move || p.to_bytes()).await?.map_err(|e| AppError::Internal(e.to_string()))?
@@ -164,7 +164,7 @@ impl JobManager {
                 name: name.clone(),
                 upstream: profile.meta().upstream.clone(),
                 meta: meta.clone(),
-                path: Some(path.to_string_lossy().into_owned()),
+                path: Some(self.config.stored_path(&path)),
                 builtin: false,
                 created_ms: crate::store::now_ms(),
             })
@@ -202,7 +202,7 @@ impl JobManager {
         let params: ScoreJobParams = serde_json::from_value(job.params.clone())
             .map_err(|e| AppError::Internal(format!("bad job parameters: {e}")))?;
         let (_, profile) = self.engine.resolve(Some(&params.profile))?;
-        let input = job.input_path.clone().ok_or_else(|| AppError::Internal("job has no input".into()))?;
+        let input = self.config.resolve(job.input_path.as_deref().ok_or_else(|| AppError::Internal("job has no input".into()))?);
         let mut file = tokio::fs::File::open(&input).await?;
         file.seek(std::io::SeekFrom::Start(job.cursor_offset as u64)).await?;
         let mut reader = BufReader::with_capacity(256 * 1024, file);

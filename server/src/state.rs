@@ -81,7 +81,7 @@ impl AppState {
                 continue;
             }
             let Some(path) = &rec.path else { continue };
-            match engine.load_profile(path.into()).await {
+            match engine.load_profile(config.resolve(path)).await {
                 Ok(p) => engine.insert(&rec.name, Arc::new(p)),
                 Err(e) => tracing::error!(profile = %rec.name, error = %e, "stored profile failed to load; skipped"),
             }
@@ -99,8 +99,26 @@ impl AppState {
             metrics: metrics_handle(),
             shutting_down: Arc::new(AtomicBool::new(false)),
         };
+        state.remove_orphan_uploads().await;
         state.jobs.resume_all().await?;
         Ok(state)
+    }
+
+    /// Delete upload files that no job refers to (left by a crash during an upload).
+    async fn remove_orphan_uploads(&self) {
+        let Ok(jobs) = self.store.list_jobs(i64::MAX, 0).await else { return };
+        let keep: std::collections::HashSet<std::ffi::OsString> = jobs
+            .into_iter()
+            .filter_map(|j| j.input_path.and_then(|p| std::path::Path::new(&p).file_name().map(|n| n.to_os_string())))
+            .collect();
+        let Ok(entries) = std::fs::read_dir(self.config.uploads_dir()) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_file() && !keep.contains(&e.file_name()) {
+                tracing::info!(path = %p.display(), "removing orphaned upload");
+                let _ = std::fs::remove_file(&p);
+            }
+        }
     }
 
     pub fn is_shutting_down(&self) -> bool {

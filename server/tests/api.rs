@@ -466,6 +466,11 @@ async fn jobs_multipart_cancel_and_errors() {
     // failed uploads leave no files behind
     let uploads: Vec<_> = std::fs::read_dir(t.dir.path().join("uploads")).unwrap().collect();
     assert_eq!(uploads.len(), 1, "only the accepted upload is kept");
+    // an orphaned upload (crash mid-upload) is removed on the next start; job inputs are kept
+    std::fs::write(t.dir.path().join("uploads").join("orphan.jsonl"), "x\n").unwrap();
+    let _again = server::AppState::open(server::Config::with_data(t.dir.path())).await.unwrap();
+    let uploads: Vec<_> = std::fs::read_dir(t.dir.path().join("uploads")).unwrap().collect();
+    assert_eq!(uploads.len(), 1);
 }
 
 #[tokio::test]

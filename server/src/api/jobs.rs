@@ -202,7 +202,7 @@ pub async fn create(State(state): State<AppState>, Need(caller): Need<ANALYST>, 
                 id: id.clone(),
                 kind,
                 params,
-                input_path: Some(upload.path.to_string_lossy().into_owned()),
+                input_path: Some(state.config.stored_path(&upload.path)),
                 total: Some(upload.lines),
                 created_by: Some(caller.key_id.clone()),
             })

@@ -103,7 +103,7 @@ pub async fn upload(
         name: name.clone(),
         upstream: meta.upstream.clone(),
         meta: serde_json::to_value(meta).map_err(|e| AppError::Internal(e.to_string()))?,
-        path: Some(path.to_string_lossy().into_owned()),
+        path: Some(state.config.stored_path(&path)),
         builtin: false,
         created_ms: now_ms(),
     };
@@ -126,7 +126,7 @@ pub async fn delete(State(state): State<AppState>, Need(_caller): Need<ADMIN>, P
     state.store.delete_profile(&name).await?;
     state.engine.remove(&name);
     if let Some(p) = rec.path {
-        let _ = tokio::fs::remove_file(p).await;
+        let _ = tokio::fs::remove_file(state.config.resolve(&p)).await;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -164,7 +164,7 @@ pub async fn build(State(state): State<AppState>, Need(caller): Need<ADMIN>, Que
             id: id.clone(),
             kind: KIND_PROFILE_BUILD.into(),
             params,
-            input_path: Some(upload.path.to_string_lossy().into_owned()),
+            input_path: Some(state.config.stored_path(&upload.path)),
             total: Some(1),
             created_by: Some(caller.key_id.clone()),
         })
