@@ -89,3 +89,25 @@ fn serve_reads_env_vars_and_keys_create_rejects_bad_role() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn loadtest_subcommand_reports_figures() {
+    // Small and bounded: an in-process server on loopback, 20 connections, 300 requests.
+    let out = Command::new(BIN)
+        .args(["loadtest", "--concurrency", "20", "--requests", "300", "--warmup", "20", "--max-secs", "30"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("requests/s") && stdout.contains("p50") && stdout.contains("p99"), "{stdout}");
+    assert!(stdout.contains("(0 errors"), "{stdout}");
+    // open loop
+    let out = Command::new(BIN)
+        .args(["loadtest", "--concurrency", "10", "--requests", "200", "--warmup", "10", "--rate", "500", "--max-secs", "30"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("open loop"));
+}
