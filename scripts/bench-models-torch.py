@@ -101,7 +101,7 @@ def main():
     gfile = "SmolLM2-135M-Instruct.Q4_1.gguf"
     t = time.time()
     tok = AutoTokenizer.from_pretrained(gdir, gguf_file=gfile)
-    model = AutoModelForCausalLM.from_pretrained(gdir, gguf_file=gfile, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(gdir, gguf_file=gfile, dtype=torch.float32)
     model.eval()
     print(f"smollm2 load (dequantized f32): {time.time() - t:.2f}s")
     sep = tok.convert_tokens_to_ids("<|endoftext|>")

@@ -18,7 +18,7 @@
 //! row's logits equal its unbatched logits (up to float rounding).
 
 use candle_core::quantized::{gguf_file, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 use std::sync::Arc;
@@ -97,16 +97,53 @@ impl LlamaConfig {
     }
 }
 
+/// Q/K/V and gate/up projections: fused into one matmul when the weights are
+/// f32 (one bigger gemm is faster), separate when quantized.
+#[derive(Debug, Clone)]
+enum Proj {
+    Fused(QMatMul, Vec<usize>),
+    Separate(Vec<QMatMul>),
+}
+
+impl Proj {
+    fn new(ts: Vec<QTensor>, fmt: WeightFormat, device: &Device) -> Result<Self> {
+        Ok(match fmt {
+            WeightFormat::F32 => {
+                let ws = ts.iter().map(|t| t.dequantize(device)).collect::<candle_core::Result<Vec<_>>>()?;
+                let sizes = ws.iter().map(|w| w.dim(0)).collect::<candle_core::Result<Vec<_>>>()?;
+                Proj::Fused(QMatMul::Tensor(Tensor::cat(&ws, 0)?), sizes)
+            }
+            WeightFormat::Quantized => {
+                Proj::Separate(ts.into_iter().map(|t| QMatMul::from_arc(Arc::new(t))).collect::<candle_core::Result<_>>()?)
+            }
+        })
+    }
+
+    /// `x` `[n, hidden]` -> one output per projection.
+    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        Ok(match self {
+            Proj::Fused(m, sizes) => {
+                let y = m.forward(x)?;
+                let mut out = Vec::with_capacity(sizes.len());
+                let mut off = 0;
+                for &s in sizes {
+                    out.push(y.narrow(1, off, s)?);
+                    off += s;
+                }
+                out
+            }
+            Proj::Separate(ms) => ms.iter().map(|m| m.forward(x)).collect::<candle_core::Result<_>>()?,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Layer {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    qkv: Proj,
     wo: QMatMul,
     attn_norm: RmsNorm,
-    w_gate: QMatMul,
+    gate_up: Proj,
     w_down: QMatMul,
-    w_up: QMatMul,
     ffn_norm: RmsNorm,
 }
 
@@ -155,15 +192,18 @@ impl QLlama {
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let p = format!("blk.{i}");
+            let qkv = vec![
+                t(&format!("{p}.attn_q.weight"))?,
+                t(&format!("{p}.attn_k.weight"))?,
+                t(&format!("{p}.attn_v.weight"))?,
+            ];
+            let gate_up = vec![t(&format!("{p}.ffn_gate.weight"))?, t(&format!("{p}.ffn_up.weight"))?];
             layers.push(Layer {
-                wq: qmm(t(&format!("{p}.attn_q.weight"))?, fmt, device)?,
-                wk: qmm(t(&format!("{p}.attn_k.weight"))?, fmt, device)?,
-                wv: qmm(t(&format!("{p}.attn_v.weight"))?, fmt, device)?,
+                qkv: Proj::new(qkv, fmt, device)?,
                 wo: qmm(t(&format!("{p}.attn_output.weight"))?, fmt, device)?,
                 attn_norm: RmsNorm::from_qtensor(t(&format!("{p}.attn_norm.weight"))?, cfg.rms_norm_eps)?,
-                w_gate: qmm(t(&format!("{p}.ffn_gate.weight"))?, fmt, device)?,
+                gate_up: Proj::new(gate_up, fmt, device)?,
                 w_down: qmm(t(&format!("{p}.ffn_down.weight"))?, fmt, device)?,
-                w_up: qmm(t(&format!("{p}.ffn_up.weight"))?, fmt, device)?,
                 ffn_norm: RmsNorm::from_qtensor(t(&format!("{p}.ffn_norm.weight"))?, cfg.rms_norm_eps)?,
             });
         }
@@ -215,25 +255,31 @@ impl QLlama {
         let sin = self.sin.narrow(0, 0, t)?;
         let (nh, nkv, hd) = (self.cfg.n_head, self.cfg.n_kv_head, self.cfg.head_dim);
         let scale = 1.0 / (hd as f64).sqrt();
-        let mut x = self.embed.forward(ids)?;
+        // Linears run on 2-D [b*t, hidden] matrices (plain gemm, no broadcast).
+        let mut x = self.embed.forward(&ids.flatten_all()?)?; // [b*t, hidden]
         for l in &self.layers {
             let h = l.attn_norm.forward(&x)?;
-            let q = l.wq.forward(&h)?.reshape((b, t, nh, hd))?.transpose(1, 2)?.contiguous()?;
-            let k = l.wk.forward(&h)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-            let v = l.wv.forward(&h)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-            let q = candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?;
+            let qkv = l.qkv.forward(&h)?;
+            let heads = |y: &Tensor, n: usize| -> candle_core::Result<Tensor> {
+                y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()
+            };
+            let q = candle_nn::rotary_emb::rope_i(&heads(&qkv[0], nh)?, &cos, &sin)?;
+            let k = candle_nn::rotary_emb::rope_i(&heads(&qkv[1], nkv)?, &cos, &sin)?;
+            let v = heads(&qkv[2], nkv)?;
             let k = candle_transformers::utils::repeat_kv(k, nh / nkv)?.contiguous()?;
             let v = candle_transformers::utils::repeat_kv(v, nh / nkv)?.contiguous()?;
-            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
+            let att = ((q * scale)?.matmul(&k.t()?)?).broadcast_add(&mask)?;
             let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+            let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, nh * hd))?;
             x = (l.wo.forward(&y)? + x)?;
             let h = l.ffn_norm.forward(&x)?;
-            let g = candle_nn::ops::silu(&l.w_gate.forward(&h)?)?;
-            let u = l.w_up.forward(&h)?;
-            x = (l.w_down.forward(&(g * u)?)? + x)?;
+            let act = match &l.gate_up {
+                Proj::Fused(m, _) => m.forward(&h)?.apply_op1_no_bwd(&SiluMulHalves)?,
+                sep => Tensor::cat(&sep.forward(&h)?, 1)?.apply_op1_no_bwd(&SiluMulHalves)?,
+            };
+            x = (l.w_down.forward(&act)? + x)?;
         }
+        let x = x.reshape((b, t, self.cfg.hidden))?;
         Ok(self.norm.forward(&x)?)
     }
 
@@ -252,3 +298,38 @@ impl QLlama {
     }
 }
 
+
+/// `silu(gate) * up` for a `[n, 2d]` matrix holding `[gate | up]` per row,
+/// multi-threaded (candle's unary CPU ops run on one thread) and without
+/// materialising the two halves.
+struct SiluMulHalves;
+
+impl CustomOp1 for SiluMulHalves {
+    fn name(&self) -> &'static str {
+        "silu-mul-halves"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = s else { candle_core::bail!("silu-mul: f32 only") };
+        let Some((start, end)) = l.contiguous_offsets() else { candle_core::bail!("silu-mul: contiguous only") };
+        let (n, d2) = l.shape().dims2()?;
+        let d = d2 / 2;
+        let src = &data[start..end];
+        let mut out = vec![0f32; n * d];
+        let threads = candle_core::utils::get_num_threads().max(1);
+        let rows = n.div_ceil(threads).max(1);
+        std::thread::scope(|sc| {
+            for (o, i) in out.chunks_mut(rows * d).zip(src.chunks(rows * d2)) {
+                sc.spawn(move || {
+                    for (o, i) in o.chunks_mut(d).zip(i.chunks(d2)) {
+                        let (g, u) = i.split_at(d);
+                        for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+                            *o = g / (1.0 + (-g).exp()) * u;
+                        }
+                    }
+                });
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, d))))
+    }
+}

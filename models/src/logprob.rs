@@ -339,25 +339,35 @@ struct RowStat {
     rank: u32,
 }
 
+/// One pass after the max: with z = l − max and e = exp(z), s = Σe,
+/// log p = z − ln s, μ = Σe·z/s − ln s and Var = Σe·z²/s − (Σe·z/s)².
 fn one_row(l: &[f32], target: u32) -> RowStat {
     let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut s = 0f64;
-    for &x in l {
-        s += ((x - m) as f64).exp();
-    }
-    let lse = m as f64 + s.ln();
-    // μ = Σ p log p, var = Σ p (log p − μ)²
-    let mut mu = 0f64;
-    let mut e2 = 0f64;
-    for &x in l {
-        let lp = x as f64 - lse;
-        let p = lp.exp();
-        mu += p * lp;
-        e2 += p * lp * lp;
-    }
     let lt = l[target as usize];
-    let rank = 1 + l.iter().filter(|&&x| x > lt).count() as u32;
-    RowStat { logprob: (lt as f64 - lse) as f32, mu: mu as f32, var: (e2 - mu * mu).max(0.0) as f32, rank }
+    let (mut s, mut sz, mut szz) = (0f64, 0f64, 0f64);
+    let mut above = 0u32;
+    for chunk in l.chunks(256) {
+        let (mut cs, mut cz, mut czz) = (0f32, 0f32, 0f32);
+        for &x in chunk {
+            let z = x - m;
+            let e = z.exp();
+            cs += e;
+            cz += e * z;
+            czz += e * z * z;
+            above += (x > lt) as u32;
+        }
+        s += cs as f64;
+        sz += cz as f64;
+        szz += czz as f64;
+    }
+    let ln_s = s.ln();
+    let ez = sz / s;
+    RowStat {
+        logprob: ((lt - m) as f64 - ln_s) as f32,
+        mu: (ez - ln_s) as f32,
+        var: (szz / s - ez * ez).max(0.0) as f32,
+        rank: 1 + above,
+    }
 }
 
 /// Per-row statistics, split over the available cores.
