@@ -39,7 +39,7 @@ impl SqliteStore {
         Ok(SqliteStore { read, write })
     }
 
-    /// An in-memory-like store in a fresh temporary file (tests).
+    /// Close both pools (CLI commands, before exiting).
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
@@ -127,7 +127,7 @@ fn job_from_row(r: &SqliteRow) -> Result<JobRecord, StoreError> {
 const SUSPECT_COLS: &str = "s.id, s.name, s.description, s.profile, s.created_ms, s.updated_ms, s.verdict, \
      s.verdict_n, s.strength, (SELECT COUNT(*) FROM samples x WHERE x.suspect_id = s.id) AS n_samples";
 
-async fn insert_samples<'c>(
+async fn insert_samples(
     conn: &mut sqlx::SqliteConnection,
     suspect_id: &str,
     samples: Vec<NewSample>,
