@@ -205,6 +205,16 @@ impl LogProbScorer {
         &self.tokenizer
     }
 
+    /// A scorer sharing these weights (cheap: tensors are reference-counted)
+    /// with another chat format / truncation length.
+    pub fn reconfigured(&self, chat: ChatFormat, max_tokens: usize) -> Result<Self> {
+        if max_tokens == 0 {
+            return Err(ModelError::Config("max_tokens must be > 0".into()));
+        }
+        let opts = ScorerOptions { chat, max_tokens, ..self.opts.clone() };
+        Ok(Self { model: self.model.clone(), tokenizer: self.tokenizer.clone(), opts, doc_sep: self.doc_sep })
+    }
+
     pub fn options(&self) -> &ScorerOptions {
         &self.opts
     }

@@ -4,7 +4,7 @@
 
 use models::{
     cosine, BatchModel, ChatFormat, Device, Embedder, InferenceQueue, LogProbScorer, ModelError, ModelPaths,
-    QueueConfig, ScoreRequest, ScorerOptions,
+    QueueConfig, ScoreRequest,
 };
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -43,15 +43,16 @@ fn paths() -> Option<ModelPaths> {
         .clone()
 }
 
-fn embedder() -> Option<&'static Embedder> {
-    static E: OnceLock<Option<Embedder>> = OnceLock::new();
-    E.get_or_init(|| paths().map(|p| Embedder::load(&p.minilm_dir, &Device::Cpu).expect("load MiniLM")))
-        .as_ref()
+fn embedder() -> Option<Arc<Embedder>> {
+    static E: OnceLock<Option<Arc<Embedder>>> = OnceLock::new();
+    E.get_or_init(|| paths().map(|p| Arc::new(Embedder::load(&p.minilm_dir, &Device::Cpu).expect("load MiniLM"))))
+        .clone()
 }
 
-fn scorer() -> Option<&'static LogProbScorer> {
-    static S: OnceLock<Option<LogProbScorer>> = OnceLock::new();
-    S.get_or_init(|| paths().map(|p| LogProbScorer::load(&p.smollm_gguf).expect("load SmolLM2"))).as_ref()
+fn scorer() -> Option<Arc<LogProbScorer>> {
+    static S: OnceLock<Option<Arc<LogProbScorer>>> = OnceLock::new();
+    S.get_or_init(|| paths().map(|p| Arc::new(LogProbScorer::load(&p.smollm_gguf).expect("load SmolLM2"))))
+        .clone()
 }
 
 #[test]
@@ -172,12 +173,8 @@ fn smollm_batch_equals_single() {
 
 #[test]
 fn smollm_chat_format_and_truncation() {
-    let Some(p) = paths() else { return };
-    let chat = LogProbScorer::load_with(
-        &p.smollm_gguf,
-        ScorerOptions { chat: ChatFormat::Assistant, max_tokens: 8, ..Default::default() },
-    )
-    .unwrap();
+    let Some(s) = scorer() else { return };
+    let chat = s.reconfigured(ChatFormat::Assistant, 8).unwrap();
     let text = "Paris is the capital and largest city of France, on the Seine.";
     let with_prompt = chat.prepare(text, Some("What is the capital of France?")).unwrap();
     let without = chat.prepare(text, None).unwrap();
@@ -194,21 +191,18 @@ fn smollm_chat_format_and_truncation() {
 
 #[test]
 fn queue_results_match_direct_calls() {
-    let Some(p) = paths() else { return };
+    let (Some(e), Some(s)) = (embedder(), scorer()) else { return };
     let texts: Vec<String> =
         (0..12).map(|i| format!("Sentence number {i} says something {}.", "quite ".repeat(i))).collect();
-    let e = Embedder::load(&p.minilm_dir, &Device::Cpu).unwrap();
     let direct = e.embed(&texts.iter().map(|s| s.as_str()).collect::<Vec<_>>()).unwrap();
-    let q = InferenceQueue::new(e, QueueConfig { tokenizer_workers: 2, max_batch_tokens: 64, ..Default::default() });
+    let q = InferenceQueue::from_arc(e, QueueConfig { tokenizer_workers: 2, max_batch_tokens: 64, ..Default::default() });
     let got = q.run_all(texts.clone());
     for (d, g) in direct.iter().zip(got) {
         let g = g.unwrap();
         assert!(d.iter().zip(&g).all(|(a, b)| (a - b).abs() < 1e-5));
     }
-    let s = scorer().unwrap();
     let direct = s.features("Paris is the capital of France.").unwrap();
-    let lp = LogProbScorer::load(&p.smollm_gguf).unwrap();
-    let q = InferenceQueue::new(lp, QueueConfig::default());
+    let q = InferenceQueue::from_arc(s, QueueConfig::default());
     let got = q.submit("Paris is the capital of France.").unwrap().wait().unwrap();
     assert!((got.mean_logprob - direct.mean_logprob).abs() < 1e-4);
     let bad = q.submit(ScoreRequest::from("")).unwrap().wait();
