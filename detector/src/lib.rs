@@ -4,11 +4,17 @@
 //! Pure library: no HTTP, no storage. The `server` crate wraps it.
 
 mod api_types;
+pub mod bench;
+pub mod calibration;
 pub mod error;
+pub mod features;
+pub mod identity;
+pub mod linear;
 pub mod profile;
+pub mod text;
 
 pub use api_types::*;
 pub use error::DetectorError;
-pub use profile::{Profile, ProfileMeta, VerdictOptions};
+pub use profile::{FitOptions, LabeledText, Profile, ProfileMeta, VerdictOptions};
 
 pub type Result<T, E = DetectorError> = std::result::Result<T, E>;

@@ -1,8 +1,30 @@
-//! PLACEHOLDER API (being implemented): signatures are stable, bodies are not.
+//! Profiles: a fitted fingerprint of an upstream family, multi-class over families.
+//!
+//! A profile is a multinomial logistic regression over *models* (each known model is one
+//! component, grouped into families), on hashed lexical and style features, plus a calibration
+//! block measured leave-one-model-out. Scoring a text gives the posterior over families (with a
+//! uniform prior over families, so a family with many known models is not favoured) and the
+//! upstream log-odds.
+//!
+//! File format: `PDGPROF1` magic, a little-endian u32 format version, then a gzip'd bincode
+//! [`ProfileFile`]. Any other version is refused with [`DetectorError::Version`].
 
-use crate::{Result, TextScore, Verdict};
+use crate::calibration::{t_quantile, Calibration, ModelNull};
+use crate::features::{self, FeatureConfig, Scratch, SparseVec, STYLE_NAMES};
+use crate::linear::{Linear, QLinear, TrainOptions};
+use crate::{Decision, DetectorError, Evidence, EvidenceKind, FamilyProb, GrowthPoint, Result, TextScore, Verdict};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::Path;
+
+/// Version of the on-disk profile format. Bump it whenever features, hashing or the stored
+/// structure change meaning.
+pub const FORMAT_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"PDGPROF1";
+static BUILTIN: &[u8] = include_bytes!("../profiles/openai-alpaca-eval-dev.pdg");
 
 /// Options of the set-level test.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,55 +49,609 @@ pub struct ProfileMeta {
     pub upstream: String,
     pub families: Vec<String>,
     pub created: String,
-    /// Free-form training summary: dataset name, models per family, samples, prompts.
+    /// Training summary: dataset name, models per family, samples, prompts.
     pub training: serde_json::Value,
-    /// Feature blocks the profile uses (`lexical`, `style`, `identity`, later `minilm`, `smollm2`).
+    /// Feature blocks the profile uses.
     pub features: Vec<String>,
     /// Calibration summary: null models, sample counts, score quantiles.
     pub calibration: serde_json::Value,
+}
+
+/// What is serialised (bincode cannot carry `serde_json::Value`, so metadata travels as JSON text).
+#[derive(Serialize, Deserialize)]
+struct ProfileFile {
+    meta_json: String,
+    features: FeatureConfig,
+    components: Vec<String>,
+    component_family: Vec<usize>,
+    families: Vec<String>,
+    upstream: usize,
+    style_mean: Vec<f32>,
+    style_sd: Vec<f32>,
+    weights: QLinear,
+    calibration: Calibration,
 }
 
 /// A fitted fingerprint of an upstream family.
 #[derive(Debug, Clone)]
 pub struct Profile {
     meta: ProfileMeta,
+    features: FeatureConfig,
+    components: Vec<String>,
+    component_family: Vec<usize>,
+    families: Vec<String>,
+    upstream: usize,
+    style_mean: Vec<f32>,
+    style_sd: Vec<f32>,
+    weights: QLinear,
+    calibration: Calibration,
+    /// Members per family, for the uniform family prior.
+    family_size: Vec<f32>,
+}
+
+/// One training or calibration text with its provenance.
+#[derive(Debug, Clone, Copy)]
+pub struct LabeledText<'a> {
+    pub text: &'a str,
+    pub model: &'a str,
+    pub family: &'a str,
+}
+
+/// Everything `Profile::fit` needs besides the data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitOptions {
+    pub name: String,
+    pub upstream: String,
+    pub features: FeatureConfig,
+    pub train: TrainOptions,
+    /// Free-form description of the data, recorded in the metadata.
+    pub dataset: serde_json::Value,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<(Scratch, Vec<f32>, Vec<f32>)> = RefCell::new((Scratch::default(), Vec::new(), Vec::new()));
+}
+
+/// Per-text intermediate result shared by scoring and evidence.
+struct Scored {
+    x: SparseVec,
+    /// Softmax over components.
+    p: Vec<f32>,
+    family_post: Vec<f64>,
+    score: f64,
 }
 
 impl Profile {
     /// The built-in profile for upstream "openai", compiled into the binary.
     pub fn builtin() -> Result<Profile> {
-        unimplemented!("being implemented")
+        if BUILTIN.is_empty() {
+            return Err(DetectorError::Invalid(
+                "this build has no built-in profile; build one with `scripts/build-builtin-profile.sh`".into(),
+            ));
+        }
+        Self::from_bytes(BUILTIN)
     }
+
     pub fn load(path: &Path) -> Result<Profile> {
-        let _ = path;
-        unimplemented!("being implemented")
+        let bytes = std::fs::read(path).map_err(|source| DetectorError::Io { path: path.into(), source })?;
+        Self::from_bytes(&bytes)
     }
+
     pub fn from_bytes(bytes: &[u8]) -> Result<Profile> {
-        let _ = bytes;
-        unimplemented!("being implemented")
+        if bytes.len() < 12 || &bytes[..8] != MAGIC {
+            return Err(DetectorError::NotAProfile);
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version != FORMAT_VERSION {
+            return Err(DetectorError::Version { found: version, expected: FORMAT_VERSION });
+        }
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[12..])
+            .read_to_end(&mut raw)
+            .map_err(|e| DetectorError::Corrupt(format!("decompress: {e}")))?;
+        let f: ProfileFile = bincode::deserialize(&raw).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
+        let meta: ProfileMeta = serde_json::from_str(&f.meta_json).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
+        if f.weights.dim != f.features.dim() || f.weights.k != f.components.len() || f.style_mean.len() != STYLE_NAMES.len() {
+            return Err(DetectorError::Corrupt("weight shapes do not match the feature configuration".into()));
+        }
+        Ok(Self::assemble(meta, f))
     }
+
+    fn assemble(meta: ProfileMeta, f: ProfileFile) -> Profile {
+        let mut family_size = vec![0f32; f.families.len()];
+        for &fam in &f.component_family {
+            family_size[fam] += 1.0;
+        }
+        Profile {
+            meta,
+            features: f.features,
+            components: f.components,
+            component_family: f.component_family,
+            families: f.families,
+            upstream: f.upstream,
+            style_mean: f.style_mean,
+            style_sd: f.style_sd,
+            weights: f.weights,
+            calibration: f.calibration,
+            family_size,
+        }
+    }
+
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        unimplemented!("being implemented")
+        let f = ProfileFile {
+            meta_json: serde_json::to_string(&self.meta).map_err(|e| DetectorError::Corrupt(e.to_string()))?,
+            features: self.features.clone(),
+            components: self.components.clone(),
+            component_family: self.component_family.clone(),
+            families: self.families.clone(),
+            upstream: self.upstream,
+            style_mean: self.style_mean.clone(),
+            style_sd: self.style_sd.clone(),
+            weights: self.weights.clone(),
+            calibration: self.calibration.clone(),
+        };
+        let raw = bincode::serialize(&f).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::best());
+        gz.write_all(&raw).and_then(|_| gz.finish()).map_err(|e| DetectorError::Corrupt(e.to_string()))
     }
+
+    /// Write atomically (temp file + rename), so a crash never leaves half a profile.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let _ = path;
-        unimplemented!("being implemented")
+        let bytes = self.to_bytes()?;
+        let tmp = path.with_extension("profile.tmp");
+        std::fs::write(&tmp, &bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|source| DetectorError::Io { path: path.into(), source })
     }
+
     pub fn meta(&self) -> &ProfileMeta {
         &self.meta
     }
-    /// Score one text (the prompt, when known, enables prompt-aware features).
-    pub fn score(&self, text: &str, prompt: Option<&str>) -> TextScore {
-        let _ = (text, prompt);
-        unimplemented!("being implemented")
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
     }
+    pub fn families(&self) -> &[String] {
+        &self.families
+    }
+    pub fn upstream(&self) -> &str {
+        &self.families[self.upstream]
+    }
+
+    /// Fit a profile: components on `train`, then leave-one-model-out calibration on `calib`
+    /// (responses to *other* prompts than `train`'s, so calibration never sees training prompts).
+    pub fn fit(train: &[LabeledText], calib: &[LabeledText], opts: &FitOptions) -> Result<Profile> {
+        let fitted = Fitter::new(train, opts)?;
+        let full = fitted.fit_excluding(None);
+        let calib_x = fitted.featurize(calib);
+        let mut by_model: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, c) in calib.iter().enumerate() {
+            by_model.entry(c.model).or_default().push(i);
+        }
+        // Leave each calibration model out of the fit in turn and score its responses.
+        let models: Vec<(&str, Vec<usize>)> = by_model.into_iter().collect();
+        let lomo: Vec<(String, String, Vec<f64>)> = models
+            .par_iter()
+            .map(|(m, idx)| {
+                let p = fitted.fit_excluding(Some(m));
+                let s = idx.iter().map(|&i| p.score_x(&calib_x[i].0, &calib_x[i].1).score).collect();
+                (m.to_string(), calib[idx[0]].family.to_string(), s)
+            })
+            .collect();
+        let (mut null_scores, mut upstream_scores) = (Vec::new(), Vec::new());
+        let (mut null_models, mut upstream_models) = (Vec::new(), Vec::new());
+        for (m, fam, s) in &lomo {
+            let summary = ModelNull::from_scores(m, fam, s);
+            if *fam == opts.upstream {
+                upstream_scores.extend(s.iter().map(|&x| x as f32));
+                upstream_models.push(summary);
+            } else {
+                null_scores.extend(s.iter().map(|&x| x as f32));
+                null_models.push(summary);
+            }
+        }
+        if null_models.len() < 2 {
+            return Err(DetectorError::NotEnoughData("calibration needs responses of at least two non-upstream models".into()));
+        }
+        let cal = Calibration::new(null_scores, null_models, upstream_models, upstream_scores);
+        Ok(full.with_calibration(cal))
+    }
+
+    fn with_calibration(mut self, cal: Calibration) -> Profile {
+        let set = cal.set_null();
+        let q = |p: f64| cal.null_scores.get(((cal.null_scores.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f32::NAN);
+        self.meta.calibration = serde_json::json!({
+            "method": "leave-one-model-out scores of known non-upstream models on held-out prompts",
+            "null_models": cal.null_models.iter().map(|m| serde_json::json!({"model": m.model, "family": m.family, "n": m.n, "mean": m.mean})).collect::<Vec<_>>(),
+            "upstream_models": cal.upstream_models.iter().map(|m| serde_json::json!({"model": m.model, "n": m.n, "mean": m.mean})).collect::<Vec<_>>(),
+            "null_responses": cal.null_scores.len(),
+            "null_score_quantiles": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99)},
+            "threshold_at_1pct_fpr": cal.threshold_at(0.01),
+            "set_null": set,
+            "score": "upstream log-odds (uniform prior over families); higher = more upstream-like; 0 = even odds",
+        });
+        self.calibration = cal;
+        self
+    }
+
+    fn scored(&self, text: &str) -> Scored {
+        SCRATCH.with(|s| {
+            let (scratch, style, z) = &mut *s.borrow_mut();
+            let x = self.featurize_one(text, scratch, style);
+            self.weights.logits(&x, z);
+            QLinear::softmax(z);
+            self.posterior(x, z)
+        })
+    }
+
+    fn featurize_one(&self, text: &str, scratch: &mut Scratch, style: &mut Vec<f32>) -> SparseVec {
+        let mut x = features::extract(&self.features, text, scratch, style);
+        append_style(&mut x, style, &self.style_mean, &self.style_sd, &self.features);
+        x
+    }
+
+    fn posterior(&self, x: SparseVec, p: &[f32]) -> Scored {
+        let mut fam = vec![0f64; self.families.len()];
+        for (c, &pc) in p.iter().enumerate() {
+            let f = self.component_family[c];
+            fam[f] += pc as f64 / self.family_size[f] as f64;
+        }
+        let tot: f64 = fam.iter().sum();
+        fam.iter_mut().for_each(|v| *v /= tot);
+        let up = if std::env::var("PDG_PRIOR").is_ok() {
+            p.iter().enumerate().filter(|(c, _)| self.component_family[*c] == self.upstream).map(|(_, &v)| v as f64).sum::<f64>()
+        } else {
+            fam[self.upstream]
+        }
+        .clamp(1e-12, 1.0 - 1e-12);
+        Scored { x, p: p.to_vec(), family_post: fam, score: (up / (1.0 - up)).ln() }
+    }
+
+    fn score_x(&self, x: &SparseVec, _style: &[f32]) -> Scored {
+        let mut z = Vec::new();
+        self.weights.logits(x, &mut z);
+        QLinear::softmax(&mut z);
+        self.posterior(x.clone(), &z)
+    }
+
+    /// The upstream score alone (no evidence): the fast path for bulk scoring.
+    pub fn score_fast(&self, text: &str) -> f64 {
+        self.scored(text).score
+    }
+
+    /// Score one text. The prompt is accepted for prompt-aware scoring; the lexical tier does not
+    /// use it yet.
+    pub fn score(&self, text: &str, prompt: Option<&str>) -> TextScore {
+        let _ = prompt;
+        let s = self.scored(text);
+        let mut families: Vec<FamilyProb> =
+            self.families.iter().zip(&s.family_post).map(|(f, &p)| FamilyProb { family: f.clone(), prob: p }).collect();
+        families.sort_by(|a, b| b.prob.total_cmp(&a.prob));
+        let claims = crate::identity::find_claims(text);
+        let evidence = self.evidence(text, &s, &claims);
+        TextScore {
+            score: s.score,
+            fpr: self.calibration.fpr(s.score),
+            family: families[0].family.clone(),
+            families,
+            evidence,
+            claims,
+        }
+    }
+
     /// Score many texts in parallel.
     pub fn score_batch(&self, texts: &[(&str, Option<&str>)]) -> Vec<TextScore> {
-        texts.iter().map(|(t, p)| self.score(t, *p)).collect()
+        texts.par_iter().map(|(t, p)| self.score(t, *p)).collect()
     }
-    /// The set-level verdict about a suspect from the scores of its responses.
+
+    /// d(score)/d(logit_c) for each component: the first-order attribution weights. With
+    /// q_f = Σ_{c∈f} p_c / n_f, score = ln q_up − ln Σ_{g≠up} q_g, and d/dz_c = p_c/n_{f(c)} ·
+    /// ([c∈up]/Q_up − [c∉up]/Q_rest).
+    fn score_gradient(&self, p: &[f32]) -> Vec<f64> {
+        let (mut q_up, mut q_rest) = (0f64, 0f64);
+        for (c, &pc) in p.iter().enumerate() {
+            let f = self.component_family[c];
+            let v = pc as f64 / self.family_size[f] as f64;
+            if f == self.upstream { q_up += v } else { q_rest += v }
+        }
+        p.iter()
+            .enumerate()
+            .map(|(c, &pc)| {
+                let f = self.component_family[c];
+                let v = pc as f64 / self.family_size[f] as f64;
+                if f == self.upstream { v / q_up.max(1e-300) } else { -v / q_rest.max(1e-300) }
+            })
+            .collect()
+    }
+
+    fn contribution(&self, feature: u32, x: f32, grad: &[f64]) -> f64 {
+        self.weights.row(feature as usize).zip(grad).map(|(w, g)| w as f64 * g).sum::<f64>() * x as f64
+    }
+
+    /// Top contributions: word n-gram phrases located in the text, style features, and identity
+    /// claims. Character n-grams also contribute to the score but are not listed (they are not
+    /// readable on their own).
+    fn evidence(&self, text: &str, s: &Scored, claims: &[crate::IdentityClaim]) -> Vec<Evidence> {
+        let grad = self.score_gradient(&s.p);
+        let value = |f: u32| s.x.idx.binary_search(&f).ok().map(|i| s.x.val[i]);
+        let wmask = (self.features.word_buckets() - 1) as u32;
+        let mut toks = Vec::new();
+        crate::text::tokens(text, &mut toks);
+        let mut seen: BTreeMap<u32, ()> = BTreeMap::new();
+        let mut phrases: Vec<Evidence> = Vec::new();
+        let mut push = |f: u32, start: usize, end: usize, phrases: &mut Vec<Evidence>| {
+            if seen.insert(f, ()).is_some() {
+                return;
+            }
+            if let Some(x) = value(f) {
+                let w = self.contribution(f, x, &grad);
+                phrases.push(Evidence {
+                    kind: EvidenceKind::Phrase,
+                    label: text[start..end].to_string(),
+                    span: Some([crate::text::char_offset(text, start), crate::text::char_offset(text, end)]),
+                    weight: w,
+                });
+            }
+        };
+        for (i, t) in toks.iter().enumerate() {
+            // Single punctuation marks are style, reported through the style block instead.
+            if text[t.start..t.end].chars().next().is_some_and(|c| c.is_alphanumeric()) {
+                push(t.hash & wmask, t.start, t.end, &mut phrases);
+            }
+            if i > 0 {
+                let p = &toks[i - 1];
+                let f = crate::text::mix(crate::text::combine(p.hash, t.hash)) & wmask;
+                push(f, p.start, t.end, &mut phrases);
+            }
+        }
+        phrases.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        phrases.truncate(8);
+        phrases.retain(|e| e.weight > 0.0);
+
+        let off = self.features.style_offset() as u32;
+        let mut style: Vec<Evidence> = (0..STYLE_NAMES.len() as u32)
+            .filter_map(|j| value(off + j).map(|x| (j, x)))
+            .map(|(j, x)| Evidence { kind: EvidenceKind::Feature, label: STYLE_NAMES[j as usize].clone(), span: None, weight: self.contribution(off + j, x, &grad) })
+            .collect();
+        style.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
+        style.truncate(5);
+
+        let mut out: Vec<Evidence> = claims
+            .iter()
+            .map(|c| Evidence { kind: EvidenceKind::Identity, label: format!("{} claim ({}): {}", c.kind, c.family, c.text), span: Some(c.span), weight: if c.family == self.upstream() { 1.0 } else { -1.0 } })
+            .collect();
+        out.extend(phrases);
+        out.extend(style);
+        out
+    }
+
+    /// The set-level verdict about a suspect from the scores of its responses (in the order they
+    /// were collected: the growth curve follows that order).
     pub fn verdict(&self, scores: &[TextScore], opts: &VerdictOptions) -> Verdict {
-        let _ = (scores, opts);
-        unimplemented!("being implemented")
+        let s: Vec<f64> = scores.iter().map(|t| t.score).collect();
+        let mut fam: BTreeMap<&str, f64> = BTreeMap::new();
+        for t in scores {
+            for fp in &t.families {
+                *fam.entry(fp.family.as_str()).or_default() += fp.prob / scores.len() as f64;
+            }
+        }
+        let mut families: Vec<FamilyProb> = fam.into_iter().map(|(f, p)| FamilyProb { family: f.to_string(), prob: p }).collect();
+        families.sort_by(|a, b| b.prob.total_cmp(&a.prob));
+        let mut v = self.verdict_from_scores(&s, opts);
+        v.teacher = families.first().map(|f| f.family.clone());
+        v.families = families;
+        v
     }
+
+    /// The verdict from bare upstream scores (no family attribution).
+    pub fn verdict_from_scores(&self, s: &[f64], opts: &VerdictOptions) -> Verdict {
+        let null = self.calibration.set_null();
+        let n = s.len();
+        let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+        let stat = mean(s);
+        let p_value = if n == 0 { 1.0 } else { null.p_value(stat, n) };
+        // "Independent": the suspect's mean is confidently (one-sided 1−alpha bound from its own
+        // responses) below the midpoint between the null and an unseen upstream version.
+        let up_mean = mean(&self.calibration.upstream_models.iter().map(|m| m.mean).collect::<Vec<_>>());
+        let midpoint = if self.calibration.upstream_models.is_empty() { f64::INFINITY } else { (null.mu + up_mean) / 2.0 };
+        let var = if n < 2 { f64::INFINITY } else { s.iter().map(|x| (x - stat).powi(2)).sum::<f64>() / (n - 1) as f64 };
+        let ucb = stat + t_quantile(1.0 - opts.alpha, (n.max(2) - 1) as f64) * (var / n.max(1) as f64).sqrt();
+        let decision = if n >= 2 && p_value < opts.alpha {
+            Decision::Distilled
+        } else if n >= 2 && ucb < midpoint {
+            Decision::Independent
+        } else {
+            Decision::Undecided
+        };
+        let mut growth = Vec::new();
+        let mut k = 1;
+        while k < n {
+            growth.push(GrowthPoint { n: k, statistic: mean(&s[..k]), p_value: null.p_value(mean(&s[..k]), k) });
+            k *= 2;
+        }
+        if n > 0 {
+            growth.push(GrowthPoint { n, statistic: stat, p_value });
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+        order.truncate(opts.top);
+        Verdict {
+            n,
+            statistic: stat,
+            effect_size: if n == 0 { 0.0 } else { null.effect_size(stat, n) },
+            p_value,
+            alpha: opts.alpha,
+            decision,
+            teacher: None,
+            families: Vec::new(),
+            growth,
+            top_samples: order,
+        }
+    }
+}
+
+/// Standardise the style block and append it to the sparse vector (it sorts after the lexical
+/// blocks, so the indices stay sorted).
+fn append_style(x: &mut SparseVec, style: &[f32], mean: &[f32], sd: &[f32], cfg: &FeatureConfig) {
+    let off = cfg.style_offset() as u32;
+    for (j, &v) in style.iter().enumerate() {
+        let z = ((v - mean[j]) / sd[j]).clamp(-5.0, 5.0) * cfg.style_scale;
+        if z != 0.0 {
+            x.idx.push(off + j as u32);
+            x.val.push(z);
+        }
+    }
+}
+
+/// Training state shared by the full fit and the leave-one-model-out fits.
+struct Fitter<'a> {
+    opts: &'a FitOptions,
+    train: &'a [LabeledText<'a>],
+    x: Vec<SparseVec>,
+    components: Vec<String>,
+    component_family: Vec<usize>,
+    families: Vec<String>,
+    upstream: usize,
+    y: Vec<usize>,
+    style_mean: Vec<f32>,
+    style_sd: Vec<f32>,
+}
+
+impl<'a> Fitter<'a> {
+    fn new(train: &'a [LabeledText<'a>], opts: &'a FitOptions) -> Result<Self> {
+        let fam_level = std::env::var("PDG_FAMCLS").is_ok();
+        let comp_of = |t: &LabeledText<'a>| if fam_level { t.family } else { t.model };
+        let mut components: Vec<String> = train.iter().map(|t| comp_of(t).to_string()).collect();
+        components.sort();
+        components.dedup();
+        let mut families: Vec<String> = train.iter().map(|t| t.family.to_string()).collect();
+        families.sort();
+        families.dedup();
+        let upstream = families
+            .iter()
+            .position(|f| *f == opts.upstream)
+            .ok_or_else(|| DetectorError::NotEnoughData(format!("no training texts of the upstream family {:?}", opts.upstream)))?;
+        if families.len() < 2 {
+            return Err(DetectorError::NotEnoughData("a profile needs texts of at least two families".into()));
+        }
+        let mut component_family = vec![0; components.len()];
+        for t in train {
+            let c = components.binary_search_by(|m| m.as_str().cmp(comp_of(t))).expect("component");
+            component_family[c] = families.binary_search_by(|f| f.as_str().cmp(t.family)).expect("family");
+        }
+        let y = train.iter().map(|t| components.binary_search_by(|m| m.as_str().cmp(comp_of(t))).expect("component")).collect();
+        // Lexical features and raw style, in parallel.
+        let raw: Vec<(SparseVec, Vec<f32>)> = train
+            .par_iter()
+            .map_init(Scratch::default, |sc, t| {
+                let mut st = Vec::new();
+                let x = features::extract(&opts.features, t.text, sc, &mut st);
+                (x, st)
+            })
+            .collect();
+        let d = STYLE_NAMES.len();
+        let n = raw.len().max(1) as f32;
+        let mut style_mean = vec![0f32; d];
+        for (_, st) in &raw {
+            for j in 0..d {
+                style_mean[j] += st[j] / n;
+            }
+        }
+        let mut style_sd = vec![0f32; d];
+        for (_, st) in &raw {
+            for j in 0..d {
+                style_sd[j] += (st[j] - style_mean[j]).powi(2) / n;
+            }
+        }
+        style_sd.iter_mut().for_each(|v| *v = v.sqrt().max(1e-3));
+        let x = raw
+            .into_iter()
+            .map(|(mut x, st)| {
+                append_style(&mut x, &st, &style_mean, &style_sd, &opts.features);
+                x
+            })
+            .collect();
+        Ok(Self { opts, train, x, components, component_family, families, upstream, y, style_mean, style_sd })
+    }
+
+    fn featurize(&self, texts: &[LabeledText]) -> Vec<(SparseVec, Vec<f32>)> {
+        texts
+            .par_iter()
+            .map_init(Scratch::default, |sc, t| {
+                let mut st = Vec::new();
+                let mut x = features::extract(&self.opts.features, t.text, sc, &mut st);
+                append_style(&mut x, &st, &self.style_mean, &self.style_sd, &self.opts.features);
+                (x, st)
+            })
+            .collect()
+    }
+
+    /// Fit on all training texts except those of `exclude` (a model name).
+    fn fit_excluding(&self, exclude: Option<&str>) -> Profile {
+        let keep: Vec<usize> = (0..self.train.len()).filter(|&i| Some(self.train[i].model) != exclude).collect();
+        let xs: Vec<&SparseVec> = keep.iter().map(|&i| &self.x[i]).collect();
+        // Components are renumbered so an excluded model leaves no empty class behind.
+        let mut comps: Vec<usize> = keep.iter().map(|&i| self.y[i]).collect();
+        comps.sort();
+        comps.dedup();
+        let ys: Vec<usize> = keep.iter().map(|&i| comps.binary_search(&self.y[i]).expect("kept")).collect();
+        let mut counts = vec![0f32; comps.len()];
+        ys.iter().for_each(|&y| counts[y] += 1.0);
+        let mean = ys.len() as f32 / comps.len() as f32;
+        let cw: Vec<f32> = counts.iter().map(|&c| mean / c.max(1.0)).collect();
+        let lin = Linear::train(&xs, &ys, comps.len(), self.opts.features.dim(), &cw, &self.opts.train);
+        let components: Vec<String> = comps.iter().map(|&c| self.components[c].clone()).collect();
+        let component_family: Vec<usize> = comps.iter().map(|&c| self.component_family[c]).collect();
+        let mut models_per_family: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (c, &f) in components.iter().zip(&component_family) {
+            models_per_family.entry(self.families[f].clone()).or_default().push(c.clone());
+        }
+        let meta = ProfileMeta {
+            format_version: FORMAT_VERSION,
+            name: self.opts.name.clone(),
+            upstream: self.opts.upstream.clone(),
+            families: self.families.clone(),
+            created: now_rfc3339(),
+            training: serde_json::json!({
+                "dataset": self.opts.dataset,
+                "texts": xs.len(),
+                "models_per_family": models_per_family,
+                "optimiser": self.opts.train,
+                "classifier": "multinomial logistic regression over known models, grouped into families (uniform family prior)",
+            }),
+            features: self.opts.features.block_names(),
+            calibration: serde_json::Value::Null,
+        };
+        Profile::assemble(
+            meta,
+            ProfileFile {
+                meta_json: String::new(),
+                features: self.opts.features.clone(),
+                components,
+                component_family,
+                families: self.families.clone(),
+                upstream: self.upstream,
+                style_mean: self.style_mean.clone(),
+                style_sd: self.style_sd.clone(),
+                weights: lin.quantize(),
+                calibration: Calibration::new(Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            },
+        )
+    }
+}
+
+/// UTC timestamp without a date-time dependency.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }

@@ -1,17 +1,272 @@
-//! Detection subcommands of the `pedigree` CLI: `profile build`, `score`, `verdict`, `bench`, `audit`.
-//! (Owned by the detection engineer; `main.rs` flattens [`DetectCommand`] into the CLI.)
+//! Detection subcommands of the `pedigree` CLI: `profile build`, `score`, `verdict`, `bench`.
+//! (`main.rs` flattens [`DetectCommand`] into the CLI.) The logic lives in the `detector` and
+//! `datasets` crates; this module only parses flags, streams files and prints.
 
-use clap::Subcommand;
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use datasets::bench::BenchDir;
+use detector::features::FeatureConfig;
+use detector::linear::TrainOptions;
+use detector::{FitOptions, Profile, TextScore, VerdictOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum DetectCommand {
-    /// Placeholder while the detection commands are being written.
-    #[command(hide = true)]
-    DetectPlaceholder,
+    /// Build, inspect or export profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Score texts: JSONL (or any format `datasets` reads) in, one JSON result per line out.
+    Score(ScoreArgs),
+    /// The set-level verdict about a suspect from a file of its responses.
+    Verdict(VerdictArgs),
+    /// Run the bench protocol on a benchmark directory and print its metrics.
+    Bench(BenchArgs),
+    /// Estimate what fraction of a corpus each family generated (training-data audit).
+    Audit(crate::cli_audit::AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Fit a profile on a benchmark directory's known models (train prompts) and calibrate it
+    /// leave-one-model-out on their test-prompt answers.
+    Build(BuildArgs),
+    /// Print a profile's metadata as JSON (the built-in one when no file is given).
+    Show {
+        #[arg(env = "PEDIGREE_PROFILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+/// Model and feature settings shared by `profile build` and `bench`.
+#[derive(Debug, Args, Clone)]
+pub struct FitArgs {
+    /// log2 of the word n-gram hash buckets.
+    #[arg(long, default_value_t = FeatureConfig::default().word_bits, env = "PEDIGREE_WORD_BITS")]
+    pub word_bits: u32,
+    /// log2 of the character n-gram hash buckets (0 disables character n-grams).
+    #[arg(long, default_value_t = FeatureConfig::default().char_bits, env = "PEDIGREE_CHAR_BITS")]
+    pub char_bits: u32,
+    /// SGD epochs.
+    #[arg(long, default_value_t = TrainOptions::default().epochs, env = "PEDIGREE_EPOCHS")]
+    pub epochs: usize,
+    /// L2 penalty.
+    #[arg(long, default_value_t = TrainOptions::default().alpha, env = "PEDIGREE_L2")]
+    pub l2: f32,
+    /// Weight of the style block.
+    #[arg(long, default_value_t = FeatureConfig::default().style_scale, env = "PEDIGREE_STYLE_SCALE")]
+    pub style_scale: f32,
+}
+
+impl FitArgs {
+    fn options(&self, dir: &BenchDir) -> FitOptions {
+        FitOptions {
+            name: format!("{}-{}", dir.manifest.upstream, dir.manifest.name),
+            upstream: dir.manifest.upstream.clone(),
+            features: FeatureConfig { word_bits: self.word_bits, char_bits: self.char_bits, style_scale: self.style_scale, ..FeatureConfig::default() },
+            train: TrainOptions { epochs: self.epochs, alpha: self.l2, ..TrainOptions::default() },
+            dataset: serde_json::json!({
+                "name": dir.manifest.name,
+                "source": dir.manifest.source,
+                "license": dir.manifest.license,
+                "split": "train prompts for fitting, test prompts for calibration",
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Benchmark directory (manifest.json + samples.jsonl).
+    #[arg(long, env = "PEDIGREE_DATASET")]
+    pub dataset: PathBuf,
+    /// Where to write the profile.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub fit: FitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Profile file (default: the built-in profile).
+    #[arg(long, env = "PEDIGREE_PROFILE")]
+    pub profile: Option<PathBuf>,
+    /// Input file (`-` or absent: JSONL on stdin).
+    pub input: Option<PathBuf>,
+    /// Input format (default: detected). One of jsonl, alpaca-eval, fastchat, sharegpt, openai-chat, csv:COLUMN, bench.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Leave out the evidence (faster, smaller output).
+    #[arg(long)]
+    pub no_evidence: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerdictArgs {
+    /// Profile file (default: the built-in profile).
+    #[arg(long, env = "PEDIGREE_PROFILE")]
+    pub profile: Option<PathBuf>,
+    /// The suspect's responses (any format `datasets` reads).
+    pub samples: PathBuf,
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Significance level.
+    #[arg(long, default_value_t = 0.01)]
+    pub alpha: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Benchmark directory.
+    pub dir: PathBuf,
+    /// Also write a markdown report (with an SVG ROC plot beside it).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Exit with status 1 when a metric is below the published baseline.
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub fit: FitArgs,
 }
 
 pub fn run(cmd: DetectCommand) -> anyhow::Result<()> {
     match cmd {
-        DetectCommand::DetectPlaceholder => Ok(()),
+        DetectCommand::Profile(ProfileCommand::Build(a)) => build(a),
+        DetectCommand::Profile(ProfileCommand::Show { file }) => {
+            let p = load_profile(file.as_deref())?;
+            println!("{}", serde_json::to_string_pretty(p.meta())?);
+            Ok(())
+        }
+        DetectCommand::Score(a) => score(a),
+        DetectCommand::Verdict(a) => verdict(a),
+        DetectCommand::Bench(a) => bench(a),
+        DetectCommand::Audit(a) => crate::cli_audit::run(a),
     }
+}
+
+/// The named profile file, or the built-in one.
+pub fn load_profile(path: Option<&Path>) -> anyhow::Result<Profile> {
+    match path {
+        Some(p) => Profile::load(p).with_context(|| format!("loading profile {}", p.display())),
+        None => Ok(Profile::builtin()?),
+    }
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("template"));
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb.set_message(msg.to_string());
+    pb
+}
+
+fn build(a: BuildArgs) -> anyhow::Result<()> {
+    let dir = BenchDir::load(&a.dataset)?;
+    let pb = spinner("fitting profile and leave-one-model-out calibration");
+    let p = detector::bench::profile_from_bench(&dir, &a.fit.options(&dir))?;
+    pb.finish_and_clear();
+    p.save(&a.out)?;
+    eprintln!("wrote {} ({} bytes)", a.out.display(), std::fs::metadata(&a.out)?.len());
+    println!("{}", serde_json::to_string_pretty(p.meta())?);
+    Ok(())
+}
+
+fn parse_format(f: &Option<String>) -> anyhow::Result<Option<datasets::Format>> {
+    f.as_deref().map(|s| s.parse::<datasets::Format>().map_err(anyhow::Error::from)).transpose()
+}
+
+/// Stream records from a file (any supported format) or JSONL from stdin.
+fn records(input: Option<&Path>, format: &Option<String>) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<datasets::TextRecord>>>> {
+    match input {
+        Some(p) if p != Path::new("-") => {
+            let it = datasets::open(p, parse_format(format)?)?;
+            Ok(Box::new(it.map(|r| r.map_err(anyhow::Error::from))))
+        }
+        _ => {
+            let stdin = std::io::stdin().lock();
+            Ok(Box::new(stdin.lines().enumerate().filter(|(_, l)| !matches!(l, Ok(s) if s.trim().is_empty())).map(|(i, l)| {
+                let l = l?;
+                let v: serde_json::Value = serde_json::from_str(&l).with_context(|| format!("stdin:{}: not JSON", i + 1))?;
+                let text = v.get("text").or_else(|| v.get("response")).and_then(|t| t.as_str());
+                let Some(text) = text else { bail!("stdin:{}: field \"text\": missing or not a string", i + 1) };
+                Ok(datasets::TextRecord {
+                    id: v.get("id").map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)),
+                    prompt: v.get("prompt").and_then(|p| p.as_str()).map(str::to_string),
+                    text: text.to_string(),
+                    model: v.get("model").and_then(|p| p.as_str()).map(str::to_string),
+                    source: Some("stdin".into()),
+                    line: i as u64 + 1,
+                })
+            })))
+        }
+    }
+}
+
+fn score(a: ScoreArgs) -> anyhow::Result<()> {
+    let p = load_profile(a.profile.as_deref())?;
+    let out = std::io::stdout();
+    let mut out = BufWriter::new(out.lock());
+    let mut batch: Vec<datasets::TextRecord> = Vec::with_capacity(1024);
+    let flush = |batch: &mut Vec<datasets::TextRecord>, out: &mut BufWriter<std::io::StdoutLock>| -> anyhow::Result<()> {
+        let texts: Vec<(&str, Option<&str>)> = batch.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
+        for (r, mut s) in batch.iter().zip(p.score_batch(&texts)) {
+            if a.no_evidence {
+                s.evidence.clear();
+            }
+            let line = serde_json::json!({"id": r.id, "line": r.line, "score": s.score, "fpr": s.fpr, "family": s.family, "families": s.families, "evidence": s.evidence, "claims": s.claims});
+            writeln!(out, "{line}")?;
+        }
+        batch.clear();
+        Ok(())
+    };
+    for r in records(a.input.as_deref(), &a.format)? {
+        batch.push(r?);
+        if batch.len() == batch.capacity() {
+            flush(&mut batch, &mut out)?;
+        }
+    }
+    flush(&mut batch, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn verdict(a: VerdictArgs) -> anyhow::Result<()> {
+    let p = load_profile(a.profile.as_deref())?;
+    let recs: Vec<datasets::TextRecord> = records(Some(&a.samples), &a.format)?.collect::<anyhow::Result<_>>()?;
+    if recs.is_empty() {
+        bail!("{}: no responses to judge", a.samples.display());
+    }
+    let texts: Vec<(&str, Option<&str>)> = recs.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
+    let scores: Vec<TextScore> = p.score_batch(&texts);
+    let v = p.verdict(&scores, &VerdictOptions { alpha: a.alpha, ..VerdictOptions::default() });
+    let top: Vec<serde_json::Value> = v
+        .top_samples
+        .iter()
+        .map(|&i| serde_json::json!({"index": i, "id": recs[i].id, "score": scores[i].score, "fpr": scores[i].fpr, "evidence": scores[i].evidence.iter().take(5).collect::<Vec<_>>()}))
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"verdict": v, "top_samples": top}))?);
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let dir = BenchDir::load(&a.dir)?;
+    let pb = spinner("bench");
+    let run = detector::bench::run(&dir, &a.fit.options(&dir), &|m| pb.set_message(m.to_string()))?;
+    pb.finish_and_clear();
+    let table = crate::report::bench_table(&run);
+    eprintln!("{table}");
+    if let Some(path) = &a.report {
+        crate::report::write_bench_report(path, &dir, &run)?;
+        eprintln!("report written to {}", path.display());
+    }
+    println!("{}", serde_json::to_string(&run.metrics)?);
+    if a.check {
+        let failed: Vec<_> = datasets::metrics::compare_to_baseline(&run.metrics).into_iter().filter(|c| !c.ok).collect();
+        if !failed.is_empty() {
+            bail!("below the baseline: {}", failed.iter().map(|c| format!("{} {} < {}", c.key, c.ours, c.baseline)).collect::<Vec<_>>().join(", "));
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,386 @@
+//! Per-text features: hashed word uni/bigrams and character n-grams (the lexical blocks), and a
+//! dense style block (formatting habits, length and sentence statistics, punctuation, function
+//! words, identity claims).
+//!
+//! The lexical blocks follow the classic authorship-attribution recipe (sublinear term
+//! frequencies, L2-normalised per block; cf. Stamatatos 2009, "A survey of modern authorship
+//! attribution methods") with the hashing trick (Weinberger et al. 2009) so a profile needs no
+//! vocabulary.
+
+use crate::text::{self, combine, mix, Token};
+use serde::{Deserialize, Serialize};
+
+/// Which features a profile uses and how many hash buckets each lexical block has.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeatureConfig {
+    /// log2 of the word n-gram buckets.
+    pub word_bits: u32,
+    /// log2 of the character n-gram buckets (0 disables the block).
+    pub char_bits: u32,
+    /// Character n-gram lengths, inclusive.
+    pub char_min: usize,
+    pub char_max: usize,
+    /// Weight of the standardised style block relative to the unit-norm lexical blocks.
+    pub style_scale: f32,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        Self { word_bits: 17, char_bits: 17, char_min: 3, char_max: 5, style_scale: 0.15 }
+    }
+}
+
+impl FeatureConfig {
+    pub fn word_buckets(&self) -> usize {
+        1 << self.word_bits
+    }
+    pub fn char_buckets(&self) -> usize {
+        if self.char_bits == 0 { 0 } else { 1 << self.char_bits }
+    }
+    /// First index of the style block.
+    pub fn style_offset(&self) -> usize {
+        self.word_buckets() + self.char_buckets()
+    }
+    /// Total dimension.
+    pub fn dim(&self) -> usize {
+        self.style_offset() + STYLE_NAMES.len()
+    }
+    /// Names of the feature blocks, as recorded in profile metadata.
+    pub fn block_names(&self) -> Vec<String> {
+        let mut v = vec![format!("word_ngrams(1-2, 2^{})", self.word_bits)];
+        if self.char_bits > 0 {
+            v.push(format!("char_ngrams({}-{}, 2^{})", self.char_min, self.char_max, self.char_bits));
+        }
+        v.push(format!("style({})", STYLE_NAMES.len()));
+        v
+    }
+}
+
+/// A sparse feature vector with sorted, unique indices.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SparseVec {
+    pub idx: Vec<u32>,
+    pub val: Vec<f32>,
+}
+
+/// Function words whose relative frequencies are a classic stylometric signal.
+pub const FUNCTION_WORDS: &[&str] = &[
+    "the", "of", "and", "to", "a", "in", "is", "that", "it", "for", "you", "this", "with", "as", "are",
+    "be", "can", "or", "on", "your", "an", "by", "not", "if", "will", "may", "also", "more", "some",
+    "such", "these", "which", "their", "i", "however", "additionally", "overall", "here", "there",
+    "so", "but", "would", "should", "could", "very", "just", "really", "we", "my", "me",
+];
+
+/// Names of the dense style features, in order.
+pub static STYLE_NAMES: once_cell::sync::Lazy<Vec<String>> = once_cell::sync::Lazy::new(|| {
+    let mut v: Vec<String> = [
+        "log_chars", "log_words", "log_lines", "log_paragraphs", "header_lines", "bullet_lines",
+        "numbered_lines", "bold_per_100w", "code_fences", "table_lines", "emoji_per_100w",
+        "mean_sentence_words", "sd_sentence_words", "commas_per_100w", "semicolons_per_100w",
+        "colons_per_100w", "exclamations_per_100w", "questions_per_100w", "parens_per_100w",
+        "double_quotes_per_100w", "em_dashes_per_100w", "en_dashes_per_100w", "ellipses_per_100w",
+        "opens_with_affirmation", "ends_with_question", "ends_with_offer", "intro_colon",
+        "uppercase_ratio", "digit_ratio", "mean_word_len", "type_token_ratio", "first_person_rate",
+        "second_person_rate", "claims_openai", "claims_other_family", "ai_disclaimer",
+        "knowledge_cutoff",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(FUNCTION_WORDS.iter().map(|w| format!("fw_{w}")));
+    v
+});
+
+/// Reusable scratch space so feature extraction allocates nothing per text once warm.
+#[derive(Default)]
+pub struct Scratch {
+    tokens: Vec<Token>,
+    chars: Vec<u32>,
+    counts: Counter,
+}
+
+/// Open-addressing counter keyed by bucket index, cleared in O(used) between texts.
+#[derive(Default)]
+struct Counter {
+    keys: Vec<u32>,
+    vals: Vec<f32>,
+    used: Vec<u32>,
+}
+
+impl Counter {
+    const EMPTY: u32 = u32::MAX;
+    fn reset(&mut self, expected: usize) {
+        let want = (expected * 2).next_power_of_two().max(1024);
+        if self.keys.len() < want {
+            self.keys = vec![Self::EMPTY; want];
+            self.vals = vec![0.0; want];
+        } else {
+            for &s in &self.used {
+                self.keys[s as usize] = Self::EMPTY;
+            }
+        }
+        self.used.clear();
+    }
+    #[inline]
+    fn add(&mut self, key: u32) {
+        let mask = self.keys.len() - 1;
+        let mut s = (mix(key) as usize) & mask;
+        loop {
+            let k = self.keys[s];
+            if k == key {
+                self.vals[s] += 1.0;
+                return;
+            }
+            if k == Self::EMPTY {
+                self.keys[s] = key;
+                self.vals[s] = 1.0;
+                self.used.push(s as u32);
+                return;
+            }
+            s = (s + 1) & mask;
+        }
+    }
+    /// Append sublinear (log1p) term frequencies, L2-normalised, to `out`.
+    fn drain_normalised(&mut self, out: &mut SparseVec) {
+        let start = out.idx.len();
+        let mut norm = 0.0f32;
+        for &s in &self.used {
+            let v = (1.0 + self.vals[s as usize]).ln();
+            norm += v * v;
+            out.idx.push(self.keys[s as usize]);
+            out.val.push(v);
+        }
+        let inv = if norm > 0.0 { 1.0 / norm.sqrt() } else { 0.0 };
+        for v in &mut out.val[start..] {
+            *v *= inv;
+        }
+    }
+}
+
+/// Extract the lexical blocks (sparse) and the raw (unstandardised) style block.
+pub fn extract(cfg: &FeatureConfig, text: &str, scratch: &mut Scratch, style: &mut Vec<f32>) -> SparseVec {
+    let mut out = SparseVec::default();
+    text::tokens(text, &mut scratch.tokens);
+
+    // Word unigrams and bigrams.
+    let wmask = (cfg.word_buckets() - 1) as u32;
+    scratch.counts.reset(scratch.tokens.len() * 2);
+    let mut prev: Option<u32> = None;
+    for t in &scratch.tokens {
+        scratch.counts.add(t.hash & wmask);
+        if let Some(p) = prev {
+            scratch.counts.add(mix(combine(p, t.hash)) & wmask);
+        }
+        prev = Some(t.hash);
+    }
+    scratch.counts.drain_normalised(&mut out);
+
+    // Character n-grams over the raw text (case and white space kept: both are style).
+    if cfg.char_bits > 0 {
+        let cmask = (cfg.char_buckets() - 1) as u32;
+        let off = cfg.word_buckets() as u32;
+        scratch.chars.clear();
+        scratch.chars.extend(text.chars().map(|c| c as u32));
+        let n = scratch.chars.len();
+        scratch.counts.reset(n * (cfg.char_max - cfg.char_min + 1));
+        for i in 0..n {
+            let mut h = 0x2545_f491u32;
+            for (len, &c) in scratch.chars[i..n.min(i + cfg.char_max)].iter().enumerate() {
+                h = combine(h, c);
+                if len + 1 >= cfg.char_min {
+                    scratch.counts.add(off + (mix(h ^ (len as u32 + 1)) & cmask));
+                }
+            }
+        }
+        scratch.counts.drain_normalised(&mut out);
+    }
+    style_features(text, &scratch.tokens, style);
+    sort_dedup(&mut out);
+    out
+}
+
+fn sort_dedup(v: &mut SparseVec) {
+    let mut pairs: Vec<(u32, f32)> = v.idx.iter().copied().zip(v.val.iter().copied()).collect();
+    pairs.sort_unstable_by_key(|p| p.0);
+    v.idx.clear();
+    v.val.clear();
+    for (i, x) in pairs {
+        if v.idx.last() == Some(&i) {
+            *v.val.last_mut().expect("non-empty") += x;
+        } else {
+            v.idx.push(i);
+            v.val.push(x);
+        }
+    }
+}
+
+fn is_emoji(c: char) -> bool {
+    matches!(c as u32, 0x1F300..=0x1FAFF | 0x2600..=0x27BF | 0x1F000..=0x1F2FF)
+}
+
+/// The dense style block (raw values; the profile standardises them).
+pub fn style_features(text: &str, toks: &[Token], out: &mut Vec<f32>) {
+    out.clear();
+    let chars = text.chars().count().max(1) as f32;
+    let words: Vec<&str> = toks
+        .iter()
+        .map(|t| &text[t.start..t.end])
+        .filter(|w| w.chars().next().is_some_and(|c| c.is_alphanumeric()))
+        .collect();
+    let nw = words.len().max(1) as f32;
+    let per100 = |n: usize| n as f32 * 100.0 / nw;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let nl = lines.len().max(1) as f32;
+    let frac = |f: &dyn Fn(&str) -> bool| lines.iter().filter(|l| f(l.trim_start())).count() as f32 / nl;
+    let paragraphs = text.split("\n\n").filter(|p| !p.trim().is_empty()).count();
+
+    // Sentence lengths in words.
+    let mut sent: Vec<f32> = Vec::new();
+    let mut cur = 0usize;
+    for t in toks {
+        let s = &text[t.start..t.end];
+        if s.chars().next().is_some_and(|c| c.is_alphanumeric()) {
+            cur += 1;
+        } else if matches!(s, "." | "!" | "?" | "。" | "！" | "？") && cur > 0 {
+            sent.push(cur as f32);
+            cur = 0;
+        }
+    }
+    if cur > 0 {
+        sent.push(cur as f32);
+    }
+    let ms = if sent.is_empty() { 0.0 } else { sent.iter().sum::<f32>() / sent.len() as f32 };
+    let sds = if sent.len() < 2 { 0.0 } else { (sent.iter().map(|x| (x - ms).powi(2)).sum::<f32>() / (sent.len() - 1) as f32).sqrt() };
+
+    let count = |c: char| text.chars().filter(|&x| x == c).count();
+    let trimmed = text.trim();
+    let lower_start: String = trimmed.chars().take(40).collect::<String>().to_lowercase();
+    let first_line = trimmed.lines().next().unwrap_or("");
+    let last_line = trimmed.lines().last().unwrap_or("").to_lowercase();
+    let mut lw: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+    let first_person = lw.iter().filter(|w| matches!(w.as_str(), "i" | "me" | "my" | "i'm" | "i've")).count();
+    let second_person = lw.iter().filter(|w| matches!(w.as_str(), "you" | "your" | "you're" | "yours")).count();
+    let claims = crate::identity::find_claims(text);
+    let claim = |f: &dyn Fn(&crate::IdentityClaim) -> bool| claims.iter().filter(|c| f(c)).count() as f32;
+
+    out.extend_from_slice(&[
+        (1.0 + chars).ln(),
+        (1.0 + nw).ln(),
+        (1.0 + lines.len() as f32).ln(),
+        (1.0 + paragraphs as f32).ln(),
+        frac(&|l| l.starts_with('#')),
+        frac(&|l| l.starts_with("- ") || l.starts_with("* ") || l.starts_with("• ")),
+        frac(&|l| {
+            let d = l.chars().take_while(|c| c.is_ascii_digit()).count();
+            d > 0 && d < 4 && matches!(l[d..].chars().next(), Some('.') | Some(')'))
+        }),
+        per100(text.matches("**").count() / 2),
+        (text.matches("```").count() / 2) as f32,
+        frac(&|l| l.starts_with('|')),
+        per100(text.chars().filter(|&c| is_emoji(c)).count()),
+        ms,
+        sds,
+        per100(count(',') + count('，')),
+        per100(count(';') + count('；')),
+        per100(count(':') + count('：')),
+        per100(count('!') + count('！')),
+        per100(count('?') + count('？')),
+        per100(count('(') + count('（')),
+        per100(count('"') + count('“') + count('”')),
+        per100(count('—')),
+        per100(count('–')),
+        per100(count('…') + text.matches("...").count()),
+        ["sure", "certainly", "of course", "absolutely", "great question", "yes", "no problem"]
+            .iter()
+            .any(|a| lower_start.starts_with(a)) as u8 as f32,
+        trimmed.ends_with('?') as u8 as f32,
+        ["let me know", "hope this helps", "feel free", "happy to help", "any other questions"]
+            .iter()
+            .any(|a| last_line.contains(a)) as u8 as f32,
+        (first_line.trim_end().ends_with(':') && lines.len() > 1) as u8 as f32,
+        text.chars().filter(|c| c.is_uppercase()).count() as f32 / chars,
+        text.chars().filter(|c| c.is_ascii_digit()).count() as f32 / chars,
+        words.iter().map(|w| w.chars().count()).sum::<usize>() as f32 / nw,
+        {
+            lw.sort_unstable();
+            let n = lw.len();
+            lw.dedup();
+            if n == 0 { 0.0 } else { lw.len() as f32 / (n as f32).sqrt() }
+        },
+        per100(first_person),
+        per100(second_person),
+        claim(&|c| c.family == "openai" && c.kind != "ai_disclaimer"),
+        claim(&|c| c.family != "openai" && c.family != "unknown"),
+        claim(&|c| c.kind == "ai_disclaimer"),
+        claim(&|c| c.kind == "knowledge_cutoff"),
+    ]);
+    let mut fw = [0u32; FUNCTION_WORDS.len()];
+    for t in toks {
+        if let Some(i) = FUNCTION_WORD_HASHES.iter().position(|&h| h == t.hash) {
+            fw[i] += 1;
+        }
+    }
+    out.extend(fw.iter().map(|&c| c as f32 / nw));
+    debug_assert_eq!(out.len(), STYLE_NAMES.len());
+}
+
+static FUNCTION_WORD_HASHES: once_cell::sync::Lazy<Vec<u32>> =
+    once_cell::sync::Lazy::new(|| FUNCTION_WORDS.iter().map(|w| text::word_hash(w)).collect());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn style_of(t: &str) -> Vec<f32> {
+        let mut s = Scratch::default();
+        let mut st = Vec::new();
+        extract(&FeatureConfig::default(), t, &mut s, &mut st);
+        st
+    }
+    fn style(t: &str, name: &str) -> f32 {
+        style_of(t)[STYLE_NAMES.iter().position(|n| n == name).expect("name")]
+    }
+
+    #[test]
+    fn lexical_blocks_are_unit_norm_sorted_and_in_range() {
+        let cfg = FeatureConfig::default();
+        let mut s = Scratch::default();
+        let mut st = Vec::new();
+        let v = extract(&cfg, "The cat sat on the mat. The cat!", &mut s, &mut st);
+        assert!(v.idx.windows(2).all(|w| w[0] < w[1]));
+        let word: f32 = v.idx.iter().zip(&v.val).filter(|(i, _)| (**i as usize) < cfg.word_buckets()).map(|(_, x)| x * x).sum();
+        let chr: f32 = v.idx.iter().zip(&v.val).filter(|(i, _)| (**i as usize) >= cfg.word_buckets()).map(|(_, x)| x * x).sum();
+        assert!((word - 1.0).abs() < 1e-4 && (chr - 1.0).abs() < 1e-4, "{word} {chr}");
+        assert!(v.idx.iter().all(|&i| (i as usize) < cfg.style_offset()));
+        // "the" appears 3 times, "cat" twice: sublinear weights keep their order.
+        let the = v.idx.iter().position(|&i| i == text::word_hash("the") & ((1 << 17) - 1)).expect("the");
+        let sat = v.idx.iter().position(|&i| i == text::word_hash("sat") & ((1 << 17) - 1)).expect("sat");
+        assert!(v.val[the] > v.val[sat]);
+    }
+
+    #[test]
+    fn scratch_reuse_gives_identical_vectors() {
+        let cfg = FeatureConfig::default();
+        let mut s = Scratch::default();
+        let mut st = Vec::new();
+        let a = extract(&cfg, "Hello world, hello again.", &mut s, &mut st);
+        let _ = extract(&cfg, &"long text ".repeat(500), &mut s, &mut st);
+        let b = extract(&cfg, "Hello world, hello again.", &mut s, &mut st);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn style_features_measure_formatting() {
+        let md = "Sure! Here are some tips:\n\n## Tips\n\n1. **Sleep** well.\n2. Eat well.\n- one\n- two\n\nI hope this helps!";
+        assert_eq!(style(md, "opens_with_affirmation"), 1.0);
+        assert_eq!(style(md, "ends_with_offer"), 1.0);
+        assert!((style(md, "header_lines") - 1.0 / 7.0).abs() < 1e-6);
+        assert!((style(md, "numbered_lines") - 2.0 / 7.0).abs() < 1e-6);
+        assert!((style(md, "bullet_lines") - 2.0 / 7.0).abs() < 1e-6);
+        assert_eq!(style("plain words only", "header_lines"), 0.0);
+        assert_eq!(style("As an AI language model, I can't.", "ai_disclaimer"), 1.0);
+        assert_eq!(style("I was created by OpenAI.", "claims_openai"), 1.0);
+        assert_eq!(style("Three short words. And two. Then four more words!", "mean_sentence_words"), 3.0);
+        assert_eq!(style_of("x").len(), STYLE_NAMES.len());
+    }
+}

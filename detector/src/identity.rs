@@ -1,0 +1,147 @@
+//! Self-identification claims: "As an AI language model developed by OpenAI", "I'm ChatGPT",
+//! "我是由OpenAI开发的", knowledge-cutoff statements. A student trained on an upstream's
+//! conversations often repeats the upstream's identity verbatim, which makes these claims the most
+//! explainable evidence there is.
+
+use crate::IdentityClaim;
+use once_cell::sync::Lazy;
+use regex::Regex;
+
+/// Which family each name points at. Order matters only for readability.
+const FAMILY_NAMES: &[(&str, &str)] = &[
+    ("openai", r"open\s?ai|chat\s?gpt|gpt-?[345](?:\.5)?(?:-turbo|o)?|text-davinci|davinci"),
+    ("anthropic", r"anthropic|claude"),
+    ("google", r"google|gemini|bard|palm ?2?|deepmind"),
+    ("meta", r"meta(?: ai)?|llama ?[0-9]?|facebook"),
+    ("mistral", r"mistral(?: ai)?|mixtral"),
+    ("cohere", r"cohere|command[- ]r"),
+    ("alibaba", r"alibaba|qwen|通义千问|阿里"),
+    ("deepseek", r"deepseek|深度求索"),
+    ("baidu", r"baidu|ernie|文心一言|百度"),
+    ("zhipu", r"zhipu|chatglm|智谱"),
+    ("microsoft", r"microsoft|bing|copilot|微软"),
+];
+
+struct Pattern {
+    kind: &'static str,
+    /// When the pattern names no family itself, the family is read from the `name` group.
+    re: Regex,
+}
+
+static NAME_RES: Lazy<Vec<(&'static str, Regex)>> = Lazy::new(|| {
+    FAMILY_NAMES
+        .iter()
+        .map(|(f, p)| (*f, Regex::new(&format!(r"(?i)^(?:{p})$")).expect("family regex")))
+        .collect()
+});
+
+static PATTERNS: Lazy<Vec<Pattern>> = Lazy::new(|| {
+    let names: Vec<&str> = FAMILY_NAMES.iter().map(|(_, p)| *p).collect();
+    let any = names.join("|");
+    let mk = |kind, p: String| Pattern { kind, re: Regex::new(&p).expect("identity regex") };
+    vec![
+        // "developed by OpenAI", "trained by Anthropic", "created by Google"
+        mk("creator", format!(r"(?i)\b(?:developed|created|trained|built|made|designed|programmed)\s+by\s+(?:the\s+)?(?:team\s+at\s+)?(?P<name>{any})\b")),
+        // "I am ChatGPT", "I'm Claude", "my name is Bard", "I am a large language model called GPT-4"
+        mk("model_name", format!(r"(?i)\b(?:i\s+am|i'm|i’m|my\s+name\s+is|this\s+is)\s+(?:an?\s+)?(?:(?:ai|large\s+language|language)\s+model\s+(?:called|named)\s+)?(?P<name>{any})\b")),
+        // "As an AI language model", "As an AI developed by OpenAI" (family named only sometimes)
+        mk("ai_disclaimer", r"(?i)\bas an ai(?:\s+language)?\s+model\b|\bas an ai(?:\s+assistant)?\b".to_string()),
+        // Knowledge cutoff statements: "my knowledge cutoff is September 2021", "as of my last update in 2021"
+        mk("knowledge_cutoff", r"(?i)\b(?:knowledge\s+cut-?off|training\s+(?:data\s+)?cut-?off|as\s+of\s+my\s+(?:last\s+)?(?:knowledge\s+)?update|my\s+training\s+data\s+(?:only\s+)?(?:goes|extends)\s+(?:up\s+)?(?:to|until))\b(?:[^.\n]{0,40}?(?:(?:january|february|march|april|may|june|july|august|september|october|november|december)\s+)?(?P<year>20[0-9]{2}))?".to_string()),
+        // Chinese: 我是由OpenAI开发的 / 我是ChatGPT / 作为一个人工智能语言模型
+        mk("creator", format!(r"(?i)(?:由|被)\s*(?P<name>{any})\s*(?:公司)?\s*(?:开发|训练|创建|打造|研发)")),
+        mk("model_name", format!(r"(?i)我(?:是|叫)\s*(?:一个)?\s*(?P<name>{any})")),
+        mk("ai_disclaimer", r"作为一个?(?:人工智能|AI)(?:语言)?模型".to_string()),
+        mk("knowledge_cutoff", r"(?:我的)?(?:知识|训练数据)(?:截止|更新)(?:日期|时间)?(?:[^。\n]{0,10}?(?P<year>20[0-9]{2}))?".to_string()),
+    ]
+});
+
+/// Known cutoff years of the upstream chat models, to attribute a bare cutoff statement.
+fn cutoff_family(year: Option<&str>) -> &'static str {
+    match year {
+        // ChatGPT's famous "September 2021" and GPT-4's 2021-2023 cutoffs.
+        Some("2021") | Some("2022") => "openai",
+        _ => "unknown",
+    }
+}
+
+fn family_of(name: &str) -> &'static str {
+    let name = name.trim();
+    NAME_RES.iter().find(|(_, re)| re.is_match(name)).map_or("unknown", |(f, _)| f)
+}
+
+/// All identity claims in a text, in order of appearance, with character spans.
+pub fn find_claims(text: &str) -> Vec<IdentityClaim> {
+    let mut out: Vec<IdentityClaim> = Vec::new();
+    for p in PATTERNS.iter() {
+        for c in p.re.captures_iter(text) {
+            let m = c.get(0).expect("whole match");
+            let family = if let Some(n) = c.name("name") {
+                family_of(n.as_str())
+            } else if p.kind == "knowledge_cutoff" {
+                cutoff_family(c.name("year").map(|y| y.as_str()))
+            } else {
+                // "As an AI language model" is ChatGPT's signature disclaimer (it is what the
+                // 2023 "desensitised" datasets scrubbed), so it is attributed to OpenAI.
+                "openai"
+            };
+            let span = [crate::text::char_offset(text, m.start()), crate::text::char_offset(text, m.end())];
+            // Overlapping patterns ("As an AI language model developed by OpenAI"): keep both only
+            // when they are different kinds.
+            if out.iter().any(|o| o.kind == p.kind && o.span[0] < span[1] && span[0] < o.span[1]) {
+                continue;
+            }
+            out.push(IdentityClaim { family: family.to_string(), kind: p.kind.to_string(), text: m.as_str().to_string(), span });
+        }
+    }
+    out.sort_by_key(|c| c.span[0]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fams(t: &str) -> Vec<(String, String)> {
+        find_claims(t).into_iter().map(|c| (c.kind, c.family)).collect()
+    }
+
+    #[test]
+    fn english_claims() {
+        let c = find_claims("As an AI language model developed by OpenAI, I cannot browse.");
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].kind.as_str(), c[0].family.as_str(), c[0].span), ("ai_disclaimer", "openai", [0, 23]));
+        assert_eq!((c[1].kind.as_str(), c[1].family.as_str()), ("creator", "openai"));
+        assert_eq!(c[1].text, "developed by OpenAI");
+        assert_eq!(fams("Hi! I'm Claude, made by Anthropic."), vec![("model_name".into(), "anthropic".into()), ("creator".into(), "anthropic".into())]);
+        assert_eq!(fams("I am ChatGPT."), vec![("model_name".into(), "openai".into())]);
+        assert_eq!(fams("I'm a large language model trained by Google."), vec![("creator".into(), "google".into())]);
+    }
+
+    #[test]
+    fn knowledge_cutoff() {
+        let c = find_claims("My knowledge cutoff is September 2021, so I may be out of date.");
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].kind.as_str(), c[0].family.as_str()), ("knowledge_cutoff", "openai"));
+        assert!(c[0].text.ends_with("2021"));
+    }
+
+    #[test]
+    fn chinese_claims_have_char_spans() {
+        let t = "你好，我是由OpenAI开发的人工智能助手。";
+        let c = find_claims(t);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!((c[0].kind.as_str(), c[0].family.as_str()), ("creator", "openai"));
+        let chars: Vec<char> = t.chars().collect();
+        let s: String = chars[c[0].span[0]..c[0].span[1]].iter().collect();
+        assert_eq!(s, c[0].text);
+        assert_eq!(fams("作为一个人工智能语言模型，我不能"), vec![("ai_disclaimer".into(), "openai".into())]);
+        assert_eq!(fams("我是通义千问"), vec![("model_name".into(), "alibaba".into())]);
+    }
+
+    #[test]
+    fn ordinary_text_has_no_claims() {
+        assert!(find_claims("The model was developed by researchers in 1998. I am happy to help.").is_empty());
+        assert!(find_claims("Meta-analysis shows that exercise helps.").is_empty());
+    }
+}

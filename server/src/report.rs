@@ -1,0 +1,94 @@
+//! Bench reports: the readable table, and a markdown report with an SVG ROC plot.
+
+use datasets::bench::BenchDir;
+use datasets::metrics::compare_to_baseline;
+use detector::bench::BenchRun;
+use plotters::prelude::*;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The protocol's metrics against the published baseline, one row each.
+pub fn bench_table(run: &BenchRun) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| metric | pedigree | baseline | ok |\n|---|---|---|---|");
+    for c in compare_to_baseline(&run.metrics) {
+        let _ = writeln!(s, "| {} | {} | {} | {} |", c.key, c.ours, c.baseline, if c.ok { "yes" } else { "NO" });
+    }
+    let m = &run.metrics;
+    let _ = writeln!(s, "| sample_tpr_at_1fpr_student | {:.3} | – | |", m.sample_tpr_at_1fpr_student);
+    let _ = writeln!(s, "| teacher_correct | {} | – | |", m.teacher_correct);
+    s
+}
+
+/// Per-suspect verdicts as a markdown table.
+pub fn suspect_table(run: &BenchRun) -> String {
+    let mut s = String::from("| suspect | kind | mean score | effect | p-value | decision | attributed |\n|---|---|---|---|---|---|---|\n");
+    for r in &run.suspects {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.3} | {:.2} | {:.2e} | {:?} | {} |",
+            r.model,
+            r.kind,
+            r.mean_score,
+            r.verdict.effect_size,
+            r.verdict.p_value,
+            r.verdict.decision,
+            r.verdict.teacher.as_deref().unwrap_or("–")
+        );
+    }
+    s
+}
+
+/// ROC curves as an SVG document.
+pub fn roc_svg(curves: &[(&str, &[(f64, f64)])]) -> anyhow::Result<String> {
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (520, 480)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("ROC, per response (test prompts)", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(44)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)?;
+        chart.configure_mesh().x_desc("false-positive rate").y_desc("true-positive rate").draw()?;
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
+        let colors = [BLUE, RED, GREEN, MAGENTA];
+        for (i, (name, pts)) in curves.iter().enumerate() {
+            let c = colors[i % colors.len()];
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        }
+        chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).position(SeriesLabelPosition::LowerRight).draw()?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
+/// Write `path` (markdown) and `path` with extension `svg` (the ROC plot).
+pub fn write_bench_report(path: &Path, dir: &BenchDir, run: &BenchRun) -> anyhow::Result<()> {
+    let svg_path = path.with_extension("svg");
+    std::fs::write(&svg_path, roc_svg(&[("upstream vs negatives", &run.roc_upstream), ("students vs negatives", &run.roc_student)])?)?;
+    let svg_name = svg_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let cal = &run.profile.meta().calibration;
+    let md = format!(
+        "# pedigree bench: {name}\n\nUpstream: `{up}`. Data: {src} (licence: {lic}).\n\n## Protocol metrics\n\n{table}\n```json\n{json}\n```\n\n## Per-suspect verdicts (α = 0.01)\n\n{sus}\n## ROC\n\n![ROC]({svg_name})\n\n## Calibration (null population)\n\n```json\n{cal}\n```\n",
+        name = dir.manifest.name,
+        up = dir.manifest.upstream,
+        src = dir.manifest.source.as_deref().unwrap_or("unknown"),
+        lic = dir.manifest.license.as_deref().unwrap_or("unknown"),
+        table = bench_table(run),
+        json = serde_json::to_string_pretty(&run.metrics)?,
+        sus = suspect_table(run),
+        cal = serde_json::to_string_pretty(cal)?,
+    );
+    std::fs::write(path, md)?;
+    let mut lines = String::new();
+    for (m, pid, sc) in &run.responses {
+        let _ = writeln!(lines, "{}", serde_json::json!({"model": m, "prompt_id": pid, "score": sc}));
+    }
+    std::fs::write(path.with_extension("scores.jsonl"), lines)?;
+    Ok(())
+}
