@@ -106,12 +106,15 @@ pub async fn load(addr: SocketAddr, host: &str, key: &str, args: &LoadtestArgs) 
     let s429 = Arc::new(AtomicU64::new(0));
     let started = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let mut tasks = Vec::new();
-    let t_start = Instant::now() + Duration::from_millis(200);
+    // Every connection is established before the clock starts (open loop schedules from then).
+    let barrier = Arc::new(tokio::sync::Barrier::new(args.concurrency.max(1)));
+    let t0 = Arc::new(std::sync::OnceLock::<Instant>::new());
     for conn_no in 0..args.concurrency.max(1) {
         let (body, auth, host) = (body.clone(), auth.clone(), host.to_string());
         let (issued, errors, s429, started) = (issued.clone(), errors.clone(), s429.clone(), started.clone());
         let warmup = args.warmup;
         let rate = args.rate;
+        let (barrier, t0) = (barrier.clone(), t0.clone());
         let conns = args.concurrency.max(1) as f64;
         tasks.push(tokio::spawn(async move {
             let mut sent_here = 0u64;
@@ -120,6 +123,8 @@ pub async fn load(addr: SocketAddr, host: &str, key: &str, args: &LoadtestArgs) 
             stream.set_nodelay(true)?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
             tokio::spawn(conn);
+            barrier.wait().await;
+            let t_start = *t0.get_or_init(|| Instant::now() + Duration::from_millis(20));
             loop {
                 let i = issued.fetch_add(1, Ordering::Relaxed);
                 if i >= total || Instant::now() > deadline {

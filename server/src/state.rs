@@ -39,6 +39,16 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .expect("valid buckets");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
+            // Histogram samples are buffered until upkeep drains them into buckets: run it
+            // periodically so memory stays bounded between scrapes.
+            let h = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    h.run_upkeep();
+                })
+                .expect("spawn metrics upkeep thread");
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
             }
