@@ -211,6 +211,10 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
             let app = crate::api::app(state);
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let handle = tokio::spawn(async move { axum::serve(listener, app).await });
             eprintln!("in-process server on http://{addr} (data {})", dir.display());
             (addr, addr.to_string(), key, Some((handle, dir)))
