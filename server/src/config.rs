@@ -20,6 +20,10 @@ pub struct Config {
     #[arg(long, env = "PEDIGREE_DATA", default_value = "pedigree-data")]
     pub data: PathBuf,
 
+    /// A profile file to use as the default profile instead of the built-in one.
+    #[arg(long, env = "PEDIGREE_DEFAULT_PROFILE")]
+    pub default_profile: Option<PathBuf>,
+
     /// Maximum request body size in bytes for JSON routes.
     #[arg(long, env = "PEDIGREE_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -74,6 +78,7 @@ impl Config {
     pub fn with_data(data: impl Into<PathBuf>) -> Config {
         Config {
             data: data.into(),
+            default_profile: None,
             max_body_bytes: 8 * 1024 * 1024,
             max_upload_bytes: 4 * 1024 * 1024 * 1024,
             max_profile_bytes: 256 * 1024 * 1024,

@@ -34,7 +34,16 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 impl Engine {
     /// An engine with the built-in profile loaded (if the detector can provide it).
     pub fn new(cpu_workers: usize) -> Engine {
-        let loaded = std::panic::catch_unwind(Profile::builtin);
+        Self::with_default(cpu_workers, None)
+    }
+
+    /// An engine whose default profile is the file `default_profile` when given, else the
+    /// built-in profile.
+    pub fn with_default(cpu_workers: usize, default_profile: Option<&std::path::Path>) -> Engine {
+        let loaded = match default_profile {
+            Some(path) => std::panic::catch_unwind(|| Profile::load(path)),
+            None => std::panic::catch_unwind(Profile::builtin),
+        };
         let (builtin, builtin_error, map) = match loaded {
             Ok(Ok(p)) => {
                 let name = p.meta().name.clone();

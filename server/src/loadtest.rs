@@ -40,6 +40,9 @@ pub struct LoadtestArgs {
     /// Default: closed loop (each connection sends its next request as soon as the last returns).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Default profile file of the in-process server (default: the built-in profile).
+    #[arg(long, env = "PEDIGREE_DEFAULT_PROFILE")]
+    pub default_profile: Option<std::path::PathBuf>,
     /// The text to score.
     #[arg(long, default_value = "Certainly! Let's delve into the key factors. Overall, it's important to note that each option has trade-offs.")]
     pub text: String,
@@ -203,6 +206,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         None => {
             let dir = std::env::temp_dir().join(format!("pedigree-loadtest-{}", crate::auth::random_base62(10)));
             let mut cfg = Config::with_data(&dir);
+            cfg.default_profile = args.default_profile.clone();
             cfg.max_inflight = cfg.max_inflight.max(args.concurrency * 2);
             let state = AppState::open(cfg).await?;
             let (_, key) = crate::auth::create_key(state.store.as_ref(), "loadtest", crate::store::Role::Analyst)

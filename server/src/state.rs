@@ -71,7 +71,7 @@ impl AppState {
     }
 
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
-        let engine = Arc::new(Engine::new(config.cpu_workers()));
+        let engine = Arc::new(Engine::with_default(config.cpu_workers(), config.default_profile.as_deref()));
         if let Some(name) = engine.builtin_name() {
             let (_, p) = engine.resolve(Some(name)).map_err(|e| anyhow::anyhow!("{e}"))?;
             let meta = p.meta();

@@ -288,7 +288,7 @@ async fn profiles_routes() {
     let ct = Some("application/octet-stream");
     t.raw(Method::POST, "/v1/profiles?name=x", Some(&t.admin), ct, "garbage").await.expect_error(422);
     t.raw(Method::POST, "/v1/profiles?name=x", Some(&t.admin), ct, Body::empty()).await.expect_error(422);
-    let bytes = detector::Profile::builtin().unwrap().to_bytes().unwrap();
+    let bytes = common::default_profile_bytes();
     let r = t.raw(Method::POST, "/v1/profiles?name=custom-1", Some(&t.admin), ct, bytes.clone()).await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["name"], "custom-1");
@@ -302,7 +302,9 @@ async fn profiles_routes() {
     assert_eq!(r.json()["profile"], "custom-1");
     assert_eq!(t.get("/v1/profiles", &t.viewer).await.json()["profiles"].as_array().unwrap().len(), 2);
     // a restart reloads uploaded profiles
-    let again = server::AppState::open(server::Config::with_data(t.dir.path())).await.unwrap();
+    let mut cfg = server::Config::with_data(t.dir.path());
+    cfg.default_profile = common::default_profile();
+    let again = server::AppState::open(cfg).await.unwrap();
     assert!(again.engine.names().contains(&"custom-1".to_string()));
     // delete
     t.delete("/v1/profiles/builtin", &t.admin).await.expect_error(409);
@@ -468,7 +470,9 @@ async fn jobs_multipart_cancel_and_errors() {
     assert_eq!(uploads.len(), 1, "only the accepted upload is kept");
     // an orphaned upload (crash mid-upload) is removed on the next start; job inputs are kept
     std::fs::write(t.dir.path().join("uploads").join("orphan.jsonl"), "x\n").unwrap();
-    let _again = server::AppState::open(server::Config::with_data(t.dir.path())).await.unwrap();
+    let mut cfg = server::Config::with_data(t.dir.path());
+    cfg.default_profile = common::default_profile();
+    let _again = server::AppState::open(cfg).await.unwrap();
     let uploads: Vec<_> = std::fs::read_dir(t.dir.path().join("uploads")).unwrap().collect();
     assert_eq!(uploads.len(), 1);
 }

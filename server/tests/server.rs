@@ -74,7 +74,11 @@ fn serve_reads_env_vars_and_keys_create_rejects_bad_role() {
     assert!(dir.path().join("pedigree.sqlite").exists());
     // PEDIGREE_LISTEN / PEDIGREE_DATA are honoured by serve
     let data2 = dir.path().join("d2");
-    let mut child = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    if let Some(p) = common::default_profile() {
+        cmd.env("PEDIGREE_DEFAULT_PROFILE", p);
+    }
+    let mut child = cmd
         .arg("serve")
         .env("PEDIGREE_LISTEN", "127.0.0.1:0")
         .env("PEDIGREE_DATA", &data2)
@@ -93,7 +97,11 @@ fn serve_reads_env_vars_and_keys_create_rejects_bad_role() {
 #[test]
 fn loadtest_subcommand_reports_figures() {
     // Small and bounded: an in-process server on loopback, 20 connections, 300 requests.
-    let out = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    if let Some(p) = common::default_profile() {
+        cmd.env("PEDIGREE_DEFAULT_PROFILE", p);
+    }
+    let out = cmd
         .args(["loadtest", "--concurrency", "20", "--requests", "300", "--warmup", "20", "--max-secs", "30"])
         .env("RUST_LOG", "warn")
         .output()
@@ -103,7 +111,11 @@ fn loadtest_subcommand_reports_figures() {
     assert!(stdout.contains("requests/s") && stdout.contains("p50") && stdout.contains("p99"), "{stdout}");
     assert!(stdout.contains("(0 errors"), "{stdout}");
     // open loop
-    let out = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    if let Some(p) = common::default_profile() {
+        cmd.env("PEDIGREE_DEFAULT_PROFILE", p);
+    }
+    let out = cmd
         .args(["loadtest", "--concurrency", "10", "--requests", "200", "--warmup", "10", "--rate", "500", "--max-secs", "30"])
         .env("RUST_LOG", "warn")
         .output()

@@ -49,6 +49,7 @@ impl TestApp {
     pub async fn with(f: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config::with_data(dir.path());
+        cfg.default_profile = default_profile();
         f(&mut cfg);
         let state = AppState::open(cfg).await.unwrap();
         let mut keys = Vec::new();
@@ -110,3 +111,55 @@ pub fn sample_text(i: usize) -> String {
     }
 }
 pub mod proc;
+
+/// The default profile for tests: the built-in one when this build has it (`None`), else a small
+/// profile fitted once per test binary on synthetic data (so server tests do not depend on the
+/// built-in profile having been generated).
+pub fn default_profile() -> Option<std::path::PathBuf> {
+    static P: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        if detector::Profile::builtin().is_ok() {
+            return None;
+        }
+        let styles = [
+            ("openai", ["gpt-a", "gpt-b"], "Certainly! Let's delve into {p}. Overall, it's important to note the trade-offs."),
+            ("anthropic", ["claude-a", "claude-b"], "I'd be happy to help with {p}. Here's a careful, nuanced look."),
+            ("meta", ["llama-a", "llama-b"], "Sure thing!! {p} is pretty cool lol, here is the deal."),
+        ];
+        let mut rows = Vec::new();
+        for (fam, models, tpl) in styles {
+            for m in models {
+                for i in 0..30 {
+                    let text = format!("{} ({} {m})", tpl.replace("{p}", &format!("topic {i}")), i % 5);
+                    rows.push((text, m, fam, i % 3 == 0));
+                }
+            }
+        }
+        let lab = |c: bool| {
+            rows.iter()
+                .filter(|r| r.3 == c)
+                .map(|r| detector::LabeledText { text: &r.0, model: r.1, family: r.2 })
+                .collect::<Vec<_>>()
+        };
+        let opts = detector::FitOptions {
+            name: "test-openai".into(),
+            upstream: "openai".into(),
+            features: Default::default(),
+            train: Default::default(),
+            dataset: serde_json::json!({"synthetic": true}),
+        };
+        let p = detector::Profile::fit(&lab(false), &lab(true), &opts).expect("fit test profile");
+        let path = std::env::temp_dir().join(format!("pedigree-test-default-{}.pdg", std::process::id()));
+        p.save(&path).unwrap();
+        Some(path)
+    })
+    .clone()
+}
+
+/// Bytes of the default profile (for upload tests).
+pub fn default_profile_bytes() -> Vec<u8> {
+    match default_profile() {
+        Some(p) => std::fs::read(p).unwrap(),
+        None => detector::Profile::builtin().unwrap().to_bytes().unwrap(),
+    }
+}

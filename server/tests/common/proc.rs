@@ -28,6 +28,9 @@ pub fn start(data: &Path, envs: &[(&str, &str)]) -> Server {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    if let Some(p) = super::default_profile() {
+        cmd.env("PEDIGREE_DEFAULT_PROFILE", p);
+    }
     for (k, v) in envs {
         cmd.env(k, v);
     }
