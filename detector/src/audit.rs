@@ -1,0 +1,536 @@
+//! Training-data audit: what fraction of a corpus did the upstream write?
+//!
+//! # Model
+//! Every corpus text gets the profile's upstream score `s`. If a fraction π of the corpus was
+//! written by the upstream, the corpus scores are a two-component mixture
+//!
+//! ```text
+//!     s ~ π · F_up + (1 − π) · F_null
+//! ```
+//!
+//! where `F_up` / `F_null` are the score distributions of upstream / independent models. Both are
+//! taken from the profile's calibration block ([`Calibration::upstream_scores`] and
+//! [`Calibration::null_scores`]): scores of known models, each scored by a profile that never saw
+//! that model (leave-one-model-out), i.e. what *unseen* models look like.
+//!
+//! # Estimator
+//! π is estimated by maximum likelihood with both component densities estimated by Gaussian
+//! kernel density estimates (Silverman bandwidth) of the calibration samples, evaluated on a fine
+//! grid (binned KDE), with a small defensive floor so that no score has zero likelihood. The
+//! corpus scores are histogrammed on the same grid, so the likelihood costs O(grid) per
+//! evaluation whatever the corpus size. The log-likelihood `ℓ(π) = Σ c_g log(π u_g + (1−π) v_g)`
+//! is concave in π, so the MLE on [0, 1] is found by bisection on `ℓ'(π)` (boundary solutions
+//! included: π̂ = 0 when `ℓ'(0) ≤ 0`). This is a mixture-proportion estimate, not a count of
+//! texts above a threshold: a text with a middling score counts fractionally.
+//!
+//! # Confidence interval
+//! A percentile bootstrap (default 200 replicates, seeded) that re-estimates π after perturbing
+//! all three sources of uncertainty together:
+//! 1. **corpus sampling**: the corpus histogram is resampled (Poisson bootstrap per bin);
+//! 2. **finite calibration samples**: both calibration samples are resampled with replacement
+//!    and their KDEs recomputed;
+//! 3. **between-model variation**: corpus texts come from *other* models than the calibration
+//!    ones, and models differ in mean score far more than their responses' noise suggests
+//!    (see [`crate::calibration::SetNull`]). Under the one-way random-effects model
+//!    (score = model effect + within-model noise), each replicate shifts each component by
+//!    `δ = (mean of M model effects drawn from the calibration models) + (bootstrap error of the
+//!    calibration population mean over the J calibration models)`, both drawn by resampling the
+//!    calibration models' centred mean scores ([`Calibration::null_models`],
+//!    [`Calibration::upstream_models`]). `M` = [`AuditOptions::source_models`] is the assumed
+//!    number of distinct models that wrote each component of the corpus: fewer source models
+//!    mean a wider (more honest) interval; a corpus scraped from many chat models warrants a
+//!    larger `M`.
+//!
+//! The interval is clipped to [0, 1] and always contains the point estimate.
+//!
+//! Only the upstream family gets a calibrated fraction: the calibration block only carries
+//! score distributions for "upstream" vs "not upstream".
+
+use crate::calibration::{Calibration, ModelNull};
+use crate::Profile;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+/// Settings of the estimator and of the streaming auditor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditOptions {
+    /// Bootstrap replicates for the confidence interval.
+    pub bootstrap: usize,
+    /// Seed of the bootstrap (and of the corpus subsample).
+    pub seed: u64,
+    /// Grid points of the binned densities.
+    pub grid: usize,
+    /// Assumed number of distinct models behind each mixture component of the corpus (see the
+    /// module docs); 0 disables the between-model term.
+    pub source_models: usize,
+    /// How many most upstream-like texts to keep as evidence.
+    pub top: usize,
+    /// Score only a uniform random sample of this many texts (reservoir sampling).
+    pub sample: Option<usize>,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self { bootstrap: 200, seed: 0x5eed, grid: 512, source_models: 2, top: 10, sample: None }
+    }
+}
+
+/// The estimated upstream fraction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditEstimate {
+    /// Texts the estimate is based on.
+    pub n: usize,
+    /// Maximum-likelihood mixture proportion of the upstream component, in [0, 1].
+    pub fraction: f64,
+    /// 95% percentile-bootstrap interval.
+    pub ci95: [f64; 2],
+    /// Bootstrap standard error.
+    pub se: f64,
+    pub bootstrap: usize,
+    /// Standard deviations of the model-level shifts of the null / upstream components used by
+    /// the bootstrap (score units; see the module docs).
+    pub null_shift_sd: f64,
+    pub upstream_shift_sd: f64,
+    pub method: String,
+}
+
+/// Densities of the two components on a common grid.
+struct Grid {
+    lo: f64,
+    step: f64,
+    n: usize,
+}
+
+impl Grid {
+    fn pos(&self, x: f64) -> f64 {
+        ((x - self.lo) / self.step).clamp(0.0, (self.n - 1) as f64)
+    }
+    /// Linear binning of weighted points.
+    fn bin(&self, xs: impl Iterator<Item = f64>, out: &mut [f64]) {
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for x in xs {
+            let p = self.pos(x);
+            let i = (p.floor() as usize).min(self.n - 2);
+            let f = p - i as f64;
+            out[i] += 1.0 - f;
+            out[i + 1] += f;
+        }
+    }
+}
+
+fn silverman(xs: &[f64]) -> f64 {
+    let n = xs.len().max(2) as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let mut s: Vec<f64> = xs.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
+    let iqr = if s.is_empty() { 0.0 } else { q(0.75) - q(0.25) };
+    let spread = if iqr > 0.0 { sd.min(iqr / 1.34) } else { sd };
+    (0.9 * spread * n.powf(-0.2)).max(1e-3)
+}
+
+/// Binned Gaussian KDE of `xs` on `g`, with a defensive uniform floor (weight `FLOOR`), as a
+/// density (integrates to 1 over the grid).
+fn kde(g: &Grid, xs: impl Iterator<Item = f64>, h: f64, counts: &mut [f64]) -> Vec<f64> {
+    const FLOOR: f64 = 1e-3;
+    g.bin(xs, counts);
+    let total: f64 = counts.iter().sum::<f64>().max(1e-300);
+    let r = ((4.0 * h / g.step).ceil() as usize).max(1);
+    let kern: Vec<f64> = (0..=r).map(|j| (-0.5 * (j as f64 * g.step / h).powi(2)).exp()).collect();
+    let mut d = vec![0.0; g.n];
+    for (i, &c) in counts.iter().enumerate() {
+        if c == 0.0 {
+            continue;
+        }
+        let a = i.saturating_sub(r);
+        let b = (i + r).min(g.n - 1);
+        for (k, dk) in d.iter_mut().enumerate().take(b + 1).skip(a) {
+            *dk += c * kern[k.abs_diff(i)];
+        }
+    }
+    let mass: f64 = d.iter().sum::<f64>() * g.step;
+    let width = g.step * g.n as f64;
+    d.iter_mut().for_each(|v| *v = (1.0 - FLOOR) * *v / mass.max(1e-300) + FLOOR / width);
+    let _ = total;
+    d
+}
+
+/// MLE of π for histogram `c` and component densities `u` (upstream), `v` (null).
+fn mle(c: &[f64], u: &[f64], v: &[f64]) -> f64 {
+    let grad = |p: f64| -> f64 {
+        c.iter().zip(u).zip(v).filter(|((c, _), _)| **c > 0.0).map(|((c, u), v)| c * (u - v) / (p * u + (1.0 - p) * v)).sum()
+    };
+    if grad(0.0) <= 0.0 {
+        return 0.0;
+    }
+    if grad(1.0) >= 0.0 {
+        return 1.0;
+    }
+    let (mut a, mut b) = (0.0, 1.0);
+    for _ in 0..50 {
+        let m = 0.5 * (a + b);
+        if grad(m) > 0.0 {
+            a = m;
+        } else {
+            b = m;
+        }
+    }
+    0.5 * (a + b)
+}
+
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = rng.gen::<f64>().max(1e-300);
+    let u2: f64 = rng.gen();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn poisson(rng: &mut ChaCha8Rng, lambda: f64) -> f64 {
+    if lambda <= 0.0 {
+        return 0.0;
+    }
+    if lambda < 30.0 {
+        let l = (-lambda).exp();
+        let (mut k, mut p) = (0.0, 1.0);
+        loop {
+            p *= rng.gen::<f64>();
+            if p <= l {
+                return k;
+            }
+            k += 1.0;
+        }
+    }
+    (lambda + lambda.sqrt() * normal(rng)).round().max(0.0)
+}
+
+/// Model-level shift of one component for a bootstrap replicate: the mean of `m` centred model
+/// means (a fresh set of corpus source models) plus the bootstrap error of the calibration
+/// population mean over its `J` models.
+fn model_shift(rng: &mut ChaCha8Rng, models: &[ModelNull], m: usize) -> f64 {
+    let j = models.len();
+    if j < 2 || m == 0 {
+        return 0.0;
+    }
+    let mu = models.iter().map(|x| x.mean).sum::<f64>() / j as f64;
+    let draw = |rng: &mut ChaCha8Rng, k: usize| (0..k).map(|_| models[rng.gen_range(0..j)].mean - mu).sum::<f64>() / k as f64;
+    draw(rng, m) + draw(rng, j)
+}
+
+/// Standard deviation of [`model_shift`] (for reporting).
+fn shift_sd(models: &[ModelNull], m: usize) -> f64 {
+    let j = models.len();
+    if j < 2 || m == 0 {
+        return 0.0;
+    }
+    let mu = models.iter().map(|x| x.mean).sum::<f64>() / j as f64;
+    let var = models.iter().map(|x| (x.mean - mu).powi(2)).sum::<f64>() / j as f64;
+    (var / m as f64 + var / j as f64).sqrt()
+}
+
+/// Estimate the upstream fraction of a corpus from its texts' scores (see the module docs).
+pub fn estimate(scores: &[f64], cal: &Calibration, opts: &AuditOptions) -> AuditEstimate {
+    let up: Vec<f64> = cal.upstream_scores.iter().map(|&x| x as f64).filter(|x| x.is_finite()).collect();
+    let nu: Vec<f64> = cal.null_scores.iter().map(|&x| x as f64).filter(|x| x.is_finite()).collect();
+    let scores: Vec<f64> = scores.iter().copied().filter(|x| x.is_finite()).collect();
+    let n = scores.len();
+    let method = format!(
+        "mixture MLE of π in π·F_up + (1−π)·F_null (KDE of the leave-one-model-out calibration scores); \
+         95% percentile bootstrap ({} reps) over corpus texts, calibration texts and calibration models (source_models = {})",
+        opts.bootstrap, opts.source_models
+    );
+    let (sd_null, sd_up) = (shift_sd(&cal.null_models, opts.source_models), shift_sd(&cal.upstream_models, opts.source_models));
+    if n == 0 || up.len() < 2 || nu.len() < 2 {
+        return AuditEstimate {
+            n,
+            fraction: f64::NAN,
+            ci95: [0.0, 1.0],
+            se: f64::NAN,
+            bootstrap: 0,
+            null_shift_sd: sd_null,
+            upstream_shift_sd: sd_up,
+            method: if n == 0 { "no texts".into() } else { "the profile has no upstream/null calibration scores".into() },
+        };
+    }
+    let (hu, hn) = (silverman(&up), silverman(&nu));
+    let minmax = |xs: &[f64]| xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    let (a1, b1) = minmax(&up);
+    let (a2, b2) = minmax(&nu);
+    let pad = 4.0 * hu.max(hn) + 4.0 * sd_null.max(sd_up);
+    let lo = a1.min(a2) - pad;
+    let hi = b1.max(b2) + pad;
+    let gn = opts.grid.max(16);
+    let g = Grid { lo, step: (hi - lo) / (gn - 1) as f64, n: gn };
+    let mut counts = vec![0.0; gn];
+    let mut c = vec![0.0; gn];
+    // Corpus histogram (nearest grid point; scores beyond the calibration range are clamped to
+    // its edges, where the density ratio is that of the components' tails).
+    for &s in &scores {
+        c[g.pos(s).round() as usize] += 1.0;
+    }
+    let fu = kde(&g, up.iter().copied(), hu, &mut counts);
+    let fnull = kde(&g, nu.iter().copied(), hn, &mut counts);
+    let pi = mle(&c, &fu, &fnull);
+
+    let mut reps: Vec<f64> = (0..opts.bootstrap)
+        .into_par_iter()
+        .map(|b| {
+            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut counts = vec![0.0; gn];
+            let cb: Vec<f64> = c.iter().map(|&k| poisson(&mut rng, k)).collect();
+            let du = model_shift(&mut rng, &cal.upstream_models, opts.source_models);
+            let dn = model_shift(&mut rng, &cal.null_models, opts.source_models);
+            let ub: Vec<f64> = (0..up.len()).map(|_| up[rng.gen_range(0..up.len())] + du).collect();
+            let nb: Vec<f64> = (0..nu.len()).map(|_| nu[rng.gen_range(0..nu.len())] + dn).collect();
+            let fu = kde(&g, ub.iter().copied(), silverman(&ub), &mut counts);
+            let fnull = kde(&g, nb.iter().copied(), silverman(&nb), &mut counts);
+            mle(&cb, &fu, &fnull)
+        })
+        .collect();
+    reps.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| if reps.is_empty() { pi } else { reps[((reps.len() - 1) as f64 * p).round() as usize] };
+    let mean = reps.iter().sum::<f64>() / reps.len().max(1) as f64;
+    let se = (reps.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (reps.len().max(2) - 1) as f64).sqrt();
+    let ci = if reps.is_empty() { [0.0, 1.0] } else { [q(0.025).min(pi).clamp(0.0, 1.0), q(0.975).max(pi).clamp(0.0, 1.0)] };
+    AuditEstimate { n, fraction: pi, ci95: ci, se, bootstrap: reps.len(), null_shift_sd: sd_null, upstream_shift_sd: sd_up, method }
+}
+
+/// One of the most upstream-like texts seen.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopText {
+    pub score: f64,
+    pub id: Option<String>,
+    pub source: Option<String>,
+    pub line: u64,
+    /// The text (truncated to [`TOP_TEXT_CHARS`] characters).
+    pub text: String,
+}
+
+/// Longest text kept for the evidence list.
+pub const TOP_TEXT_CHARS: usize = 2000;
+
+struct ByScore(TopText);
+impl PartialEq for ByScore {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.score.total_cmp(&o.0.score) == Ordering::Equal
+    }
+}
+impl Eq for ByScore {}
+impl PartialOrd for ByScore {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for ByScore {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.0.score.total_cmp(&o.0.score)
+    }
+}
+
+/// Uniform random sample of K items from a stream of unknown length (Algorithm R), seeded.
+/// `offer` returns the slot the new item goes to (`None`: skip it); slots `< K` are filled in
+/// order, later items replace a random slot.
+#[derive(Debug)]
+pub struct Reservoir {
+    k: usize,
+    seen: u64,
+    rng: ChaCha8Rng,
+}
+
+impl Reservoir {
+    pub fn new(k: usize, seed: u64) -> Self {
+        Self { k, seen: 0, rng: ChaCha8Rng::seed_from_u64(seed) }
+    }
+    pub fn offer(&mut self) -> Option<usize> {
+        self.seen += 1;
+        if (self.seen as usize) <= self.k {
+            return Some(self.seen as usize - 1);
+        }
+        let j = self.rng.gen_range(0..self.seen);
+        (j < self.k as u64).then_some(j as usize)
+    }
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+}
+
+/// Streaming audit state: the scores (8 bytes per scored text) and a small heap of the most
+/// upstream-like texts. Feed it with [`Auditor::record`], finish with [`Auditor::estimate`].
+pub struct Auditor {
+    scores: Vec<f64>,
+    top: BinaryHeap<Reverse<ByScore>>,
+    k: usize,
+    texts: u64,
+}
+
+impl Auditor {
+    pub fn new(opts: &AuditOptions) -> Self {
+        Self { scores: Vec::new(), top: BinaryHeap::new(), k: opts.top, texts: 0 }
+    }
+
+    /// Record one scored text into `slot` (from a [`Reservoir`]; `None` = append).
+    pub fn record(&mut self, slot: Option<usize>, score: f64, text: &str, id: Option<&str>, source: Option<&str>, line: u64) {
+        self.texts += 1;
+        match slot {
+            Some(i) if i < self.scores.len() => self.scores[i] = score,
+            _ => self.scores.push(score),
+        }
+        if self.k == 0 || !score.is_finite() {
+            return;
+        }
+        if self.top.len() == self.k && self.top.peek().is_some_and(|m| m.0 .0.score >= score) {
+            return;
+        }
+        let text: String = text.chars().take(TOP_TEXT_CHARS).collect();
+        self.top.push(Reverse(ByScore(TopText { score, id: id.map(str::to_string), source: source.map(str::to_string), line, text })));
+        if self.top.len() > self.k {
+            self.top.pop();
+        }
+    }
+
+    /// Texts recorded (scored).
+    pub fn scored(&self) -> u64 {
+        self.texts
+    }
+    pub fn scores(&self) -> &[f64] {
+        &self.scores
+    }
+
+    /// The most upstream-like texts, best first.
+    pub fn top_texts(&self) -> Vec<TopText> {
+        let mut v: Vec<TopText> = self.top.iter().map(|r| r.0 .0.clone()).collect();
+        v.sort_by(|a, b| b.score.total_cmp(&a.score));
+        v
+    }
+
+    pub fn estimate(&self, cal: &Calibration, opts: &AuditOptions) -> AuditEstimate {
+        estimate(&self.scores, cal, opts)
+    }
+}
+
+/// Fast upstream scores of a batch of texts, in parallel.
+pub fn score_batch_fast(profile: &Profile, texts: &[&str]) -> Vec<f64> {
+    texts.par_iter().map(|t| profile.score_fast(t)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gauss(rng: &mut ChaCha8Rng, n: usize, mu: f64, sd: f64) -> Vec<f64> {
+        (0..n).map(|_| mu + sd * normal(rng)).collect()
+    }
+
+    /// Calibration with `models` models per component, model means spread by `tau`.
+    fn calibration(rng: &mut ChaCha8Rng, models: usize, per: usize, tau: f64) -> Calibration {
+        let mut mk = |mu: f64, fam: &str| {
+            let mut scores = Vec::new();
+            let mut ms = Vec::new();
+            for j in 0..models {
+                let m = mu + tau * normal(rng);
+                let s = gauss(rng, per, m, 1.0);
+                ms.push(ModelNull::from_scores(&format!("{fam}{j}"), fam, &s));
+                scores.extend(s.iter().map(|&x| x as f32));
+            }
+            (scores, ms)
+        };
+        let (ns, nm) = mk(-2.0, "null");
+        let (us, um) = mk(1.0, "up");
+        Calibration::new(ns, nm, um, us)
+    }
+
+    fn corpus(rng: &mut ChaCha8Rng, n: usize, pi: f64, shift_null: f64, shift_up: f64) -> Vec<f64> {
+        let k = (n as f64 * pi).round() as usize;
+        let mut v = gauss(rng, k, 1.0 + shift_up, 1.0);
+        v.extend(gauss(rng, n - k, -2.0 + shift_null, 1.0));
+        v
+    }
+
+    #[test]
+    fn ci_covers_truth_on_gaussian_mixtures() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let cal = calibration(&mut rng, 8, 150, 0.0);
+        let opts = AuditOptions { source_models: 0, ..AuditOptions::default() };
+        for &pi in &[0.0, 0.05, 0.25, 0.5] {
+            let s = corpus(&mut rng, 2000, pi, 0.0, 0.0);
+            let e = estimate(&s, &cal, &opts);
+            eprintln!("pi={pi} est={:.4} ci={:?}", e.fraction, e.ci95);
+            assert!(e.ci95[0] <= pi && pi <= e.ci95[1], "pi={pi}: {e:?}");
+            assert!((e.fraction - pi).abs() < 0.05, "pi={pi}: {e:?}");
+            assert!(e.ci95[1] - e.ci95[0] < 0.15, "too wide at {pi}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn repeated_coverage_is_near_nominal() {
+        // 40 independent corpora at π = 0.25: a valid 95% interval misses rarely.
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let cal = calibration(&mut rng, 8, 150, 0.0);
+        let opts = AuditOptions { source_models: 0, bootstrap: 100, ..AuditOptions::default() };
+        let miss = (0..40)
+            .filter(|_| {
+                let e = estimate(&corpus(&mut rng, 1000, 0.25, 0.0, 0.0), &cal, &opts);
+                !(e.ci95[0] <= 0.25 && 0.25 <= e.ci95[1])
+            })
+            .count();
+        assert!(miss <= 5, "{miss}/40 intervals missed");
+    }
+
+    #[test]
+    fn model_level_term_widens_for_shifted_corpus_models() {
+        // Calibration models vary (tau = 0.6); the corpus's independent model sits 0.6 above the
+        // calibration mean. Without the model-level term the interval misses; with it, it covers.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let cal = calibration(&mut rng, 9, 134, 0.6);
+        let s = corpus(&mut rng, 2000, 0.05, 0.6, 0.0);
+        let narrow = estimate(&s, &cal, &AuditOptions { source_models: 0, ..AuditOptions::default() });
+        let wide = estimate(&s, &cal, &AuditOptions { source_models: 1, ..AuditOptions::default() });
+        eprintln!("narrow {narrow:?}\nwide {wide:?}");
+        assert!(!(narrow.ci95[0] <= 0.05 && 0.05 <= narrow.ci95[1]), "the shifted corpus should fool the naive interval");
+        assert!(wide.ci95[0] <= 0.05 && 0.05 <= wide.ci95[1], "{wide:?}");
+    }
+
+    #[test]
+    fn estimator_detects_absence_and_presence() {
+        // Must be able to fail: an all-upstream corpus is not estimated near 0 and vice versa.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let cal = calibration(&mut rng, 8, 150, 0.0);
+        let opts = AuditOptions { source_models: 0, bootstrap: 50, ..AuditOptions::default() };
+        let all = estimate(&corpus(&mut rng, 500, 1.0, 0.0, 0.0), &cal, &opts);
+        assert!(all.fraction > 0.9 && all.ci95[0] > 0.8, "{all:?}");
+        let none = estimate(&corpus(&mut rng, 500, 0.0, 0.0, 0.0), &cal, &opts);
+        assert!(none.fraction < 0.05 && none.ci95[0] == 0.0, "{none:?}");
+        assert!(estimate(&[], &cal, &opts).fraction.is_nan());
+    }
+
+    #[test]
+    fn reservoir_is_uniform_and_auditor_keeps_top() {
+        let mut counts = [0usize; 10];
+        for seed in 0..2000 {
+            let mut r = Reservoir::new(3, seed);
+            let mut slots = [usize::MAX; 3];
+            for i in 0..10 {
+                if let Some(s) = r.offer() {
+                    slots[s] = i;
+                }
+            }
+            slots.iter().for_each(|&i| counts[i] += 1);
+        }
+        // Each item is kept with probability 3/10: 600 of 2000 expected.
+        assert!(counts.iter().all(|&c| (500..700).contains(&c)), "{counts:?}");
+
+        let mut a = Auditor::new(&AuditOptions { top: 2, ..AuditOptions::default() });
+        for (i, s) in [0.5, 3.0, -1.0, 2.0, 1.0].iter().enumerate() {
+            a.record(None, *s, &format!("t{i}"), None, None, i as u64 + 1);
+        }
+        let top = a.top_texts();
+        assert_eq!(top.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["t1", "t3"]);
+        assert_eq!(a.scores().len(), 5);
+        a.record(Some(0), 9.0, "t9", None, None, 6);
+        assert_eq!(a.scores()[0], 9.0);
+        assert_eq!(a.scores().len(), 5);
+    }
+}
