@@ -4,6 +4,7 @@
 //! Pure library: no HTTP, no storage. The `server` crate wraps it.
 
 mod api_types;
+pub mod audit;
 pub mod bench;
 pub mod calibration;
 pub mod error;
