@@ -26,7 +26,7 @@ pub struct FeatureConfig {
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        Self { word_bits: 17, char_bits: 17, char_min: 3, char_max: 5, style_scale: 0.15 }
+        Self { word_bits: 18, char_bits: 0, char_min: 3, char_max: 5, style_scale: 0.15 }
     }
 }
 
@@ -56,7 +56,7 @@ impl FeatureConfig {
     }
 }
 
-/// A sparse feature vector with sorted, unique indices.
+/// A sparse feature vector with unique indices (sorted only after [`SparseVec::sort`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SparseVec {
     pub idx: Vec<u32>,
@@ -195,22 +195,17 @@ pub fn extract(cfg: &FeatureConfig, text: &str, scratch: &mut Scratch, style: &m
         scratch.counts.drain_normalised(&mut out);
     }
     style_features(text, &scratch.tokens, style);
-    sort_dedup(&mut out);
     out
 }
 
-fn sort_dedup(v: &mut SparseVec) {
-    let mut pairs: Vec<(u32, f32)> = v.idx.iter().copied().zip(v.val.iter().copied()).collect();
-    pairs.sort_unstable_by_key(|p| p.0);
-    v.idx.clear();
-    v.val.clear();
-    for (i, x) in pairs {
-        if v.idx.last() == Some(&i) {
-            *v.val.last_mut().expect("non-empty") += x;
-        } else {
-            v.idx.push(i);
-            v.val.push(x);
-        }
+impl SparseVec {
+    /// Sort by index (extraction leaves entries in hash-table order: scoring does not care, look-ups
+    /// by index do). Indices are unique: each block's counter deduplicates and blocks are disjoint.
+    pub fn sort(&mut self) {
+        let mut pairs: Vec<(u32, f32)> = self.idx.iter().copied().zip(self.val.iter().copied()).collect();
+        pairs.sort_unstable_by_key(|p| p.0);
+        self.idx = pairs.iter().map(|p| p.0).collect();
+        self.val = pairs.iter().map(|p| p.1).collect();
     }
 }
 
@@ -218,78 +213,125 @@ fn is_emoji(c: char) -> bool {
     matches!(c as u32, 0x1F300..=0x1FAFF | 0x2600..=0x27BF | 0x1F000..=0x1F2FF)
 }
 
-/// The dense style block (raw values; the profile standardises them).
+/// The dense style block (raw values; the profile standardises them). One pass over the
+/// characters, one over the lines and one over the tokens: this runs on every scored text.
 pub fn style_features(text: &str, toks: &[Token], out: &mut Vec<f32>) {
     out.clear();
-    let chars = text.chars().count().max(1) as f32;
-    let words: Vec<&str> = toks
-        .iter()
-        .map(|t| &text[t.start..t.end])
-        .filter(|w| w.chars().next().is_some_and(|c| c.is_alphanumeric()))
-        .collect();
-    let nw = words.len().max(1) as f32;
-    let per100 = |n: usize| n as f32 * 100.0 / nw;
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let nl = lines.len().max(1) as f32;
-    let frac = |f: &dyn Fn(&str) -> bool| lines.iter().filter(|l| f(l.trim_start())).count() as f32 / nl;
-    let paragraphs = text.split("\n\n").filter(|p| !p.trim().is_empty()).count();
+    // Character pass: punctuation, case, digits, emoji.
+    let (mut chars, mut upper, mut digits, mut emoji) = (0usize, 0usize, 0usize, 0usize);
+    let mut punct = [0usize; 11];
+    for c in text.chars() {
+        chars += 1;
+        if c.is_ascii() {
+            upper += c.is_ascii_uppercase() as usize;
+            digits += c.is_ascii_digit() as usize;
+        } else {
+            upper += c.is_uppercase() as usize;
+            emoji += is_emoji(c) as usize;
+        }
+        let slot = match c {
+            ',' | '，' => 0,
+            ';' | '；' => 1,
+            ':' | '：' => 2,
+            '!' | '！' => 3,
+            '?' | '？' => 4,
+            '(' | '（' => 5,
+            '"' | '“' | '”' => 6,
+            '—' => 7,
+            '–' => 8,
+            '…' => 9,
+            _ => 10,
+        };
+        punct[slot] += 1;
+    }
+    let chars_f = chars.max(1) as f32;
 
-    // Sentence lengths in words.
-    let mut sent: Vec<f32> = Vec::new();
-    let mut cur = 0usize;
+    // Token pass: words, sentence lengths, person, function words, vocabulary richness.
+    let (mut nw, mut word_chars, mut first_person, mut second_person) = (0usize, 0usize, 0usize, 0usize);
+    let mut fw = [0u32; FUNCTION_WORDS.len()];
+    let (mut sent_n, mut sent_sum, mut sent_sq, mut cur) = (0usize, 0f32, 0f32, 0usize);
+    let mut vocab: Vec<u32> = Vec::with_capacity(toks.len());
+    let ph = &*PERSON_HASHES;
     for t in toks {
         let s = &text[t.start..t.end];
-        if s.chars().next().is_some_and(|c| c.is_alphanumeric()) {
+        if s.as_bytes()[0].is_ascii_alphanumeric() || s.chars().next().is_some_and(char::is_alphanumeric) {
+            nw += 1;
             cur += 1;
+            word_chars += s.len();
+            vocab.push(t.hash);
+            first_person += ph[..5].contains(&t.hash) as usize;
+            second_person += ph[5..].contains(&t.hash) as usize;
+            if let Some(i) = FUNCTION_WORD_HASHES.iter().position(|&h| h == t.hash) {
+                fw[i] += 1;
+            }
         } else if matches!(s, "." | "!" | "?" | "。" | "！" | "？") && cur > 0 {
-            sent.push(cur as f32);
+            sent_n += 1;
+            sent_sum += cur as f32;
+            sent_sq += (cur * cur) as f32;
             cur = 0;
         }
     }
     if cur > 0 {
-        sent.push(cur as f32);
+        sent_n += 1;
+        sent_sum += cur as f32;
+        sent_sq += (cur * cur) as f32;
     }
-    let ms = if sent.is_empty() { 0.0 } else { sent.iter().sum::<f32>() / sent.len() as f32 };
-    let sds = if sent.len() < 2 { 0.0 } else { (sent.iter().map(|x| (x - ms).powi(2)).sum::<f32>() / (sent.len() - 1) as f32).sqrt() };
+    let ms = if sent_n == 0 { 0.0 } else { sent_sum / sent_n as f32 };
+    let sds = if sent_n < 2 { 0.0 } else { ((sent_sq - sent_n as f32 * ms * ms) / (sent_n - 1) as f32).max(0.0).sqrt() };
+    vocab.sort_unstable();
+    vocab.dedup();
+    let nwf = nw.max(1) as f32;
+    let per100 = |n: usize| n as f32 * 100.0 / nwf;
 
-    let count = |c: char| text.chars().filter(|&x| x == c).count();
+    // Line pass: markdown structure.
+    let (mut nl, mut headers, mut bullets, mut numbered, mut tables, mut fences) = (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
+    for l in text.lines() {
+        let l = l.trim_start();
+        if l.is_empty() {
+            continue;
+        }
+        nl += 1;
+        headers += l.starts_with('#') as usize;
+        bullets += (l.starts_with("- ") || l.starts_with("* ") || l.starts_with("• ")) as usize;
+        tables += l.starts_with('|') as usize;
+        fences += l.starts_with("```") as usize;
+        let d = l.bytes().take_while(u8::is_ascii_digit).count();
+        numbered += (d > 0 && d < 4 && matches!(l.as_bytes().get(d), Some(b'.') | Some(b')'))) as usize;
+    }
+    let nlf = nl.max(1) as f32;
+    let paragraphs = text.split("\n\n").filter(|p| !p.trim().is_empty()).count();
+
     let trimmed = text.trim();
     let lower_start: String = trimmed.chars().take(40).collect::<String>().to_lowercase();
     let first_line = trimmed.lines().next().unwrap_or("");
     let last_line = trimmed.lines().last().unwrap_or("").to_lowercase();
-    let mut lw: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
-    let first_person = lw.iter().filter(|w| matches!(w.as_str(), "i" | "me" | "my" | "i'm" | "i've")).count();
-    let second_person = lw.iter().filter(|w| matches!(w.as_str(), "you" | "your" | "you're" | "yours")).count();
     let claims = crate::identity::find_claims(text);
     let claim = |f: &dyn Fn(&crate::IdentityClaim) -> bool| claims.iter().filter(|c| f(c)).count() as f32;
 
     out.extend_from_slice(&[
-        (1.0 + chars).ln(),
-        (1.0 + nw).ln(),
-        (1.0 + lines.len() as f32).ln(),
+        (1.0 + chars as f32).ln(),
+        (1.0 + nw as f32).ln(),
+        (1.0 + nl as f32).ln(),
         (1.0 + paragraphs as f32).ln(),
-        frac(&|l| l.starts_with('#')),
-        frac(&|l| l.starts_with("- ") || l.starts_with("* ") || l.starts_with("• ")),
-        frac(&|l| {
-            let d = l.chars().take_while(|c| c.is_ascii_digit()).count();
-            d > 0 && d < 4 && matches!(l[d..].chars().next(), Some('.') | Some(')'))
-        }),
+        headers as f32 / nlf,
+        bullets as f32 / nlf,
+        numbered as f32 / nlf,
         per100(text.matches("**").count() / 2),
-        (text.matches("```").count() / 2) as f32,
-        frac(&|l| l.starts_with('|')),
-        per100(text.chars().filter(|&c| is_emoji(c)).count()),
+        (fences / 2) as f32,
+        tables as f32 / nlf,
+        per100(emoji),
         ms,
         sds,
-        per100(count(',') + count('，')),
-        per100(count(';') + count('；')),
-        per100(count(':') + count('：')),
-        per100(count('!') + count('！')),
-        per100(count('?') + count('？')),
-        per100(count('(') + count('（')),
-        per100(count('"') + count('“') + count('”')),
-        per100(count('—')),
-        per100(count('–')),
-        per100(count('…') + text.matches("...").count()),
+        per100(punct[0]),
+        per100(punct[1]),
+        per100(punct[2]),
+        per100(punct[3]),
+        per100(punct[4]),
+        per100(punct[5]),
+        per100(punct[6]),
+        per100(punct[7]),
+        per100(punct[8]),
+        per100(punct[9] + text.matches("...").count()),
         ["sure", "certainly", "of course", "absolutely", "great question", "yes", "no problem"]
             .iter()
             .any(|a| lower_start.starts_with(a)) as u8 as f32,
@@ -297,16 +339,11 @@ pub fn style_features(text: &str, toks: &[Token], out: &mut Vec<f32>) {
         ["let me know", "hope this helps", "feel free", "happy to help", "any other questions"]
             .iter()
             .any(|a| last_line.contains(a)) as u8 as f32,
-        (first_line.trim_end().ends_with(':') && lines.len() > 1) as u8 as f32,
-        text.chars().filter(|c| c.is_uppercase()).count() as f32 / chars,
-        text.chars().filter(|c| c.is_ascii_digit()).count() as f32 / chars,
-        words.iter().map(|w| w.chars().count()).sum::<usize>() as f32 / nw,
-        {
-            lw.sort_unstable();
-            let n = lw.len();
-            lw.dedup();
-            if n == 0 { 0.0 } else { lw.len() as f32 / (n as f32).sqrt() }
-        },
+        (first_line.trim_end().ends_with(':') && nl > 1) as u8 as f32,
+        upper as f32 / chars_f,
+        digits as f32 / chars_f,
+        word_chars as f32 / nwf,
+        if nw == 0 { 0.0 } else { vocab.len() as f32 / (nw as f32).sqrt() },
         per100(first_person),
         per100(second_person),
         claim(&|c| c.family == "openai" && c.kind != "ai_disclaimer"),
@@ -314,15 +351,14 @@ pub fn style_features(text: &str, toks: &[Token], out: &mut Vec<f32>) {
         claim(&|c| c.kind == "ai_disclaimer"),
         claim(&|c| c.kind == "knowledge_cutoff"),
     ]);
-    let mut fw = [0u32; FUNCTION_WORDS.len()];
-    for t in toks {
-        if let Some(i) = FUNCTION_WORD_HASHES.iter().position(|&h| h == t.hash) {
-            fw[i] += 1;
-        }
-    }
-    out.extend(fw.iter().map(|&c| c as f32 / nw));
+    out.extend(fw.iter().map(|&c| c as f32 / nwf));
     debug_assert_eq!(out.len(), STYLE_NAMES.len());
 }
+
+/// "i me my i'm i've" then "you your you're yours".
+static PERSON_HASHES: once_cell::sync::Lazy<Vec<u32>> = once_cell::sync::Lazy::new(|| {
+    ["i", "me", "my", "i'm", "i've", "you", "your", "you're", "yours"].iter().map(|w| text::word_hash(w)).collect()
+});
 
 static FUNCTION_WORD_HASHES: once_cell::sync::Lazy<Vec<u32>> =
     once_cell::sync::Lazy::new(|| FUNCTION_WORDS.iter().map(|w| text::word_hash(w)).collect());
@@ -346,15 +382,17 @@ mod tests {
         let cfg = FeatureConfig::default();
         let mut s = Scratch::default();
         let mut st = Vec::new();
-        let v = extract(&cfg, "The cat sat on the mat. The cat!", &mut s, &mut st);
-        assert!(v.idx.windows(2).all(|w| w[0] < w[1]));
+        let mut v = extract(&cfg, "The cat sat on the mat. The cat!", &mut s, &mut st);
+        v.sort();
+        assert!(v.idx.windows(2).all(|w| w[0] < w[1]), "indices must be unique");
         let word: f32 = v.idx.iter().zip(&v.val).filter(|(i, _)| (**i as usize) < cfg.word_buckets()).map(|(_, x)| x * x).sum();
         let chr: f32 = v.idx.iter().zip(&v.val).filter(|(i, _)| (**i as usize) >= cfg.word_buckets()).map(|(_, x)| x * x).sum();
         assert!((word - 1.0).abs() < 1e-4 && (chr - 1.0).abs() < 1e-4, "{word} {chr}");
         assert!(v.idx.iter().all(|&i| (i as usize) < cfg.style_offset()));
         // "the" appears 3 times, "cat" twice: sublinear weights keep their order.
-        let the = v.idx.iter().position(|&i| i == text::word_hash("the") & ((1 << 17) - 1)).expect("the");
-        let sat = v.idx.iter().position(|&i| i == text::word_hash("sat") & ((1 << 17) - 1)).expect("sat");
+        let m = (cfg.word_buckets() - 1) as u32;
+        let the = v.idx.iter().position(|&i| i == text::word_hash("the") & m).expect("the");
+        let sat = v.idx.iter().position(|&i| i == text::word_hash("sat") & m).expect("sat");
         assert!(v.val[the] > v.val[sat]);
     }
 

@@ -24,6 +24,9 @@ const FAMILY_NAMES: &[(&str, &str)] = &[
 
 struct Pattern {
     kind: &'static str,
+    /// Literals one of which every match contains: a cheap prefilter, since most texts make no
+    /// claim and the full regexes are comparatively slow.
+    triggers: &'static [&'static str],
     /// When the pattern names no family itself, the family is read from the `name` group.
     re: Regex,
 }
@@ -38,22 +41,36 @@ static NAME_RES: Lazy<Vec<(&'static str, Regex)>> = Lazy::new(|| {
 static PATTERNS: Lazy<Vec<Pattern>> = Lazy::new(|| {
     let names: Vec<&str> = FAMILY_NAMES.iter().map(|(_, p)| *p).collect();
     let any = names.join("|");
-    let mk = |kind, p: String| Pattern { kind, re: Regex::new(&p).expect("identity regex") };
+    let mk = |kind, triggers, p: String| Pattern { kind, triggers, re: Regex::new(&p).expect("identity regex") };
     vec![
         // "developed by OpenAI", "trained by Anthropic", "created by Google"
-        mk("creator", format!(r"(?i)\b(?:developed|created|trained|built|made|designed|programmed)\s+by\s+(?:the\s+)?(?:team\s+at\s+)?(?P<name>{any})\b")),
+        mk("creator", &["by "], format!(r"(?i)\b(?:developed|created|trained|built|made|designed|programmed)\s+by\s+(?:the\s+)?(?:team\s+at\s+)?(?P<name>{any})\b")),
         // "I am ChatGPT", "I'm Claude", "my name is Bard", "I am a large language model called GPT-4"
-        mk("model_name", format!(r"(?i)\b(?:i\s+am|i'm|i’m|my\s+name\s+is|this\s+is)\s+(?:an?\s+)?(?:(?:ai|large\s+language|language)\s+model\s+(?:called|named)\s+)?(?P<name>{any})\b")),
+        mk("model_name", &["i am", "i'm", "i’m", "my name", "this is"], format!(r"(?i)\b(?:i\s+am|i'm|i’m|my\s+name\s+is|this\s+is)\s+(?:an?\s+)?(?:(?:ai|large\s+language|language)\s+model\s+(?:called|named)\s+)?(?P<name>{any})\b")),
         // "As an AI language model", "As an AI developed by OpenAI" (family named only sometimes)
-        mk("ai_disclaimer", r"(?i)\bas an ai(?:\s+language)?\s+model\b|\bas an ai(?:\s+assistant)?\b".to_string()),
+        mk("ai_disclaimer", &["as an ai"], r"(?i)\bas an ai(?:\s+language)?\s+model\b|\bas an ai(?:\s+assistant)?\b".to_string()),
         // Knowledge cutoff statements: "my knowledge cutoff is September 2021", "as of my last update in 2021"
-        mk("knowledge_cutoff", r"(?i)\b(?:knowledge\s+cut-?off|training\s+(?:data\s+)?cut-?off|as\s+of\s+my\s+(?:last\s+)?(?:knowledge\s+)?update|my\s+training\s+data\s+(?:only\s+)?(?:goes|extends)\s+(?:up\s+)?(?:to|until))\b(?:[^.\n]{0,40}?(?:(?:january|february|march|april|may|june|july|august|september|october|november|december)\s+)?(?P<year>20[0-9]{2}))?".to_string()),
+        mk("knowledge_cutoff", &["cutoff", "cut-off", "as of my", "my training"], r"(?i)\b(?:knowledge\s+cut-?off|training\s+(?:data\s+)?cut-?off|as\s+of\s+my\s+(?:last\s+)?(?:knowledge\s+)?update|my\s+training\s+data\s+(?:only\s+)?(?:goes|extends)\s+(?:up\s+)?(?:to|until))\b(?:[^.\n]{0,40}?(?:(?:january|february|march|april|may|june|july|august|september|october|november|december)\s+)?(?P<year>20[0-9]{2}))?".to_string()),
         // Chinese: 我是由OpenAI开发的 / 我是ChatGPT / 作为一个人工智能语言模型
-        mk("creator", format!(r"(?i)(?:由|被)\s*(?P<name>{any})\s*(?:公司)?\s*(?:开发|训练|创建|打造|研发)")),
-        mk("model_name", format!(r"(?i)我(?:是|叫)\s*(?:一个)?\s*(?P<name>{any})")),
-        mk("ai_disclaimer", r"作为一个?(?:人工智能|AI)(?:语言)?模型".to_string()),
-        mk("knowledge_cutoff", r"(?:我的)?(?:知识|训练数据)(?:截止|更新)(?:日期|时间)?(?:[^。\n]{0,10}?(?P<year>20[0-9]{2}))?".to_string()),
+        mk("creator", &["由", "被"], format!(r"(?i)(?:由|被)\s*(?P<name>{any})\s*(?:公司)?\s*(?:开发|训练|创建|打造|研发)")),
+        mk("model_name", &["我是", "我叫"], format!(r"(?i)我(?:是|叫)\s*(?:一个)?\s*(?P<name>{any})")),
+        mk("ai_disclaimer", &["作为"], r"作为一个?(?:人工智能|AI)(?:语言)?模型".to_string()),
+        mk("knowledge_cutoff", &["知识", "训练数据"], r"(?:我的)?(?:知识|训练数据)(?:截止|更新)(?:日期|时间)?(?:[^。\n]{0,10}?(?P<year>20[0-9]{2}))?".to_string()),
     ]
+});
+
+/// One automaton over every pattern's triggers, mapping each trigger back to its pattern.
+static TRIGGERS: Lazy<(aho_corasick::AhoCorasick, Vec<usize>)> = Lazy::new(|| {
+    let mut lits = Vec::new();
+    let mut owner = Vec::new();
+    for (i, p) in PATTERNS.iter().enumerate() {
+        for t in p.triggers {
+            lits.push(*t);
+            owner.push(i);
+        }
+    }
+    let ac = aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(&lits).expect("triggers");
+    (ac, owner)
 });
 
 /// Known cutoff years of the upstream chat models, to attribute a bare cutoff statement.
@@ -73,7 +90,11 @@ fn family_of(name: &str) -> &'static str {
 /// All identity claims in a text, in order of appearance, with character spans.
 pub fn find_claims(text: &str) -> Vec<IdentityClaim> {
     let mut out: Vec<IdentityClaim> = Vec::new();
-    for p in PATTERNS.iter() {
+    let mut possible = vec![false; PATTERNS.len()];
+    for m in TRIGGERS.0.find_overlapping_iter(text) {
+        possible[TRIGGERS.1[m.pattern().as_usize()]] = true;
+    }
+    for (p, _) in PATTERNS.iter().zip(&possible).filter(|(_, &ok)| ok) {
         for c in p.re.captures_iter(text) {
             let m = c.get(0).expect("whole match");
             let family = if let Some(n) = c.name("name") {

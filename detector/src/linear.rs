@@ -20,7 +20,7 @@ pub struct TrainOptions {
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        Self { epochs: 12, alpha: 1e-5, eta0: 0.5, seed: 7 }
+        Self { epochs: 12, alpha: 1e-4, eta0: 0.5, seed: 7 }
     }
 }
 

@@ -2,9 +2,9 @@
 //!
 //! A profile is a multinomial logistic regression over *models* (each known model is one
 //! component, grouped into families), on hashed lexical and style features, plus a calibration
-//! block measured leave-one-model-out. Scoring a text gives the posterior over families (with a
-//! uniform prior over families, so a family with many known models is not favoured) and the
-//! upstream log-odds.
+//! block measured leave-one-model-out. Scoring a text gives the posterior over families (the
+//! prior is uniform over known *models*: each component is trained on balanced classes) and
+//! the upstream log-odds.
 //!
 //! File format: `PDGPROF1` magic, a little-endian u32 format version, then a gzip'd bincode
 //! [`ProfileFile`]. Any other version is refused with [`DetectorError::Version`].
@@ -85,8 +85,6 @@ pub struct Profile {
     style_sd: Vec<f32>,
     weights: QLinear,
     calibration: Calibration,
-    /// Members per family, for the uniform family prior.
-    family_size: Vec<f32>,
 }
 
 /// One training or calibration text with its provenance.
@@ -158,10 +156,6 @@ impl Profile {
     }
 
     fn assemble(meta: ProfileMeta, f: ProfileFile) -> Profile {
-        let mut family_size = vec![0f32; f.families.len()];
-        for &fam in &f.component_family {
-            family_size[fam] += 1.0;
-        }
         Profile {
             meta,
             features: f.features,
@@ -173,7 +167,6 @@ impl Profile {
             style_sd: f.style_sd,
             weights: f.weights,
             calibration: f.calibration,
-            family_size,
         }
     }
 
@@ -267,7 +260,7 @@ impl Profile {
             "null_score_quantiles": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99)},
             "threshold_at_1pct_fpr": cal.threshold_at(0.01),
             "set_null": set,
-            "score": "upstream log-odds (uniform prior over families); higher = more upstream-like; 0 = even odds",
+            "score": "upstream log-odds ln P(upstream)/P(other families), uniform prior over known models; higher = more upstream-like",
         });
         self.calibration = cal;
         self
@@ -292,17 +285,9 @@ impl Profile {
     fn posterior(&self, x: SparseVec, p: &[f32]) -> Scored {
         let mut fam = vec![0f64; self.families.len()];
         for (c, &pc) in p.iter().enumerate() {
-            let f = self.component_family[c];
-            fam[f] += pc as f64 / self.family_size[f] as f64;
+            fam[self.component_family[c]] += pc as f64;
         }
-        let tot: f64 = fam.iter().sum();
-        fam.iter_mut().for_each(|v| *v /= tot);
-        let up = if std::env::var("PDG_PRIOR").is_ok() {
-            p.iter().enumerate().filter(|(c, _)| self.component_family[*c] == self.upstream).map(|(_, &v)| v as f64).sum::<f64>()
-        } else {
-            fam[self.upstream]
-        }
-        .clamp(1e-12, 1.0 - 1e-12);
+        let up = fam[self.upstream].clamp(1e-12, 1.0 - 1e-12);
         Scored { x, p: p.to_vec(), family_post: fam, score: (up / (1.0 - up)).ln() }
     }
 
@@ -315,7 +300,15 @@ impl Profile {
 
     /// The upstream score alone (no evidence): the fast path for bulk scoring.
     pub fn score_fast(&self, text: &str) -> f64 {
-        self.scored(text).score
+        SCRATCH.with(|s| {
+            let (scratch, style, z) = &mut *s.borrow_mut();
+            let x = self.featurize_one(text, scratch, style);
+            self.weights.logits(&x, z);
+            QLinear::softmax(z);
+            let up: f64 = z.iter().zip(&self.component_family).filter(|(_, &f)| f == self.upstream).map(|(&p, _)| p as f64).sum();
+            let up = up.clamp(1e-12, 1.0 - 1e-12);
+            (up / (1.0 - up)).ln()
+        })
     }
 
     /// Score one text. The prompt is accepted for prompt-aware scoring; the lexical tier does not
@@ -344,22 +337,14 @@ impl Profile {
     }
 
     /// d(score)/d(logit_c) for each component: the first-order attribution weights. With
-    /// q_f = Σ_{c∈f} p_c / n_f, score = ln q_up − ln Σ_{g≠up} q_g, and d/dz_c = p_c/n_{f(c)} ·
-    /// ([c∈up]/Q_up − [c∉up]/Q_rest).
+    /// P_up = Σ_{c∈up} p_c, score = ln P_up − ln(1 − P_up), and d/dz_c = p_c·([c∈up]/P_up −
+    /// [c∉up]/(1 − P_up)).
     fn score_gradient(&self, p: &[f32]) -> Vec<f64> {
-        let (mut q_up, mut q_rest) = (0f64, 0f64);
-        for (c, &pc) in p.iter().enumerate() {
-            let f = self.component_family[c];
-            let v = pc as f64 / self.family_size[f] as f64;
-            if f == self.upstream { q_up += v } else { q_rest += v }
-        }
+        let p_up: f64 = p.iter().enumerate().filter(|(c, _)| self.component_family[*c] == self.upstream).map(|(_, &v)| v as f64).sum();
+        let p_up = p_up.clamp(1e-12, 1.0 - 1e-12);
         p.iter()
             .enumerate()
-            .map(|(c, &pc)| {
-                let f = self.component_family[c];
-                let v = pc as f64 / self.family_size[f] as f64;
-                if f == self.upstream { v / q_up.max(1e-300) } else { -v / q_rest.max(1e-300) }
-            })
+            .map(|(c, &pc)| if self.component_family[c] == self.upstream { pc as f64 / p_up } else { -(pc as f64) / (1.0 - p_up) })
             .collect()
     }
 
@@ -372,7 +357,9 @@ impl Profile {
     /// readable on their own).
     fn evidence(&self, text: &str, s: &Scored, claims: &[crate::IdentityClaim]) -> Vec<Evidence> {
         let grad = self.score_gradient(&s.p);
-        let value = |f: u32| s.x.idx.binary_search(&f).ok().map(|i| s.x.val[i]);
+        let mut x = s.x.clone();
+        x.sort();
+        let value = |f: u32| x.idx.binary_search(&f).ok().map(|i| x.val[i]);
         let wmask = (self.features.word_buckets() - 1) as u32;
         let mut toks = Vec::new();
         crate::text::tokens(text, &mut toks);
@@ -518,8 +505,7 @@ struct Fitter<'a> {
 
 impl<'a> Fitter<'a> {
     fn new(train: &'a [LabeledText<'a>], opts: &'a FitOptions) -> Result<Self> {
-        let fam_level = std::env::var("PDG_FAMCLS").is_ok();
-        let comp_of = |t: &LabeledText<'a>| if fam_level { t.family } else { t.model };
+        let comp_of = |t: &LabeledText<'a>| t.model;
         let mut components: Vec<String> = train.iter().map(|t| comp_of(t).to_string()).collect();
         components.sort();
         components.dedup();
@@ -616,7 +602,7 @@ impl<'a> Fitter<'a> {
                 "texts": xs.len(),
                 "models_per_family": models_per_family,
                 "optimiser": self.opts.train,
-                "classifier": "multinomial logistic regression over known models, grouped into families (uniform family prior)",
+                "classifier": "multinomial logistic regression over known models (uniform prior over models), summed into families",
             }),
             features: self.opts.features.block_names(),
             calibration: serde_json::Value::Null,
