@@ -165,8 +165,10 @@ pub fn run(a: AuditArgs) -> anyhow::Result<()> {
         .top_texts()
         .into_iter()
         .map(|t| {
-            let fpr = profile.calibration().fpr(t.score);
-            serde_json::json!({"score": t.score, "fpr": fpr, "id": t.id, "source": t.source, "line": t.line, "text": t.text})
+            // Full scoring (with evidence) only for the few listed texts.
+            let full = profile.score(&t.text, None);
+            let evidence: Vec<_> = full.evidence.iter().take(5).collect();
+            serde_json::json!({"score": t.score, "fpr": full.fpr, "family": full.family, "id": t.id, "source": t.source, "line": t.line, "text": t.text, "evidence": evidence})
         })
         .collect();
     let up = profile.upstream().to_string();

@@ -146,6 +146,7 @@ fn audit_summary_shape_sampling_and_formats() {
     let top = s["top_texts"].as_array().unwrap();
     assert_eq!(top.len(), 3);
     assert!(top[0]["score"].as_f64() >= top[2]["score"].as_f64());
+    assert!(top[0]["text"].as_str().is_some_and(|t| !t.is_empty()) && top[0]["evidence"].is_array(), "{}", top[0]);
     assert!(s["bytes_per_second"].as_f64().unwrap() > 0.0);
     assert!(s["method"].as_str().unwrap().contains("mixture"));
 
