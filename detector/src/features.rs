@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn lexical_blocks_are_unit_norm_sorted_and_in_range() {
-        let cfg = FeatureConfig::default();
+        let cfg = FeatureConfig { char_bits: 16, ..FeatureConfig::default() };
         let mut s = Scratch::default();
         let mut st = Vec::new();
         let mut v = extract(&cfg, "The cat sat on the mat. The cat!", &mut s, &mut st);
