@@ -1,7 +1,7 @@
 //! Throughput of both models on real-looking texts.
 //!
 //! ```text
-//! RAYON_NUM_THREADS=2 cargo run --release -p models --example throughput -- [N] [--dump FILE]
+//! RAYON_NUM_THREADS=2 cargo run --release -p models --example throughput -- [N] [--dump FILE] [--minilm-only] [--quantized]
 //! ```
 //! Reads the first N (default 200) responses of
 //! `$PEDIGREE_BENCH_SAMPLES` (default /work/shared/datasets/alpaca-eval-dev/samples.jsonl)
@@ -42,7 +42,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // --- MiniLM ---
     let t = Instant::now();
-    let emb = Embedder::load(&paths.minilm_dir, &Device::Cpu)?;
+    let mut emb = Embedder::load(&paths.minilm_dir, &Device::Cpu)?;
+    if let Some(bt) = std::env::var("PEDIGREE_EMBED_BATCH_TOKENS").ok().and_then(|v| v.parse().ok()) {
+        emb.batch_tokens = bt;
+    }
+    println!("minilm batch_tokens: {}", emb.batch_tokens);
     println!("minilm load: {:.2}s", t.elapsed().as_secs_f64());
     let toks: usize = refs.iter().map(|s| emb.encode(s).map(|v| v.len()).unwrap_or(0)).sum();
     emb.embed(&refs[..refs.len().min(16)])?; // warm-up
@@ -63,6 +67,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ok = r.iter().filter(|x| x.is_ok()).count();
     println!("candle minilm via InferenceQueue: {:.1} texts/s ({ok} ok)", r.len() as f64 / dt);
     drop(q);
+
+    if args.iter().any(|a| a == "--minilm-only") {
+        return Ok(());
+    }
 
     // --- SmolLM2 ---
     let mut formats = vec![WeightFormat::F32];
