@@ -127,38 +127,18 @@ where
     })
 }
 
-pub fn run(a: AuditArgs) -> anyhow::Result<()> {
-    let profile = load_profile(a.profile.as_deref())?;
-    let opts = AuditOptions { bootstrap: a.bootstrap, seed: a.seed, source_models: a.source_models, top: a.top, sample: a.sample, ..AuditOptions::default() };
-    let format = a.format.as_deref().map(|s| s.parse::<datasets::Format>()).transpose()?;
-    let records = datasets::open(&a.corpus, format).with_context(|| format!("opening {}", a.corpus.display()))?;
-    let total = records.total_bytes();
-    let counter = records.progress_counter();
-    let pb = match total {
-        Some(t) => {
-            let pb = ProgressBar::new(t);
-            pb.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
-                    .expect("template")
-                    .progress_chars("=> "),
-            );
-            pb
-        }
-        None => ProgressBar::new_spinner(),
-    };
-    pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    let start = Instant::now();
-    let run = audit_records(&profile, records, &opts, &|n| {
-        pb.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
-        pb.set_message(format!("{n} texts scored"));
-    })?;
-    let read_secs = start.elapsed().as_secs_f64();
-    let bytes = counter.load(std::sync::atomic::Ordering::Relaxed).max(total.unwrap_or(0));
-    pb.finish_and_clear();
-    if run.texts == 0 {
-        anyhow::bail!("{}: no texts to audit", a.corpus.display());
-    }
-    let est = run.auditor.estimate(profile.calibration(), &opts);
+/// The JSON summary of an audit (what `pedigree audit` prints, and what an HTTP `audit` job
+/// stores as its result): the upstream fraction with its 95% interval and the top texts with
+/// evidence. `bytes`, `start` (when the audit began) and `read_secs` feed the timing fields.
+pub fn audit_summary(
+    profile: &Profile,
+    run: &AuditRun,
+    opts: &AuditOptions,
+    bytes: u64,
+    start: Instant,
+    read_secs: f64,
+) -> (serde_json::Value, detector::audit::AuditEstimate) {
+    let est = run.auditor.estimate(profile.calibration(), opts);
     let total_secs = start.elapsed().as_secs_f64();
     let top: Vec<serde_json::Value> = run
         .auditor
@@ -194,6 +174,42 @@ pub fn run(a: AuditArgs) -> anyhow::Result<()> {
         "bytes_per_second": bytes as f64 / read_secs.max(1e-9),
         "top_texts": top,
     });
+    (summary, est)
+}
+
+pub fn run(a: AuditArgs) -> anyhow::Result<()> {
+    let profile = load_profile(a.profile.as_deref())?;
+    let opts = AuditOptions { bootstrap: a.bootstrap, seed: a.seed, source_models: a.source_models, top: a.top, sample: a.sample, ..AuditOptions::default() };
+    let format = a.format.as_deref().map(|s| s.parse::<datasets::Format>()).transpose()?;
+    let records = datasets::open(&a.corpus, format).with_context(|| format!("opening {}", a.corpus.display()))?;
+    let total = records.total_bytes();
+    let counter = records.progress_counter();
+    let pb = match total {
+        Some(t) => {
+            let pb = ProgressBar::new(t);
+            pb.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
+                    .expect("template")
+                    .progress_chars("=> "),
+            );
+            pb
+        }
+        None => ProgressBar::new_spinner(),
+    };
+    pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    let start = Instant::now();
+    let run = audit_records(&profile, records, &opts, &|n| {
+        pb.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
+        pb.set_message(format!("{n} texts scored"));
+    })?;
+    let read_secs = start.elapsed().as_secs_f64();
+    let bytes = counter.load(std::sync::atomic::Ordering::Relaxed).max(total.unwrap_or(0));
+    pb.finish_and_clear();
+    if run.texts == 0 {
+        anyhow::bail!("{}: no texts to audit", a.corpus.display());
+    }
+    let (summary, est) = audit_summary(&profile, &run, &opts, bytes, start, read_secs);
+    let up = profile.upstream().to_string();
     // Human-readable summary on stderr; the machine-readable one alone on stdout's last line.
     eprintln!(
         "{}: {} texts; {up} fraction {:.3} (95% CI {:.3}–{:.3}); {:.1} MB/s",

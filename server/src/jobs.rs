@@ -7,8 +7,14 @@
 //! `queued`/`running` job from its cursor: lines before it have their results committed, lines
 //! after it have none, and `INSERT OR IGNORE` on `(job_id, line_no)` guards the boundary anyway.
 //!
-//! Kinds: `score` (each line becomes a scored sample of a suspect) and `profile_build`. The
-//! dispatch in [`JobManager::run_kind`] is where later kinds (`audit`, `probe`) plug in.
+//! Kinds: `score` (each line becomes a scored sample of a suspect), `profile_build`, and `audit`
+//! (the corpus audit of `pedigree audit`: one JSON summary as the job's only result, line 1).
+//! The dispatch in [`JobManager::run_kind`] is where later kinds (`probe`) plug in.
+//!
+//! `audit` jobs are NOT resumed from a cursor: the estimator needs every score (and the seeded
+//! reservoir sample its whole stream), so an unfinished audit is restarted from scratch after a
+//! restart. While it runs, its cursor holds progress only (`cursor_offset` = input bytes read,
+//! `cursor_line` = texts scored); the summary is written in one transaction at the end.
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -24,6 +30,7 @@ use tokio::sync::Semaphore;
 
 pub const KIND_SCORE: &str = "score";
 pub const KIND_PROFILE_BUILD: &str = "profile_build";
+pub const KIND_AUDIT: &str = "audit";
 
 pub struct JobManager {
     store: Arc<dyn Store>,
@@ -41,6 +48,27 @@ pub struct JobManager {
 pub struct ScoreJobParams {
     pub suspect_id: String,
     pub profile: String,
+}
+
+/// Parameters of an `audit` job.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct AuditJobParams {
+    pub profile: String,
+    /// Corpus format (a `datasets` format name); `None` = detected from the content.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Score only a seeded uniform sample of this many texts.
+    #[serde(default)]
+    pub sample: Option<usize>,
+    #[serde(default = "default_audit_seed")]
+    pub seed: u64,
+    /// Size of the uploaded corpus in bytes (progress = bytes read / bytes).
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+fn default_audit_seed() -> u64 {
+    detector::audit::AuditOptions::default().seed
 }
 
 /// One input line of a `score` job: a JSON object (or a bare JSON string = the text).
@@ -127,7 +155,7 @@ impl JobManager {
         Ok(self.store.get_job(id).await?.unwrap_or(job))
     }
 
-    async fn run(&self, id: &str, cancel: &AtomicBool) -> AppResult<Outcome> {
+    async fn run(&self, id: &str, cancel: &Arc<AtomicBool>) -> AppResult<Outcome> {
         let Some(job) = self.store.get_job(id).await? else { return Ok(Outcome::Cancelled) };
         if job.state.is_terminal() {
             return Ok(Outcome::Cancelled);
@@ -138,9 +166,10 @@ impl JobManager {
         self.run_kind(job, cancel).await
     }
 
-    async fn run_kind(&self, job: JobRecord, cancel: &AtomicBool) -> AppResult<Outcome> {
+    async fn run_kind(&self, job: JobRecord, cancel: &Arc<AtomicBool>) -> AppResult<Outcome> {
         match job.kind.as_str() {
             KIND_SCORE => self.run_score(job, cancel).await,
+            KIND_AUDIT => self.run_audit(job, cancel.clone()).await,
             KIND_PROFILE_BUILD => self.run_profile_build(job).await,
             other => Err(AppError::NotImplemented(format!("unknown job kind `{other}`"))),
         }
@@ -177,6 +206,85 @@ impl JobManager {
             samples: None,
         };
         self.store.commit_job_chunk(&job.id, chunk).await?;
+        Ok(Outcome::Finished)
+    }
+
+    /// Audit the uploaded corpus from the start (see the module docs), reporting progress in the
+    /// job's cursor every 250 ms, and store the summary as result line 1.
+    async fn run_audit(&self, job: JobRecord, cancel: Arc<AtomicBool>) -> AppResult<Outcome> {
+        use std::sync::atomic::AtomicU64;
+        let params: AuditJobParams = serde_json::from_value(job.params.clone())
+            .map_err(|e| AppError::Internal(format!("bad job parameters: {e}")))?;
+        let (_, profile) = self.engine.resolve(Some(&params.profile))?;
+        let format = params
+            .format
+            .as_deref()
+            .map(|f| f.parse::<datasets::Format>())
+            .transpose()
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let input = self.config.resolve(job.input_path.as_deref().ok_or_else(|| AppError::Internal("job has no input".into()))?);
+        let opts = detector::audit::AuditOptions { sample: params.sample, seed: params.seed, ..Default::default() };
+        // Restarted from scratch: progress starts again at zero.
+        self.store.commit_job_chunk(&job.id, JobChunk::default()).await?;
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let scored = Arc::new(AtomicU64::new(0));
+        let work = {
+            let (bytes_read, scored, cancel) = (bytes_read.clone(), scored.clone(), cancel.clone());
+            self.engine.run_cpu(move || -> anyhow::Result<Option<serde_json::Value>> {
+                let start = std::time::Instant::now();
+                let records = datasets::open(&input, format)?;
+                let total = records.total_bytes();
+                let counter = records.progress_counter();
+                let stop = cancel.clone();
+                let records = records.take_while(move |_| !stop.load(Ordering::SeqCst));
+                let run = crate::cli_audit::audit_records(&profile, records, &opts, &|n| {
+                    scored.store(n, Ordering::Relaxed);
+                    bytes_read.store(counter.load(Ordering::Relaxed), Ordering::Relaxed);
+                })?;
+                if cancel.load(Ordering::SeqCst) {
+                    return Ok(None);
+                }
+                let read_secs = start.elapsed().as_secs_f64();
+                let bytes = counter.load(Ordering::Relaxed).max(total.unwrap_or(0));
+                bytes_read.store(bytes, Ordering::Relaxed);
+                if run.texts == 0 {
+                    anyhow::bail!("no texts to audit (skipped {} malformed records, {} empty texts)", run.skipped, run.empty);
+                }
+                let (summary, _) = crate::cli_audit::audit_summary(&profile, &run, &opts, bytes, start, read_secs);
+                Ok(Some(summary))
+            })
+        };
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.tick().await;
+        let res = loop {
+            tokio::select! {
+                r = &mut work => break r?,
+                _ = tick.tick() => {
+                    let chunk = JobChunk {
+                        cursor_offset: bytes_read.load(Ordering::Relaxed) as i64,
+                        cursor_line: scored.load(Ordering::Relaxed) as i64,
+                        ..Default::default()
+                    };
+                    if let Err(e) = self.store.commit_job_chunk(&job.id, chunk).await {
+                        tracing::warn!(job = %job.id, error = %e, "could not record audit progress");
+                    }
+                }
+            }
+        };
+        let summary = match res {
+            Ok(Some(s)) => s,
+            Ok(None) => return Ok(Outcome::Cancelled),
+            Err(e) => return Err(AppError::Invalid(format!("{e:#}"))),
+        };
+        let chunk = JobChunk {
+            cursor_offset: bytes_read.load(Ordering::Relaxed) as i64,
+            cursor_line: scored.load(Ordering::Relaxed) as i64,
+            results: vec![(1, summary)],
+            samples: None,
+        };
+        self.store.commit_job_chunk(&job.id, chunk).await?;
+        metrics::counter!("pedigree_job_lines_total").increment(scored.load(Ordering::Relaxed));
         Ok(Outcome::Finished)
     }
 

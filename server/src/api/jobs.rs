@@ -4,7 +4,7 @@ use crate::api::suspects::suspect_or_404;
 use crate::audit::AuditDetail;
 use crate::auth::{random_base62, Need, ANALYST, VIEWER};
 use crate::error::{AppError, AppResult, Json, Path, Query};
-use crate::jobs::{ScoreJobParams, KIND_SCORE};
+use crate::jobs::{AuditJobParams, ScoreJobParams, KIND_AUDIT, KIND_SCORE};
 use crate::state::AppState;
 use crate::store::{JobRecord, JobResultRow, NewJob};
 use axum::body::{Body, Bytes};
@@ -142,15 +142,38 @@ pub async fn stream_upload(state: &AppState, req: Request) -> AppResult<Upload> 
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct CreateJobParams {
-    /// Job kind: `score` (default).
+    /// Job kind: `score` (default) or `audit` (estimate the upstream-generated fraction of a
+    /// training corpus, like `pedigree audit`; the summary is the job's one result).
     #[serde(default)]
     pub kind: Option<String>,
     /// Suspect that receives the scored lines as samples (required for `score`).
     #[serde(default)]
     pub suspect: Option<String>,
-    /// Profile to score with (default: the suspect's profile).
+    /// Profile to score with (default: the suspect's profile; for `audit`: the default profile).
     #[serde(default)]
     pub profile: Option<String>,
+    /// `audit` only: corpus format (default: detected from the content). One of `jsonl`,
+    /// `alpaca-eval`, `fastchat`, `sharegpt`, `openai-chat`, `csv:COLUMN`, `bench`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// `audit` only: score only a seeded uniform random sample of this many texts (≥ 1).
+    #[serde(default)]
+    pub sample: Option<usize>,
+    /// `audit` only: seed of the sample and of the bootstrap.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// Check the `audit` parameters; returns `(profile name, format)`.
+fn audit_params(state: &AppState, profile: Option<&str>, format: Option<&str>, sample: Option<usize>) -> AppResult<(String, Option<String>)> {
+    if sample == Some(0) {
+        return Err(AppError::Invalid("`sample` must be at least 1".into()));
+    }
+    if let Some(f) = format {
+        f.parse::<datasets::Format>().map_err(|e| AppError::Invalid(format!("bad `format`: {e}")))?;
+    }
+    let (profile, _) = state.engine.resolve(profile)?;
+    Ok((profile, format.map(str::to_string)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -160,6 +183,13 @@ pub struct JobCreated {
 
 /// Start a batch job from a JSONL upload (raw body, or multipart field `file`; parameters in the
 /// query string or as multipart text fields). Each line: `{"text": "…", "prompt": "…", "id": …, "source": "…"}`.
+///
+/// `kind=audit` audits a training corpus instead (any format `pedigree audit` reads; CSV needs
+/// `format=csv:COLUMN`): no suspect; optional `profile`, `format`, `sample`, `seed`. Progress:
+/// `done` = texts scored, `progress` = fraction of the upload read. When done, `GET /v1/jobs/{id}`
+/// carries the summary as `result` (also result line 1 of `/v1/jobs/{id}/results`): `texts`,
+/// `families.<upstream>.fraction` with `ci95` and `se`, `top_texts` with evidence. An audit
+/// interrupted by a restart is rerun from scratch.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", params(CreateJobParams),
     request_body(content = String, content_type = "application/x-ndjson"),
     responses((status = 202, body = JobCreated), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -169,33 +199,49 @@ pub struct JobCreated {
 pub async fn create(State(state): State<AppState>, Need(caller): Need<ANALYST>, Query(q): Query<CreateJobParams>, req: Request) -> AppResult<Response> {
     // Validate what we can before reading the body.
     if let Some(k) = q.kind.as_deref() {
-        if k != KIND_SCORE {
+        if k != KIND_SCORE && k != KIND_AUDIT {
             return Err(AppError::Invalid(format!(
-                "unknown job kind `{k}`: POST /v1/jobs runs `score` jobs (profile builds: POST /v1/profiles/build)"
+                "unknown job kind `{k}`: POST /v1/jobs runs `score` and `audit` jobs (profile builds: POST /v1/profiles/build)"
             )));
         }
     }
-    if let Some(s) = q.suspect.as_deref() {
+    if q.kind.as_deref() == Some(KIND_AUDIT) {
+        audit_params(&state, q.profile.as_deref(), q.format.as_deref(), q.sample)?;
+    } else if let Some(s) = q.suspect.as_deref() {
         suspect_or_404(state.store.as_ref(), s).await?;
     }
     let upload = stream_upload(&state, req).await?;
     let path = upload.path.clone();
     let res = async {
-        let kind = upload.fields.get("kind").cloned().or(q.kind.clone()).unwrap_or_else(|| KIND_SCORE.into());
-        if kind != KIND_SCORE {
-            return Err(AppError::Invalid(format!("unknown job kind `{kind}`")));
-        }
-        let suspect_id = upload
-            .fields
-            .get("suspect")
-            .cloned()
-            .or(q.suspect.clone())
-            .ok_or_else(|| AppError::Invalid("`suspect` is required for score jobs".into()))?;
-        let suspect = suspect_or_404(state.store.as_ref(), &suspect_id).await?;
-        let profile = upload.fields.get("profile").cloned().or(q.profile.clone()).unwrap_or(suspect.profile);
-        let (profile, _) = state.engine.resolve(Some(&profile))?;
+        let field = |k: &str| upload.fields.get(k).cloned();
+        let kind = field("kind").or(q.kind.clone()).unwrap_or_else(|| KIND_SCORE.into());
+        let (params, total) = match kind.as_str() {
+            KIND_SCORE => {
+                let suspect_id = field("suspect")
+                    .or(q.suspect.clone())
+                    .ok_or_else(|| AppError::Invalid("`suspect` is required for score jobs".into()))?;
+                let suspect = suspect_or_404(state.store.as_ref(), &suspect_id).await?;
+                let profile = field("profile").or(q.profile.clone()).unwrap_or(suspect.profile);
+                let (profile, _) = state.engine.resolve(Some(&profile))?;
+                let params = serde_json::to_value(ScoreJobParams { suspect_id, profile }).map_err(|e| AppError::Internal(e.to_string()))?;
+                (params, Some(upload.lines))
+            }
+            KIND_AUDIT => {
+                let num = |k: &str| -> AppResult<Option<u64>> {
+                    field(k).map(|v| v.trim().parse::<u64>().map_err(|_| AppError::Invalid(format!("`{k}` must be a non-negative integer")))).transpose()
+                };
+                let sample = num("sample")?.map(|v| v as usize).or(q.sample);
+                let seed = num("seed")?.or(q.seed).unwrap_or(detector::audit::AuditOptions::default().seed);
+                let profile = field("profile").or(q.profile.clone());
+                let format = field("format").or(q.format.clone());
+                let (profile, format) = audit_params(&state, profile.as_deref(), format.as_deref(), sample)?;
+                let params = AuditJobParams { profile, format, sample, seed, bytes: upload.bytes };
+                // `total` stays unknown: input lines are not texts for every format.
+                (serde_json::to_value(params).map_err(|e| AppError::Internal(e.to_string()))?, None)
+            }
+            other => return Err(AppError::Invalid(format!("unknown job kind `{other}`"))),
+        };
         let id = format!("job_{}", random_base62(16));
-        let params = serde_json::to_value(ScoreJobParams { suspect_id, profile }).map_err(|e| AppError::Internal(e.to_string()))?;
         let job = state
             .store
             .create_job(NewJob {
@@ -203,7 +249,7 @@ pub async fn create(State(state): State<AppState>, Need(caller): Need<ANALYST>, 
                 kind,
                 params,
                 input_path: Some(state.config.stored_path(&upload.path)),
-                total: Some(upload.lines),
+                total,
                 created_by: Some(caller.key_id.clone()),
             })
             .await?;
@@ -229,14 +275,31 @@ pub async fn create(State(state): State<AppState>, Need(caller): Need<ANALYST>, 
 pub struct JobView {
     #[serde(flatten)]
     pub job: JobRecord,
-    /// done / total, when total is known.
+    /// done / total, when total is known (`audit` jobs: fraction of the upload's bytes read).
     pub progress: Option<f64>,
+    /// `audit` jobs, once done (single-job view only): the audit summary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
 }
 
 impl From<JobRecord> for JobView {
-    fn from(job: JobRecord) -> Self {
+    fn from(mut job: JobRecord) -> Self {
+        if job.kind == KIND_AUDIT {
+            // The cursor holds the audit's progress (see `crate::jobs`): texts scored, bytes read.
+            let bytes = job.params["bytes"].as_u64().unwrap_or(0);
+            let progress = if job.state == crate::store::JobState::Done {
+                1.0
+            } else if bytes == 0 {
+                0.0
+            } else {
+                (job.cursor_offset.max(0) as f64 / bytes as f64).min(1.0)
+            };
+            job.done = job.cursor_line;
+            return JobView { job, progress: Some(progress), result: None };
+        }
         let progress = job.total.map(|t| if t == 0 { 1.0 } else { job.done as f64 / t as f64 });
-        JobView { job, progress }
+        JobView { job, progress, result: None }
     }
 }
 
@@ -267,11 +330,17 @@ async fn job_or_404(state: &AppState, id: &str) -> AppResult<JobRecord> {
     state.store.get_job(id).await?.ok_or_else(|| AppError::not_found(format!("job `{id}`")))
 }
 
-/// A job's state and progress.
+/// A job's state and progress; a finished `audit` job also carries its summary as `result`.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Json<JobView>> {
-    Ok(Json(job_or_404(&state, &id).await?.into()))
+    let job = job_or_404(&state, &id).await?;
+    let with_result = job.kind == KIND_AUDIT && job.state == crate::store::JobState::Done;
+    let mut view = JobView::from(job);
+    if with_result {
+        view.result = state.store.job_results(&id, 0, 1).await?.into_iter().next().map(|r| r.result);
+    }
+    Ok(Json(view))
 }
 
 /// Cancel a queued or running job (results so far are kept).
