@@ -127,6 +127,11 @@ pub struct BenchArgs {
     /// Exit with status 1 when a metric is below the published baseline.
     #[arg(long)]
     pub check: bool,
+    /// Exit with status 1 when a metric falls below the figures recorded in FILE (a previous
+    /// run's JSON line): the regression gate CI runs. The bench is deterministic (fixed seeds), so
+    /// any drop beyond rounding is a real change.
+    #[arg(long, value_name = "FILE")]
+    pub no_regression_from: Option<PathBuf>,
     #[command(flatten)]
     pub fit: FitArgs,
 }
@@ -136,7 +141,7 @@ pub fn run(cmd: DetectCommand) -> anyhow::Result<()> {
         DetectCommand::Profile(ProfileCommand::Build(a)) => build(a),
         DetectCommand::Profile(ProfileCommand::Show { file }) => {
             let p = load_profile(file.as_deref())?;
-            println!("{}", serde_json::to_string_pretty(p.meta())?);
+            out_line(&serde_json::to_string_pretty(p.meta())?)?;
             Ok(())
         }
         DetectCommand::Score(a) => score(a),
@@ -144,6 +149,13 @@ pub fn run(cmd: DetectCommand) -> anyhow::Result<()> {
         DetectCommand::Bench(a) => bench(a),
         DetectCommand::Audit(a) => crate::cli_audit::run(a),
     }
+}
+
+/// Print one line to stdout, returning (rather than panicking on) a closed pipe.
+fn out_line(s: &str) -> std::io::Result<()> {
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "{s}")?;
+    o.flush()
 }
 
 /// The named profile file, or the built-in one.
@@ -169,7 +181,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     pb.finish_and_clear();
     p.save(&a.out)?;
     eprintln!("wrote {} ({} bytes)", a.out.display(), std::fs::metadata(&a.out)?.len());
-    println!("{}", serde_json::to_string_pretty(p.meta())?);
+    out_line(&serde_json::to_string_pretty(p.meta())?)?;
     Ok(())
 }
 
@@ -246,7 +258,7 @@ fn verdict(a: VerdictArgs) -> anyhow::Result<()> {
         .iter()
         .map(|&i| serde_json::json!({"index": i, "id": recs[i].id, "score": scores[i].score, "fpr": scores[i].fpr, "evidence": scores[i].evidence.iter().take(5).collect::<Vec<_>>()}))
         .collect();
-    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"verdict": v, "top_samples": top}))?);
+    out_line(&serde_json::to_string_pretty(&serde_json::json!({"verdict": v, "top_samples": top}))?)?;
     Ok(())
 }
 
@@ -261,7 +273,16 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         crate::report::write_bench_report(path, &dir, &run)?;
         eprintln!("report written to {}", path.display());
     }
-    println!("{}", serde_json::to_string(&run.metrics)?);
+    out_line(&serde_json::to_string(&run.metrics)?)?;
+    if let Some(path) = &a.no_regression_from {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let old: datasets::metrics::BenchMetrics = serde_json::from_str(text.trim()).with_context(|| format!("{}: not a bench JSON object", path.display()))?;
+        let drops = regressions(&old, &run.metrics);
+        if !drops.is_empty() {
+            bail!("bench regressed against {}: {}", path.display(), drops.join(", "));
+        }
+        eprintln!("no regression against {}", path.display());
+    }
     if a.check {
         let failed: Vec<_> = datasets::metrics::compare_to_baseline(&run.metrics).into_iter().filter(|c| !c.ok).collect();
         if !failed.is_empty() {
@@ -269,4 +290,61 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Metrics of `new` that are worse than `old` (numbers by more than 0.005; flagged counts by any).
+pub fn regressions(old: &datasets::metrics::BenchMetrics, new: &datasets::metrics::BenchMetrics) -> Vec<String> {
+    use datasets::metrics::parse_fraction;
+    let mut out = Vec::new();
+    let nums = [
+        ("sample_auroc_upstream", old.sample_auroc_upstream, new.sample_auroc_upstream),
+        ("sample_tpr_at_1fpr_upstream", old.sample_tpr_at_1fpr_upstream, new.sample_tpr_at_1fpr_upstream),
+        ("sample_auroc_student", old.sample_auroc_student, new.sample_auroc_student),
+        ("sample_tpr_at_1fpr_student", old.sample_tpr_at_1fpr_student, new.sample_tpr_at_1fpr_student),
+        ("suspect_auroc@10", old.suspect_auroc_at_10, new.suspect_auroc_at_10),
+        ("suspect_auroc@50", old.suspect_auroc_at_50, new.suspect_auroc_at_50),
+        ("suspect_auroc@all", old.suspect_auroc_at_all, new.suspect_auroc_at_all),
+    ];
+    for (k, o, n) in nums {
+        if !(n >= o - 0.005) {
+            out.push(format!("{k} {n:.3} < {o:.3}"));
+        }
+    }
+    let frac = |s: &str| parse_fraction(s).map_or(f64::NAN, |(k, n)| k as f64 / n.max(1) as f64);
+    for (k, o, n, higher_is_better) in [
+        ("verdict_students_flagged", &old.verdict_students_flagged, &new.verdict_students_flagged, true),
+        ("teacher_correct", &old.teacher_correct, &new.teacher_correct, true),
+        ("verdict_independents_flagged", &old.verdict_independents_flagged, &new.verdict_independents_flagged, false),
+    ] {
+        let (o, n) = (frac(o), frac(n));
+        let worse = if higher_is_better { !(n >= o) } else { !(n <= o) };
+        if worse {
+            out.push(format!("{k} {n:.3} vs {o:.3}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(auroc: f64, flagged: &str, indep: &str) -> datasets::metrics::BenchMetrics {
+        serde_json::from_value(serde_json::json!({
+            "sample_auroc_upstream": auroc, "sample_tpr_at_1fpr_upstream": 0.1, "sample_auroc_student": 0.7,
+            "sample_tpr_at_1fpr_student": 0.02, "suspect_auroc@10": 0.9, "suspect_auroc@50": 0.9, "suspect_auroc@all": 0.9,
+            "verdict_students_flagged": flagged, "verdict_independents_flagged": indep, "teacher_correct": "8/8"
+        }))
+        .expect("metrics")
+    }
+
+    #[test]
+    fn regression_gate_catches_drops_and_false_alarms() {
+        let old = m(0.83, "1/8", "0/4");
+        assert!(regressions(&old, &m(0.828, "1/8", "0/4")).is_empty(), "rounding-level change is not a regression");
+        assert_eq!(regressions(&old, &m(0.80, "1/8", "0/4")).len(), 1);
+        assert_eq!(regressions(&old, &m(0.83, "0/8", "0/4")).len(), 1);
+        assert_eq!(regressions(&old, &m(0.83, "1/8", "1/4")).len(), 1);
+        assert_eq!(regressions(&old, &m(f64::NAN, "1/8", "0/4")).len(), 1, "NaN must fail");
+    }
 }

@@ -5,7 +5,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     server::serve::init_logging();
     match cli.command {
-        Command::Detect(cmd) => server::cli_detect::run(cmd),
+        // A closed pipe (`pedigree score … | head`) ends the command quietly, like other filters.
+        Command::Detect(cmd) => match server::cli_detect::run(cmd) {
+            Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => Ok(()),
+            other => other,
+        },
         other => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
@@ -19,3 +23,4 @@ fn main() -> anyhow::Result<()> {
         }
     }
 }
+

