@@ -61,6 +61,12 @@ pub struct ProfileMeta {
 #[derive(Serialize, Deserialize)]
 struct ProfileFile {
     meta_json: String,
+    body: Body,
+}
+
+/// Everything a profile holds besides its metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Body {
     features: FeatureConfig,
     components: Vec<String>,
     component_family: Vec<usize>,
@@ -76,15 +82,7 @@ struct ProfileFile {
 #[derive(Debug, Clone)]
 pub struct Profile {
     meta: ProfileMeta,
-    features: FeatureConfig,
-    components: Vec<String>,
-    component_family: Vec<usize>,
-    families: Vec<String>,
-    upstream: usize,
-    style_mean: Vec<f32>,
-    style_sd: Vec<f32>,
-    weights: QLinear,
-    calibration: Calibration,
+    b: Body,
 }
 
 /// One training or calibration text with its provenance.
@@ -149,40 +147,21 @@ impl Profile {
             .map_err(|e| DetectorError::Corrupt(format!("decompress: {e}")))?;
         let f: ProfileFile = bincode::deserialize(&raw).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
         let meta: ProfileMeta = serde_json::from_str(&f.meta_json).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
-        if f.weights.dim != f.features.dim() || f.weights.k != f.components.len() || f.style_mean.len() != STYLE_NAMES.len() {
+        let b = f.body;
+        if b.weights.dim != b.features.dim() || b.weights.k != b.components.len() || b.style_mean.len() != STYLE_NAMES.len() {
             return Err(DetectorError::Corrupt("weight shapes do not match the feature configuration".into()));
         }
-        Ok(Self::assemble(meta, f))
-    }
-
-    fn assemble(meta: ProfileMeta, f: ProfileFile) -> Profile {
-        Profile {
-            meta,
-            features: f.features,
-            components: f.components,
-            component_family: f.component_family,
-            families: f.families,
-            upstream: f.upstream,
-            style_mean: f.style_mean,
-            style_sd: f.style_sd,
-            weights: f.weights,
-            calibration: f.calibration,
-        }
+        Ok(Profile { meta, b })
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let f = ProfileFile {
-            meta_json: serde_json::to_string(&self.meta).map_err(|e| DetectorError::Corrupt(e.to_string()))?,
-            features: self.features.clone(),
-            components: self.components.clone(),
-            component_family: self.component_family.clone(),
-            families: self.families.clone(),
-            upstream: self.upstream,
-            style_mean: self.style_mean.clone(),
-            style_sd: self.style_sd.clone(),
-            weights: self.weights.clone(),
-            calibration: self.calibration.clone(),
-        };
+        // Borrowing serialisation: bincode writes the nested body exactly as flat fields.
+        #[derive(Serialize)]
+        struct Out<'a> {
+            meta_json: String,
+            body: &'a Body,
+        }
+        let f = Out { meta_json: serde_json::to_string(&self.meta).map_err(|e| DetectorError::Corrupt(e.to_string()))?, body: &self.b };
         let raw = bincode::serialize(&f).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -201,13 +180,13 @@ impl Profile {
         &self.meta
     }
     pub fn calibration(&self) -> &Calibration {
-        &self.calibration
+        &self.b.calibration
     }
     pub fn families(&self) -> &[String] {
-        &self.families
+        &self.b.families
     }
     pub fn upstream(&self) -> &str {
-        &self.families[self.upstream]
+        &self.b.families[self.b.upstream]
     }
 
     /// Fit a profile: components on `train`, then leave-one-model-out calibration on `calib`
@@ -262,7 +241,7 @@ impl Profile {
             "set_null": set,
             "score": "upstream log-odds ln P(upstream)/P(other families), uniform prior over known models; higher = more upstream-like",
         });
-        self.calibration = cal;
+        self.b.calibration = cal;
         self
     }
 
@@ -270,30 +249,30 @@ impl Profile {
         SCRATCH.with(|s| {
             let (scratch, style, z) = &mut *s.borrow_mut();
             let x = self.featurize_one(text, scratch, style);
-            self.weights.logits(&x, z);
+            self.b.weights.logits(&x, z);
             QLinear::softmax(z);
             self.posterior(x, z)
         })
     }
 
     fn featurize_one(&self, text: &str, scratch: &mut Scratch, style: &mut Vec<f32>) -> SparseVec {
-        let mut x = features::extract(&self.features, text, scratch, style);
-        append_style(&mut x, style, &self.style_mean, &self.style_sd, &self.features);
+        let mut x = features::extract(&self.b.features, text, scratch, style);
+        append_style(&mut x, style, &self.b.style_mean, &self.b.style_sd, &self.b.features);
         x
     }
 
     fn posterior(&self, x: SparseVec, p: &[f32]) -> Scored {
-        let mut fam = vec![0f64; self.families.len()];
+        let mut fam = vec![0f64; self.b.families.len()];
         for (c, &pc) in p.iter().enumerate() {
-            fam[self.component_family[c]] += pc as f64;
+            fam[self.b.component_family[c]] += pc as f64;
         }
-        let up = fam[self.upstream].clamp(1e-12, 1.0 - 1e-12);
+        let up = fam[self.b.upstream].clamp(1e-12, 1.0 - 1e-12);
         Scored { x, p: p.to_vec(), family_post: fam, score: (up / (1.0 - up)).ln() }
     }
 
     fn score_x(&self, x: &SparseVec, _style: &[f32]) -> Scored {
         let mut z = Vec::new();
-        self.weights.logits(x, &mut z);
+        self.b.weights.logits(x, &mut z);
         QLinear::softmax(&mut z);
         self.posterior(x.clone(), &z)
     }
@@ -303,9 +282,9 @@ impl Profile {
         SCRATCH.with(|s| {
             let (scratch, style, z) = &mut *s.borrow_mut();
             let x = self.featurize_one(text, scratch, style);
-            self.weights.logits(&x, z);
+            self.b.weights.logits(&x, z);
             QLinear::softmax(z);
-            let up: f64 = z.iter().zip(&self.component_family).filter(|(_, &f)| f == self.upstream).map(|(&p, _)| p as f64).sum();
+            let up: f64 = z.iter().zip(&self.b.component_family).filter(|(_, &f)| f == self.b.upstream).map(|(&p, _)| p as f64).sum();
             let up = up.clamp(1e-12, 1.0 - 1e-12);
             (up / (1.0 - up)).ln()
         })
@@ -317,13 +296,13 @@ impl Profile {
         let _ = prompt;
         let s = self.scored(text);
         let mut families: Vec<FamilyProb> =
-            self.families.iter().zip(&s.family_post).map(|(f, &p)| FamilyProb { family: f.clone(), prob: p }).collect();
+            self.b.families.iter().zip(&s.family_post).map(|(f, &p)| FamilyProb { family: f.clone(), prob: p }).collect();
         families.sort_by(|a, b| b.prob.total_cmp(&a.prob));
         let claims = crate::identity::find_claims(text);
         let evidence = self.evidence(text, &s, &claims);
         TextScore {
             score: s.score,
-            fpr: self.calibration.fpr(s.score),
+            fpr: self.b.calibration.fpr(s.score),
             family: families[0].family.clone(),
             families,
             evidence,
@@ -340,16 +319,16 @@ impl Profile {
     /// P_up = Σ_{c∈up} p_c, score = ln P_up − ln(1 − P_up), and d/dz_c = p_c·([c∈up]/P_up −
     /// [c∉up]/(1 − P_up)).
     fn score_gradient(&self, p: &[f32]) -> Vec<f64> {
-        let p_up: f64 = p.iter().enumerate().filter(|(c, _)| self.component_family[*c] == self.upstream).map(|(_, &v)| v as f64).sum();
+        let p_up: f64 = p.iter().enumerate().filter(|(c, _)| self.b.component_family[*c] == self.b.upstream).map(|(_, &v)| v as f64).sum();
         let p_up = p_up.clamp(1e-12, 1.0 - 1e-12);
         p.iter()
             .enumerate()
-            .map(|(c, &pc)| if self.component_family[c] == self.upstream { pc as f64 / p_up } else { -(pc as f64) / (1.0 - p_up) })
+            .map(|(c, &pc)| if self.b.component_family[c] == self.b.upstream { pc as f64 / p_up } else { -(pc as f64) / (1.0 - p_up) })
             .collect()
     }
 
     fn contribution(&self, feature: u32, x: f32, grad: &[f64]) -> f64 {
-        self.weights.row(feature as usize).zip(grad).map(|(w, g)| w as f64 * g).sum::<f64>() * x as f64
+        self.b.weights.row(feature as usize).zip(grad).map(|(w, g)| w as f64 * g).sum::<f64>() * x as f64
     }
 
     /// Top contributions: word n-gram phrases located in the text, style features, and identity
@@ -360,7 +339,7 @@ impl Profile {
         let mut x = s.x.clone();
         x.sort();
         let value = |f: u32| x.idx.binary_search(&f).ok().map(|i| x.val[i]);
-        let wmask = (self.features.word_buckets() - 1) as u32;
+        let wmask = (self.b.features.word_buckets() - 1) as u32;
         let mut toks = Vec::new();
         crate::text::tokens(text, &mut toks);
         let mut seen: BTreeMap<u32, ()> = BTreeMap::new();
@@ -394,7 +373,7 @@ impl Profile {
         phrases.truncate(8);
         phrases.retain(|e| e.weight > 0.0);
 
-        let off = self.features.style_offset() as u32;
+        let off = self.b.features.style_offset() as u32;
         let mut style: Vec<Evidence> = (0..STYLE_NAMES.len() as u32)
             .filter_map(|j| value(off + j).map(|x| (j, x)))
             .map(|(j, x)| Evidence { kind: EvidenceKind::Feature, label: STYLE_NAMES[j as usize].clone(), span: None, weight: self.contribution(off + j, x, &grad) })
@@ -431,15 +410,15 @@ impl Profile {
 
     /// The verdict from bare upstream scores (no family attribution).
     pub fn verdict_from_scores(&self, s: &[f64], opts: &VerdictOptions) -> Verdict {
-        let null = self.calibration.set_null();
+        let null = self.b.calibration.set_null();
         let n = s.len();
         let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
         let stat = mean(s);
         let p_value = if n == 0 { 1.0 } else { null.p_value(stat, n) };
         // "Independent": the suspect's mean is confidently (one-sided 1−alpha bound from its own
         // responses) below the midpoint between the null and an unseen upstream version.
-        let up_mean = mean(&self.calibration.upstream_models.iter().map(|m| m.mean).collect::<Vec<_>>());
-        let midpoint = if self.calibration.upstream_models.is_empty() { f64::INFINITY } else { (null.mu + up_mean) / 2.0 };
+        let up_mean = mean(&self.b.calibration.upstream_models.iter().map(|m| m.mean).collect::<Vec<_>>());
+        let midpoint = if self.b.calibration.upstream_models.is_empty() { f64::INFINITY } else { (null.mu + up_mean) / 2.0 };
         let var = if n < 2 { f64::INFINITY } else { s.iter().map(|x| (x - stat).powi(2)).sum::<f64>() / (n - 1) as f64 };
         let ucb = stat + t_quantile(1.0 - opts.alpha, (n.max(2) - 1) as f64) * (var / n.max(1) as f64).sqrt();
         let decision = if n >= 2 && p_value < opts.alpha {
@@ -607,10 +586,9 @@ impl<'a> Fitter<'a> {
             features: self.opts.features.block_names(),
             calibration: serde_json::Value::Null,
         };
-        Profile::assemble(
+        Profile {
             meta,
-            ProfileFile {
-                meta_json: String::new(),
+            b: Body {
                 features: self.opts.features.clone(),
                 components,
                 component_family,
@@ -621,7 +599,7 @@ impl<'a> Fitter<'a> {
                 weights: lin.quantize(),
                 calibration: Calibration::new(Vec::new(), Vec::new(), Vec::new(), Vec::new()),
             },
-        )
+        }
     }
 }
 
