@@ -230,6 +230,7 @@ impl JobManager {
         let scored = Arc::new(AtomicU64::new(0));
         let work = {
             let (bytes_read, scored, cancel) = (bytes_read.clone(), scored.clone(), cancel.clone());
+            let source = format!("job:{}", job.id);
             self.engine.run_cpu(move || -> anyhow::Result<Option<serde_json::Value>> {
                 let start = std::time::Instant::now();
                 let records = datasets::open(&input, format)?;
@@ -250,7 +251,17 @@ impl JobManager {
                 if run.texts == 0 {
                     anyhow::bail!("no texts to audit (skipped {} malformed records, {} empty texts)", run.skipped, run.empty);
                 }
-                let (summary, _) = crate::cli_audit::audit_summary(&profile, &run, &opts, bytes, start, read_secs);
+                let (mut summary, _) = crate::cli_audit::audit_summary(&profile, &run, &opts, bytes, start, read_secs);
+                // Records without a source of their own name the input file: do not show the
+                // server's upload path to API clients.
+                let own_path = input.display().to_string();
+                if let Some(top) = summary["top_texts"].as_array_mut() {
+                    for t in top {
+                        if t["source"].as_str() == Some(own_path.as_str()) {
+                            t["source"] = source.clone().into();
+                        }
+                    }
+                }
                 Ok(Some(summary))
             })
         };
