@@ -168,3 +168,40 @@ async fn audit_job_can_be_cancelled() {
     assert_eq!(v["state"], "cancelled", "{v}");
     assert!(v.get("result").is_none());
 }
+
+#[tokio::test]
+async fn unfinished_audit_job_restarts_from_scratch() {
+    // A job left `running` by a crash, with a stale progress cursor: what `resume_all` finds on start.
+    use server::store::{JobChunk, JobState, NewJob};
+    let t = TestApp::new().await;
+    let path = t.state.config.uploads_dir().join("crashed.jsonl");
+    let body = corpus();
+    std::fs::write(&path, &body).unwrap();
+    let (profile, _) = t.state.engine.resolve(None).unwrap();
+    let params = json!({"profile": profile, "format": null, "sample": null, "seed": 1, "bytes": body.len()});
+    let store = &t.state.store;
+    store
+        .create_job(NewJob {
+            id: "job_crashed".into(),
+            kind: "audit".into(),
+            params,
+            input_path: Some(t.state.config.stored_path(&path)),
+            total: None,
+            created_by: None,
+        })
+        .await
+        .unwrap();
+    assert!(store.set_job_state("job_crashed", JobState::Running, None).await.unwrap());
+    store.commit_job_chunk("job_crashed", JobChunk { cursor_offset: 999, cursor_line: 17, ..Default::default() }).await.unwrap();
+    let v = t.get("/v1/jobs/job_crashed", &t.viewer).await.json();
+    assert_eq!(v["done"], 17);
+    assert!(v.get("result").is_none());
+
+    t.state.jobs.resume_all().await.unwrap();
+    let v = wait_done(&t, "job_crashed").await;
+    // Rerun over the whole corpus, not from the stale cursor.
+    assert_eq!(v["done"], 40, "{v}");
+    check_summary(&v["result"], 40);
+    let r = t.get("/v1/jobs/job_crashed/results", &t.viewer).await;
+    assert_eq!(r.text().lines().count(), 1);
+}
