@@ -205,7 +205,7 @@ impl Profile {
             .par_iter()
             .map(|(m, idx)| {
                 let p = fitted.fit_excluding(Some(m));
-                let s = idx.iter().map(|&i| p.score_x(&calib_x[i].0, &calib_x[i].1).score).collect();
+                let s = idx.iter().map(|&i| p.score_vec(&calib_x[i])).collect();
                 (m.to_string(), calib[idx[0]].family.to_string(), s)
             })
             .collect();
@@ -261,20 +261,27 @@ impl Profile {
         x
     }
 
-    fn posterior(&self, x: SparseVec, p: &[f32]) -> Scored {
+    /// Family posterior (sum of its components) and the upstream log-odds.
+    fn families_and_score(&self, p: &[f32]) -> (Vec<f64>, f64) {
         let mut fam = vec![0f64; self.b.families.len()];
         for (c, &pc) in p.iter().enumerate() {
             fam[self.b.component_family[c]] += pc as f64;
         }
         let up = fam[self.b.upstream].clamp(1e-12, 1.0 - 1e-12);
-        Scored { x, p: p.to_vec(), family_post: fam, score: (up / (1.0 - up)).ln() }
+        (fam, (up / (1.0 - up)).ln())
     }
 
-    fn score_x(&self, x: &SparseVec, _style: &[f32]) -> Scored {
+    fn posterior(&self, x: SparseVec, p: &[f32]) -> Scored {
+        let (family_post, score) = self.families_and_score(p);
+        Scored { x, p: p.to_vec(), family_post, score }
+    }
+
+    /// The upstream score of an already-featurised text.
+    fn score_vec(&self, x: &SparseVec) -> f64 {
         let mut z = Vec::new();
         self.b.weights.logits(x, &mut z);
         QLinear::softmax(&mut z);
-        self.posterior(x.clone(), &z)
+        self.families_and_score(&z).1
     }
 
     /// The upstream score alone (no evidence): the fast path for bulk scoring.
@@ -284,9 +291,7 @@ impl Profile {
             let x = self.featurize_one(text, scratch, style);
             self.b.weights.logits(&x, z);
             QLinear::softmax(z);
-            let up: f64 = z.iter().zip(&self.b.component_family).filter(|(_, &f)| f == self.b.upstream).map(|(&p, _)| p as f64).sum();
-            let up = up.clamp(1e-12, 1.0 - 1e-12);
-            (up / (1.0 - up)).ln()
+            self.families_and_score(z).1
         })
     }
 
@@ -538,14 +543,14 @@ impl<'a> Fitter<'a> {
         Ok(Self { opts, train, x, components, component_family, families, upstream, y, style_mean, style_sd })
     }
 
-    fn featurize(&self, texts: &[LabeledText]) -> Vec<(SparseVec, Vec<f32>)> {
+    fn featurize(&self, texts: &[LabeledText]) -> Vec<SparseVec> {
         texts
             .par_iter()
             .map_init(Scratch::default, |sc, t| {
                 let mut st = Vec::new();
                 let mut x = features::extract(&self.opts.features, t.text, sc, &mut st);
                 append_style(&mut x, &st, &self.style_mean, &self.style_sd, &self.opts.features);
-                (x, st)
+                x
             })
             .collect()
     }
