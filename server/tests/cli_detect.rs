@@ -1,0 +1,138 @@
+//! The detection subcommands run as a user runs them: the real `pedigree` binary on small
+//! fixtures written here (never the CC BY-NC bench data).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn pedigree() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pedigree"))
+}
+
+/// A tiny bench directory: two upstream models, two other-family models, and four suspects.
+fn write_bench(dir: &Path) {
+    let topics: Vec<String> = (0..24).map(|i| format!("topic{i}")).collect();
+    let up = |t: &str, v: usize| format!("Certainly! Here are some facts about {t}:\n\n1. **First**, {t} matters.\n2. Additionally, {t} is fascinating (v{v}).\n\nI hope this helps!");
+    let other = |t: &str, v: usize| format!("{t} is simple. people like {t} a lot, i think. that is all (v{v}).");
+    let mut lines = Vec::new();
+    for (i, t) in topics.iter().enumerate() {
+        let pid = format!("p{i}");
+        for (model, text) in [
+            ("up-a", up(t, 1)),
+            ("up-b", up(t, 2)),
+            ("oth-a", other(t, 1)),
+            ("oth-b", other(t, 2)),
+            ("third", format!("{t}: it depends, ask an expert (v{i}).")),
+            ("sus-up", up(t, 3)),
+            ("sus-student", up(t, 4)),
+            ("sus-indep", other(t, 3)),
+            ("sus-indep2", format!("{t}? depends entirely on context, ask around (w{i}).")),
+        ] {
+            lines.push(serde_json::json!({"prompt_id": pid, "prompt": format!("Tell me about {t}"), "response": text, "model": model}).to_string());
+        }
+    }
+    std::fs::write(dir.join("samples.jsonl"), lines.join("\n") + "\n").expect("samples");
+    let manifest = serde_json::json!({
+        "name": "fixture", "upstream": "up",
+        "models": {
+            "up-a": {"family": "up"}, "up-b": {"family": "up"},
+            "oth-a": {"family": "other"}, "oth-b": {"family": "other"}, "third": {"family": "third"},
+            "sus-up": {"suspect": {"kind": "upstream", "teacher": "up"}},
+            "sus-student": {"suspect": {"kind": "student", "teacher": "up"}},
+            "sus-indep": {"suspect": {"kind": "independent", "teacher": null}},
+            "sus-indep2": {"suspect": {"kind": "independent", "teacher": null}}
+        },
+        "train_prompts": (0..16).map(|i| format!("p{i}")).collect::<Vec<_>>(),
+        "test_prompts": (16..24).map(|i| format!("p{i}")).collect::<Vec<_>>(),
+    });
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("manifest");
+}
+
+fn run_with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = pedigree().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn bench_prints_every_protocol_key_and_writes_a_report() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write_bench(dir.path());
+    let report = dir.path().join("report.md");
+    let out = pedigree().args(["bench", dir.path().to_str().expect("utf8"), "--report", report.to_str().expect("utf8")]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let last = String::from_utf8_lossy(&out.stdout).lines().last().expect("a line").to_string();
+    let v: serde_json::Value = serde_json::from_str(&last).expect("JSON");
+    for k in [
+        "sample_auroc_upstream", "sample_tpr_at_1fpr_upstream", "sample_auroc_student", "sample_tpr_at_1fpr_student",
+        "suspect_auroc@10", "suspect_auroc@50", "suspect_auroc@all", "verdict_students_flagged",
+        "verdict_independents_flagged", "teacher_correct",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}: {last}");
+    }
+    // The fixture is trivially separable: the upstream suspect's answers outrank the independents'.
+    assert!(v["sample_auroc_upstream"].as_f64().expect("number") > 0.9, "{last}");
+    assert!(std::fs::read_to_string(&report).expect("report").contains("Per-suspect verdicts"));
+    assert!(std::fs::read_to_string(report.with_extension("svg")).expect("svg").contains("<svg"));
+
+    // The regression gate fails when the recorded figures are better than this run's.
+    let mut better = v.clone();
+    better["sample_auroc_upstream"] = serde_json::json!(1.5);
+    let rec = dir.path().join("recorded.json");
+    std::fs::write(&rec, better.to_string()).expect("write");
+    let out = pedigree().args(["bench", dir.path().to_str().expect("utf8"), "--no-regression-from", rec.to_str().expect("utf8")]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sample_auroc_upstream"));
+}
+
+#[test]
+fn profile_build_then_score_and_verdict_with_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write_bench(dir.path());
+    let prof = dir.path().join("p.pdg");
+    let out = pedigree().args(["profile", "build", "--dataset", dir.path().to_str().expect("utf8"), "--out", prof.to_str().expect("utf8")]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let show = pedigree().args(["profile", "show", prof.to_str().expect("utf8")]).output().expect("run");
+    let meta: serde_json::Value = serde_json::from_slice(&show.stdout).expect("meta JSON");
+    assert_eq!(meta["upstream"], "up");
+
+    let input = "{\"text\": \"Certainly! Here are some facts about owls:\\n\\n1. **First**, owls matter.\\n\\nI hope this helps!\", \"id\": \"a\"}\n{\"text\": \"owls are simple. people like owls a lot, i think.\", \"id\": \"b\"}\n";
+    let out = run_with_stdin(&["score", "--profile", prof.to_str().expect("utf8")], input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["id"], "a");
+    assert!(rows[0]["score"].as_f64() > rows[1]["score"].as_f64());
+    assert_eq!(rows[0]["family"], "up");
+
+    let samples = dir.path().join("suspect.jsonl");
+    std::fs::write(&samples, input.repeat(5)).expect("write");
+    let out = pedigree().args(["verdict", "--profile", prof.to_str().expect("utf8"), samples.to_str().expect("utf8")]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verdict JSON");
+    assert_eq!(v["verdict"]["n"], 10);
+    assert!(v["verdict"]["p_value"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)));
+}
+
+#[test]
+fn bad_input_is_named_and_fails() {
+    let out = run_with_stdin(&["score"], "{\"text\": \"fine\"}\n{\"txt\": \"typo\"}\n");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stdin:2") && err.contains("\"text\""), "{err}");
+
+    let out = run_with_stdin(&["score"], "not json\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin:1: not JSON"));
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let junk = dir.path().join("junk.pdg");
+    std::fs::write(&junk, b"definitely not a profile").expect("write");
+    let out = pedigree().args(["score", "--profile", junk.to_str().expect("utf8")]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a pedigree profile"));
+
+    let out = pedigree().args(["bench", dir.path().join("missing").to_str().expect("utf8")]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.json"));
+}
