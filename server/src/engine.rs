@@ -156,10 +156,6 @@ impl Engine {
     }
 
     /// Whether this build's detector can fit a profile from a dataset.
-    pub fn can_build_profiles(&self) -> bool {
-        true
-    }
-
     /// Fit a profile from a dataset file (profile_build jobs).
     ///
     /// The dataset is JSONL, one labelled response a line:

@@ -143,18 +143,10 @@ pub struct BuildParams {
 /// Build a profile from an uploaded dataset (JSONL, streamed to disk) as a background job.
 #[utoipa::path(post, path = "/v1/profiles/build", tag = "profiles", params(BuildParams),
     request_body(content = String, content_type = "application/x-ndjson"),
-    responses((status = 202, body = JobCreated), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
-              (status = 501, description = "This build's detector cannot fit profiles", body = ErrorBody)),
+    responses((status = 202, body = JobCreated), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn build(State(state): State<AppState>, Need(caller): Need<ADMIN>, Query(p): Query<BuildParams>, req: Request) -> AppResult<Response> {
     valid_name(&p.name)?;
-    if !state.engine.can_build_profiles() {
-        return Err(AppError::NotImplemented(
-            "building profiles on the server is not available in this build: the detector exposes no \
-             profile-fitting API yet; build with `pedigree profile build` and upload with POST /v1/profiles"
-                .into(),
-        ));
-    }
     let upload = stream_upload(&state, req).await?;
     let id = format!("job_{}", crate::auth::random_base62(16));
     let params = serde_json::json!({"name": p.name, "upstream": p.upstream.unwrap_or_else(|| "openai".into())});
