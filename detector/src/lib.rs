@@ -12,6 +12,7 @@ pub mod features;
 pub mod identity;
 pub mod linear;
 pub mod profile;
+pub mod sequential;
 pub mod text;
 
 pub use api_types::*;
