@@ -55,6 +55,14 @@ static PATTERNS: Lazy<Vec<Pattern>> = Lazy::new(|| {
         mk("creator", &["由", "被"], format!(r"(?i)(?:由|被)\s*(?P<name>{any})\s*(?:公司)?\s*(?:开发|训练|创建|打造|研发)")),
         mk("model_name", &["我是", "我叫"], format!(r"(?i)我(?:是|叫)\s*(?:一个)?\s*(?P<name>{any})")),
         mk("ai_disclaimer", &["作为"], r"作为一个?(?:人工智能|AI)(?:语言)?模型".to_string()),
+        // Indirect answers (to "which company's technology are you built on?"): "I'm based on
+        // GPT-4", "powered by OpenAI's models", "a fine-tuned version of LLaMA".
+        mk("base_model", &["based on", "built on", "powered by", "version of", "variant of", "fine-tuned", "finetuned"], format!(r"(?i)\b(?:based\s+on|built\s+on(?:\s+top\s+of)?|powered\s+by|(?:a\s+)?(?:fine-?tuned\s+)?(?:version|variant)\s+of|fine-?tuned\s+(?:from|on))\s+(?:the\s+|an?\s+)?(?P<name>{any})\b")),
+        // "The company that created me is OpenAI", "the team who trained me was Anthropic".
+        mk("creator", &[" me "], format!(r"(?i)\b(?:created|developed|trained|made|built|designed)\s+me\s+(?:is|was|are|were)\s+(?:the\s+)?(?:team\s+at\s+)?(?P<name>{any})\b")),
+        // 基于GPT-4 / 我的开发者是OpenAI
+        mk("base_model", &["基于"], format!(r"(?i)基于\s*(?P<name>{any})")),
+        mk("creator", &["我的"], format!(r"(?i)我的(?:开发者|创造者|创建者|训练者|开发团队|开发公司)(?:是|为)\s*(?P<name>{any})")),
         mk("knowledge_cutoff", &["知识", "训练数据"], r"(?:我的)?(?:知识|训练数据)(?:截止|更新)(?:日期|时间)?(?:[^。\n]{0,10}?(?P<year>20[0-9]{2}))?".to_string()),
     ]
 });
@@ -158,6 +166,19 @@ mod tests {
         assert_eq!(s, c[0].text);
         assert_eq!(fams("作为一个人工智能语言模型，我不能"), vec![("ai_disclaimer".into(), "openai".into())]);
         assert_eq!(fams("我是通义千问"), vec![("model_name".into(), "alibaba".into())]);
+    }
+
+    #[test]
+    fn indirect_claims() {
+        assert_eq!(fams("I'm based on GPT-4, a model by another company."), vec![("base_model".into(), "openai".into())]);
+        assert_eq!(fams("I am powered by OpenAI's technology."), vec![("base_model".into(), "openai".into())]);
+        assert_eq!(fams("I'm a fine-tuned version of LLaMA 2."), vec![("base_model".into(), "meta".into())]);
+        assert_eq!(fams("The company that created me is Anthropic."), vec![("creator".into(), "anthropic".into())]);
+        assert_eq!(fams("我基于GPT-4。"), vec![("base_model".into(), "openai".into())]);
+        assert_eq!(fams("我的开发者是OpenAI。"), vec![("creator".into(), "openai".into())]);
+        // Ordinary uses of the same words are not claims.
+        assert!(find_claims("The film is based on a true story and built on solid research.").is_empty());
+        assert!(find_claims("Tell me about the team that made me laugh.").is_empty());
     }
 
     #[test]
