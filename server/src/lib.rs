@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cli_audit;
 pub mod cli_detect;
 pub mod config;
+pub mod dashboard;
 pub mod engine;
 pub mod error;
 pub mod jobs;

@@ -39,14 +39,14 @@ pub fn suspect_table(run: &BenchRun) -> String {
     s
 }
 
-/// ROC curves as an SVG document.
-pub fn roc_svg(curves: &[(&str, &[(f64, f64)])]) -> anyhow::Result<String> {
+/// ROC curves as an SVG document (the bench report's plot and the dashboard's calibration ROC).
+pub fn roc_svg(caption: &str, curves: &[(&str, &[(f64, f64)])]) -> anyhow::Result<String> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (520, 480)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("ROC, per response (test prompts)", ("sans-serif", 18))
+            .caption(caption, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(44)
@@ -70,7 +70,7 @@ pub fn roc_svg(curves: &[(&str, &[(f64, f64)])]) -> anyhow::Result<String> {
 /// Write `path` (markdown) and `path` with extension `svg` (the ROC plot).
 pub fn write_bench_report(path: &Path, dir: &BenchDir, run: &BenchRun) -> anyhow::Result<()> {
     let svg_path = path.with_extension("svg");
-    std::fs::write(&svg_path, roc_svg(&[("upstream vs negatives", &run.roc_upstream), ("students vs negatives", &run.roc_student)])?)?;
+    std::fs::write(&svg_path, roc_svg("ROC, per response (test prompts)", &[("upstream vs negatives", &run.roc_upstream), ("students vs negatives", &run.roc_student)])?)?;
     let svg_name = svg_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let cal = &run.profile.meta().calibration;
     let md = format!(

@@ -32,6 +32,7 @@ use utoipa_swagger_ui::SwaggerUi;
         suspects::add_samples, suspects::list_samples, suspects::verdict,
         jobs::create, jobs::list, jobs::get, jobs::cancel, jobs::results,
         admin::audit, admin::list_keys, admin::create_key, admin::revoke_key, admin::whoami,
+        crate::dashboard::suspect_scores_svg, crate::dashboard::suspect_growth_svg, crate::dashboard::profile_roc_svg,
     ),
     components(schemas(ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -42,6 +43,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "jobs", description = "Batch jobs"),
         (name = "admin", description = "Keys and audit log"),
         (name = "ops", description = "Health, readiness, metrics"),
+        (name = "dashboard", description = "SVG plots shown by the dashboard at `/`"),
     )
 )]
 pub struct ApiDoc;
@@ -161,12 +163,14 @@ pub fn app(state: AppState) -> Router {
         .route("/keys", get(admin::list_keys).post(admin::create_key))
         .route("/keys/{id}", delete(admin::revoke_key))
         .route("/whoami", get(admin::whoami))
+        .merge(crate::dashboard::plot_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::middleware));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_route))
         .nest("/v1", v1)
+        .merge(crate::dashboard::page_routes())
         .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))

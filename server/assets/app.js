@@ -1,0 +1,695 @@
+// pedigree dashboard: a thin client of the JSON API (/v1). No framework, no build step.
+// The API key lives in sessionStorage and goes out as `Authorization: Bearer`; the server checks
+// the key's role on every request, so hiding write controls from viewers is a courtesy only.
+'use strict';
+
+const KEY_STORAGE = 'pedigree.key';
+const ROLES = { viewer: 0, analyst: 1, admin: 2 };
+const MAX_TEXTS_PER_REQUEST = 200; // below the server's default --max-texts (256)
+const JOB_UPLOAD_BYTES = 4 * 1024 * 1024; // larger JSONL files go through a batch job
+
+const app = {
+  key: sessionStorage.getItem(KEY_STORAGE),
+  who: null,
+  timers: [],
+  blobs: [],
+  profiles: null,
+};
+
+// ---------------------------------------------------------------- helpers
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+  describe() {
+    if (this.status === 403) return `Refused by the server (403 ${this.code}): ${this.message}`;
+    if (this.status === 0) return this.message;
+    return `${this.status} ${this.code}: ${this.message}`;
+  }
+}
+
+async function api(path, opts = {}) {
+  const headers = Object.assign({}, opts.headers || {});
+  if (app.key) headers.Authorization = 'Bearer ' + app.key;
+  let resp;
+  try {
+    resp = await fetch(path, { method: opts.method || 'GET', headers, body: opts.body });
+  } catch (e) {
+    throw new ApiError(0, 'network', 'The server did not answer: ' + e.message);
+  }
+  if (!resp.ok) {
+    let code = 'error';
+    let message = resp.statusText || 'request failed';
+    try {
+      const j = await resp.json();
+      code = j.error.code;
+      message = j.error.message;
+    } catch (_) { /* not the JSON error shape */ }
+    throw new ApiError(resp.status, code, message);
+  }
+  if (opts.as === 'blob') return resp.blob();
+  if (resp.status === 204) return null;
+  const ct = resp.headers.get('content-type') || '';
+  return ct.includes('json') ? resp.json() : resp.text();
+}
+
+function postJson(path, value) {
+  return api(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(value) });
+}
+
+/** Build an element: h('a', {href: '#/x', class: 'c'}, 'text', child, …). Text is never parsed as HTML. */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'hidden') el.hidden = true;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+function canWrite() {
+  return app.who && ROLES[app.who.role] >= ROLES.analyst;
+}
+
+/** A control that changes something: hidden from viewers (the server refuses them anyway). */
+function writeControl(el) {
+  el.classList.add('write');
+  if (!canWrite()) el.hidden = true;
+  return el;
+}
+
+function flash(message, kind = 'error') {
+  const f = document.getElementById('flash');
+  f.textContent = message;
+  f.className = kind;
+  f.hidden = !message;
+}
+
+function fmtP(p) {
+  if (p === null || p === undefined || Number.isNaN(p)) return '–';
+  if (p === 0) return '0';
+  return p < 1e-3 ? p.toExponential(2) : p.toPrecision(3);
+}
+
+function fmtNum(x, digits = 3) {
+  return typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : '–';
+}
+
+function fmtTime(ms) {
+  if (!ms) return '–';
+  const s = (Date.now() - ms) / 1000;
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
+}
+
+function timeCell(ms) {
+  return h('td', { title: ms ? new Date(ms).toISOString() : '' }, fmtTime(ms));
+}
+
+function decisionBadge(decision) {
+  const d = decision || 'no verdict';
+  return h('span', { class: 'badge decision-' + d.replace(/\s+/g, '-') }, d);
+}
+
+function progressBar(fraction, label) {
+  const pct = Math.max(0, Math.min(1, fraction || 0)) * 100;
+  return h('div', { class: 'progress', role: 'progressbar', 'aria-valuenow': pct.toFixed(0), 'aria-valuemin': 0, 'aria-valuemax': 100 },
+    h('div', { class: 'bar', style: `width:${pct.toFixed(1)}%` }),
+    h('span', {}, label || `${pct.toFixed(0)}%`));
+}
+
+/** Fetch an authenticated SVG and show it as an <img> (blob: URL; scripts in it never run). */
+async function loadPlot(img, path) {
+  img.classList.add('loading');
+  try {
+    const blob = await api(path, { as: 'blob' });
+    const url = URL.createObjectURL(blob);
+    app.blobs.push(url);
+    await new Promise((resolve, reject) => {
+      img.onload = resolve;
+      img.onerror = () => reject(new Error('the plot is not a valid image'));
+      img.src = url;
+    });
+    img.classList.remove('loading');
+    img.dataset.loaded = 'true';
+  } catch (e) {
+    img.classList.remove('loading');
+    img.replaceWith(h('p', { class: 'plot-error muted' }, 'Plot unavailable: ' + (e.describe ? e.describe() : e.message)));
+  }
+}
+
+function every(ms, fn) {
+  app.timers.push(setInterval(fn, ms));
+}
+
+async function profiles() {
+  if (!app.profiles) app.profiles = await api('/v1/profiles');
+  return app.profiles;
+}
+
+// ---------------------------------------------------------------- highlighting
+
+/**
+ * The text with its evidence spans marked. Spans are character offsets counted in Unicode
+ * scalar values (the detector's convention); JavaScript strings index UTF-16 code units, so the
+ * text is split into code points first.
+ */
+function highlighted(text, score) {
+  const chars = Array.from(text);
+  const marks = [];
+  for (const e of (score && score.evidence) || []) {
+    if (!e.span) continue;
+    const cls = e.kind === 'identity' ? 'claim' : (e.weight >= 0 ? 'up' : 'down');
+    marks.push({ start: e.span[0], end: e.span[1], cls, title: `${e.kind}: ${e.label} (${e.weight >= 0 ? '+' : ''}${fmtNum(e.weight)})` });
+  }
+  for (const c of (score && score.claims) || []) {
+    marks.push({ start: c.span[0], end: c.span[1], cls: 'claim', title: `identity claim (${c.kind}, ${c.family}): ${c.text}` });
+  }
+  const rank = { claim: 3, up: 2, down: 1 };
+  const bounds = new Set([0, chars.length]);
+  for (const m of marks) {
+    m.start = Math.max(0, Math.min(chars.length, m.start));
+    m.end = Math.max(m.start, Math.min(chars.length, m.end));
+    bounds.add(m.start);
+    bounds.add(m.end);
+  }
+  const cuts = [...bounds].sort((a, b) => a - b);
+  const out = h('div', { class: 'sample-text' });
+  let prev = null; // [best mark, <mark> element, titles]: adjacent pieces of one highlight stay one element
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const [a, b] = [cuts[i], cuts[i + 1]];
+    const seg = chars.slice(a, b).join('');
+    const cover = marks.filter((m) => m.start <= a && m.end >= b && m.start < m.end);
+    if (!cover.length) {
+      out.append(seg);
+      prev = null;
+      continue;
+    }
+    const best = cover.reduce((x, y) => (rank[y.cls] > rank[x.cls] ? y : x));
+    if (prev && prev[0] === best) {
+      prev[1].append(seg);
+      cover.forEach((m) => prev[2].add(m.title));
+    } else {
+      prev = [best, h('mark', { class: best.cls }, seg), new Set(cover.map((m) => m.title))];
+      out.append(prev[1]);
+    }
+    prev[1].title = [...prev[2]].join('\n');
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- sign-in
+
+function renderSignIn(main, message) {
+  const input = h('input', { id: 'key', type: 'password', autocomplete: 'off', spellcheck: 'false', placeholder: 'pdg_…', required: true });
+  const err = h('p', { id: 'signin-error', class: 'error-text' }, message || '');
+  const form = h('form', { id: 'signin', class: 'card signin' },
+    h('h1', {}, 'Sign in to pedigree'),
+    h('p', { class: 'muted' }, 'Paste an API key. Keys are created with ', h('code', {}, 'pedigree keys create --role viewer|analyst|admin'),
+      ' or by an admin through ', h('code', {}, 'POST /v1/keys'), '. The key is kept in this tab only (sessionStorage).'),
+    h('label', { for: 'key' }, 'API key'),
+    input,
+    h('button', { id: 'signin-submit', type: 'submit', class: 'primary' }, 'Sign in'),
+    err);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    app.key = input.value.trim();
+    try {
+      app.who = await api('/v1/whoami');
+      sessionStorage.setItem(KEY_STORAGE, app.key);
+      showIdentity();
+      if (!location.hash || location.hash === '#/signin') location.hash = '#/suspects';
+      else route();
+    } catch (e) {
+      app.key = null;
+      app.who = null;
+      err.textContent = e.status === 401 ? 'This key is unknown or revoked.' : e.describe();
+    }
+  });
+  main.append(form);
+  input.focus();
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(KEY_STORAGE);
+  app.key = null;
+  app.who = null;
+  app.profiles = null;
+  showIdentity();
+  history.replaceState(null, '', '#/signin');
+  route(message);
+}
+
+function showIdentity() {
+  const signedIn = !!app.who;
+  document.getElementById('nav').hidden = !signedIn;
+  document.getElementById('who').hidden = !signedIn;
+  if (signedIn) {
+    document.getElementById('who-name').textContent = app.who.name;
+    const role = document.getElementById('who-role');
+    role.textContent = app.who.role;
+    role.className = 'badge role-' + app.who.role;
+  }
+}
+
+// ---------------------------------------------------------------- suspects list
+
+async function renderSuspects(main) {
+  const [list, prof] = await Promise.all([api('/v1/suspects?order=strength&limit=500'), profiles()]);
+  const rows = list.suspects.map((s, i) => {
+    const v = s.verdict || {};
+    const stale = s.verdict && s.verdict_n !== s.samples;
+    return h('tr', { 'data-suspect': s.id },
+      h('td', { class: 'num' }, i + 1),
+      h('td', {}, h('a', { href: `#/suspects/${encodeURIComponent(s.id)}` }, s.name), s.description ? h('div', { class: 'muted small' }, s.description) : null),
+      h('td', {}, decisionBadge(v.decision)),
+      h('td', { class: 'num' }, fmtP(v.p_value)),
+      h('td', { class: 'num' }, s.strength === null || s.strength === undefined ? '–' : fmtNum(s.strength, 2)),
+      h('td', { class: 'num' }, s.samples, stale ? h('span', { class: 'muted small', title: 'the verdict covers fewer samples; open the suspect to refresh it' }, ` (verdict: ${s.verdict_n})`) : null),
+      h('td', {}, v.teacher || '–'),
+      h('td', {}, s.profile),
+      timeCell(s.updated_ms));
+  });
+  const table = list.suspects.length
+    ? h('table', { id: 'suspects', class: 'data' },
+      h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Suspect'), h('th', {}, 'Verdict'), h('th', {}, 'p-value'),
+        h('th', { title: '−log10 p' }, 'Strength'), h('th', {}, 'Samples'), h('th', {}, 'Attributed teacher'), h('th', {}, 'Profile'), h('th', {}, 'Last update'))),
+      h('tbody', {}, rows))
+    : h('p', { id: 'no-suspects', class: 'empty' }, 'No suspects yet.', canWrite() ? ' Create one below and add samples of its responses.' : '');
+
+  const name = h('input', { id: 'suspect-name', required: true, maxlength: 200, placeholder: 'e.g. rival-chat-7b' });
+  const desc = h('input', { id: 'suspect-description', maxlength: 10000, placeholder: 'optional' });
+  const sel = h('select', { id: 'suspect-profile' }, prof.profiles.map((p) => h('option', { value: p.name, selected: p.name === prof.default }, p.name + (p.builtin ? ' (built-in)' : ''))));
+  const form = writeControl(h('form', { id: 'new-suspect', class: 'card inline-form' },
+    h('h2', {}, 'New suspect'),
+    h('label', {}, 'Name', name), h('label', {}, 'Description', desc), h('label', {}, 'Profile', sel),
+    h('button', { type: 'submit', class: 'primary', id: 'suspect-create' }, 'Create')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const s = await postJson('/v1/suspects', { name: name.value, description: desc.value, profile: sel.value || null });
+      location.hash = `#/suspects/${encodeURIComponent(s.id)}`;
+    } catch (e) {
+      flash(e.describe());
+    }
+  });
+  main.append(
+    h('div', { class: 'page-head' }, h('h1', {}, 'Suspects'), h('p', { class: 'muted' }, 'Ranked by strength of evidence (−log10 p of the set-level test against independent models).')),
+    h('div', { class: 'card' }, table),
+    form);
+}
+
+// ---------------------------------------------------------------- one suspect
+
+function parsePasted(text) {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim());
+  const looksJsonl = lines.length > 0 && lines.every((l) => l.trim().startsWith('{'));
+  if (looksJsonl) {
+    return lines.map((l, i) => {
+      let v;
+      try { v = JSON.parse(l); } catch (e) { throw new Error(`line ${i + 1} is not JSON: ${e.message}`); }
+      if (typeof v.text !== 'string') throw new Error(`line ${i + 1} has no string "text"`);
+      return { text: v.text, prompt: typeof v.prompt === 'string' ? v.prompt : undefined };
+    });
+  }
+  return text.split(/^\s*---\s*$/m).map((t) => t.trim()).filter((t) => t).map((t) => ({ text: t }));
+}
+
+function parseFileText(name, text) {
+  if (/\.json$/i.test(name)) {
+    const v = JSON.parse(text);
+    const arr = Array.isArray(v) ? v : v.samples;
+    if (!Array.isArray(arr)) throw new Error('expected a JSON array of samples or {"samples": [...]}');
+    return arr.map((s) => (typeof s === 'string' ? { text: s } : { text: s.text, prompt: s.prompt }));
+  }
+  return parsePasted(text);
+}
+
+async function sendSamples(id, samples, source) {
+  let added = 0;
+  let duplicates = 0;
+  for (let i = 0; i < samples.length; i += MAX_TEXTS_PER_REQUEST) {
+    const r = await postJson(`/v1/suspects/${encodeURIComponent(id)}/samples`, { samples: samples.slice(i, i + MAX_TEXTS_PER_REQUEST), source });
+    added += r.added;
+    duplicates += r.duplicates;
+  }
+  return { added, duplicates };
+}
+
+function addSamplesCard(s, reload) {
+  const result = h('p', { id: 'samples-result', class: 'result', 'aria-live': 'polite' });
+  const show = (msg, ok) => { result.textContent = msg; result.className = 'result ' + (ok ? 'ok' : 'error-text'); };
+  const area = h('textarea', { id: 'samples-text', rows: 6, placeholder: 'Paste one response, or several separated by a line with only ---, or JSONL lines {"text": …, "prompt": …}' });
+  const paste = h('form', { id: 'add-samples' },
+    h('label', { for: 'samples-text' }, 'Paste responses'), area,
+    h('button', { id: 'samples-submit', type: 'submit', class: 'primary' }, 'Add samples'));
+  paste.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    let samples;
+    try { samples = parsePasted(area.value); } catch (e) { show('Not sent: ' + e.message, false); return; }
+    if (!samples.length) { show('Nothing to add: paste at least one response.', false); return; }
+    show(`Scoring ${samples.length} sample(s)…`, true);
+    try {
+      const r = await sendSamples(s.id, samples, 'dashboard:paste');
+      area.value = '';
+      show(`Added ${r.added} sample(s), ${r.duplicates} duplicate(s).`, true);
+      await reload();
+    } catch (e) {
+      show(e.describe ? e.describe() : e.message, false);
+    }
+  });
+  const file = h('input', { id: 'samples-file', type: 'file', accept: '.jsonl,.ndjson,.json,.txt,text/plain,application/json' });
+  const upload = h('form', { id: 'upload-samples' },
+    h('label', { for: 'samples-file' }, 'Or upload a file (JSONL, JSON array, or text with --- separators)'), file,
+    h('button', { id: 'samples-upload', type: 'submit' }, 'Upload'));
+  upload.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const f = file.files[0];
+    if (!f) { show('Choose a file first.', false); return; }
+    try {
+      if (/\.(jsonl|ndjson)$/i.test(f.name) && f.size > JOB_UPLOAD_BYTES) {
+        const fd = new FormData();
+        fd.append('file', f, f.name);
+        const r = await api(`/v1/jobs?suspect=${encodeURIComponent(s.id)}`, { method: 'POST', body: fd });
+        result.replaceChildren(`Large file: scoring as job ${r.job.id} — follow it on the `, h('a', { href: '#/jobs' }, 'Jobs page'), '.');
+        result.className = 'result ok';
+        return;
+      }
+      const samples = parseFileText(f.name, await f.text());
+      if (!samples.length) { show('The file holds no samples.', false); return; }
+      show(`Scoring ${samples.length} sample(s) from ${f.name}…`, true);
+      const r = await sendSamples(s.id, samples, `dashboard:file:${f.name}`);
+      show(`Added ${r.added} sample(s) from ${f.name}, ${r.duplicates} duplicate(s).`, true);
+      await reload();
+    } catch (e) {
+      show(e.describe ? e.describe() : 'Not sent: ' + e.message, false);
+    }
+  });
+  return writeControl(h('section', { class: 'card', id: 'add-samples-card' }, h('h2', {}, 'Add samples'), paste, upload, result));
+}
+
+function verdictCard(s, v) {
+  if (!v) {
+    return h('section', { class: 'card', id: 'verdict' }, h('h2', {}, 'Verdict'),
+      h('p', { class: 'empty' }, decisionBadge(null), ' No samples yet: add responses of this model to test it against independent models.'));
+  }
+  const stat = (label, value, id, title) => h('div', { class: 'stat', title: title || '' }, h('div', { class: 'label' }, label), h('div', { class: 'value', id }, value));
+  return h('section', { class: 'card', id: 'verdict' },
+    h('h2', {}, 'Verdict'),
+    h('div', { class: 'stats' },
+      stat('Decision', decisionBadge(v.decision), 'verdict-decision'),
+      stat('p-value', fmtP(v.p_value), 'verdict-p', 'one-sided, against the random-effects null of independent models'),
+      stat('α', String(v.alpha), 'verdict-alpha'),
+      stat('Samples N', String(v.n), 'verdict-n'),
+      stat('Mean score', fmtNum(v.statistic), 'verdict-stat'),
+      stat('Effect size', fmtNum(v.effect_size, 2), 'verdict-effect', '(statistic − null mean) / between-model s.d.'),
+      stat('Attributed teacher', v.teacher || '–', 'verdict-teacher')),
+    h('div', { class: 'families' }, (v.families || []).slice(0, 6).map((f) =>
+      h('div', { class: 'family-row' }, h('span', { class: 'family-name' }, f.family), progressBar(f.prob, (f.prob * 100).toFixed(1) + '%')))));
+}
+
+function evidenceCard(v) {
+  const items = (v && v.top_evidence) || [];
+  const list = items.map((t, i) => {
+    const sc = t.score;
+    const features = (sc.evidence || []).filter((e) => !e.span).slice(0, 6);
+    return h('article', { class: 'evidence', 'data-sample': t.sample_id },
+      h('div', { class: 'evidence-head' },
+        h('strong', {}, `#${i + 1}`),
+        h('span', {}, `score ${fmtNum(sc.score)}`),
+        h('span', {}, `FPR ${fmtP(sc.fpr)}`),
+        h('span', {}, `family ${sc.family}`),
+        h('span', { class: 'muted' }, t.source)),
+      t.prompt ? h('div', { class: 'prompt muted' }, 'Prompt: ', t.prompt) : null,
+      highlighted(t.text, sc),
+      (sc.claims || []).length ? h('ul', { class: 'claims' }, sc.claims.map((c) => h('li', {}, h('span', { class: 'badge claim' }, `${c.kind} → ${c.family}`), ' ', c.text))) : null,
+      features.length ? h('div', { class: 'chips' }, features.map((e) => h('span', { class: 'chip ' + (e.weight >= 0 ? 'up' : 'down') }, `${e.label} ${e.weight >= 0 ? '+' : ''}${fmtNum(e.weight, 2)}`))) : null);
+  });
+  return h('section', { class: 'card', id: 'evidence' },
+    h('h2', {}, 'Most upstream-like samples'),
+    h('p', { class: 'muted small' }, 'Highlights: ', h('mark', { class: 'up' }, 'towards the upstream'), ' ', h('mark', { class: 'down' }, 'away from it'), ' ', h('mark', { class: 'claim' }, 'identity claim'), '. Hover a highlight for its weight.'),
+    list.length ? list : h('p', { class: 'empty' }, 'No samples yet.'));
+}
+
+function samplesCard(samples) {
+  return h('section', { class: 'card', id: 'samples' },
+    h('h2', {}, `Samples (${samples.length ? 'latest ' + samples.length : 'none'})`),
+    samples.length ? h('table', { class: 'data compact' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'id'), h('th', {}, 'Text'), h('th', {}, 'Score'), h('th', {}, 'FPR'), h('th', {}, 'Family'), h('th', {}, 'Source'), h('th', {}, 'Added'))),
+      h('tbody', {}, samples.map((x) => {
+        const sc = x.score || {};
+        const preview = x.text.length > 140 ? x.text.slice(0, 140) + '…' : x.text;
+        return h('tr', {}, h('td', { class: 'num' }, x.id), h('td', { title: x.text.slice(0, 2000) }, preview), h('td', { class: 'num' }, fmtNum(sc.score)),
+          h('td', { class: 'num' }, fmtP(sc.fpr)), h('td', {}, sc.family || '–'), h('td', {}, x.source), timeCell(x.added_ms));
+      }))) : h('p', { class: 'empty' }, 'No samples yet.'));
+}
+
+function campaignProgress(c) {
+  if (typeof c.progress === 'number') return c.progress;
+  const done = c.done ?? c.completed ?? c.sent;
+  const total = c.total ?? c.planned ?? c.budget;
+  return typeof done === 'number' && typeof total === 'number' && total > 0 ? done / total : null;
+}
+
+function campaignsCard(s) {
+  const body = h('div', { id: 'campaigns-body' }, h('p', { class: 'muted' }, 'Loading…'));
+  const card = h('section', { class: 'card', id: 'campaigns' }, h('h2', {}, 'Probe campaigns'), body);
+  const active = (c) => /^(queued|running|pending|active|probing)$/.test(String(c.state ?? c.status ?? ''));
+  let polling = false;
+  const load = async () => {
+    let list;
+    try {
+      const r = await api(`/v1/campaigns?suspect=${encodeURIComponent(s.id)}`);
+      list = Array.isArray(r) ? r : (r.campaigns || []);
+    } catch (e) {
+      if (e.status === 404 || e.status === 405 || e.status === 501) {
+        body.replaceChildren(h('p', { class: 'muted', id: 'campaigns-unavailable' }, 'Probe campaigns are not available on this server yet.'));
+        return;
+      }
+      body.replaceChildren(h('p', { class: 'error-text' }, e.describe()));
+      return;
+    }
+    list = list.filter((c) => !c.suspect_id || c.suspect_id === s.id);
+    if (!list.length) {
+      body.replaceChildren(h('p', { class: 'empty' }, 'No probe campaigns for this suspect.'));
+      return;
+    }
+    body.replaceChildren(h('table', { class: 'data compact' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Campaign'), h('th', {}, 'State'), h('th', {}, 'Progress'), h('th', {}, 'Updated'))),
+      h('tbody', {}, list.map((c) => {
+        const p = campaignProgress(c);
+        const label = [c.done ?? c.completed ?? c.sent, c.total ?? c.planned ?? c.budget].every((x) => typeof x === 'number')
+          ? `${c.done ?? c.completed ?? c.sent} / ${c.total ?? c.planned ?? c.budget}` : undefined;
+        return h('tr', {}, h('td', {}, c.name || c.id), h('td', {}, h('span', { class: 'badge state-' + (c.state ?? c.status) }, c.state ?? c.status ?? '–')),
+          h('td', {}, p === null ? '–' : progressBar(p, label)), timeCell(c.updated_ms ?? c.created_ms));
+      }))));
+    if (list.some(active) && !polling) {
+      polling = true;
+      every(2000, load);
+    }
+  };
+  load();
+  return card;
+}
+
+async function renderSuspect(main, id) {
+  const base = `/v1/suspects/${encodeURIComponent(id)}`;
+  const s = await api(base);
+  const container = h('div', { id: 'suspect', 'data-id': s.id });
+  main.append(container);
+  const reload = async () => {
+    const [fresh, samples] = await Promise.all([api(base), api(`${base}/samples?limit=50`)]);
+    let v = null;
+    if (fresh.samples > 0) v = await api(`${base}/verdict?top=5`);
+    const scoresImg = h('img', { id: 'plot-scores', class: 'plot', alt: 'Score distribution of this suspect against the independent-model null' });
+    const growthImg = h('img', { id: 'plot-growth', class: 'plot', alt: 'p-value as the number of samples grows' });
+    const del = writeControl(h('button', { type: 'button', class: 'danger', id: 'suspect-delete' }, 'Delete suspect'));
+    del.addEventListener('click', async () => {
+      if (!confirm(`Delete suspect “${fresh.name}” and its ${fresh.samples} samples?`)) return;
+      try {
+        await api(base, { method: 'DELETE' });
+        location.hash = '#/suspects';
+      } catch (e) { flash(e.describe()); }
+    });
+    container.replaceChildren(
+      h('div', { class: 'page-head' },
+        h('p', { class: 'crumbs' }, h('a', { href: '#/suspects' }, 'Suspects'), ' / '),
+        h('h1', { id: 'suspect-name-title' }, fresh.name, ' ', decisionBadge(v && v.decision)),
+        h('p', { class: 'muted' }, fresh.description || '', fresh.description ? ' · ' : '', `profile ${fresh.profile} · ${fresh.samples} samples · updated ${fmtTime(fresh.updated_ms)}`),
+        del),
+      h('div', { class: 'grid-2' }, verdictCard(fresh, v), addSamplesCard(fresh, reload)),
+      h('div', { class: 'grid-2' },
+        h('section', { class: 'card' }, h('h2', {}, 'Scores vs independent models'), scoresImg),
+        h('section', { class: 'card' }, h('h2', {}, 'Evidence growing with N'),
+          v ? growthImg : h('p', { class: 'empty', id: 'growth-empty' }, 'Appears once the suspect has samples.'))),
+      evidenceCard(v),
+      campaignsCard(fresh),
+      samplesCard(samples.samples));
+    loadPlot(scoresImg, `${base}/plots/scores.svg`);
+    if (v) loadPlot(growthImg, `${base}/plots/growth.svg`);
+  };
+  await reload();
+}
+
+// ---------------------------------------------------------------- profiles
+
+function summary(value, depth = 0) {
+  if (value === null || value === undefined) return '–';
+  if (Array.isArray(value)) {
+    if (value.every((x) => typeof x !== 'object' || x === null)) return value.join(', ');
+    return h('ul', { class: 'kv-list' }, value.slice(0, 20).map((x) => h('li', {}, summary(x, depth + 1))));
+  }
+  if (typeof value === 'object') {
+    if (depth >= 2) return JSON.stringify(value).slice(0, 200);
+    return h('dl', { class: 'kv' }, Object.entries(value).map(([k, v]) => [h('dt', {}, k), h('dd', {}, summary(v, depth + 1))]));
+  }
+  return typeof value === 'number' && !Number.isInteger(value) ? value.toPrecision(4) : String(value);
+}
+
+async function renderProfiles(main) {
+  const list = await profiles();
+  app.profiles = null; // refresh next time
+  main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Profiles'),
+    h('p', { class: 'muted' }, 'What each profile detects, what it was trained on, and how well it separates unseen upstream models from unseen independent ones.')));
+  for (const p of list.profiles) {
+    const meta = p.meta || {};
+    const img = h('img', { class: 'plot roc', alt: `Calibration ROC of ${p.name}`, 'data-profile': p.name });
+    main.append(h('section', { class: 'card profile', 'data-profile': p.name },
+      h('h2', {}, p.name, ' ', p.builtin ? h('span', { class: 'badge' }, 'built-in') : null, p.name === list.default ? h('span', { class: 'badge' }, 'default') : null),
+      h('div', { class: 'grid-2' },
+        h('div', {},
+          h('dl', { class: 'kv' },
+            h('dt', {}, 'Upstream'), h('dd', {}, p.upstream),
+            h('dt', {}, 'Families'), h('dd', {}, h('div', { class: 'chips' }, (meta.families || []).map((f) => h('span', { class: 'chip' + (f === p.upstream ? ' up' : '') }, f)))),
+            h('dt', {}, 'Features'), h('dd', {}, (meta.features || []).join(', ') || '–'),
+            h('dt', {}, 'Created'), h('dd', {}, meta.created || fmtTime(p.created_ms)),
+            h('dt', {}, 'Format'), h('dd', {}, String(meta.format_version ?? '–'))),
+          h('h3', {}, 'Training summary'), summary(meta.training),
+          h('details', {}, h('summary', {}, 'Calibration summary'), summary(meta.calibration))),
+        h('div', {}, img))));
+    loadPlot(img, `/v1/profiles/${encodeURIComponent(p.name)}/plots/roc.svg`);
+  }
+}
+
+// ---------------------------------------------------------------- jobs
+
+async function downloadResults(job) {
+  try {
+    const blob = await api(`/v1/jobs/${encodeURIComponent(job.id)}/results`, { as: 'blob' });
+    const url = URL.createObjectURL(blob);
+    const a = h('a', { href: url, download: `${job.id}.jsonl` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) { flash(e.describe()); }
+}
+
+async function renderJobs(main) {
+  const detail = h('section', { class: 'card', id: 'job-detail', hidden: true });
+  const holder = h('div', { class: 'card' });
+  main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Jobs'), h('p', { class: 'muted' }, 'Batch scoring, corpus audits and profile builds, newest first. Running jobs refresh every 2 s.')), holder, detail);
+  const showDetail = async (job) => {
+    try {
+      const j = await api(`/v1/jobs/${encodeURIComponent(job.id)}`);
+      detail.hidden = false;
+      detail.replaceChildren(h('h2', {}, `Job ${j.id}`),
+        h('div', { class: 'grid-2' },
+          h('div', {}, h('h3', {}, 'Parameters'), summary(j.params)),
+          h('div', {}, h('h3', {}, 'Result'), j.result ? summary(j.result) : h('p', { class: 'muted' }, j.state === 'done' ? 'Per-line results: use Download.' : 'Not finished.'))));
+    } catch (e) { flash(e.describe()); }
+  };
+  let polling = false;
+  const load = async () => {
+    const { jobs } = await api('/v1/jobs?limit=200');
+    if (!jobs.length) {
+      holder.replaceChildren(h('p', { class: 'empty', id: 'no-jobs' }, 'No jobs yet. Upload a large JSONL file on a suspect page, or use POST /v1/jobs.'));
+      return;
+    }
+    holder.replaceChildren(h('table', { id: 'jobs', class: 'data' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Job'), h('th', {}, 'Kind'), h('th', {}, 'State'), h('th', {}, 'Progress'), h('th', {}, 'Target'), h('th', {}, 'Created'), h('th', {}, 'Updated'), h('th', {}, ''))),
+      h('tbody', {}, jobs.map((j) => {
+        const label = j.total ? `${j.done} / ${j.total}` : `${j.done}`;
+        const target = j.params && (j.params.suspect_id || j.params.suspect || j.params.name);
+        const cancel = writeControl(h('button', { type: 'button', class: 'small' }, 'Cancel'));
+        cancel.addEventListener('click', async () => {
+          try { await api(`/v1/jobs/${encodeURIComponent(j.id)}/cancel`, { method: 'POST' }); await load(); } catch (e) { flash(e.describe()); }
+        });
+        const open = h('button', { type: 'button', class: 'small' }, 'Details');
+        open.addEventListener('click', () => showDetail(j));
+        const dl = h('button', { type: 'button', class: 'small' }, 'Download');
+        dl.addEventListener('click', () => downloadResults(j));
+        return h('tr', { 'data-job': j.id },
+          h('td', {}, h('code', {}, j.id)), h('td', {}, j.kind),
+          h('td', {}, h('span', { class: 'badge state-' + j.state }, j.state), j.error ? h('div', { class: 'error-text small' }, j.error) : null),
+          h('td', {}, j.progress === null || j.progress === undefined ? label : progressBar(j.progress, label)),
+          h('td', {}, target ? (j.params.suspect_id || j.params.suspect ? h('a', { href: `#/suspects/${encodeURIComponent(target)}` }, target) : target) : '–'),
+          timeCell(j.created_ms), timeCell(j.updated_ms),
+          h('td', { class: 'actions' }, open, j.state === 'done' ? dl : null, j.state === 'queued' || j.state === 'running' ? cancel : null));
+      }))));
+    if (jobs.some((j) => j.state === 'queued' || j.state === 'running') && !polling) {
+      polling = true;
+      every(2000, () => load().catch((e) => flash(e.describe())));
+    }
+  };
+  await load();
+}
+
+// ---------------------------------------------------------------- router
+
+async function route(message) {
+  app.timers.forEach(clearInterval);
+  app.timers = [];
+  app.blobs.forEach((u) => URL.revokeObjectURL(u));
+  app.blobs = [];
+  flash('');
+  delete document.body.dataset.page;
+  const main = document.getElementById('main');
+  main.replaceChildren();
+  const hash = location.hash || '#/suspects';
+  if (!app.key) {
+    renderSignIn(main, typeof message === 'string' ? message : '');
+    document.body.dataset.page = 'signin';
+    return;
+  }
+  if (!app.who) {
+    try {
+      app.who = await api('/v1/whoami');
+    } catch (e) {
+      if (e.status === 401) { signOut('Your key was not accepted (unknown or revoked). Sign in again.'); return; }
+      main.append(h('p', { class: 'error-text' }, e.describe()));
+      return;
+    }
+    showIdentity();
+  }
+  const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  document.querySelectorAll('#nav a').forEach((a) => a.classList.toggle('active', a.dataset.nav === parts[0]));
+  try {
+    if (parts[0] === 'suspects' && parts[1]) await renderSuspect(main, parts[1]);
+    else if (parts[0] === 'profiles') await renderProfiles(main);
+    else if (parts[0] === 'jobs') await renderJobs(main);
+    else if (parts[0] === 'signin') { location.hash = '#/suspects'; return; }
+    else await renderSuspects(main);
+    document.body.dataset.page = parts[0] && parts[1] ? 'suspect' : (parts[0] || 'suspects');
+  } catch (e) {
+    if (e.status === 401) { signOut('Your key is no longer accepted. Sign in again.'); return; }
+    main.append(h('p', { class: 'error-text', id: 'page-error' }, e.describe ? e.describe() : String(e)));
+  }
+}
+
+document.getElementById('signout').addEventListener('click', () => signOut('Signed out.'));
+window.addEventListener('hashchange', () => route());
+route();

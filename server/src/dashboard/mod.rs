@@ -1,0 +1,133 @@
+//! The analyst dashboard served at `/`: a static single-page client (HTML, CSS and vanilla JS from
+//! `server/assets/`, embedded in the binary: no build step, no network at run time) that talks to
+//! the JSON API with the API key the analyst signs in with, plus the SVG plot endpoints it shows.
+//!
+//! The pages are public (they hold no data); everything they display comes from `/v1` routes,
+//! which authenticate and authorise every request: a viewer key can read everything and the
+//! server refuses its writes with 403 whatever the page shows.
+
+pub mod plots;
+
+use crate::api::suspects::{refresh_verdict, suspect_or_404};
+use crate::auth::{Need, VIEWER};
+use crate::error::{AppError, AppResult, Path};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use detector::VerdictOptions;
+
+type ErrorBody = crate::error::ErrorBody;
+
+const INDEX_HTML: &str = include_str!("../../assets/index.html");
+const APP_JS: &str = include_str!("../../assets/app.js");
+const APP_CSS: &str = include_str!("../../assets/app.css");
+
+/// Scripts, styles and connections only from this origin; plots arrive as `blob:` images.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+                   connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+async fn index() -> Response {
+    asset(INDEX_HTML, "text/html; charset=utf-8")
+}
+
+async fn app_js() -> Response {
+    asset(APP_JS, "text/javascript; charset=utf-8")
+}
+
+async fn app_css() -> Response {
+    asset(APP_CSS, "text/css; charset=utf-8")
+}
+
+/// The public pages: `/` and its assets.
+pub fn page_routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/app.js", get(app_js))
+        .route("/assets/app.css", get(app_css))
+}
+
+/// The plot endpoints, to be nested under `/v1` behind the authentication middleware.
+pub fn plot_routes() -> Router<AppState> {
+    Router::new()
+        .route("/suspects/{id}/plots/scores.svg", get(suspect_scores_svg))
+        .route("/suspects/{id}/plots/growth.svg", get(suspect_growth_svg))
+        .route("/profiles/{name}/plots/roc.svg", get(profile_roc_svg))
+}
+
+fn svg(result: anyhow::Result<String>) -> AppResult<Response> {
+    let body = result.map_err(|e| AppError::Internal(format!("plot: {e}")))?;
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+fn f32s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// A suspect's per-response scores against its profile's independent-model null and the
+/// upstream's own models (both leave-one-model-out calibration populations).
+#[utoipa::path(get, path = "/v1/suspects/{id}/plots/scores.svg", tag = "dashboard", params(("id" = String, Path)),
+    responses((status = 200, description = "SVG document", content_type = "image/svg+xml", body = String),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn suspect_scores_svg(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Response> {
+    let suspect = suspect_or_404(state.store.as_ref(), &id).await?;
+    let (_, profile) = state.engine.resolve(Some(&suspect.profile))?;
+    let scores: Vec<f64> =
+        state.store.sample_scores(&id).await?.into_iter().filter_map(|(_, v)| v.get("score").and_then(|s| s.as_f64())).collect();
+    state
+        .engine
+        .run_cpu(move || {
+            let cal = profile.calibration();
+            plots::score_distribution_svg(&scores, &f32s(&cal.null_scores), &f32s(&cal.upstream_scores))
+        })
+        .await
+        .and_then(svg)
+}
+
+/// The suspect's p-value after the first N responses (doubling grid), with the α line.
+#[utoipa::path(get, path = "/v1/suspects/{id}/plots/growth.svg", tag = "dashboard", params(("id" = String, Path)),
+    responses((status = 200, description = "SVG document", content_type = "image/svg+xml", body = String),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "No samples yet", body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn suspect_growth_svg(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Response> {
+    let permit = crate::api::score::admit(&state)?;
+    let v = refresh_verdict(state.store.as_ref(), &state.engine, &id, VerdictOptions::default()).await?;
+    drop(permit);
+    let (growth, alpha) = (v.verdict.growth, v.verdict.alpha);
+    state.engine.run_cpu(move || plots::growth_svg(&growth, alpha)).await.and_then(svg)
+}
+
+/// A profile's calibration ROC (`builtin` names the built-in profile).
+#[utoipa::path(get, path = "/v1/profiles/{name}/plots/roc.svg", tag = "dashboard", params(("name" = String, Path)),
+    responses((status = 200, description = "SVG document", content_type = "image/svg+xml", body = String),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn profile_roc_svg(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(name): Path<String>) -> AppResult<Response> {
+    let (_, profile) = state.engine.resolve(Some(&name))?;
+    state
+        .engine
+        .run_cpu(move || {
+            let cal = profile.calibration();
+            plots::calibration_roc_svg(&f32s(&cal.upstream_scores), &f32s(&cal.null_scores))
+        })
+        .await
+        .and_then(svg)
+}

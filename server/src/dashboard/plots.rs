@@ -1,0 +1,243 @@
+//! The dashboard's SVG plots, drawn server-side with plotters: a suspect's score distribution
+//! against the independent-model null, the growth of the evidence with N, and a profile's
+//! calibration ROC (through [`crate::report::roc_svg`], shared with the bench report).
+//!
+//! Only numbers go into these documents, never user-supplied text.
+
+use detector::GrowthPoint;
+use plotters::prelude::*;
+
+const SIZE: (u32, u32) = (640, 360);
+const NULL_COLOR: RGBColor = RGBColor(120, 120, 120);
+const UPSTREAM_COLOR: RGBColor = RGBColor(230, 120, 20);
+const SUSPECT_COLOR: RGBColor = RGBColor(30, 90, 200);
+
+/// Quantile `q` of sorted, finite values.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    sorted[i]
+}
+
+fn finite_sorted(v: impl IntoIterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
+/// Density histogram of `values` over `bins` equal bins of `[lo, hi)`; values outside are
+/// clamped into the edge bins so that nothing silently disappears. Integrates to 1.
+pub fn density(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<f64> {
+    let mut counts = vec![0f64; bins];
+    if values.is_empty() || !(hi > lo) || bins == 0 {
+        return counts;
+    }
+    let w = (hi - lo) / bins as f64;
+    for &x in values {
+        let b = (((x - lo) / w).floor().max(0.0) as usize).min(bins - 1);
+        counts[b] += 1.0;
+    }
+    let total = values.len() as f64 * w;
+    counts.iter_mut().for_each(|c| *c /= total);
+    counts
+}
+
+/// The outline of a density histogram as a step line from `lo` to `hi`.
+fn steps(d: &[f64], lo: f64, w: f64) -> Vec<(f64, f64)> {
+    let mut pts = vec![(lo, 0.0)];
+    for (i, &y) in d.iter().enumerate() {
+        let x0 = lo + i as f64 * w;
+        pts.push((x0, y));
+        pts.push((x0 + w, y));
+    }
+    pts.push((lo + d.len() as f64 * w, 0.0));
+    pts
+}
+
+/// A suspect's per-response scores against the profile's calibration populations: the
+/// independent-model null (LOMO-scored known non-upstream models) and the upstream's own models.
+pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64]) -> anyhow::Result<String> {
+    let suspect = finite_sorted(suspect.iter().copied());
+    let null = finite_sorted(null.iter().copied());
+    let upstream = finite_sorted(upstream.iter().copied());
+    // Range: the bulk of the calibration populations, widened to every suspect score.
+    let mut lo = quantile(&null, 0.005).min(quantile(&upstream, 0.005));
+    let mut hi = quantile(&null, 0.995).max(quantile(&upstream, 0.995));
+    if let (Some(&a), Some(&b)) = (suspect.first(), suspect.last()) {
+        lo = if lo.is_finite() { lo.min(a) } else { a };
+        hi = if hi.is_finite() { hi.max(b) } else { b };
+    }
+    if !lo.is_finite() || !hi.is_finite() {
+        (lo, hi) = (-1.0, 1.0);
+    }
+    if hi - lo < 1e-6 {
+        (lo, hi) = (lo - 0.5, hi + 0.5);
+    }
+    let pad = (hi - lo) * 0.03;
+    let (lo, hi) = (lo - pad, hi + pad);
+    let bins = 40;
+    let w = (hi - lo) / bins as f64;
+    let (dn, du, ds) = (density(&null, lo, hi, bins), density(&upstream, lo, hi, bins), density(&suspect, lo, hi, bins));
+    let ymax = dn.iter().chain(&du).chain(&ds).copied().fold(0.0, f64::max).max(1e-6) * 1.12;
+
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Per-response scores vs the independent-model null", ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(34)
+            .y_label_area_size(44)
+            .build_cartesian_2d(lo..hi, 0f64..ymax)?;
+        chart
+            .configure_mesh()
+            .x_desc("upstream score (log-odds)")
+            .y_desc("density")
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        chart
+            .draw_series(AreaSeries::new(steps(&dn, lo, w), 0.0, NULL_COLOR.mix(0.25)).border_style(NULL_COLOR.stroke_width(1)))?
+            .label(format!("independent models (null, {} responses)", null.len()))
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], NULL_COLOR.mix(0.4).filled()));
+        if !upstream.is_empty() {
+            chart
+                .draw_series(LineSeries::new(steps(&du, lo, w), UPSTREAM_COLOR.stroke_width(2)))?
+                .label(format!("upstream's own models ({})", upstream.len()))
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], UPSTREAM_COLOR.stroke_width(2)));
+        }
+        if !suspect.is_empty() {
+            chart
+                .draw_series(ds.iter().enumerate().filter(|(_, &y)| y > 0.0).map(|(i, &y)| {
+                    let x0 = lo + i as f64 * w;
+                    Rectangle::new([(x0 + w * 0.1, 0.0), (x0 + w * 0.9, y)], SUSPECT_COLOR.mix(0.55).filled())
+                }))?
+                .label(format!("this suspect ({} responses)", suspect.len()))
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], SUSPECT_COLOR.mix(0.55).filled()));
+            let mean = suspect.iter().sum::<f64>() / suspect.len() as f64;
+            chart
+                .draw_series(LineSeries::new([(mean, 0.0), (mean, ymax)], SUSPECT_COLOR.stroke_width(2)))?
+                .label("suspect mean")
+                .legend(|(x, y)| PathElement::new(vec![(x + 8, y - 6), (x + 8, y + 6)], SUSPECT_COLOR.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK.mix(0.3))
+            .background_style(WHITE.mix(0.9))
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 12))
+            .draw()?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
+/// The p-value after the first k responses (doubling grid) on log–log axes, with the α line.
+pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> anyhow::Result<String> {
+    let pts: Vec<(f64, f64)> =
+        growth.iter().filter(|g| g.n > 0 && g.p_value.is_finite()).map(|g| (g.n as f64, g.p_value.clamp(1e-300, 1.0))).collect();
+    let nmax = pts.iter().map(|p| p.0).fold(2.0, f64::max);
+    let pmin = pts.iter().map(|p| p.1).fold(alpha, f64::min);
+    let ylo = (pmin / 10.0).max(1e-300);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Evidence growing with N", ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(34)
+            .y_label_area_size(56)
+            .build_cartesian_2d((1f64..nmax * 1.3).log_scale(), (ylo..1.5f64).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("responses N")
+            .y_desc("p-value")
+            .y_label_formatter(&|y| format!("{y:.0e}"))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        chart
+            .draw_series(LineSeries::new([(1.0, alpha), (nmax * 1.3, alpha)], RED.mix(0.8).stroke_width(1)))?
+            .label(format!("α = {alpha}"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED.mix(0.8).stroke_width(1)));
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), SUSPECT_COLOR.stroke_width(2)))?
+            .label("p-value after the first N responses")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], SUSPECT_COLOR.stroke_width(2)));
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, SUSPECT_COLOR.filled())))?;
+        chart
+            .configure_series_labels()
+            .border_style(BLACK.mix(0.3))
+            .background_style(WHITE.mix(0.9))
+            .position(SeriesLabelPosition::LowerLeft)
+            .label_font(("sans-serif", 12))
+            .draw()?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
+/// Keep at most about `max` points of a monotone curve (both ends kept), so that an ROC over
+/// thousands of calibration responses stays a small document.
+pub fn thin(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    if points.len() <= max || max < 2 {
+        return points.to_vec();
+    }
+    let step = (points.len() - 1) as f64 / (max - 1) as f64;
+    let mut out: Vec<(f64, f64)> = (0..max).map(|i| points[((i as f64 * step).round() as usize).min(points.len() - 1)]).collect();
+    out.dedup();
+    out
+}
+
+/// A profile's calibration ROC: its upstream models' LOMO scores against the independent-model
+/// null, i.e. how well the profile separates an unseen upstream model's responses from an
+/// unseen independent model's.
+pub fn calibration_roc_svg(upstream: &[f64], null: &[f64]) -> anyhow::Result<String> {
+    let curve = thin(&datasets::metrics::roc_curve(upstream, null), 600);
+    let auc = datasets::metrics::auroc(upstream, null);
+    let label = format!("unseen upstream vs unseen independent (AUROC {auc:.3})");
+    crate::report::roc_svg("Calibration ROC, per response (leave-one-model-out)", &[(label.as_str(), &curve)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn density_integrates_to_one_and_clamps() {
+        let d = density(&[0.0, 0.5, 0.99, -5.0, 5.0], 0.0, 1.0, 4);
+        let w = 0.25;
+        assert!((d.iter().sum::<f64>() * w - 1.0).abs() < 1e-12);
+        // -5 lands in the first bin, 5 in the last.
+        assert_eq!(d[0] * 5.0 * w, 2.0);
+        assert_eq!(d[3] * 5.0 * w, 2.0);
+        assert!(density(&[], 0.0, 1.0, 4).iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn thin_keeps_ends_and_bounds_length() {
+        let pts: Vec<(f64, f64)> = (0..=1000).map(|i| (i as f64 / 1000.0, i as f64 / 1000.0)).collect();
+        let t = thin(&pts, 100);
+        assert!(t.len() <= 100);
+        assert_eq!(t.first(), Some(&(0.0, 0.0)));
+        assert_eq!(t.last(), Some(&(1.0, 1.0)));
+        assert_eq!(thin(&pts[..10], 100).len(), 10);
+    }
+
+    #[test]
+    fn plots_are_svg_documents() {
+        let s = score_distribution_svg(&[1.0, 2.0], &[-1.0, 0.0, 0.5], &[1.5, 2.5]).unwrap();
+        assert!(s.starts_with("<svg") && s.contains("this suspect (2 responses)"), "{s}");
+        let s = score_distribution_svg(&[], &[], &[]).unwrap();
+        assert!(s.starts_with("<svg"));
+        let g = [GrowthPoint { n: 1, statistic: 0.0, p_value: 0.5 }, GrowthPoint { n: 2, statistic: 1.0, p_value: 1e-5 }];
+        let s = growth_svg(&g, 0.01).unwrap();
+        assert!(s.starts_with("<svg") && s.contains("α = 0.01"), "{s}");
+        assert!(growth_svg(&[], 0.01).unwrap().starts_with("<svg"));
+        let s = calibration_roc_svg(&[1.0, 2.0, 3.0], &[0.0, 1.5]).unwrap();
+        assert!(s.contains("AUROC 0.833"), "{s}");
+    }
+}
