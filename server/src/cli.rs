@@ -21,6 +21,11 @@ pub enum Command {
     Keys(KeysCommand),
     /// Load-test `POST /v1/score` on loopback and print p50/p99 latency and requests/s.
     Loadtest(crate::loadtest::LoadtestArgs),
+    /// Run a probe campaign against a suspect's OpenAI-compatible chat API; prints a JSON summary
+    /// alone on the last line of stdout. Re-running the same command resumes it.
+    Probe(crate::probe::cli::ProbeArgs),
+    /// Serve a benchmark model's recorded answers as a local OpenAI-compatible chat API.
+    ReplayServer(crate::probe::cli::ReplayArgs),
     #[command(flatten)]
     Detect(crate::cli_detect::DetectCommand),
 }

@@ -20,6 +20,9 @@ pub enum AppError {
     Unauthorized,
     #[error("this route needs role `{needed}`; the key has role `{has}`")]
     Forbidden { needed: &'static str, has: &'static str },
+    /// A probe target that is not on the allowlist (or resolves to a refused address).
+    #[error("{0}")]
+    TargetRefused(String),
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -61,6 +64,7 @@ impl AppError {
             AppError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::TargetRefused(_) => (StatusCode::FORBIDDEN, "target_not_allowed"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

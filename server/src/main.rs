@@ -17,6 +17,8 @@ fn main() -> anyhow::Result<()> {
                     Command::Serve(args) => server::serve::serve(args).await,
                     Command::Keys(cmd) => server::cli::run_keys(cmd).await,
                     Command::Loadtest(args) => server::loadtest::run(args).await,
+                    Command::Probe(args) => server::probe::cli::run_probe(args).await,
+                    Command::ReplayServer(args) => server::probe::cli::run_replay(args).await,
                     Command::Detect(_) => unreachable!(),
                 }
             })

@@ -22,6 +22,8 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     pub admission: Arc<Semaphore>,
     pub jobs: Arc<JobManager>,
+    /// Probe campaigns running in the background.
+    pub campaigns: Arc<crate::probe::CampaignManager>,
     pub metrics: PrometheusHandle,
     pub shutting_down: Arc<AtomicBool>,
 }
@@ -98,6 +100,7 @@ impl AppState {
         }
         let audit = AuditSink::start(store.clone());
         let jobs = Arc::new(JobManager::new(store.clone(), engine.clone(), &config));
+        let campaigns = Arc::new(crate::probe::CampaignManager::new(store.clone(), engine.clone()));
         let state = AppState {
             keys: Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_secs))),
             admission: Arc::new(Semaphore::new(config.max_inflight)),
@@ -106,11 +109,13 @@ impl AppState {
             engine,
             audit,
             jobs,
+            campaigns,
             metrics: metrics_handle(),
             shutting_down: Arc::new(AtomicBool::new(false)),
         };
         state.remove_orphan_uploads().await;
         state.jobs.resume_all().await?;
+        state.campaigns.resume_all().await?;
         Ok(state)
     }
 

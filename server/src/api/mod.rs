@@ -1,6 +1,7 @@
 //! The HTTP API: the router, operational routes, OpenAPI document.
 
 pub mod admin;
+pub mod campaigns;
 pub mod jobs;
 pub mod profiles;
 pub mod score;
@@ -42,6 +43,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "profiles", description = "Detection profiles"),
         (name = "jobs", description = "Batch jobs"),
         (name = "admin", description = "Keys and audit log"),
+        (name = "campaigns", description = "Probe campaigns against suspect endpoints, the target allowlist, secrets"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "dashboard", description = "SVG plots shown by the dashboard at `/`"),
     )
@@ -163,6 +165,14 @@ pub fn app(state: AppState) -> Router {
         .route("/keys", get(admin::list_keys).post(admin::create_key))
         .route("/keys/{id}", delete(admin::revoke_key))
         .route("/whoami", get(admin::whoami))
+        .route("/campaigns", get(campaigns::list).post(campaigns::create))
+        .route("/campaigns/{id}", get(campaigns::get))
+        .route("/campaigns/{id}/cancel", post(campaigns::cancel))
+        .route("/campaigns/{id}/probes", get(campaigns::probes))
+        .route("/allowlist", get(campaigns::allow_list).post(campaigns::allow_add))
+        .route("/allowlist/{entry}", delete(campaigns::allow_delete))
+        .route("/secrets", get(campaigns::secret_list).post(campaigns::secret_put))
+        .route("/secrets/{name}", delete(campaigns::secret_delete))
         .merge(crate::dashboard::plot_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::middleware));
     Router::new()

@@ -248,6 +248,163 @@ pub struct JobResultRow {
     pub result: serde_json::Value,
 }
 
+/// State of one probe of a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeState {
+    /// Not sent yet.
+    Pending,
+    /// A request went out (or was about to) and no outcome was recorded: in flight, or lost in a crash.
+    Sent,
+    Answered,
+    Failed,
+}
+
+impl ProbeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeState::Pending => "pending",
+            ProbeState::Sent => "sent",
+            ProbeState::Answered => "answered",
+            ProbeState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ProbeState> {
+        Some(match s {
+            "pending" => ProbeState::Pending,
+            "sent" => ProbeState::Sent,
+            "answered" => ProbeState::Answered,
+            "failed" => ProbeState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// Probe counts of a campaign by state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProbeCounts {
+    pub total: i64,
+    pub pending: i64,
+    /// In flight (or lost in a crash before the outcome was recorded).
+    pub in_flight: i64,
+    pub answered: i64,
+    pub failed: i64,
+    /// Probes that left `pending`: in flight + answered + failed.
+    pub sent: i64,
+    pub upstream_answered: i64,
+    pub upstream_failed: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CampaignRecord {
+    pub id: String,
+    pub suspect_id: String,
+    pub state: JobState,
+    /// The campaign's parameters (endpoints, model, probe set, budget, …; secret names only).
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+    #[serde(skip)]
+    pub fingerprint: String,
+    /// Group-sequential state: α spent and every look so far.
+    #[schema(value_type = Option<Object>)]
+    pub sequential: Option<serde_json::Value>,
+    /// p-value of the latest look.
+    pub p_value: Option<f64>,
+    pub decision: Option<String>,
+    pub teacher: Option<String>,
+    /// Why the campaign stopped: `decision`, `budget_requests`, `budget_tokens`, `probes_exhausted`,
+    /// `cancelled` or `error`.
+    pub stop_reason: Option<String>,
+    pub error: Option<String>,
+    /// Tokens used by the suspect's answers (reported usage, else estimated).
+    pub tokens: i64,
+    pub probes: ProbeCounts,
+    pub created_by: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProbe {
+    pub probe_id: String,
+    pub kind: String,
+    pub prompt: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub id: String,
+    pub suspect_id: String,
+    pub spec: serde_json::Value,
+    pub fingerprint: String,
+    pub created_by: Option<String>,
+    pub probes: Vec<NewProbe>,
+    /// Whether the probes also go to an upstream endpoint (`upstream_state` starts `pending`).
+    pub upstream: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProbeRecord {
+    pub campaign_id: String,
+    pub seq: i64,
+    pub probe_id: String,
+    pub kind: String,
+    pub prompt: String,
+    pub state: ProbeState,
+    pub attempts: i64,
+    pub answer: Option<String>,
+    pub error: Option<String>,
+    pub tokens: Option<i64>,
+    #[schema(value_type = Option<Object>)]
+    pub claims: Option<serde_json::Value>,
+    pub sample_id: Option<i64>,
+    pub upstream_state: Option<ProbeState>,
+    pub upstream_answer: Option<String>,
+    pub upstream_error: Option<String>,
+    pub sent_ms: Option<i64>,
+    pub done_ms: Option<i64>,
+}
+
+/// The recorded outcome of one probe (suspect side).
+#[derive(Debug, Clone)]
+pub struct ProbeOutcome {
+    pub answered: bool,
+    pub attempts: i64,
+    pub answer: Option<String>,
+    pub error: Option<String>,
+    pub tokens: Option<i64>,
+    pub claims: Option<serde_json::Value>,
+    /// The sample to add to the campaign's suspect in the same transaction.
+    pub sample: Option<NewSample>,
+}
+
+/// What a look changes on the campaign row.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignProgress {
+    pub sequential: Option<serde_json::Value>,
+    pub p_value: Option<f64>,
+    pub decision: Option<String>,
+    pub teacher: Option<String>,
+    pub stop_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AllowEntry {
+    /// `host:port`, lower-case.
+    pub entry: String,
+    pub note: String,
+    pub created_by: Option<String>,
+    pub created_ms: i64,
+}
+
+/// A stored secret's metadata. The value is never part of this record.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SecretInfo {
+    pub name: String,
+    pub created_by: Option<String>,
+    pub created_ms: i64,
+}
+
 /// The server's persistence. Implementations must be safe to share between tasks.
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness check of the backing database.
@@ -294,6 +451,42 @@ pub trait Store: Send + Sync + 'static {
     /// Write a chunk's results, samples and the new cursor in ONE transaction.
     fn commit_job_chunk(&self, id: &str, chunk: JobChunk) -> StoreFuture<'_, ()>;
     fn job_results(&self, id: &str, after_line: i64, limit: i64) -> StoreFuture<'_, Vec<JobResultRow>>;
+
+    // --- probe campaigns (src/probe)
+    /// Create a campaign and all its probes (state `pending`) in one transaction.
+    fn create_campaign(&self, c: NewCampaign) -> StoreFuture<'_, CampaignRecord>;
+    fn get_campaign(&self, id: &str) -> StoreFuture<'_, Option<CampaignRecord>>;
+    fn list_campaigns(&self, limit: i64, offset: i64) -> StoreFuture<'_, Vec<CampaignRecord>>;
+    /// Campaigns that must be (re)started: state `queued` or `running`.
+    fn unfinished_campaigns(&self) -> StoreFuture<'_, Vec<CampaignRecord>>;
+    /// The newest campaign with this fingerprint, if any (the CLI resumes it).
+    fn campaign_by_fingerprint(&self, fingerprint: &str) -> StoreFuture<'_, Option<CampaignRecord>>;
+    /// Set a campaign's state; a terminal state is never left (returns `false` then).
+    fn set_campaign_state(&self, id: &str, state: JobState, error: Option<String>) -> StoreFuture<'_, bool>;
+    fn update_campaign_progress(&self, id: &str, p: CampaignProgress) -> StoreFuture<'_, ()>;
+    /// Probes in `seq` order after `after_seq`, optionally only those in `state`.
+    fn campaign_probes(&self, id: &str, state: Option<ProbeState>, after_seq: i64, limit: i64) -> StoreFuture<'_, Vec<ProbeRecord>>;
+    /// `pending` → `sent` (committed before the request goes out). `false` if the probe was not
+    /// pending: it must then not be sent.
+    fn mark_probe_sent(&self, id: &str, seq: i64) -> StoreFuture<'_, bool>;
+    /// Record the suspect-side outcome of a `sent` probe (and its sample) in one transaction;
+    /// adds the probe's tokens to the campaign.
+    fn finish_probe(&self, id: &str, seq: i64, outcome: ProbeOutcome) -> StoreFuture<'_, ()>;
+    /// Upstream side: `pending` → `sent`; `false` if it was not pending.
+    fn mark_upstream_sent(&self, id: &str, seq: i64) -> StoreFuture<'_, bool>;
+    fn finish_upstream(&self, id: &str, seq: i64, answer: Option<String>, error: Option<String>) -> StoreFuture<'_, ()>;
+    /// Restart policy: every probe (and upstream request) still `sent` becomes `failed` with
+    /// `error`; returns how many. Called before a campaign resumes.
+    fn fail_in_flight_probes(&self, id: &str, error: &str) -> StoreFuture<'_, u64>;
+
+    // --- allowlist and secrets (admin-managed)
+    fn list_allowlist(&self) -> StoreFuture<'_, Vec<AllowEntry>>;
+    fn add_allowlist(&self, entry: AllowEntry) -> StoreFuture<'_, ()>;
+    fn delete_allowlist(&self, entry: &str) -> StoreFuture<'_, bool>;
+    fn put_secret(&self, name: &str, value: &str, created_by: Option<String>) -> StoreFuture<'_, SecretInfo>;
+    fn get_secret(&self, name: &str) -> StoreFuture<'_, Option<String>>;
+    fn list_secrets(&self) -> StoreFuture<'_, Vec<SecretInfo>>;
+    fn delete_secret(&self, name: &str) -> StoreFuture<'_, bool>;
 }
 
 pub fn now_ms() -> i64 {

@@ -161,6 +161,85 @@ async fn insert_samples(
     Ok(ids)
 }
 
+fn probe_from_row(r: &SqliteRow) -> Result<ProbeRecord, StoreError> {
+    let state: String = r.try_get("state")?;
+    let up: Option<String> = r.try_get("upstream_state")?;
+    Ok(ProbeRecord {
+        campaign_id: r.try_get("campaign_id")?,
+        seq: r.try_get("seq")?,
+        probe_id: r.try_get("probe_id")?,
+        kind: r.try_get("kind")?,
+        prompt: r.try_get("prompt")?,
+        state: ProbeState::parse(&state).unwrap_or(ProbeState::Failed),
+        attempts: r.try_get("attempts")?,
+        answer: r.try_get("answer")?,
+        error: r.try_get("error")?,
+        tokens: r.try_get("tokens")?,
+        claims: json_col(r, "claims")?,
+        sample_id: r.try_get("sample_id")?,
+        upstream_state: up.as_deref().and_then(ProbeState::parse),
+        upstream_answer: r.try_get("upstream_answer")?,
+        upstream_error: r.try_get("upstream_error")?,
+        sent_ms: r.try_get("sent_ms")?,
+        done_ms: r.try_get("done_ms")?,
+    })
+}
+
+/// Campaign columns plus the probe counts, computed from `campaign_probes`.
+const CAMPAIGN_COLS: &str = "c.*, \
+     (SELECT COUNT(*) FROM campaign_probes p WHERE p.campaign_id = c.id) AS n_total, \
+     (SELECT COUNT(*) FROM campaign_probes p WHERE p.campaign_id = c.id AND p.state = 'pending') AS n_pending, \
+     (SELECT COUNT(*) FROM campaign_probes p WHERE p.campaign_id = c.id AND p.state = 'sent') AS n_sent, \
+     (SELECT COUNT(*) FROM campaign_probes p WHERE p.campaign_id = c.id AND p.state = 'answered') AS n_answered, \
+     (SELECT COUNT(*) FROM campaign_probes p WHERE p.campaign_id = c.id AND p.state = 'failed') AS n_failed, \
+     (SELECT COUNT(*) FROM campaign_probes p WHERE p.campaign_id = c.id AND p.upstream_state = 'answered') AS n_up_answered, \
+     (SELECT COUNT(*) FROM campaign_probes p WHERE p.campaign_id = c.id AND p.upstream_state = 'failed') AS n_up_failed";
+
+fn campaign_from_row(r: &SqliteRow) -> Result<CampaignRecord, StoreError> {
+    let state: String = r.try_get("state")?;
+    let (in_flight, answered, failed): (i64, i64, i64) = (r.try_get("n_sent")?, r.try_get("n_answered")?, r.try_get("n_failed")?);
+    Ok(CampaignRecord {
+        id: r.try_get("id")?,
+        suspect_id: r.try_get("suspect_id")?,
+        state: JobState::parse(&state).unwrap_or(JobState::Failed),
+        spec: json_col(r, "spec")?.unwrap_or_default(),
+        fingerprint: r.try_get("fingerprint")?,
+        sequential: json_col(r, "sequential")?,
+        p_value: r.try_get("p_value")?,
+        decision: r.try_get("decision")?,
+        teacher: r.try_get("teacher")?,
+        stop_reason: r.try_get("stop_reason")?,
+        error: r.try_get("error")?,
+        tokens: r.try_get("tokens")?,
+        probes: ProbeCounts {
+            total: r.try_get("n_total")?,
+            pending: r.try_get("n_pending")?,
+            in_flight,
+            answered,
+            failed,
+            sent: in_flight + answered + failed,
+            upstream_answered: r.try_get("n_up_answered")?,
+            upstream_failed: r.try_get("n_up_failed")?,
+        },
+        created_by: r.try_get("created_by")?,
+        created_ms: r.try_get("created_ms")?,
+        updated_ms: r.try_get("updated_ms")?,
+    })
+}
+
+impl SqliteStore {
+    async fn campaign_where(&self, cond: &str, bind: Option<String>, tail: &str) -> Result<Vec<CampaignRecord>, StoreError> {
+        let sql = format!("SELECT {CAMPAIGN_COLS} FROM campaigns c WHERE {cond} {tail}");
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let q = match bind {
+            Some(b) => q.bind(b),
+            None => q,
+        };
+        let rows = q.fetch_all(&self.read).await?;
+        rows.iter().map(campaign_from_row).collect()
+    }
+}
+
 impl Store for SqliteStore {
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
@@ -559,6 +638,300 @@ impl Store for SqliteStore {
                 .collect()
         })
     }
+    fn create_campaign(&self, c: NewCampaign) -> StoreFuture<'_, CampaignRecord> {
+        Box::pin(async move {
+            let now = now_ms();
+            let mut tx = self.write.begin().await?;
+            sqlx::query(
+                "INSERT INTO campaigns (id, suspect_id, state, spec, fingerprint, created_by, created_ms, updated_ms) \
+                 VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+            )
+            .bind(&c.id)
+            .bind(&c.suspect_id)
+            .bind(c.spec.to_string())
+            .bind(&c.fingerprint)
+            .bind(&c.created_by)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let up = if c.upstream { Some("pending") } else { None };
+            for (i, p) in c.probes.iter().enumerate() {
+                sqlx::query("INSERT INTO campaign_probes (campaign_id, seq, probe_id, kind, prompt, upstream_state) VALUES (?, ?, ?, ?, ?, ?)")
+                    .bind(&c.id)
+                    .bind(i as i64 + 1)
+                    .bind(&p.probe_id)
+                    .bind(&p.kind)
+                    .bind(&p.prompt)
+                    .bind(up)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            self.get_campaign(&c.id).await?.ok_or_else(|| StoreError::NotFound(format!("campaign {}", c.id)))
+        })
+    }
+
+    fn get_campaign(&self, id: &str) -> StoreFuture<'_, Option<CampaignRecord>> {
+        let id = id.to_string();
+        Box::pin(async move { Ok(self.campaign_where("c.id = ?", Some(id), "").await?.pop()) })
+    }
+
+    fn list_campaigns(&self, limit: i64, offset: i64) -> StoreFuture<'_, Vec<CampaignRecord>> {
+        Box::pin(async move {
+            self.campaign_where("1 = 1", None, &format!("ORDER BY c.created_ms DESC, c.id LIMIT {} OFFSET {}", limit.max(0), offset.max(0))).await
+        })
+    }
+
+    fn unfinished_campaigns(&self) -> StoreFuture<'_, Vec<CampaignRecord>> {
+        Box::pin(async move { self.campaign_where("c.state IN ('queued', 'running')", None, "ORDER BY c.created_ms, c.id").await })
+    }
+
+    fn campaign_by_fingerprint(&self, fingerprint: &str) -> StoreFuture<'_, Option<CampaignRecord>> {
+        let f = fingerprint.to_string();
+        Box::pin(async move { Ok(self.campaign_where("c.fingerprint = ?", Some(f), "ORDER BY c.created_ms DESC, c.id LIMIT 1").await?.pop()) })
+    }
+
+    fn set_campaign_state(&self, id: &str, state: JobState, error: Option<String>) -> StoreFuture<'_, bool> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let r = sqlx::query(
+                "UPDATE campaigns SET state = ?, error = COALESCE(?, error), updated_ms = ? \
+                 WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
+            )
+            .bind(state.as_str())
+            .bind(error)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+            Ok(r.rows_affected() > 0)
+        })
+    }
+
+    fn update_campaign_progress(&self, id: &str, p: CampaignProgress) -> StoreFuture<'_, ()> {
+        let id = id.to_string();
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE campaigns SET sequential = COALESCE(?, sequential), p_value = COALESCE(?, p_value), \
+                 decision = COALESCE(?, decision), teacher = COALESCE(?, teacher), \
+                 stop_reason = COALESCE(?, stop_reason), updated_ms = ? WHERE id = ?",
+            )
+            .bind(p.sequential.map(|v| v.to_string()))
+            .bind(p.p_value)
+            .bind(p.decision)
+            .bind(p.teacher)
+            .bind(p.stop_reason)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn campaign_probes(&self, id: &str, state: Option<ProbeState>, after_seq: i64, limit: i64) -> StoreFuture<'_, Vec<ProbeRecord>> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM campaign_probes WHERE campaign_id = ?1 AND (?2 IS NULL OR state = ?2) AND seq > ?3 ORDER BY seq LIMIT ?4",
+            )
+            .bind(id)
+            .bind(state.map(|s| s.as_str()))
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+            rows.iter().map(probe_from_row).collect()
+        })
+    }
+
+    fn mark_probe_sent(&self, id: &str, seq: i64) -> StoreFuture<'_, bool> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let r = sqlx::query("UPDATE campaign_probes SET state = 'sent', sent_ms = ? WHERE campaign_id = ? AND seq = ? AND state = 'pending'")
+                .bind(now_ms())
+                .bind(id)
+                .bind(seq)
+                .execute(&self.write)
+                .await?;
+            Ok(r.rows_affected() > 0)
+        })
+    }
+
+    fn finish_probe(&self, id: &str, seq: i64, o: ProbeOutcome) -> StoreFuture<'_, ()> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let mut tx = self.write.begin().await?;
+            let suspect: String = sqlx::query_scalar("SELECT suspect_id FROM campaigns WHERE id = ?").bind(&id).fetch_one(&mut *tx).await?;
+            let mut sample_id = None;
+            if let Some(s) = o.sample {
+                let hash = s.content_hash.clone();
+                sample_id = insert_samples(&mut tx, &suspect, vec![s]).await?.pop().flatten();
+                if sample_id.is_none() {
+                    // The same answer to the same prompt is already a sample: point at it.
+                    sample_id = sqlx::query_scalar("SELECT id FROM samples WHERE suspect_id = ? AND content_hash = ?")
+                        .bind(&suspect)
+                        .bind(hash)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                }
+            }
+            sqlx::query(
+                "UPDATE campaign_probes SET state = ?, attempts = ?, answer = ?, error = ?, tokens = ?, claims = ?, \
+                 sample_id = ?, done_ms = ? WHERE campaign_id = ? AND seq = ?",
+            )
+            .bind(if o.answered { "answered" } else { "failed" })
+            .bind(o.attempts)
+            .bind(o.answer)
+            .bind(o.error)
+            .bind(o.tokens)
+            .bind(o.claims.map(|c| c.to_string()))
+            .bind(sample_id)
+            .bind(now_ms())
+            .bind(&id)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE campaigns SET tokens = tokens + ?, updated_ms = ? WHERE id = ?")
+                .bind(o.tokens.unwrap_or(0))
+                .bind(now_ms())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn mark_upstream_sent(&self, id: &str, seq: i64) -> StoreFuture<'_, bool> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let r = sqlx::query("UPDATE campaign_probes SET upstream_state = 'sent' WHERE campaign_id = ? AND seq = ? AND upstream_state = 'pending'")
+                .bind(id)
+                .bind(seq)
+                .execute(&self.write)
+                .await?;
+            Ok(r.rows_affected() > 0)
+        })
+    }
+
+    fn finish_upstream(&self, id: &str, seq: i64, answer: Option<String>, error: Option<String>) -> StoreFuture<'_, ()> {
+        let id = id.to_string();
+        Box::pin(async move {
+            sqlx::query("UPDATE campaign_probes SET upstream_state = ?, upstream_answer = ?, upstream_error = ? WHERE campaign_id = ? AND seq = ?")
+                .bind(if answer.is_some() { "answered" } else { "failed" })
+                .bind(answer)
+                .bind(error)
+                .bind(id)
+                .bind(seq)
+                .execute(&self.write)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn fail_in_flight_probes(&self, id: &str, error: &str) -> StoreFuture<'_, u64> {
+        let (id, error) = (id.to_string(), error.to_string());
+        Box::pin(async move {
+            let mut tx = self.write.begin().await?;
+            let a = sqlx::query("UPDATE campaign_probes SET state = 'failed', error = ?, done_ms = ? WHERE campaign_id = ? AND state = 'sent'")
+                .bind(&error)
+                .bind(now_ms())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            let b = sqlx::query("UPDATE campaign_probes SET upstream_state = 'failed', upstream_error = ? WHERE campaign_id = ? AND upstream_state = 'sent'")
+                .bind(&error)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(a.rows_affected() + b.rows_affected())
+        })
+    }
+
+    fn list_allowlist(&self) -> StoreFuture<'_, Vec<AllowEntry>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM allowlist ORDER BY entry").fetch_all(&self.read).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AllowEntry {
+                        entry: r.try_get("entry")?,
+                        note: r.try_get("note")?,
+                        created_by: r.try_get("created_by")?,
+                        created_ms: r.try_get("created_ms")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn add_allowlist(&self, e: AllowEntry) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO allowlist (entry, note, created_by, created_ms) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (entry) DO UPDATE SET note = excluded.note",
+            )
+            .bind(e.entry)
+            .bind(e.note)
+            .bind(e.created_by)
+            .bind(e.created_ms)
+            .execute(&self.write)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn delete_allowlist(&self, entry: &str) -> StoreFuture<'_, bool> {
+        let entry = entry.to_string();
+        Box::pin(async move {
+            let r = sqlx::query("DELETE FROM allowlist WHERE entry = ?").bind(entry).execute(&self.write).await?;
+            Ok(r.rows_affected() > 0)
+        })
+    }
+
+    fn put_secret(&self, name: &str, value: &str, created_by: Option<String>) -> StoreFuture<'_, SecretInfo> {
+        let info = SecretInfo { name: name.to_string(), created_by, created_ms: now_ms() };
+        let value = value.to_string();
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO secrets (name, value, created_by, created_ms) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, created_by = excluded.created_by, created_ms = excluded.created_ms",
+            )
+            .bind(&info.name)
+            .bind(value)
+            .bind(&info.created_by)
+            .bind(info.created_ms)
+            .execute(&self.write)
+            .await?;
+            Ok(info)
+        })
+    }
+
+    fn get_secret(&self, name: &str) -> StoreFuture<'_, Option<String>> {
+        let name = name.to_string();
+        Box::pin(async move {
+            Ok(sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?").bind(name).fetch_optional(&self.read).await?)
+        })
+    }
+
+    fn list_secrets(&self) -> StoreFuture<'_, Vec<SecretInfo>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT name, created_by, created_ms FROM secrets ORDER BY name").fetch_all(&self.read).await?;
+            rows.iter()
+                .map(|r| Ok(SecretInfo { name: r.try_get("name")?, created_by: r.try_get("created_by")?, created_ms: r.try_get("created_ms")? }))
+                .collect()
+        })
+    }
+
+    fn delete_secret(&self, name: &str) -> StoreFuture<'_, bool> {
+        let name = name.to_string();
+        Box::pin(async move {
+            let r = sqlx::query("DELETE FROM secrets WHERE name = ?").bind(name).execute(&self.write).await?;
+            Ok(r.rows_affected() > 0)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -638,6 +1011,48 @@ mod tests {
         assert!(!s.set_job_state("j", JobState::Done, None).await.unwrap());
         assert_eq!(s.get_job("j").await.unwrap().unwrap().state, JobState::Cancelled);
         assert!(s.unfinished_jobs().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn probes_leave_pending_once_and_in_flight_ones_fail_on_restart() {
+        let (s, _d) = store().await;
+        s.create_suspect("a", "A", "", "p").await.unwrap();
+        let probes = (0..3).map(|i| NewProbe { probe_id: format!("p{i}"), kind: "general".into(), prompt: format!("q{i}") }).collect();
+        let c = NewCampaign { id: "c".into(), suspect_id: "a".into(), spec: serde_json::json!({}), fingerprint: "f".into(), created_by: None, probes, upstream: true };
+        let rec = s.create_campaign(c).await.unwrap();
+        assert_eq!((rec.probes.total, rec.probes.pending, rec.state), (3, 3, JobState::Queued));
+        assert!(s.mark_probe_sent("c", 1).await.unwrap());
+        assert!(!s.mark_probe_sent("c", 1).await.unwrap(), "a probe is sent at most once");
+        let sample = NewSample { content_hash: "h".into(), text: "answer".into(), prompt: Some("q0".into()), source: "campaign:c".into(), score: None };
+        let o = ProbeOutcome { answered: true, attempts: 2, answer: Some("answer".into()), error: None, tokens: Some(7), claims: None, sample: Some(sample) };
+        s.finish_probe("c", 1, o).await.unwrap();
+        assert!(s.mark_probe_sent("c", 2).await.unwrap());
+        assert!(s.mark_upstream_sent("c", 2).await.unwrap());
+        // Crash here: probe 2 (both sides) is in flight. The restart policy fails it, never re-sends it.
+        assert_eq!(s.fail_in_flight_probes("c", "lost").await.unwrap(), 2);
+        assert!(!s.mark_probe_sent("c", 2).await.unwrap());
+        let c = s.get_campaign("c").await.unwrap().unwrap();
+        assert_eq!((c.probes.answered, c.probes.failed, c.probes.pending, c.probes.sent, c.tokens), (1, 1, 1, 2, 7));
+        assert_eq!(c.probes.upstream_failed, 1);
+        let p = s.campaign_probes("c", Some(ProbeState::Answered), 0, 10).await.unwrap();
+        assert_eq!(p.len(), 1);
+        assert!(p[0].sample_id.is_some());
+        assert_eq!(s.get_suspect("a").await.unwrap().unwrap().samples, 1);
+        assert_eq!(s.campaign_by_fingerprint("f").await.unwrap().unwrap().id, "c");
+        assert!(s.set_campaign_state("c", JobState::Done, None).await.unwrap());
+        assert!(s.unfinished_campaigns().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn secrets_list_names_only() {
+        let (s, _d) = store().await;
+        s.put_secret("OPENAI", "sk-123", None).await.unwrap();
+        s.put_secret("OPENAI", "sk-456", None).await.unwrap();
+        assert_eq!(s.get_secret("OPENAI").await.unwrap().as_deref(), Some("sk-456"));
+        let l = serde_json::to_string(&s.list_secrets().await.unwrap()).unwrap();
+        assert!(l.contains("OPENAI") && !l.contains("sk-"));
+        assert!(s.delete_secret("OPENAI").await.unwrap());
+        assert!(s.get_secret("OPENAI").await.unwrap().is_none());
     }
 
     #[tokio::test]

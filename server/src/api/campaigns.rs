@@ -1,0 +1,296 @@
+//! Probe campaigns, the probe-target allowlist and named secrets.
+
+use crate::audit::AuditDetail;
+use crate::auth::{Need, ADMIN, ANALYST, VIEWER};
+use crate::error::{AppError, AppResult, Json, Path, Query};
+use crate::probe::campaign::{self, Budget, CampaignSpec, EndpointSpec};
+use crate::probe::client::ClientOptions;
+use crate::probe::{allowlist, probesets};
+use crate::state::AppState;
+use crate::store::{now_ms, AllowEntry, CampaignRecord, ProbeRecord, ProbeState, SecretInfo};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use utoipa::{IntoParams, ToSchema};
+
+type ErrorBody = crate::error::ErrorBody;
+
+fn with_detail(resp: impl IntoResponse, detail: serde_json::Value) -> Response {
+    let mut r = resp.into_response();
+    r.extensions_mut().insert(AuditDetail(detail));
+    r
+}
+
+/// A user-supplied probe.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ProbeIn {
+    pub prompt: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateCampaign {
+    pub endpoint: EndpointSpec,
+    #[serde(default)]
+    pub upstream: Option<EndpointSpec>,
+    /// `identity`, `general` or `identity+general` (default), unless `probe_list` is given.
+    #[serde(default)]
+    pub probes: Option<String>,
+    /// User-supplied probes (instead of a built-in set).
+    #[serde(default)]
+    pub probe_list: Option<Vec<ProbeIn>>,
+    pub budget: Budget,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    #[serde(default)]
+    pub batch: Option<usize>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Add the answers to this existing suspect (default: a new suspect named after the model).
+    #[serde(default)]
+    pub suspect_id: Option<String>,
+    /// Timeouts, retries, rate limit (requests/s), streaming, `max_tokens` per answer.
+    #[serde(default)]
+    pub client: Option<ClientOptions>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignView {
+    #[serde(flatten)]
+    pub campaign: CampaignRecord,
+    /// decision, teacher, p_value, probes_sent/answered/failed, looks, alpha_spent, identity
+    /// claims per family, stop_reason (as printed by `pedigree probe`).
+    #[schema(value_type = Object)]
+    pub summary: serde_json::Value,
+}
+
+async fn view(state: &AppState, c: CampaignRecord) -> AppResult<CampaignView> {
+    let summary = campaign::summary(state.store.as_ref(), &c).await?;
+    Ok(CampaignView { campaign: c, summary })
+}
+
+/// Start a probe campaign against an allowlisted endpoint (runs in the background).
+#[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", request_body = CreateCampaign,
+    responses((status = 202, body = CampaignView), (status = 403, description = "Role too low, or target not on the allowlist", body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(State(state): State<AppState>, Need(caller): Need<ANALYST>, Json(req): Json<CreateCampaign>) -> AppResult<Response> {
+    let (name, probes) = match (&req.probe_list, &req.probes) {
+        (Some(list), None) => {
+            let text: String = list
+                .iter()
+                .map(|p| serde_json::json!({"prompt": p.prompt, "id": p.id, "kind": p.kind}).to_string() + "\n")
+                .collect();
+            ("custom".to_string(), probesets::parse(&text, "custom", "probe_list").map_err(AppError::Invalid)?)
+        }
+        (None, name) => {
+            let name = name.clone().unwrap_or_else(|| "identity+general".into());
+            let set = probesets::builtin(&name)
+                .ok_or_else(|| AppError::Invalid(format!("unknown probe set `{name}` (built-in: {})", probesets::BUILTIN.join(", "))))?;
+            (name, set)
+        }
+        (Some(_), Some(_)) => return Err(AppError::Invalid("give either `probes` or `probe_list`, not both".into())),
+    };
+    if probes.len() > 100_000 {
+        return Err(AppError::PayloadTooLarge("at most 100000 probes".into()));
+    }
+    let spec = CampaignSpec {
+        endpoint: req.endpoint,
+        upstream: req.upstream,
+        probes: name,
+        budget: req.budget,
+        concurrency: req.concurrency.unwrap_or(4),
+        alpha: req.alpha.unwrap_or(0.01),
+        batch: req.batch.unwrap_or(10),
+        max_consecutive_failures: 20,
+        profile: req.profile,
+        client: req.client.unwrap_or_default(),
+    };
+    spec.validate().map_err(AppError::Invalid)?;
+    // Refuse an off-allowlist target now, before anything is stored.
+    campaign::check_targets(state.store.as_ref(), &spec, &HashSet::new()).await?;
+    let rec = campaign::create(state.store.as_ref(), &state.engine, spec, probes, req.suspect_id, Some(caller.key_id)).await?;
+    state.campaigns.spawn(rec.id.clone());
+    let detail = serde_json::json!({"campaign_id": rec.id, "suspect_id": rec.suspect_id, "probes": rec.probes.total});
+    let v = view(&state, rec).await?;
+    Ok(with_detail((StatusCode::ACCEPTED, Json(v)), detail))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct Paging {
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignList {
+    pub campaigns: Vec<CampaignRecord>,
+}
+
+/// List campaigns, newest first.
+#[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", params(Paging),
+    responses((status = 200, body = CampaignList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, Need(_c): Need<VIEWER>, Query(p): Query<Paging>) -> AppResult<Json<CampaignList>> {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) || p.offset.is_some_and(|o| o < 0) {
+        return Err(AppError::Invalid("`limit` must be between 1 and 1000 and `offset` not negative".into()));
+    }
+    Ok(Json(CampaignList { campaigns: state.store.list_campaigns(limit, p.offset.unwrap_or(0)).await? }))
+}
+
+async fn campaign_or_404(state: &AppState, id: &str) -> AppResult<CampaignRecord> {
+    state.store.get_campaign(id).await?.ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))
+}
+
+/// A campaign's progress: probe counts, current p-value, decision, stop reason, summary.
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
+    responses((status = 200, body = CampaignView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get(State(state): State<AppState>, Need(_c): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Json<CampaignView>> {
+    let c = campaign_or_404(&state, &id).await?;
+    Ok(Json(view(&state, c).await?))
+}
+
+/// Cancel a campaign: no further probe is sent; answers so far are kept.
+#[utoipa::path(post, path = "/v1/campaigns/{id}/cancel", tag = "campaigns", params(("id" = String, Path)),
+    responses((status = 200, body = CampaignRecord), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cancel(State(state): State<AppState>, Need(_c): Need<ANALYST>, Path(id): Path<String>) -> AppResult<Response> {
+    let rec = state.campaigns.cancel(&id).await?;
+    Ok(with_detail(Json(rec), serde_json::json!({"campaign_id": id})))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ProbeQuery {
+    /// Only probes in this state (`pending`, `sent`, `answered`, `failed`).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Probes after this sequence number (paging).
+    #[serde(default)]
+    pub after: Option<i64>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProbeList {
+    pub probes: Vec<ProbeRecord>,
+}
+
+/// A campaign's probes with their state, attempts, answers, errors and identity claims.
+#[utoipa::path(get, path = "/v1/campaigns/{id}/probes", tag = "campaigns", params(("id" = String, Path), ProbeQuery),
+    responses((status = 200, body = ProbeList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn probes(State(state): State<AppState>, Need(_c): Need<VIEWER>, Path(id): Path<String>, Query(q): Query<ProbeQuery>) -> AppResult<Json<ProbeList>> {
+    campaign_or_404(&state, &id).await?;
+    let st = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(ProbeState::parse(s).ok_or_else(|| AppError::Invalid(format!("unknown probe state `{s}`")))?),
+    };
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::Invalid("`limit` must be between 1 and 1000".into()));
+    }
+    Ok(Json(ProbeList { probes: state.store.campaign_probes(&id, st, q.after.unwrap_or(0), limit).await? }))
+}
+
+// --- allowlist
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AllowIn {
+    /// `host:port` (IPv6 as `[addr]:port`).
+    pub entry: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AllowList {
+    pub entries: Vec<AllowEntry>,
+}
+
+/// The probe-target allowlist.
+#[utoipa::path(get, path = "/v1/allowlist", tag = "campaigns",
+    responses((status = 200, body = AllowList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn allow_list(State(state): State<AppState>, Need(_c): Need<VIEWER>) -> AppResult<Json<AllowList>> {
+    Ok(Json(AllowList { entries: state.store.list_allowlist().await? }))
+}
+
+/// Allow a probe target (`host:port`). Internal addresses must be listed as `ip:port` themselves.
+#[utoipa::path(post, path = "/v1/allowlist", tag = "campaigns", request_body = AllowIn,
+    responses((status = 201, body = AllowEntry), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn allow_add(State(state): State<AppState>, Need(caller): Need<ADMIN>, Json(req): Json<AllowIn>) -> AppResult<Response> {
+    let entry = allowlist::normalize_entry(&req.entry).map_err(AppError::Invalid)?;
+    let e = AllowEntry { entry: entry.clone(), note: req.note, created_by: Some(caller.key_id), created_ms: now_ms() };
+    state.store.add_allowlist(e.clone()).await?;
+    Ok(with_detail((StatusCode::CREATED, Json(e)), serde_json::json!({"entry": entry})))
+}
+
+/// Remove a probe target.
+#[utoipa::path(delete, path = "/v1/allowlist/{entry}", tag = "campaigns", params(("entry" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn allow_delete(State(state): State<AppState>, Need(_c): Need<ADMIN>, Path(entry): Path<String>) -> AppResult<Response> {
+    let entry = allowlist::normalize_entry(&entry).map_err(AppError::Invalid)?;
+    if !state.store.delete_allowlist(&entry).await? {
+        return Err(AppError::not_found(format!("allowlist entry `{entry}`")));
+    }
+    Ok(with_detail(StatusCode::NO_CONTENT, serde_json::json!({"entry": entry})))
+}
+
+// --- secrets
+
+#[derive(Deserialize, ToSchema)]
+pub struct SecretIn {
+    /// `[A-Za-z0-9_-]`, at most 64 characters.
+    pub name: String,
+    /// The secret (e.g. an API key). Stored in the data directory's database; never returned.
+    pub value: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretList {
+    /// Names only, never values. Secrets given as `PEDIGREE_SECRET_<NAME>` environment variables
+    /// are not listed.
+    pub secrets: Vec<SecretInfo>,
+}
+
+/// Store a named secret (an endpoint's API key). The value is never returned by any route.
+#[utoipa::path(post, path = "/v1/secrets", tag = "campaigns", request_body = SecretIn,
+    responses((status = 201, body = SecretInfo), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn secret_put(State(state): State<AppState>, Need(caller): Need<ADMIN>, Json(req): Json<SecretIn>) -> AppResult<Response> {
+    if !crate::probe::valid_secret_name(&req.name) {
+        return Err(AppError::Invalid("`name` must be 1–64 characters of [A-Za-z0-9_-]".into()));
+    }
+    if req.value.is_empty() || req.value.len() > 16_384 {
+        return Err(AppError::Invalid("`value` must be 1–16384 bytes".into()));
+    }
+    let info = state.store.put_secret(&req.name, &req.value, Some(caller.key_id)).await?;
+    Ok(with_detail((StatusCode::CREATED, Json(info)), serde_json::json!({"name": req.name})))
+}
+
+/// Names of stored secrets.
+#[utoipa::path(get, path = "/v1/secrets", tag = "campaigns",
+    responses((status = 200, body = SecretList), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn secret_list(State(state): State<AppState>, Need(_c): Need<ADMIN>) -> AppResult<Json<SecretList>> {
+    Ok(Json(SecretList { secrets: state.store.list_secrets().await? }))
+}
+
+/// Delete a stored secret.
+#[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "campaigns", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn secret_delete(State(state): State<AppState>, Need(_c): Need<ADMIN>, Path(name): Path<String>) -> AppResult<Response> {
+    if !state.store.delete_secret(&name).await? {
+        return Err(AppError::not_found(format!("secret `{name}`")));
+    }
+    Ok(with_detail(StatusCode::NO_CONTENT, serde_json::json!({"name": name})))
+}

@@ -1,0 +1,513 @@
+//! The campaign runner: durable, resumable, at-most-once.
+//!
+//! Every probe is a row of `campaign_probes` (`pending` → `sent` → `answered` | `failed`). The
+//! runner takes the next batch of pending probes (at most the remaining request budget), sends them
+//! with the configured concurrency and rate limit, and records each outcome as it arrives: an
+//! answer is scored and written, with its sample for the suspect, in one transaction. After each
+//! batch the suspect's p-value is recomputed; when a planned look of the group-sequential test
+//! ([`detector::sequential`]) is due, the test is run at that look's spent level, and a
+//! `distilled` or `independent` decision stops the campaign (`stop_reason = "decision"`).
+//! Otherwise the campaign ends when the request budget (`budget_requests`) or token budget
+//! (`budget_tokens`) is spent or no probe is left (`probes_exhausted`), with a final look that
+//! spends the rest of α; too many consecutive failures end it as `endpoint_failing`.
+//!
+//! **Restart policy (at most once).** A probe is marked `sent` and committed *before* its first
+//! request leaves. After a crash or restart, probes still `sent` are the only ones whose fate is
+//! unknown (the endpoint may or may not have answered): they are recorded as `failed` with the
+//! error "interrupted in flight; not re-sent" and are never sent again. Answered and failed
+//! probes are never re-sent either, so no probe reaches the endpoint twice across restarts; the
+//! only repeated requests are the retries of one probe within one run (429 / 5xx / timeouts),
+//! which carry the same `Idempotency-Key` header. The α already spent lives in the campaign row
+//! (`sequential`), so resumed looks continue the same spending plan.
+
+use super::allowlist::{self, Target};
+use super::client::{ChatClient, ClientOptions};
+use super::probesets::Probe;
+use crate::engine::Engine;
+use crate::error::{AppError, AppResult};
+use crate::store::{CampaignProgress, CampaignRecord, JobState, NewCampaign, NewProbe, NewSample, ProbeOutcome, ProbeRecord, ProbeState, Store};
+use detector::sequential::{Sequential, Spending};
+use detector::{Decision, TextScore, Verdict, VerdictOptions};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use utoipa::ToSchema;
+
+/// An OpenAI-compatible chat endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct EndpointSpec {
+    /// Base URL, e.g. `https://api.example.com/v1` (`/chat/completions` is appended).
+    pub base_url: String,
+    /// The `model` field of each request.
+    pub model: String,
+    /// Name of the secret holding the API key (`POST /v1/secrets` or env `PEDIGREE_SECRET_<NAME>`);
+    /// the key itself is never stored in the campaign nor returned.
+    #[serde(default)]
+    pub api_key_secret: Option<String>,
+}
+
+/// Budget of a campaign.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Budget {
+    /// Probes sent to the suspect at most (retries of one probe count once).
+    pub max_requests: usize,
+    /// Tokens of the suspect's answers at most (reported `usage.total_tokens`, else estimated).
+    #[serde(default)]
+    pub max_tokens: Option<i64>,
+}
+
+/// Everything that defines a campaign (stored as JSON; secret names only).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CampaignSpec {
+    pub endpoint: EndpointSpec,
+    /// Optional upstream endpoint that receives the same probes (its answers are stored per probe
+    /// for prompt-aligned comparison).
+    #[serde(default)]
+    pub upstream: Option<EndpointSpec>,
+    /// The probe set's name (`identity`, `general`, `identity+general`, or `custom`).
+    pub probes: String,
+    pub budget: Budget,
+    /// Probes in flight at once.
+    #[serde(default = "d_concurrency")]
+    pub concurrency: usize,
+    /// Overall significance level of the sequential test.
+    #[serde(default = "d_alpha")]
+    pub alpha: f64,
+    /// Answers per batch (and the smallest planned look).
+    #[serde(default = "d_batch")]
+    pub batch: usize,
+    /// Stop after this many consecutive failed probes.
+    #[serde(default = "d_max_fail")]
+    pub max_consecutive_failures: usize,
+    /// Profile to score with (default: the built-in one).
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub client: ClientOptions,
+}
+
+fn d_concurrency() -> usize {
+    4
+}
+fn d_alpha() -> f64 {
+    0.01
+}
+fn d_batch() -> usize {
+    10
+}
+fn d_max_fail() -> usize {
+    20
+}
+
+impl CampaignSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.budget.max_requests == 0 || self.budget.max_requests > 100_000 {
+            return Err("`budget.max_requests` must be between 1 and 100000".into());
+        }
+        if self.budget.max_tokens.is_some_and(|t| t <= 0) {
+            return Err("`budget.max_tokens` must be positive".into());
+        }
+        if !(self.alpha > 0.0 && self.alpha < 0.5) {
+            return Err("`alpha` must be in (0, 0.5)".into());
+        }
+        if self.concurrency == 0 || self.concurrency > 64 {
+            return Err("`concurrency` must be between 1 and 64".into());
+        }
+        if self.batch == 0 || self.batch > 1000 {
+            return Err("`batch` must be between 1 and 1000".into());
+        }
+        if !(self.client.rate_per_sec > 0.0 && self.client.rate_per_sec <= 1000.0) {
+            return Err("`client.rate_per_sec` must be in (0, 1000]".into());
+        }
+        if self.client.max_attempts == 0 || self.client.max_attempts > 20 {
+            return Err("`client.max_attempts` must be between 1 and 20".into());
+        }
+        for e in std::iter::once(&self.endpoint).chain(self.upstream.as_ref()) {
+            if e.model.trim().is_empty() {
+                return Err("endpoint `model` is empty".into());
+            }
+            if let Some(s) = &e.api_key_secret {
+                if !super::valid_secret_name(s) {
+                    return Err(format!("`{s}` is not a secret name ([A-Za-z0-9_-], at most 64)"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What identifies "the same campaign" for the CLI's resume: the spec and the probes.
+    pub fn fingerprint(&self, probes: &[Probe]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(serde_json::to_string(self).unwrap_or_default().as_bytes());
+        for p in probes {
+            h.update([0]);
+            h.update(p.prompt.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// Create the campaign (and, without `suspect_id`, a suspect named after the model).
+pub async fn create(
+    store: &dyn Store,
+    engine: &Engine,
+    spec: CampaignSpec,
+    probes: Vec<Probe>,
+    suspect_id: Option<String>,
+    created_by: Option<String>,
+) -> AppResult<CampaignRecord> {
+    spec.validate().map_err(AppError::Invalid)?;
+    let (profile, _) = engine.resolve(spec.profile.as_deref())?;
+    let suspect_id = match suspect_id {
+        Some(id) => crate::api::suspects::suspect_or_404(store, &id).await?.id,
+        None => {
+            let id = format!("sus_{}", crate::auth::random_base62(16));
+            let desc = format!("probed at {} by a campaign", spec.endpoint.base_url);
+            store.create_suspect(&id, &spec.endpoint.model, &desc, &profile).await?;
+            id
+        }
+    };
+    let fingerprint = spec.fingerprint(&probes);
+    let upstream = spec.upstream.is_some();
+    let new = NewCampaign {
+        id: format!("cmp_{}", crate::auth::random_base62(16)),
+        suspect_id,
+        spec: serde_json::to_value(&spec).map_err(|e| AppError::Internal(e.to_string()))?,
+        fingerprint,
+        created_by,
+        probes: probes.into_iter().map(|p| NewProbe { probe_id: p.id, kind: p.kind, prompt: p.prompt }).collect(),
+        upstream,
+    };
+    Ok(store.create_campaign(new).await?)
+}
+
+/// The set-level test of a campaign at a look's level. The ONE call site of the verdict, so a
+/// prompt-aligned variant can be switched in here: `upstream_refs` holds the upstream's answers
+/// keyed by prompt (the detector has no prompt-aligned test yet, so they are not used today).
+pub async fn campaign_verdict(
+    engine: &Engine,
+    profile: Arc<detector::Profile>,
+    scores: Vec<TextScore>,
+    upstream_refs: HashMap<String, String>,
+    level: f64,
+) -> AppResult<Verdict> {
+    let _ = upstream_refs;
+    engine.verdict(profile, scores, VerdictOptions { alpha: level.clamp(1e-300, 0.999), top: 5 }).await
+}
+
+/// The summary printed by `pedigree probe` and returned by `GET /v1/campaigns/{id}` (`summary`).
+pub async fn summary(store: &dyn Store, c: &CampaignRecord) -> AppResult<serde_json::Value> {
+    let probes = all_probes(store, &c.id, Some(ProbeState::Answered)).await?;
+    let mut claims: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &probes {
+        for cl in p.claims.as_ref().and_then(|v| v.as_array()).into_iter().flatten() {
+            if let Some(f) = cl["family"].as_str() {
+                *claims.entry(f.to_string()).or_default() += 1;
+            }
+        }
+    }
+    let seq: Option<Sequential> = c.sequential.clone().and_then(|v| serde_json::from_value(v).ok());
+    Ok(serde_json::json!({
+        "campaign": c.id,
+        "suspect": c.suspect_id,
+        "state": c.state,
+        "decision": c.decision.clone().unwrap_or_else(|| "undecided".into()),
+        "teacher": c.teacher,
+        "p_value": c.p_value,
+        "probes_sent": c.probes.sent,
+        "probes_answered": c.probes.answered,
+        "probes_failed": c.probes.failed,
+        "upstream_answered": c.probes.upstream_answered,
+        "tokens": c.tokens,
+        "looks": seq.as_ref().map_or(0, |s| s.looks.len()),
+        "alpha_spent": seq.as_ref().map_or(0.0, |s| s.spent),
+        "identity_claims": claims,
+        "stop_reason": c.stop_reason,
+        "error": c.error,
+    }))
+}
+
+async fn all_probes(store: &dyn Store, id: &str, state: Option<ProbeState>) -> AppResult<Vec<ProbeRecord>> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.campaign_probes(id, state, after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        out.extend(page);
+    }
+    Ok(out)
+}
+
+/// Progress callback (CLI progress bar): called after every recorded probe.
+pub type OnProgress = Arc<dyn Fn(&CampaignRecord) + Send + Sync>;
+
+/// Run (or resume) a campaign to its end. `extra_allow` adds allowlist entries for this run
+/// only (the CLI's `--allow`). Returns the final record.
+pub async fn run(
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    id: &str,
+    extra_allow: &HashSet<String>,
+    cancel: Arc<AtomicBool>,
+    on_progress: Option<OnProgress>,
+) -> AppResult<CampaignRecord> {
+    let c = store.get_campaign(id).await?.ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))?;
+    if c.state.is_terminal() {
+        return Ok(c);
+    }
+    let lost = store.fail_in_flight_probes(id, "interrupted in flight by a restart; not re-sent (at-most-once policy)").await?;
+    if lost > 0 {
+        tracing::warn!(campaign = %id, lost, "probes in flight at the last stop were recorded as failed");
+    }
+    if !store.set_campaign_state(id, JobState::Running, None).await? {
+        return Ok(store.get_campaign(id).await?.unwrap_or(c));
+    }
+    let outcome = drive(store.as_ref(), &engine, &c, extra_allow, &cancel, on_progress).await;
+    let (state, err, reason) = match outcome {
+        Ok(Some(reason)) => (JobState::Done, None, reason),
+        Ok(None) => (JobState::Cancelled, None, "cancelled".to_string()),
+        Err(e) => (JobState::Failed, Some(e.to_string()), "error".to_string()),
+    };
+    store.update_campaign_progress(id, CampaignProgress { stop_reason: Some(reason), ..Default::default() }).await?;
+    store.set_campaign_state(id, state, err).await?;
+    // The suspect's cached verdict (dashboard listing) now includes the answers (best effort).
+    if let Err(e) = crate::api::suspects::refresh_verdict(store.as_ref(), &engine, &c.suspect_id, Default::default()).await {
+        tracing::info!(campaign = %id, error = %e, "suspect verdict not refreshed");
+    }
+    Ok(store.get_campaign(id).await?.unwrap_or(c))
+}
+
+struct Clients {
+    suspect: ChatClient,
+    upstream: Option<ChatClient>,
+}
+
+async fn connect(store: &dyn Store, spec: &CampaignSpec, extra_allow: &HashSet<String>) -> AppResult<Clients> {
+    let mut allowed: HashSet<String> = store.list_allowlist().await?.into_iter().map(|e| e.entry).collect();
+    allowed.extend(extra_allow.iter().cloned());
+    let client = |t: Target, e: &EndpointSpec, key: Option<String>| {
+        ChatClient::new(&t, &e.model, key, spec.client.clone()).map_err(AppError::Internal)
+    };
+    let mut out = Vec::new();
+    for e in std::iter::once(&spec.endpoint).chain(spec.upstream.as_ref()) {
+        let t = allowlist::check(&e.base_url, &allowed).await.map_err(AppError::TargetRefused)?;
+        let key = match &e.api_key_secret {
+            Some(name) => Some(super::resolve_secret(store, name).await.map_err(AppError::Invalid)?),
+            None => None,
+        };
+        out.push(client(t, e, key)?);
+    }
+    let upstream = if out.len() > 1 { out.pop() } else { None };
+    Ok(Clients { suspect: out.pop().expect("suspect client"), upstream })
+}
+
+/// Check the targets of a spec against the allowlist now (creation time), without sending.
+pub async fn check_targets(store: &dyn Store, spec: &CampaignSpec, extra_allow: &HashSet<String>) -> AppResult<()> {
+    connect(store, spec, extra_allow).await.map(|_| ())
+}
+
+/// The campaign loop; `Ok(Some(stop_reason))` when it ended, `Ok(None)` when cancelled.
+async fn drive(
+    store: &dyn Store,
+    engine: &Arc<Engine>,
+    c: &CampaignRecord,
+    extra_allow: &HashSet<String>,
+    cancel: &AtomicBool,
+    on_progress: Option<OnProgress>,
+) -> AppResult<Option<String>> {
+    let spec: CampaignSpec = serde_json::from_value(c.spec.clone()).map_err(|e| AppError::Internal(format!("stored campaign spec: {e}")))?;
+    let (_, profile) = engine.resolve(spec.profile.as_deref())?;
+    let clients = connect(store, &spec, extra_allow).await?;
+    let mut seq: Sequential = match c.sequential.clone() {
+        Some(v) => serde_json::from_value(v).map_err(|e| AppError::Internal(format!("stored sequential state: {e}")))?,
+        None => Sequential::new(spec.alpha, spec.budget.max_requests, spec.batch, Spending::default()),
+    };
+    let consecutive_failed = AtomicUsize::new(0);
+    let ctx = ProbeCtx { store, engine, profile: profile.clone(), clients: &clients, campaign: &c.id, cancel, source: format!("campaign:{}", c.id) };
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let now = store.get_campaign(&c.id).await?.ok_or_else(|| AppError::not_found("campaign"))?;
+        if now.state == JobState::Cancelled {
+            return Ok(None);
+        }
+        let remaining = spec.budget.max_requests.saturating_sub(now.probes.sent as usize);
+        let stop = if remaining == 0 {
+            Some("budget_requests")
+        } else if spec.budget.max_tokens.is_some_and(|t| now.tokens >= t) {
+            Some("budget_tokens")
+        } else if consecutive_failed.load(Ordering::SeqCst) >= spec.max_consecutive_failures {
+            Some("endpoint_failing")
+        } else {
+            None
+        };
+        let batch = if stop.is_none() { store.campaign_probes(&c.id, Some(ProbeState::Pending), 0, remaining.min(spec.batch) as i64).await? } else { vec![] };
+        let stop = stop.or(batch.is_empty().then_some("probes_exhausted"));
+        if let Some(reason) = stop {
+            look(&ctx, &mut seq, true).await?;
+            return Ok(Some(reason.to_string()));
+        }
+        let results = futures_util::stream::iter(batch)
+            .map(|p| ctx.probe(p))
+            .buffer_unordered(spec.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        for r in results {
+            match r? {
+                Some(true) => consecutive_failed.store(0, Ordering::SeqCst),
+                Some(false) => {
+                    consecutive_failed.fetch_add(1, Ordering::SeqCst);
+                }
+                None => {}
+            }
+        }
+        if let Some(cb) = &on_progress {
+            if let Some(rec) = store.get_campaign(&c.id).await? {
+                cb(&rec);
+            }
+        }
+        if look(&ctx, &mut seq, false).await?.is_some_and(|d| d != Decision::Undecided) {
+            return Ok(Some("decision".to_string()));
+        }
+    }
+}
+
+struct ProbeCtx<'a> {
+    store: &'a dyn Store,
+    engine: &'a Arc<Engine>,
+    profile: Arc<detector::Profile>,
+    clients: &'a Clients,
+    campaign: &'a str,
+    cancel: &'a AtomicBool,
+    source: String,
+}
+
+impl ProbeCtx<'_> {
+    /// Send one probe (and its upstream twin). `Some(answered?)`, or `None` when it was not sent.
+    async fn probe(&self, p: ProbeRecord) -> AppResult<Option<bool>> {
+        if self.cancel.load(Ordering::SeqCst) || !self.store.mark_probe_sent(self.campaign, p.seq).await? {
+            return Ok(None);
+        }
+        let key = format!("{}:{}", self.campaign, p.seq);
+        let outcome = match self.clients.suspect.ask(&p.prompt, &key, |_| {}).await {
+            Ok(a) => {
+                let score = self.engine.score(self.profile.clone(), vec![(a.text.clone(), Some(p.prompt.clone()))]).await?.pop();
+                let score = score.ok_or_else(|| AppError::Internal("no score".into()))?;
+                let claims = serde_json::to_value(&score.claims).ok();
+                let sample = NewSample {
+                    content_hash: crate::jobs::content_hash(&a.text, Some(&p.prompt)),
+                    text: a.text.clone(),
+                    prompt: Some(p.prompt.clone()),
+                    source: self.source.clone(),
+                    score: serde_json::to_value(&score).ok(),
+                };
+                ProbeOutcome { answered: true, attempts: a.attempts as i64, answer: Some(a.text), error: None, tokens: Some(a.tokens), claims, sample: Some(sample) }
+            }
+            Err(f) => ProbeOutcome { answered: false, attempts: f.attempts as i64, answer: None, error: Some(f.error), tokens: None, claims: None, sample: None },
+        };
+        let answered = outcome.answered;
+        self.store.finish_probe(self.campaign, p.seq, outcome).await?;
+        if let Some(up) = &self.clients.upstream {
+            if p.upstream_state == Some(ProbeState::Pending) && self.store.mark_upstream_sent(self.campaign, p.seq).await? {
+                let (a, e) = match up.ask(&p.prompt, &format!("{key}:upstream"), |_| {}).await {
+                    Ok(a) => (Some(a.text), None),
+                    Err(f) => (None, Some(f.error)),
+                };
+                self.store.finish_upstream(self.campaign, p.seq, a, e).await?;
+            }
+        }
+        Ok(Some(answered))
+    }
+}
+
+/// Recompute the suspect's p-value (for progress) and, when a planned look is due (or this is the
+/// final look), run the sequential test and persist its state. Returns the look's decision.
+async fn look(ctx: &ProbeCtx<'_>, seq: &mut Sequential, final_look: bool) -> AppResult<Option<Decision>> {
+    let c = ctx.store.get_campaign(ctx.campaign).await?.ok_or_else(|| AppError::not_found("campaign"))?;
+    let answered = c.probes.answered as usize;
+    let rows = ctx.store.sample_scores(&c.suspect_id).await?;
+    if rows.len() < 2 {
+        return Ok(None);
+    }
+    let scores: Vec<TextScore> = rows.into_iter().filter_map(|(_, v)| serde_json::from_value(v).ok()).collect();
+    let refs: HashMap<String, String> = all_probes(ctx.store, ctx.campaign, Some(ProbeState::Answered))
+        .await?
+        .into_iter()
+        .filter_map(|p| p.upstream_answer.map(|a| (p.prompt, a)))
+        .collect();
+    let due = final_look || seq.due(answered);
+    let mut progress = CampaignProgress::default();
+    let decision = if due && seq.stopped().is_none() && !seq.looks.last().is_some_and(|l| l.final_look) {
+        let level = seq.level_at(answered, final_look);
+        let verdict = campaign_verdict(ctx.engine, ctx.profile.clone(), scores, refs, level).await?;
+        let (l, v) = seq.look(answered, final_look, |_| verdict).expect("look allowed");
+        tracing::info!(campaign = %ctx.campaign, n = l.n, level = l.level, p = l.p_value, decision = ?l.decision, "sequential look");
+        progress.sequential = serde_json::to_value(&*seq).ok();
+        progress.p_value = Some(v.p_value);
+        progress.teacher = v.teacher.clone();
+        progress.decision = Some(serde_json::to_value(l.decision).ok().and_then(|d| d.as_str().map(String::from)).unwrap_or_default());
+        Some(l.decision)
+    } else {
+        // Between looks: the current p-value at the full α, for progress only (no decision).
+        let v = campaign_verdict(ctx.engine, ctx.profile.clone(), scores, refs, seq.alpha).await?;
+        progress.p_value = Some(v.p_value);
+        progress.teacher = v.teacher;
+        None
+    };
+    ctx.store.update_campaign_progress(ctx.campaign, progress).await?;
+    Ok(decision)
+}
+
+/// Background campaigns of the HTTP service (like [`crate::jobs::JobManager`]): spawned on
+/// creation, resumed on start, cancellable.
+pub struct CampaignManager {
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+}
+
+impl CampaignManager {
+    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> CampaignManager {
+        CampaignManager { store, engine, cancels: Mutex::new(HashMap::new()) }
+    }
+
+    pub async fn resume_all(self: &Arc<Self>) -> anyhow::Result<()> {
+        for c in self.store.unfinished_campaigns().await? {
+            tracing::info!(campaign = %c.id, sent = c.probes.sent, "resuming campaign");
+            self.spawn(c.id);
+        }
+        Ok(())
+    }
+
+    pub fn spawn(self: &Arc<Self>, id: String) {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.cancels.lock().expect("cancels").insert(id.clone(), flag.clone());
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = run(me.store.clone(), me.engine.clone(), &id, &HashSet::new(), flag, None).await {
+                tracing::warn!(campaign = %id, error = %e, "campaign failed");
+                let _ = me.store.set_campaign_state(&id, JobState::Failed, Some(e.to_string())).await;
+            }
+            me.cancels.lock().expect("cancels").remove(&id);
+        });
+    }
+
+    /// Cancel: no new probe is sent; probes in flight finish and are recorded.
+    pub async fn cancel(&self, id: &str) -> AppResult<CampaignRecord> {
+        let c = self.store.get_campaign(id).await?.ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))?;
+        if c.state.is_terminal() {
+            return Err(AppError::Conflict(format!("campaign `{id}` is already {}", c.state.as_str())));
+        }
+        if let Some(f) = self.cancels.lock().expect("cancels").get(id) {
+            f.store(true, Ordering::SeqCst);
+        }
+        self.store.set_campaign_state(id, JobState::Cancelled, None).await?;
+        self.store.update_campaign_progress(id, CampaignProgress { stop_reason: Some("cancelled".into()), ..Default::default() }).await?;
+        Ok(self.store.get_campaign(id).await?.unwrap_or(c))
+    }
+}

@@ -1,0 +1,405 @@
+//! A client for OpenAI-compatible chat APIs (`POST {base}/chat/completions`) that survives real
+//! endpoints: per-request timeout, retries with exponential backoff and jitter on 429 / 5xx /
+//! timeouts / dropped connections / malformed bodies (honouring `Retry-After`), a per-endpoint
+//! rate limit shared by every request to that endpoint, streaming (SSE) and non-streaming
+//! responses. Every failure is a value ([`Failure`]), never a panic.
+//!
+//! Each request carries `Idempotency-Key: <campaign>:<seq>` (the same for the retries of one
+//! probe), so an endpoint that honours the header can de-duplicate the retry of a request whose
+//! answer was lost on the way back.
+
+use super::allowlist::Target;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How to talk to one endpoint. Durations are in milliseconds so that the struct is plain JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClientOptions {
+    /// Per-request timeout (connect + whole response), ms.
+    #[serde(default = "d_timeout")]
+    pub timeout_ms: u64,
+    /// Attempts per probe, first try included.
+    #[serde(default = "d_attempts")]
+    pub max_attempts: u32,
+    /// Backoff before retry k (k = 1, 2, …) is base·2^(k−1), capped, with ±50% jitter, ms.
+    #[serde(default = "d_backoff")]
+    pub backoff_base_ms: u64,
+    #[serde(default = "d_backoff_max")]
+    pub backoff_max_ms: u64,
+    /// Longest `Retry-After` honoured, ms; a longer one fails the attempt sequence.
+    #[serde(default = "d_retry_after_max")]
+    pub retry_after_max_ms: u64,
+    /// Requests per second to this endpoint (every attempt counts).
+    #[serde(default = "d_rate")]
+    pub rate_per_sec: f64,
+    /// Ask for a streamed (SSE) answer.
+    #[serde(default)]
+    pub stream: bool,
+    /// `max_tokens` of each request.
+    #[serde(default = "d_answer_tokens")]
+    pub answer_max_tokens: u32,
+    /// Sampling temperature sent with each request (default: the endpoint's).
+    #[serde(default)]
+    pub temperature: Option<f64>,
+}
+
+fn d_timeout() -> u64 {
+    60_000
+}
+fn d_attempts() -> u32 {
+    4
+}
+fn d_backoff() -> u64 {
+    500
+}
+fn d_backoff_max() -> u64 {
+    30_000
+}
+fn d_retry_after_max() -> u64 {
+    300_000
+}
+fn d_rate() -> f64 {
+    2.0
+}
+fn d_answer_tokens() -> u32 {
+    512
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("defaults")
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub text: String,
+    /// Tokens used: the endpoint's `usage.total_tokens`, else an estimate (characters / 4).
+    pub tokens: i64,
+    pub attempts: u32,
+}
+
+/// A probe that could not be answered.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: String,
+    pub attempts: u32,
+}
+
+enum AttemptError {
+    /// Worth retrying (429, 5xx, timeout, connection dropped, malformed body).
+    Retry { msg: String, retry_after: Option<Duration> },
+    /// Not worth retrying (other 4xx, refused redirects).
+    Fatal(String),
+}
+
+/// Spaces requests to one endpoint at least `1 / rate` apart (a reservation queue: each caller
+/// takes the next free slot and sleeps until it).
+pub struct RateLimiter {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(rate_per_sec: f64) -> RateLimiter {
+        let interval = if rate_per_sec > 0.0 && rate_per_sec.is_finite() { Duration::from_secs_f64(1.0 / rate_per_sec) } else { Duration::ZERO };
+        RateLimiter { interval, next: Mutex::new(Instant::now()) }
+    }
+
+    pub async fn acquire(&self) {
+        let slot = {
+            let mut next = self.next.lock().expect("rate limiter");
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+pub struct ChatClient {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    model: String,
+    api_key: Option<String>,
+    opts: ClientOptions,
+    limiter: RateLimiter,
+}
+
+/// `{base}/chat/completions`, unless the URL already ends with it.
+pub fn completions_url(base: &reqwest::Url) -> reqwest::Url {
+    let s = base.as_str().trim_end_matches('/');
+    if s.ends_with("/chat/completions") {
+        base.clone()
+    } else {
+        reqwest::Url::parse(&format!("{s}/chat/completions")).unwrap_or_else(|_| base.clone())
+    }
+}
+
+/// `Retry-After`: delta-seconds or an HTTP date.
+fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(s) = v.parse::<f64>() {
+        return (s >= 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+fn snippet(s: &str) -> String {
+    let t: String = s.chars().take(200).collect();
+    if t.len() < s.len() {
+        format!("{t}…")
+    } else {
+        t
+    }
+}
+
+fn estimate_tokens(prompt: &str, answer: &str) -> i64 {
+    ((prompt.chars().count() + answer.chars().count()) as i64 + 3) / 4
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    total_tokens: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    message: Option<Msg>,
+    #[serde(default)]
+    delta: Option<Msg>,
+}
+
+#[derive(Deserialize)]
+struct Msg {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+impl ChatClient {
+    /// A client for a checked target. The host's checked addresses are pinned (no second DNS
+    /// look-up that could answer differently) and redirects are refused.
+    pub fn new(target: &Target, model: &str, api_key: Option<String>, opts: ClientOptions) -> Result<ChatClient, String> {
+        let mut b = reqwest::Client::builder()
+            .timeout(Duration::from_millis(opts.timeout_ms.max(1)))
+            .connect_timeout(Duration::from_millis(opts.timeout_ms.clamp(1, 10_000)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("pedigree-probe/", env!("CARGO_PKG_VERSION")));
+        if target.host.parse::<std::net::IpAddr>().is_err() && !target.host.starts_with('[') {
+            b = b.resolve_to_addrs(&target.host, &target.addrs);
+        }
+        let http = b.build().map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(ChatClient {
+            http,
+            url: completions_url(&target.url),
+            model: model.to_string(),
+            api_key,
+            limiter: RateLimiter::new(opts.rate_per_sec),
+            opts,
+        })
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    /// Ask one prompt, retrying as configured. `on_attempt(k)` is called before attempt k.
+    pub async fn ask(&self, prompt: &str, idempotency_key: &str, mut on_attempt: impl FnMut(u32)) -> Result<Answer, Failure> {
+        let mut last = String::new();
+        let max = self.opts.max_attempts.max(1);
+        for attempt in 1..=max {
+            on_attempt(attempt);
+            self.limiter.acquire().await;
+            match self.attempt(prompt, idempotency_key).await {
+                Ok((text, tokens)) => return Ok(Answer { text, tokens, attempts: attempt }),
+                Err(AttemptError::Fatal(msg)) => return Err(Failure { error: msg, attempts: attempt }),
+                Err(AttemptError::Retry { msg, retry_after }) => {
+                    last = msg;
+                    if attempt == max {
+                        break;
+                    }
+                    let exp = self.opts.backoff_base_ms.saturating_mul(1u64 << (attempt - 1).min(20)).min(self.opts.backoff_max_ms);
+                    let jittered = Duration::from_millis(exp).mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
+                    let wait = match retry_after {
+                        Some(ra) if ra > Duration::from_millis(self.opts.retry_after_max_ms) => {
+                            return Err(Failure { error: format!("{last}; Retry-After {}s exceeds the limit", ra.as_secs()), attempts: attempt });
+                        }
+                        Some(ra) => ra.max(jittered),
+                        None => jittered,
+                    };
+                    tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %last, "probe attempt failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        Err(Failure { error: format!("gave up after {max} attempts: {last}"), attempts: max })
+    }
+
+    async fn attempt(&self, prompt: &str, idempotency_key: &str) -> Result<(String, i64), AttemptError> {
+        let mut body = serde_json::json!({
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": self.opts.answer_max_tokens,
+            "stream": self.opts.stream,
+        });
+        if let Some(t) = self.opts.temperature {
+            body["temperature"] = t.into();
+        }
+        let mut req = self.http.post(self.url.clone()).json(&body).header("Idempotency-Key", idempotency_key);
+        if let Some(k) = &self.api_key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.map_err(|e| AttemptError::Retry { msg: describe(&e), retry_after: None })?;
+        let status = resp.status();
+        if status.is_redirection() {
+            return Err(AttemptError::Fatal(format!("HTTP {status}: redirects are not followed")));
+        }
+        if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+            let ra = retry_after(resp.headers());
+            let text = resp.text().await.unwrap_or_default();
+            return Err(AttemptError::Retry { msg: format!("HTTP {status}: {}", snippet(&text)), retry_after: ra });
+        }
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(AttemptError::Fatal(format!("HTTP {status}: {}", snippet(&text))));
+        }
+        let is_sse = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let (text, usage) = if is_sse { self.read_stream(resp).await? } else { read_json(resp).await? };
+        if text.trim().is_empty() {
+            return Err(AttemptError::Retry { msg: "malformed answer: empty content".into(), retry_after: None });
+        }
+        let tokens = usage.unwrap_or_else(|| estimate_tokens(prompt, &text));
+        Ok((text, tokens))
+    }
+
+    /// Server-sent events: `data: {chunk}` lines until `data: [DONE]`. A stream that ends without
+    /// `[DONE]` (dropped connection, truncation) is an error, not a short answer.
+    async fn read_stream(&self, resp: reqwest::Response) -> Result<(String, Option<i64>), AttemptError> {
+        use futures_util::StreamExt;
+        let mut stream = resp.bytes_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut text = String::new();
+        let mut usage = None;
+        loop {
+            let chunk = match stream.next().await {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => return Err(AttemptError::Retry { msg: format!("stream interrupted: {}", describe(&e)), retry_after: None }),
+                None => return Err(AttemptError::Retry { msg: "malformed answer: stream ended before [DONE]".into(), retry_after: None }),
+            };
+            buf.extend_from_slice(&chunk);
+            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim();
+                let Some(data) = line.strip_prefix("data:") else { continue };
+                let data = data.trim();
+                if data == "[DONE]" {
+                    return Ok((text, usage));
+                }
+                let c: Completion = serde_json::from_str(data)
+                    .map_err(|e| AttemptError::Retry { msg: format!("malformed stream chunk: {e}: {}", snippet(data)), retry_after: None })?;
+                if let Some(u) = c.usage.and_then(|u| u.total_tokens) {
+                    usage = Some(u);
+                }
+                for ch in c.choices {
+                    if let Some(s) = ch.delta.and_then(|d| d.content).or_else(|| ch.message.and_then(|m| m.content)) {
+                        text.push_str(&s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn read_json(resp: reqwest::Response) -> Result<(String, Option<i64>), AttemptError> {
+    let bytes = resp.bytes().await.map_err(|e| AttemptError::Retry { msg: format!("reading the answer: {}", describe(&e)), retry_after: None })?;
+    let c: Completion = serde_json::from_slice(&bytes).map_err(|e| AttemptError::Retry {
+        msg: format!("malformed answer: {e}: {}", snippet(&String::from_utf8_lossy(&bytes))),
+        retry_after: None,
+    })?;
+    let text = c
+        .choices
+        .into_iter()
+        .next()
+        .and_then(|ch| ch.message.and_then(|m| m.content))
+        .ok_or(AttemptError::Retry { msg: "malformed answer: no choices[0].message.content".into(), retry_after: None })?;
+    Ok((text, c.usage.and_then(|u| u.total_tokens)))
+}
+
+/// A transport error with its cause chain (reqwest's top-level message alone is vague).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "connection dropped"
+    } else {
+        "request failed"
+    };
+    let mut msg = kind.to_string();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions_url_appends_once() {
+        let u = |s: &str| completions_url(&reqwest::Url::parse(s).unwrap()).to_string();
+        assert_eq!(u("http://h:1/v1"), "http://h:1/v1/chat/completions");
+        assert_eq!(u("http://h:1/v1/"), "http://h:1/v1/chat/completions");
+        assert_eq!(u("http://h:1/v1/chat/completions"), "http://h:1/v1/chat/completions");
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        h.insert("retry-after", httpdate::fmt_http_date(later).parse().unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[tokio::test]
+    async fn rate_limiter_spaces_requests() {
+        let l = RateLimiter::new(50.0);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            l.acquire().await;
+        }
+        // First slot at once, then one every 20 ms: at least 80 ms for five (a lower bound, so
+        // a slow machine cannot make it flaky).
+        assert!(t0.elapsed() >= Duration::from_millis(80), "{:?}", t0.elapsed());
+    }
+}

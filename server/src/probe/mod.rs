@@ -1,0 +1,58 @@
+//! Probe campaigns: send probe prompts to a suspect's OpenAI-compatible chat API, store the answers
+//! as the suspect's samples, score them and update the verdict after every batch, and stop as
+//! soon as the group-sequential test is confident (or the budget ends).
+//!
+//! - [`probesets`]: built-in identity / general probes and JSONL sets.
+//! - [`allowlist`]: which `host:port` targets may be probed (admin-managed; internal addresses
+//!   only when listed literally).
+//! - [`client`]: the chat client (timeouts, retries with backoff + jitter honouring
+//!   `Retry-After`, rate limit, streaming).
+//! - [`campaign`]: the durable runner (per-probe state in the store, at-most-once sending, resume).
+//! - [`replay`]: a fault-injecting OpenAI-compatible replay server (`pedigree replay-server`, tests).
+
+pub mod allowlist;
+pub mod campaign;
+pub mod cli;
+pub mod client;
+pub mod probesets;
+pub mod replay;
+
+pub use campaign::{CampaignManager, CampaignSpec, EndpointSpec};
+
+use crate::store::Store;
+
+/// The environment variable that can hold secret `name`: `PEDIGREE_SECRET_<NAME>` (upper-case,
+/// non-alphanumerics as `_`).
+pub fn secret_env_var(name: &str) -> String {
+    let n: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("PEDIGREE_SECRET_{n}")
+}
+
+/// A secret's value: the environment variable `PEDIGREE_SECRET_<NAME>` first (so keys can stay out
+/// of the database), else the store's `secrets` table (`POST /v1/secrets`).
+pub async fn resolve_secret(store: &dyn Store, name: &str) -> Result<String, String> {
+    if let Ok(v) = std::env::var(secret_env_var(name)) {
+        if !v.is_empty() {
+            return Ok(v);
+        }
+    }
+    match store.get_secret(name).await {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(format!("secret `{name}` is not set (neither {} nor a stored secret)", secret_env_var(name))),
+        Err(e) => Err(format!("reading secret `{name}`: {e}")),
+    }
+}
+
+/// A secret name: 1–64 characters of `[A-Za-z0-9_-]`.
+pub fn valid_secret_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secret_env_names() {
+        assert_eq!(super::secret_env_var("openai-key"), "PEDIGREE_SECRET_OPENAI_KEY");
+        assert!(super::valid_secret_name("a_B-1") && !super::valid_secret_name("a b") && !super::valid_secret_name(""));
+    }
+}
