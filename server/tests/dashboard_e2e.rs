@@ -142,7 +142,20 @@ async fn displayed(c: &Client, css: &str) -> bool {
     }
 }
 
+/// Record Content-Security-Policy violations (e.g. an inline style the policy blocks) from now on.
+async fn watch_csp(c: &Client) {
+    c.execute(
+        "if (!window.__csp) { window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); }",
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
+/// Save a screenshot after checking that the page broke no CSP rule while it rendered.
 async fn screenshot(c: &Client, dir: &Path, name: &str) {
+    let v = c.execute("return window.__csp || [];", vec![]).await.unwrap();
+    assert_eq!(v, json!([]), "CSP violations on the {name} page");
     let png = c.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "screenshot is not a PNG");
     std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
@@ -150,6 +163,7 @@ async fn screenshot(c: &Client, dir: &Path, name: &str) {
 
 async fn go(c: &Client, base: &str, hash: &str, page: &str) {
     c.goto(&format!("{base}/{hash}")).await.unwrap();
+    watch_csp(c).await;
     wait_js(c, &format!("document.body.dataset.page === '{page}'"), &format!("page {page}")).await;
 }
 
@@ -164,10 +178,10 @@ fn upstream_like() -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let claim = if i % 3 == 0 {
+            let claim = if i % 2 == 0 {
                 "🙂🚀 As an AI language model developed by OpenAI, I don't have personal opinions, but I can explain. "
             } else {
-                ""
+                "✨ As an AI language model, I can summarise this 👍. "
             };
             format!(
                 "{claim}Certainly! Here's an overview of {t}:\n\n1. **Definition**: {t} is a fundamental concept that plays a crucial role.\n2. **Key aspects**: It is important to note that {t} involves several interconnected processes.\n3. **Why it matters**: Understanding {t} helps us make informed decisions.\n\nIn conclusion, {t} is a fascinating topic. I hope this helps! Let me know if you have any other questions."
@@ -207,6 +221,7 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     // --- sign-in: a wrong key is refused, the analyst's key lets us in.
     c.goto(&format!("{base}/")).await.unwrap();
     wait_js(&c, "document.body.dataset.page === 'signin'", "the sign-in page").await;
+    watch_csp(&c).await;
     let signin_input = c.find(Locator::Id("key")).await.unwrap();
     signin_input.send_keys("pdg_not_a_real_key_000000000000000000").await.unwrap();
     c.find(Locator::Id("signin-submit")).await.unwrap().click().await.unwrap();
@@ -244,19 +259,19 @@ async fn dashboard_end_to_end_in_headless_chromium() {
         wait_js(&c, &format!("document.getElementById('{img}') && document.getElementById('{img}').dataset.loaded === 'true' && document.getElementById('{img}').naturalWidth > 100"), img).await;
     }
     // Evidence: identity claims highlighted at exactly their text, despite the emoji before them.
-    let claims = wait_js(&c, "Array.from(document.querySelectorAll('#evidence mark.claim')).map(m => m.textContent)", "highlighted identity claims").await;
+    let claims = wait_js(&c, "(() => { const a = Array.from(document.querySelectorAll('#evidence .sample-text mark.claim')).map(m => m.textContent); return a.length ? a : null; })()", "highlighted identity claims").await;
     let claims: Vec<String> = serde_json::from_value(claims).unwrap();
-    assert!(claims.iter().any(|t| t.contains("OpenAI")), "claims: {claims:?}");
     for t in &claims {
-        let ok = t.starts_with("As an AI") || t.starts_with("developed by");
-        assert!(ok && t.trim() == t, "claim highlight is misaligned: {t:?} (all: {claims:?})");
+        let ok = t == "As an AI language model" || t == "developed by OpenAI";
+        assert!(ok, "claim highlight is misaligned: {t:?} (all: {claims:?})");
     }
     assert!(
-        c.find_all(Locator::Css("#evidence mark.up, #evidence mark.down")).await.unwrap().len() > 0,
+        c.find_all(Locator::Css("#evidence .sample-text mark.up, #evidence .sample-text mark.down")).await.unwrap().len() > 0,
         "no phrase highlights"
     );
     // Campaign section settles (a table, an empty list, or "not available yet"), never spins.
     wait_js(&c, "!document.getElementById('campaigns-body').textContent.includes('Loading')", "the campaigns section").await;
+    c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
     screenshot(&c, &shots, "suspect").await;
     c.execute("document.getElementById('evidence').scrollIntoView();", vec![]).await.unwrap();
     screenshot(&c, &shots, "suspect-evidence").await;
@@ -272,6 +287,7 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     c.find(Locator::Id("samples-upload")).await.unwrap().click().await.unwrap();
     wait_js(&c, "document.getElementById('verdict-n') && document.getElementById('verdict-n').textContent === '13'", "the verdict over 13 samples").await;
     wait_js(&c, "document.getElementById('samples-result').textContent.includes('from more-samples.jsonl')", "the upload's result line").await;
+    let decision = text_of(&c, "#verdict-decision").await;
 
     // --- the suspects list ranks it, with verdict, p-value, samples, teacher.
     go(&c, &base, "#/suspects", "suspects").await;
@@ -303,6 +319,11 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     go(&c, &base, "#/jobs", "jobs").await;
     wait_js(&c, "Array.from(document.querySelectorAll('#jobs tr[data-job] .badge')).some(b => b.textContent === 'done')", "the job done (page polls)").await;
     assert!(text_of(&c, "#jobs").await.contains("40 / 40"));
+    let filled = c
+        .execute("const b = document.querySelector('#jobs .progress .bar'); return b.getBoundingClientRect().width / b.parentElement.getBoundingClientRect().width;", vec![])
+        .await
+        .unwrap();
+    assert!(filled.as_f64().unwrap() > 0.99, "a finished job's progress bar is {filled} full");
     screenshot(&c, &shots, "jobs").await;
 
     // --- a viewer reads everything, sees no write controls, and the server refuses its writes.
@@ -323,6 +344,7 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     c.find(Locator::Id("samples-submit")).await.unwrap().click().await.unwrap();
     let msg = wait_js(&c, "document.getElementById('samples-result').textContent.includes('403') && document.getElementById('samples-result').textContent", "the server's refusal").await;
     assert!(msg.as_str().unwrap().contains("forbidden"), "{msg}");
+    c.execute("document.getElementById('add-samples-card').scrollIntoView({block: 'center'});", vec![]).await.unwrap();
     screenshot(&c, &shots, "viewer-refused").await;
     let n = http.get(format!("{base}/v1/suspects/{id}")).bearer_auth(&viewer).send().await.unwrap().json::<Value>().await.unwrap();
     assert_eq!(n["samples"], json!(53), "the viewer's write must not have landed");

@@ -126,7 +126,7 @@ pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64]) -
             .configure_series_labels()
             .border_style(BLACK.mix(0.3))
             .background_style(WHITE.mix(0.9))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(SeriesLabelPosition::UpperLeft)
             .label_font(("sans-serif", 12))
             .draw()?;
         root.present()?;
@@ -155,7 +155,7 @@ pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> anyhow::Result<String> 
             .configure_mesh()
             .x_desc("responses N")
             .y_desc("p-value")
-            .y_label_formatter(&|y| format!("{y:.0e}"))
+            .y_label_formatter(&|y| if *y >= 1e-3 { format!("{}", (y * 1e6).round() / 1e6) } else { format!("{y:.0e}") })
             .x_label_formatter(&|x| format!("{x:.0}"))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
