@@ -445,9 +445,9 @@ function evidenceCard(v) {
     list.length ? list : h('p', { class: 'empty' }, 'No samples yet.'));
 }
 
-function samplesCard(samples) {
+function samplesCard(samples, total) {
   return h('section', { class: 'card', id: 'samples' },
-    h('h2', {}, `Samples (${samples.length ? 'latest ' + samples.length : 'none'})`),
+    h('h2', {}, samples.length < total ? `Samples (first ${samples.length} of ${total})` : `Samples (${total})`),
     samples.length ? h('table', { class: 'data compact' },
       h('thead', {}, h('tr', {}, h('th', {}, 'id'), h('th', {}, 'Text'), h('th', {}, 'Score'), h('th', {}, 'FPR'), h('th', {}, 'Family'), h('th', {}, 'Source'), h('th', {}, 'Added'))),
       h('tbody', {}, samples.map((x) => {
@@ -458,49 +458,67 @@ function samplesCard(samples) {
       }))) : h('p', { class: 'empty' }, 'No samples yet.'));
 }
 
-function campaignProgress(c) {
-  if (typeof c.progress === 'number') return c.progress;
-  const done = c.done ?? c.completed ?? c.sent;
-  const total = c.total ?? c.planned ?? c.budget;
-  return typeof done === 'number' && typeof total === 'number' && total > 0 ? done / total : null;
+/** One probe campaign (GET /v1/campaigns): target, state, probes done of the planned number, look. */
+function campaignRow(c) {
+  const spec = c.spec || {};
+  const ep = spec.endpoint || {};
+  const p = c.probes || {};
+  const budget = spec.budget && spec.budget.max_requests;
+  const planned = Math.min(p.total || 0, budget || Infinity);
+  const finished = (p.answered || 0) + (p.failed || 0);
+  let host = ep.base_url || '';
+  try { host = new URL(ep.base_url).host; } catch (_) { /* keep as is */ }
+  const state = c.state || '–';
+  return h('tr', { 'data-campaign': c.id, 'data-state': state },
+    h('td', {}, h('div', {}, ep.model || c.id), h('div', { class: 'muted small' }, `${host} · ${spec.probes || 'probes'}`)),
+    h('td', {}, h('span', { class: 'badge state-' + state }, state), c.error ? h('div', { class: 'error-text small' }, c.error) : null),
+    h('td', { class: 'campaign-progress' }, planned ? progressBar(finished / planned, `${finished} / ${planned}`) : '–',
+      h('div', { class: 'muted small' }, `answered ${p.answered || 0} · failed ${p.failed || 0} · in flight ${p.in_flight || 0}`)),
+    h('td', { class: 'num' }, fmtP(c.p_value)),
+    h('td', {}, c.decision ? decisionBadge(c.decision) : '–', c.teacher ? h('div', { class: 'muted small' }, 'teacher ' + c.teacher) : null),
+    h('td', {}, c.stop_reason || '–'),
+    timeCell(c.updated_ms));
 }
 
-function campaignsCard(s) {
+function campaignsCard(s, onProgress) {
   const body = h('div', { id: 'campaigns-body' }, h('p', { class: 'muted' }, 'Loading…'));
-  const card = h('section', { class: 'card', id: 'campaigns' }, h('h2', {}, 'Probe campaigns'), body);
-  const active = (c) => /^(queued|running|pending|active|probing)$/.test(String(c.state ?? c.status ?? ''));
-  let polling = false;
+  const card = h('section', { class: 'card', id: 'campaigns' }, h('h2', {}, 'Probe campaigns'),
+    h('p', { class: 'muted small' }, 'Campaigns send probe prompts to the suspect\'s endpoint and add the answers as samples (start one with ', h('code', {}, 'pedigree probe'), ' or ', h('code', {}, 'POST /v1/campaigns'), '). Running campaigns refresh every 2 s.'),
+    body);
+  let timer = null;
+  let lastAnswered = null;
   const load = async () => {
     let list;
     try {
-      const r = await api(`/v1/campaigns?suspect=${encodeURIComponent(s.id)}`);
-      list = Array.isArray(r) ? r : (r.campaigns || []);
+      list = (await api('/v1/campaigns?limit=1000')).campaigns || [];
     } catch (e) {
       if (e.status === 404 || e.status === 405 || e.status === 501) {
-        body.replaceChildren(h('p', { class: 'muted', id: 'campaigns-unavailable' }, 'Probe campaigns are not available on this server yet.'));
-        return;
+        body.replaceChildren(h('p', { class: 'muted', id: 'campaigns-unavailable' }, 'Probe campaigns are not available on this server.'));
+      } else {
+        body.replaceChildren(h('p', { class: 'error-text' }, e.describe()));
       }
-      body.replaceChildren(h('p', { class: 'error-text' }, e.describe()));
       return;
     }
-    list = list.filter((c) => !c.suspect_id || c.suspect_id === s.id);
+    list = list.filter((c) => c.suspect_id === s.id);
     if (!list.length) {
       body.replaceChildren(h('p', { class: 'empty' }, 'No probe campaigns for this suspect.'));
-      return;
+    } else {
+      body.replaceChildren(h('table', { class: 'data compact', id: 'campaigns-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Target'), h('th', {}, 'State'), h('th', {}, 'Probes'), h('th', {}, 'p-value'), h('th', {}, 'Decision'), h('th', {}, 'Stop reason'), h('th', {}, 'Updated'))),
+        h('tbody', {}, list.map(campaignRow))));
     }
-    body.replaceChildren(h('table', { class: 'data compact' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Campaign'), h('th', {}, 'State'), h('th', {}, 'Progress'), h('th', {}, 'Updated'))),
-      h('tbody', {}, list.map((c) => {
-        const p = campaignProgress(c);
-        const label = [c.done ?? c.completed ?? c.sent, c.total ?? c.planned ?? c.budget].every((x) => typeof x === 'number')
-          ? `${c.done ?? c.completed ?? c.sent} / ${c.total ?? c.planned ?? c.budget}` : undefined;
-        return h('tr', {}, h('td', {}, c.name || c.id), h('td', {}, h('span', { class: 'badge state-' + (c.state ?? c.status) }, c.state ?? c.status ?? '–')),
-          h('td', {}, p === null ? '–' : progressBar(p, label)), timeCell(c.updated_ms ?? c.created_ms));
-      }))));
-    if (list.some(active) && !polling) {
-      polling = true;
-      every(2000, load);
+    const running = list.some((c) => c.state === 'queued' || c.state === 'running');
+    const answered = list.reduce((n, c) => n + ((c.probes && c.probes.answered) || 0), 0);
+    if (running && !timer) {
+      timer = setInterval(load, 2000);
+      app.timers.push(timer);
+    } else if (!running && timer) {
+      clearInterval(timer);
+      timer = null;
     }
+    // New answers are new samples: let the page refresh its verdict when a campaign finishes.
+    if (lastAnswered !== null && answered !== lastAnswered && !running && onProgress) onProgress();
+    lastAnswered = answered;
   };
   load();
   return card;
@@ -511,7 +529,9 @@ async function renderSuspect(main, id) {
   const s = await api(base);
   const container = h('div', { id: 'suspect', 'data-id': s.id });
   main.append(container);
-  let addCard = null; // built once: keeps the pasted text and the last result across reloads
+  // Built once, kept across reloads: the pasted text and last result; the campaigns' polling.
+  let addCard = null;
+  let campaigns = null;
   const reload = async () => {
     const [fresh, samples] = await Promise.all([api(base), api(`${base}/samples?limit=50`)]);
     let v = null;
@@ -540,8 +560,8 @@ async function renderSuspect(main, id) {
           v ? growthImg : h('p', { class: 'empty', id: 'growth-empty' }, 'Appears once the suspect has samples.')),
         addCard || (addCard = addSamplesCard(fresh, reload))),
       evidenceCard(v),
-      campaignsCard(fresh),
-      samplesCard(samples.samples));
+      campaigns || (campaigns = campaignsCard(fresh, () => reload().catch((e) => flash(e.describe ? e.describe() : String(e))))),
+      samplesCard(samples.samples, fresh.samples));
     loadPlot(scoresImg, `${base}/plots/scores.svg`);
     if (v) loadPlot(growthImg, `${base}/plots/growth.svg`);
   };

@@ -15,9 +15,12 @@ mod common;
 use common::proc;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+use server::probe::replay::{self, Replay};
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -207,6 +210,7 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     std::fs::create_dir_all(&shots).unwrap();
 
     let data = tempfile::tempdir().unwrap();
+    let admin = proc::create_key(data.path(), "admin");
     let analyst = proc::create_key(data.path(), "analyst");
     let viewer = proc::create_key(data.path(), "viewer");
     let server = proc::start(data.path(), &[]);
@@ -348,6 +352,58 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     screenshot(&c, &shots, "viewer-refused").await;
     let n = http.get(format!("{base}/v1/suspects/{id}")).bearer_auth(&viewer).send().await.unwrap().json::<Value>().await.unwrap();
     assert_eq!(n["samples"], json!(53), "the viewer's write must not have landed");
+
+    // --- a probe campaign against a local replay of an OpenAI-compatible endpoint: the suspect
+    // page shows its progress live (no reload), then the verdict over the new samples.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut replay = Replay::new("rival-7b", HashMap::new());
+    replay.fallback = Some("Certainly! As an AI language model developed by OpenAI, I can help with that. I hope this helps!".into());
+    replay.latency_ms = 400;
+    tokio::spawn(replay::serve(listener, Arc::new(replay)));
+    let r = http.post(format!("{base}/v1/allowlist")).bearer_auth(&admin).json(&json!({"entry": format!("127.0.0.1:{port}")})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    c.refresh().await.unwrap(); // the viewer's page, before the campaign exists
+    wait_js(&c, "document.body.dataset.page === 'suspect' && document.getElementById('campaigns-body').textContent.includes('No probe campaigns')", "no campaigns yet").await;
+    let r = http
+        .post(format!("{base}/v1/campaigns"))
+        .bearer_auth(&analyst)
+        .json(&json!({
+            "endpoint": {"base_url": format!("http://127.0.0.1:{port}/v1"), "model": "rival-7b"},
+            "probes": "identity", "budget": {"max_requests": 12}, "concurrency": 1, "suspect_id": id,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
+    c.refresh().await.unwrap();
+    wait_js(&c, "document.body.dataset.page === 'suspect' && document.querySelector('#campaigns tr[data-campaign]')", "the campaign's row").await;
+    // Mark the document: a reload would lose the mark, so progress seen with it is live.
+    c.execute("window.__same_document = true;", vec![]).await.unwrap();
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    let final_state = loop {
+        let v = c
+            .execute("const r = document.querySelector('#campaigns tr[data-campaign]'); return [window.__same_document === true, r.dataset.state, r.querySelector('.campaign-progress').textContent];", vec![])
+            .await
+            .unwrap();
+        assert_eq!(v[0], json!(true), "the page reloaded instead of updating");
+        let (state, progress) = (v[1].as_str().unwrap().to_string(), v[2].as_str().unwrap().to_string());
+        if seen.last() != Some(&progress) {
+            seen.push(progress);
+        }
+        if ["done", "failed", "cancelled"].contains(&state.as_str()) {
+            break state;
+        }
+        assert!(start.elapsed() < WAIT * 2, "campaign still {state} after {:?}; progress seen: {seen:?}", start.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(final_state, "done", "progress seen: {seen:?}");
+    assert!(seen.len() >= 2, "no live progress: the page showed only {seen:?}");
+    // The campaign's answers are samples: the verdict refreshes by itself.
+    wait_js(&c, "Number(document.getElementById('verdict-n').textContent) > 53", "the verdict over the campaign's answers").await;
+    c.execute("document.getElementById('campaigns').scrollIntoView({block: 'center'});", vec![]).await.unwrap();
+    screenshot(&c, &shots, "suspect-campaign").await;
 
     c.close().await.unwrap();
     drop(driver);
