@@ -50,6 +50,8 @@ pub struct Logged {
     pub stream: bool,
     pub idempotency_key: Option<String>,
     pub authorization: Option<String>,
+    /// When the request arrived (unix milliseconds).
+    pub at_ms: i64,
 }
 
 #[derive(Default)]
@@ -177,6 +179,7 @@ async fn chat(State(r): State<Arc<Replay>>, headers: axum::http::HeaderMap, body
         stream: req.stream,
         idempotency_key: hdr("idempotency-key"),
         authorization: hdr("authorization"),
+        at_ms: crate::store::now_ms(),
     });
     if r.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(r.latency_ms)).await;
