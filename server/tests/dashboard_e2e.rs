@@ -270,7 +270,7 @@ async fn dashboard_end_to_end_in_headless_chromium() {
         assert!(ok, "claim highlight is misaligned: {t:?} (all: {claims:?})");
     }
     assert!(
-        c.find_all(Locator::Css("#evidence .sample-text mark.up, #evidence .sample-text mark.down")).await.unwrap().len() > 0,
+        !c.find_all(Locator::Css("#evidence .sample-text mark.up, #evidence .sample-text mark.down")).await.unwrap().is_empty(),
         "no phrase highlights"
     );
     // Campaign section settles (a table, an empty list, or "not available yet"), never spins.

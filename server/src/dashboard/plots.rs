@@ -5,6 +5,7 @@
 //! Only numbers go into these documents, never user-supplied text.
 
 use detector::GrowthPoint;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 const SIZE: (u32, u32) = (640, 360);
@@ -31,7 +32,7 @@ fn finite_sorted(v: impl IntoIterator<Item = f64>) -> Vec<f64> {
 /// clamped into the edge bins so that nothing silently disappears. Integrates to 1.
 pub fn density(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<f64> {
     let mut counts = vec![0f64; bins];
-    if values.is_empty() || !(hi > lo) || bins == 0 {
+    if values.is_empty() || hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) || bins == 0 {
         return counts;
     }
     let w = (hi - lo) / bins as f64;
@@ -54,6 +55,30 @@ fn steps(d: &[f64], lo: f64, w: f64) -> Vec<(f64, f64)> {
     }
     pts.push((lo + d.len() as f64 * w, 0.0));
     pts
+}
+
+/// An SVG document of the dashboard's size, drawn by `draw` on a white background.
+fn svg_document(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> anyhow::Result<()>) -> anyhow::Result<String> {
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        draw(&root)?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
+/// The legend box, the same on every plot but for its corner.
+fn legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, CT>, pos: SeriesLabelPosition) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .border_style(BLACK.mix(0.3))
+        .background_style(WHITE.mix(0.9))
+        .position(pos)
+        .label_font(("sans-serif", 12))
+        .draw()?;
+    Ok(())
 }
 
 /// A suspect's per-response scores against the profile's calibration populations: the
@@ -82,11 +107,8 @@ pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64]) -
     let (dn, du, ds) = (density(&null, lo, hi, bins), density(&upstream, lo, hi, bins), density(&suspect, lo, hi, bins));
     let ymax = dn.iter().chain(&du).chain(&ds).copied().fold(0.0, f64::max).max(1e-6) * 1.12;
 
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+    svg_document(|root| {
+        let mut chart = ChartBuilder::on(root)
             .caption("Per-response scores vs the independent-model null", ("sans-serif", 16))
             .margin(10)
             .x_label_area_size(34)
@@ -122,16 +144,8 @@ pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64]) -
                 .label("suspect mean")
                 .legend(|(x, y)| PathElement::new(vec![(x + 8, y - 6), (x + 8, y + 6)], SUSPECT_COLOR.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK.mix(0.3))
-            .background_style(WHITE.mix(0.9))
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 12))
-            .draw()?;
-        root.present()?;
-    }
-    Ok(buf)
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    })
 }
 
 /// The p-value after the first k responses (doubling grid) on log–log axes, with the α line.
@@ -141,11 +155,8 @@ pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> anyhow::Result<String> 
     let nmax = pts.iter().map(|p| p.0).fold(2.0, f64::max);
     let pmin = pts.iter().map(|p| p.1).fold(alpha, f64::min);
     let ylo = (pmin / 10.0).max(1e-300);
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+    svg_document(|root| {
+        let mut chart = ChartBuilder::on(root)
             .caption("Evidence growing with N", ("sans-serif", 16))
             .margin(10)
             .x_label_area_size(34)
@@ -168,16 +179,8 @@ pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> anyhow::Result<String> 
             .label("p-value after the first N responses")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], SUSPECT_COLOR.stroke_width(2)));
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, SUSPECT_COLOR.filled())))?;
-        chart
-            .configure_series_labels()
-            .border_style(BLACK.mix(0.3))
-            .background_style(WHITE.mix(0.9))
-            .position(SeriesLabelPosition::LowerLeft)
-            .label_font(("sans-serif", 12))
-            .draw()?;
-        root.present()?;
-    }
-    Ok(buf)
+        legend(&mut chart, SeriesLabelPosition::LowerLeft)
+    })
 }
 
 /// Keep at most about `max` points of a monotone curve (both ends kept), so that an ROC over
