@@ -3,6 +3,7 @@
 //! answers, score every suspect's test-prompt answers, and compute the protocol's metrics.
 //! Suspect labels are read only to compute the metrics.
 
+use crate::dense::{lookup, DenseTable};
 use crate::profile::{FitOptions, LabeledText, Profile};
 use crate::{TextScore, Verdict, VerdictOptions};
 use datasets::bench::{BenchDir, Split};
@@ -35,27 +36,33 @@ pub struct BenchRun {
 }
 
 /// The profile the protocol allows: fitted on known models' train-prompt answers, calibrated on
-/// their test-prompt answers.
-pub fn profile_from_bench(dir: &BenchDir, opts: &FitOptions) -> crate::Result<Profile> {
-    let labeled = |split: Split| -> Vec<LabeledText> {
-        dir.known_models()
-            .into_iter()
-            .flat_map(|m| {
-                let fam = dir.family(m).expect("known model has a family");
-                dir.samples_for(m, split).into_iter().map(move |s| LabeledText { text: &s.response, model: m, family: fam })
-            })
-            .collect()
+/// their test-prompt answers. `dense` holds the neural vectors of every text when
+/// `opts.dense_tiers` is not empty.
+pub fn profile_from_bench(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>) -> crate::Result<Profile> {
+    let labeled = |split: Split| -> crate::Result<Vec<LabeledText>> {
+        let mut out = Vec::new();
+        for m in dir.known_models() {
+            let fam = dir.family(m).expect("known model has a family");
+            for s in dir.samples_for(m, split) {
+                let d = match dense {
+                    Some(t) if !opts.dense_tiers.is_empty() => Some(lookup(t, &s.response)?),
+                    _ => None,
+                };
+                out.push(LabeledText { text: &s.response, model: m, family: fam, dense: d });
+            }
+        }
+        Ok(out)
     };
-    let train = labeled(Split::Train);
-    let calib = labeled(Split::Test);
+    let train = labeled(Split::Train)?;
+    let calib = labeled(Split::Test)?;
     Profile::fit(&train, &calib, opts)
 }
 
 /// Run the protocol. `progress` receives short status lines.
-pub fn run(dir: &BenchDir, opts: &FitOptions, progress: &dyn Fn(&str)) -> crate::Result<BenchRun> {
+pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progress: &dyn Fn(&str)) -> crate::Result<BenchRun> {
     let t0 = Instant::now();
     progress("fitting profile and leave-one-model-out calibration");
-    let profile = profile_from_bench(dir, opts)?;
+    let profile = profile_from_bench(dir, opts, dense)?;
     let fit_secs = t0.elapsed().as_secs_f64();
     progress("scoring suspects");
     let t1 = Instant::now();
@@ -63,11 +70,17 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, progress: &dyn Fn(&str)) -> crate:
     let scored: Vec<(String, Vec<TextScore>)> = suspects
         .iter()
         .map(|m| {
-            let texts: Vec<(&str, Option<&str>)> =
-                dir.samples_for(m, Split::Test).into_iter().map(|s| (s.response.as_str(), Some(s.prompt.as_str()))).collect();
-            (m.to_string(), profile.score_batch(&texts))
+            let samples = dir.samples_for(m, Split::Test);
+            let texts: Vec<(&str, Option<&str>)> = samples.iter().map(|s| (s.response.as_str(), Some(s.prompt.as_str()))).collect();
+            let vecs = match dense {
+                Some(t) if !profile.neural_tiers().is_empty() => {
+                    Some(samples.iter().map(|s| lookup(t, &s.response).map(|v| v.to_vec())).collect::<crate::Result<Vec<_>>>()?)
+                }
+                _ => None,
+            };
+            Ok((m.to_string(), profile.score_batch_with(&texts, vecs.as_deref())?))
         })
-        .collect();
+        .collect::<crate::Result<_>>()?;
     let n_scored: usize = scored.iter().map(|s| s.1.len()).sum();
     let score_secs = t1.elapsed().as_secs_f64();
 

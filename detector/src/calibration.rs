@@ -41,13 +41,26 @@ pub struct Calibration {
     /// Sorted per-response scores of the upstream's own models, LOMO-scored (the "upstream"
     /// component of a corpus, for audits' mixture-proportion estimates).
     pub upstream_scores: Vec<f32>,
+    /// Per calibration model, the LOMO family posterior of each of its responses (one value per
+    /// profile family, in the profile's family order): what any family's score looks like on
+    /// models the profile never saw, for per-family audits and attribution error rates.
+    pub family_posteriors: Vec<ModelPosteriors>,
+}
+
+/// Leave-one-model-out family posteriors of one calibration model's responses.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelPosteriors {
+    pub model: String,
+    pub family: String,
+    /// `posteriors[i][f]`: P(family f | response i) under the profile fitted without this model.
+    pub posteriors: Vec<Vec<f32>>,
 }
 
 impl Calibration {
     pub fn new(mut null_scores: Vec<f32>, null_models: Vec<ModelNull>, upstream_models: Vec<ModelNull>, mut upstream_scores: Vec<f32>) -> Self {
         null_scores.sort_by(|a, b| a.total_cmp(b));
         upstream_scores.sort_by(|a, b| a.total_cmp(b));
-        Self { null_scores, null_models, upstream_models, upstream_scores }
+        Self { null_scores, null_models, upstream_models, upstream_scores, family_posteriors: Vec::new() }
     }
 
     /// Calibrated false-positive rate of a per-text score: the (add-one smoothed) fraction of null

@@ -12,6 +12,9 @@ pub enum DetectorError {
     Version { found: u32, expected: u32 },
     #[error("corrupt profile: {0}")]
     Corrupt(String),
+    /// The profile needs neural features (e.g. MiniLM embeddings) that were not supplied.
+    #[error("this profile needs the neural tier(s) {tiers:?}: compute them with the `models` crate (weights: `scripts/fetch-models.sh`) and pass them to score_with")]
+    TierMissing { tiers: Vec<String> },
     #[error("invalid input: {0}")]
     Invalid(String),
     #[error("not enough data: {0}")]

@@ -7,6 +7,7 @@ mod api_types;
 pub mod audit;
 pub mod bench;
 pub mod calibration;
+pub mod dense;
 pub mod error;
 pub mod features;
 pub mod identity;

@@ -9,7 +9,8 @@
 //! File format: `PDGPROF1` magic, a little-endian u32 format version, then a gzip'd bincode
 //! [`ProfileFile`]. Any other version is refused with [`DetectorError::Version`].
 
-use crate::calibration::{t_quantile, Calibration, ModelNull};
+use crate::calibration::{t_quantile, Calibration, ModelNull, ModelPosteriors};
+use crate::dense::{DenseSpec, TIER_LEXICAL};
 use crate::features::{self, FeatureConfig, Scratch, SparseVec, STYLE_NAMES};
 use crate::linear::{Linear, QLinear, TrainOptions};
 use crate::{Decision, DetectorError, Evidence, EvidenceKind, FamilyProb, GrowthPoint, Result, TextScore, Verdict};
@@ -22,7 +23,7 @@ use std::path::Path;
 
 /// Version of the on-disk profile format. Bump it whenever features, hashing or the stored
 /// structure change meaning.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"PDGPROF1";
 static BUILTIN: &[u8] = include_bytes!("../profiles/openai-alpaca-eval-dev.pdg");
 
@@ -74,8 +75,18 @@ struct Body {
     upstream: usize,
     style_mean: Vec<f32>,
     style_sd: Vec<f32>,
+    /// Whether the lexical and style blocks are used (false only for neural-only ablations).
+    lexical: bool,
+    /// The neural block, appended after the lexical blocks, if the profile uses one.
+    dense: Option<DenseSpec>,
     weights: QLinear,
     calibration: Calibration,
+}
+
+impl Body {
+    fn dim(&self) -> usize {
+        self.features.dim() + self.dense.as_ref().map_or(0, |d| d.dim)
+    }
 }
 
 /// A fitted fingerprint of an upstream family.
@@ -91,6 +102,8 @@ pub struct LabeledText<'a> {
     pub text: &'a str,
     pub model: &'a str,
     pub family: &'a str,
+    /// Neural features of the text (the profile's dense tiers, concatenated), when it uses them.
+    pub dense: Option<&'a [f32]>,
 }
 
 /// Everything `Profile::fit` needs besides the data.
@@ -100,8 +113,40 @@ pub struct FitOptions {
     pub upstream: String,
     pub features: FeatureConfig,
     pub train: TrainOptions,
+    /// Use the lexical and style blocks (switch off only to measure a neural-only profile).
+    #[serde(default = "yes")]
+    pub lexical: bool,
+    /// Neural tiers whose vectors every `LabeledText::dense` carries (empty: lexical only).
+    #[serde(default)]
+    pub dense_tiers: Vec<String>,
+    /// Expected norm of the standardised neural block (the lexical blocks have norm 1).
+    #[serde(default = "one")]
+    pub dense_scale: f32,
     /// Free-form description of the data, recorded in the metadata.
     pub dataset: serde_json::Value,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> f32 {
+    1.0
+}
+
+impl FitOptions {
+    /// Lexical-only options with the defaults the built-in profile uses.
+    pub fn lexical(name: &str, upstream: &str, dataset: serde_json::Value) -> FitOptions {
+        FitOptions {
+            name: name.into(),
+            upstream: upstream.into(),
+            features: FeatureConfig::default(),
+            train: TrainOptions::default(),
+            lexical: true,
+            dense_tiers: Vec::new(),
+            dense_scale: 1.0,
+            dataset,
+        }
+    }
 }
 
 thread_local! {
@@ -148,7 +193,7 @@ impl Profile {
         let f: ProfileFile = bincode::deserialize(&raw).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
         let meta: ProfileMeta = serde_json::from_str(&f.meta_json).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
         let b = f.body;
-        if b.weights.dim != b.features.dim() || b.weights.k != b.components.len() || b.style_mean.len() != STYLE_NAMES.len() {
+        if b.weights.dim != b.dim() || b.weights.k != b.components.len() || b.style_mean.len() != STYLE_NAMES.len() {
             return Err(DetectorError::Corrupt("weight shapes do not match the feature configuration".into()));
         }
         Ok(Profile { meta, b })
@@ -188,30 +233,51 @@ impl Profile {
     pub fn upstream(&self) -> &str {
         &self.b.families[self.b.upstream]
     }
+    /// The tiers scoring needs: "lexical" and/or neural tiers such as "minilm-embedding".
+    pub fn tiers(&self) -> Vec<String> {
+        let mut t = Vec::new();
+        if self.b.lexical {
+            t.push(TIER_LEXICAL.to_string());
+        }
+        t.extend(self.neural_tiers().iter().cloned());
+        t
+    }
+    /// The neural tiers only (empty for a lexical profile): what `score_with` must be given.
+    pub fn neural_tiers(&self) -> &[String] {
+        self.b.dense.as_ref().map_or(&[], |d| d.tiers.as_slice())
+    }
 
     /// Fit a profile: components on `train`, then leave-one-model-out calibration on `calib`
     /// (responses to *other* prompts than `train`'s, so calibration never sees training prompts).
     pub fn fit(train: &[LabeledText], calib: &[LabeledText], opts: &FitOptions) -> Result<Profile> {
         let fitted = Fitter::new(train, opts)?;
         let full = fitted.fit_excluding(None);
-        let calib_x = fitted.featurize(calib);
+        let calib_x = fitted.featurize(calib)?;
         let mut by_model: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, c) in calib.iter().enumerate() {
             by_model.entry(c.model).or_default().push(i);
         }
         // Leave each calibration model out of the fit in turn and score its responses.
         let models: Vec<(&str, Vec<usize>)> = by_model.into_iter().collect();
-        let lomo: Vec<(String, String, Vec<f64>)> = models
+        let lomo: Vec<(String, String, Vec<f64>, Vec<Vec<f32>>)> = models
             .par_iter()
             .map(|(m, idx)| {
                 let p = fitted.fit_excluding(Some(m));
-                let s = idx.iter().map(|&i| p.score_vec(&calib_x[i])).collect();
-                (m.to_string(), calib[idx[0]].family.to_string(), s)
+                let (s, post) = idx
+                    .iter()
+                    .map(|&i| {
+                        let (fam, score) = p.score_vec(&calib_x[i]);
+                        (score, fam.iter().map(|&v| v as f32).collect::<Vec<f32>>())
+                    })
+                    .unzip();
+                (m.to_string(), calib[idx[0]].family.to_string(), s, post)
             })
             .collect();
         let (mut null_scores, mut upstream_scores) = (Vec::new(), Vec::new());
         let (mut null_models, mut upstream_models) = (Vec::new(), Vec::new());
-        for (m, fam, s) in &lomo {
+        let mut family_posteriors = Vec::new();
+        for (m, fam, s, post) in &lomo {
+            family_posteriors.push(ModelPosteriors { model: m.clone(), family: fam.clone(), posteriors: post.clone() });
             let summary = ModelNull::from_scores(m, fam, s);
             if *fam == opts.upstream {
                 upstream_scores.extend(s.iter().map(|&x| x as f32));
@@ -224,7 +290,8 @@ impl Profile {
         if null_models.len() < 2 {
             return Err(DetectorError::NotEnoughData("calibration needs responses of at least two non-upstream models".into()));
         }
-        let cal = Calibration::new(null_scores, null_models, upstream_models, upstream_scores);
+        let mut cal = Calibration::new(null_scores, null_models, upstream_models, upstream_scores);
+        cal.family_posteriors = family_posteriors;
         Ok(full.with_calibration(cal))
     }
 
@@ -245,20 +312,32 @@ impl Profile {
         self
     }
 
-    fn scored(&self, text: &str) -> Scored {
+    fn scored(&self, text: &str, dense: Option<&[f32]>) -> Result<Scored> {
         SCRATCH.with(|s| {
             let (scratch, style, z) = &mut *s.borrow_mut();
-            let x = self.featurize_one(text, scratch, style);
+            let x = self.featurize_one(text, dense, scratch, style)?;
             self.b.weights.logits(&x, z);
             QLinear::softmax(z);
-            self.posterior(x, z)
+            Ok(self.posterior(x, z))
         })
     }
 
-    fn featurize_one(&self, text: &str, scratch: &mut Scratch, style: &mut Vec<f32>) -> SparseVec {
-        let mut x = features::extract(&self.b.features, text, scratch, style);
-        append_style(&mut x, style, &self.b.style_mean, &self.b.style_sd, &self.b.features);
-        x
+    fn featurize_one(&self, text: &str, dense: Option<&[f32]>, scratch: &mut Scratch, style: &mut Vec<f32>) -> Result<SparseVec> {
+        let mut x = if self.b.lexical {
+            let mut x = features::extract(&self.b.features, text, scratch, style);
+            append_style(&mut x, style, &self.b.style_mean, &self.b.style_sd, &self.b.features);
+            x
+        } else {
+            SparseVec::default()
+        };
+        match (&self.b.dense, dense) {
+            (Some(spec), Some(v)) => spec.append(&mut x, v, self.b.features.dim() as u32)?,
+            (Some(spec), None) => {
+                return Err(DetectorError::TierMissing { tiers: spec.tiers.clone() });
+            }
+            (None, _) => {}
+        }
+        Ok(x)
     }
 
     /// Family posterior (sum of its components) and the upstream log-odds.
@@ -276,48 +355,71 @@ impl Profile {
         Scored { x, p: p.to_vec(), family_post, score }
     }
 
-    /// The upstream score of an already-featurised text.
-    fn score_vec(&self, x: &SparseVec) -> f64 {
+    /// Family posterior and upstream score of an already-featurised text.
+    fn score_vec(&self, x: &SparseVec) -> (Vec<f64>, f64) {
         let mut z = Vec::new();
         self.b.weights.logits(x, &mut z);
         QLinear::softmax(&mut z);
-        self.families_and_score(&z).1
+        self.families_and_score(&z)
     }
 
-    /// The upstream score alone (no evidence): the fast path for bulk scoring.
+    /// The upstream score alone (no evidence): the fast path for bulk scoring with a lexical
+    /// profile. A profile with neural tiers needs [`Profile::score_fast_with`]; here it scores NaN.
     pub fn score_fast(&self, text: &str) -> f64 {
+        self.score_fast_with(text, None).unwrap_or(f64::NAN)
+    }
+
+    /// The upstream score alone, given the text's neural features when the profile has neural
+    /// tiers (`Err(TierMissing)` if it has and they are not given).
+    pub fn score_fast_with(&self, text: &str, dense: Option<&[f32]>) -> Result<f64> {
         SCRATCH.with(|s| {
             let (scratch, style, z) = &mut *s.borrow_mut();
-            let x = self.featurize_one(text, scratch, style);
+            let x = self.featurize_one(text, dense, scratch, style)?;
             self.b.weights.logits(&x, z);
             QLinear::softmax(z);
-            self.families_and_score(z).1
+            Ok(self.families_and_score(z).1)
         })
     }
 
-    /// Score one text. The prompt is accepted for prompt-aware scoring; the lexical tier does not
-    /// use it yet.
+    /// Score one text with a lexical profile. The prompt is accepted for prompt-aware scoring;
+    /// the lexical tier does not use it. Profiles with neural tiers need [`Profile::score_with`]
+    /// (this panics for them: calling it is a programming error the server's tier check prevents).
     pub fn score(&self, text: &str, prompt: Option<&str>) -> TextScore {
+        self.score_with(text, prompt, None).expect("a lexical profile scores any text; neural profiles need score_with")
+    }
+
+    /// Score one text, with its neural features when the profile has neural tiers.
+    pub fn score_with(&self, text: &str, prompt: Option<&str>, dense: Option<&[f32]>) -> Result<TextScore> {
         let _ = prompt;
-        let s = self.scored(text);
+        let s = self.scored(text, dense)?;
         let mut families: Vec<FamilyProb> =
             self.b.families.iter().zip(&s.family_post).map(|(f, &p)| FamilyProb { family: f.clone(), prob: p }).collect();
         families.sort_by(|a, b| b.prob.total_cmp(&a.prob));
         let claims = crate::identity::find_claims(text);
         let evidence = self.evidence(text, &s, &claims);
-        TextScore {
+        Ok(TextScore {
             score: s.score,
             fpr: self.b.calibration.fpr(s.score),
             family: families[0].family.clone(),
             families,
             evidence,
             claims,
-        }
+        })
     }
 
-    /// Score many texts in parallel.
+    /// Score many texts in parallel (lexical profiles).
     pub fn score_batch(&self, texts: &[(&str, Option<&str>)]) -> Vec<TextScore> {
         texts.par_iter().map(|(t, p)| self.score(t, *p)).collect()
+    }
+
+    /// Score many texts in parallel, each with its neural features (`dense[i]` for `texts[i]`).
+    pub fn score_batch_with(&self, texts: &[(&str, Option<&str>)], dense: Option<&[Vec<f32>]>) -> Result<Vec<TextScore>> {
+        if let Some(d) = dense {
+            if d.len() != texts.len() {
+                return Err(DetectorError::Invalid(format!("{} texts but {} neural feature rows", texts.len(), d.len())));
+            }
+        }
+        texts.par_iter().enumerate().map(|(i, (t, p))| self.score_with(t, *p, dense.map(|d| d[i].as_slice()))).collect()
     }
 
     /// d(score)/d(logit_c) for each component: the first-order attribution weights. With
@@ -385,6 +487,12 @@ impl Profile {
             .collect();
         style.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
         style.truncate(5);
+        // The neural block is not readable dimension by dimension: report its total pull.
+        if let Some(d) = &self.b.dense {
+            let off = self.b.features.dim() as u32;
+            let w: f64 = (0..d.dim as u32).filter_map(|j| value(off + j).map(|x| self.contribution(off + j, x, &grad))).sum();
+            style.push(Evidence { kind: EvidenceKind::Feature, label: format!("neural: {}", d.tiers.join("+")), span: None, weight: w });
+        }
 
         let mut out: Vec<Evidence> = claims
             .iter()
@@ -485,6 +593,7 @@ struct Fitter<'a> {
     y: Vec<usize>,
     style_mean: Vec<f32>,
     style_sd: Vec<f32>,
+    dense: Option<DenseSpec>,
 }
 
 impl<'a> Fitter<'a> {
@@ -533,26 +642,56 @@ impl<'a> Fitter<'a> {
             }
         }
         style_sd.iter_mut().for_each(|v| *v = v.sqrt().max(1e-3));
-        let x = raw
+        let dense = if opts.dense_tiers.is_empty() {
+            None
+        } else {
+            let rows = dense_rows(train, &opts.dense_tiers)?;
+            Some(DenseSpec::fit(opts.dense_tiers.clone(), &rows, opts.dense_scale)?)
+        };
+        if !opts.lexical && dense.is_none() {
+            return Err(DetectorError::Invalid("a profile needs the lexical tier or a neural tier".into()));
+        }
+        let mut x: Vec<SparseVec> = raw
             .into_iter()
             .map(|(mut x, st)| {
+                if !opts.lexical {
+                    return SparseVec::default();
+                }
                 append_style(&mut x, &st, &style_mean, &style_sd, &opts.features);
                 x
             })
             .collect();
-        Ok(Self { opts, train, x, components, component_family, families, upstream, y, style_mean, style_sd })
+        if let Some(spec) = &dense {
+            for (x, t) in x.iter_mut().zip(train) {
+                spec.append(x, t.dense.expect("checked by dense_rows"), opts.features.dim() as u32)?;
+            }
+        }
+        Ok(Self { opts, train, x, components, component_family, families, upstream, y, style_mean, style_sd, dense })
     }
 
-    fn featurize(&self, texts: &[LabeledText]) -> Vec<SparseVec> {
-        texts
+    fn featurize(&self, texts: &[LabeledText]) -> Result<Vec<SparseVec>> {
+        if self.dense.is_some() {
+            dense_rows(texts, &self.opts.dense_tiers)?;
+        }
+        Ok(texts
             .par_iter()
             .map_init(Scratch::default, |sc, t| {
-                let mut st = Vec::new();
-                let mut x = features::extract(&self.opts.features, t.text, sc, &mut st);
-                append_style(&mut x, &st, &self.style_mean, &self.style_sd, &self.opts.features);
+                let mut x = SparseVec::default();
+                if self.opts.lexical {
+                    let mut st = Vec::new();
+                    x = features::extract(&self.opts.features, t.text, sc, &mut st);
+                    append_style(&mut x, &st, &self.style_mean, &self.style_sd, &self.opts.features);
+                }
+                if let (Some(spec), Some(v)) = (&self.dense, t.dense) {
+                    spec.append(&mut x, v, self.opts.features.dim() as u32).expect("lengths checked by dense_rows");
+                }
                 x
             })
-            .collect()
+            .collect())
+    }
+
+    fn dim(&self) -> usize {
+        self.opts.features.dim() + self.dense.as_ref().map_or(0, |d| d.dim)
     }
 
     /// Fit on all training texts except those of `exclude` (a model name).
@@ -568,7 +707,7 @@ impl<'a> Fitter<'a> {
         ys.iter().for_each(|&y| counts[y] += 1.0);
         let mean = ys.len() as f32 / comps.len() as f32;
         let cw: Vec<f32> = counts.iter().map(|&c| mean / c.max(1.0)).collect();
-        let lin = Linear::train(&xs, &ys, comps.len(), self.opts.features.dim(), &cw, &self.opts.train);
+        let lin = Linear::train(&xs, &ys, comps.len(), self.dim(), &cw, &self.opts.train);
         let components: Vec<String> = comps.iter().map(|&c| self.components[c].clone()).collect();
         let component_family: Vec<usize> = comps.iter().map(|&c| self.component_family[c]).collect();
         let mut models_per_family: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -588,7 +727,13 @@ impl<'a> Fitter<'a> {
                 "optimiser": self.opts.train,
                 "classifier": "multinomial logistic regression over known models (uniform prior over models), summed into families",
             }),
-            features: self.opts.features.block_names(),
+            features: {
+                let mut b = if self.opts.lexical { self.opts.features.block_names() } else { Vec::new() };
+                if let Some(d) = &self.dense {
+                    b.push(format!("neural({}, {} dims)", d.tiers.join("+"), d.dim));
+                }
+                b
+            },
             calibration: serde_json::Value::Null,
         };
         Profile {
@@ -601,11 +746,28 @@ impl<'a> Fitter<'a> {
                 upstream: self.upstream,
                 style_mean: self.style_mean.clone(),
                 style_sd: self.style_sd.clone(),
+                lexical: self.opts.lexical,
+                dense: self.dense.clone(),
                 weights: lin.quantize(),
                 calibration: Calibration::new(Vec::new(), Vec::new(), Vec::new(), Vec::new()),
             },
         }
     }
+}
+
+/// The neural vectors of `texts`, checked present and of one length.
+fn dense_rows<'a>(texts: &[LabeledText<'a>], tiers: &[String]) -> Result<Vec<&'a [f32]>> {
+    let rows: Vec<&[f32]> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| t.dense.ok_or_else(|| DetectorError::Invalid(format!("text {i} ({}) has no neural features for tiers {tiers:?}", t.model))))
+        .collect::<Result<_>>()?;
+    if let Some(d) = rows.first().map(|r| r.len()) {
+        if let Some(bad) = rows.iter().position(|r| r.len() != d) {
+            return Err(DetectorError::Invalid(format!("text {bad} has {} neural dims, text 0 has {d}", rows[bad].len())));
+        }
+    }
+    Ok(rows)
 }
 
 /// UTC timestamp without a date-time dependency.

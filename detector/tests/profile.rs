@@ -25,16 +25,67 @@ fn fit() -> Profile {
     let calib = corpus(1);
     let lt = |v: &[(String, &'static str, &'static str)]| -> Vec<(String, &'static str, &'static str)> { v.to_vec() };
     let (train, calib) = (lt(&train), lt(&calib));
-    let tr: Vec<LabeledText> = train.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f }).collect();
-    let ca: Vec<LabeledText> = calib.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f }).collect();
-    let opts = FitOptions {
-        name: "test".into(),
-        upstream: "up".into(),
-        features: Default::default(),
-        train: Default::default(),
-        dataset: serde_json::json!({"name": "fixture"}),
-    };
+    let tr: Vec<LabeledText> = train.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None }).collect();
+    let ca: Vec<LabeledText> = calib.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None }).collect();
+    let opts = FitOptions::lexical("test", "up", serde_json::json!({"name": "fixture"}));
     Profile::fit(&tr, &ca, &opts).expect("fit")
+}
+
+/// Neural tiers: texts whose words say nothing about their family, with a dense vector that
+/// does (as if an embedding model had seen what the words alone don't).
+#[test]
+fn neural_block_is_fitted_required_and_round_trips() {
+    let fam = ["up", "up", "other", "other", "third"];
+    let model = ["up-a", "up-b", "other-a", "other-b", "third-a"];
+    let mk = |split: usize| -> Vec<(String, &'static str, &'static str, Vec<f32>)> {
+        (0..40)
+            .map(|i| {
+                let k = i % 5;
+                // deterministic jitter so the block has variance in every dimension
+                let j = ((i * 7 + split * 13) % 11) as f32 / 11.0 - 0.5;
+                let v = match fam[k] {
+                    "up" => vec![1.0 + 0.3 * j, 0.2 * j, 0.1],
+                    "other" => vec![0.2 * j, 1.0 + 0.3 * j, 0.1 * j],
+                    _ => vec![0.3 * j, 0.3 * j, 1.0 + 0.2 * j],
+                };
+                (format!("a plain sentence about item {} of split {split}", i / 5), model[k], fam[k], v)
+            })
+            .collect()
+    };
+    let (train, calib) = (mk(0), mk(1));
+    fn lt<'a>(v: &'a [(String, &'static str, &'static str, Vec<f32>)]) -> Vec<LabeledText<'a>> {
+        v.iter().map(|(t, m, f, d)| LabeledText { text: t, model: m, family: f, dense: Some(d) }).collect()
+    }
+    let mut opts = FitOptions::lexical("neural", "up", serde_json::json!({"name": "fixture"}));
+    opts.dense_tiers = vec![detector::dense::TIER_EMBEDDING.into()];
+    opts.dense_scale = 3.0;
+    let p = Profile::fit(&lt(&train), &lt(&calib), &opts).expect("fit with a neural block");
+    assert_eq!(p.tiers(), vec!["lexical".to_string(), "minilm-embedding".to_string()]);
+    let text = "a plain sentence about item 9 of split 2";
+    let up = p.score_with(text, None, Some(&[1.0, 0.0, 0.1])).expect("score with dense");
+    let other = p.score_with(text, None, Some(&[0.0, 1.0, 0.0])).expect("score with dense");
+    assert!(up.score > other.score + 1.0, "{} vs {}", up.score, other.score);
+    assert_eq!(up.family, "up");
+    assert!(up.evidence.iter().any(|e| e.label == "neural: minilm-embedding" && e.weight > 0.0), "{:?}", up.evidence);
+    // Missing or mis-sized neural features are errors, never a silent lexical-only score.
+    assert!(matches!(p.score_with(text, None, None), Err(DetectorError::TierMissing { .. })));
+    assert!(p.score_fast(text).is_nan());
+    assert!(matches!(p.score_with(text, None, Some(&[1.0])), Err(DetectorError::Invalid(_))));
+    // A calibration text without its vector is refused at fit time.
+    let mut bad = lt(&calib);
+    bad[3].dense = None;
+    assert!(Profile::fit(&lt(&train), &bad, &opts).is_err());
+    // Round trip keeps the block.
+    let q = Profile::from_bytes(&p.to_bytes().expect("bytes")).expect("load");
+    assert_eq!(q.tiers(), p.tiers());
+    assert_eq!(q.score_with(text, None, Some(&[1.0, 0.0, 0.1])).unwrap().score, up.score);
+    // Neural only: no lexical block at all.
+    opts.lexical = false;
+    let n = Profile::fit(&lt(&train), &lt(&calib), &opts).expect("neural-only fit");
+    assert_eq!(n.tiers(), vec!["minilm-embedding".to_string()]);
+    let a = n.score_with(text, None, Some(&[1.0, 0.0, 0.1])).unwrap().score;
+    let b = n.score_with("completely different words here", None, Some(&[1.0, 0.0, 0.1])).unwrap().score;
+    assert_eq!(a, b, "a neural-only profile ignores the words");
 }
 
 #[test]

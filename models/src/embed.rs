@@ -58,11 +58,27 @@ impl Embedder {
         Ok(Self { model, tokenizer, device: device.clone(), max_tokens: MINILM_MAX_TOKENS, batch_tokens: 8192 })
     }
 
-    /// Token ids of one text ([CLS] … [SEP], truncated to 256 tokens).
+    /// Truncate inputs to `n` tokens (at most [`MINILM_MAX_TOKENS`]): the start of a response
+    /// carries most of its style, and attention cost grows with length.
+    pub fn with_max_tokens(mut self, n: usize) -> Self {
+        self.max_tokens = n.clamp(2, MINILM_MAX_TOKENS);
+        self
+    }
+
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Token ids of one text ([CLS] … [SEP], truncated to `max_tokens`, 256 by default).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.tokenizer.encode(text, true)?;
         let mut ids = enc.get_ids().to_vec();
-        ids.truncate(self.max_tokens);
+        if ids.len() > self.max_tokens {
+            // keep the closing [SEP], as the tokenizer's own truncation does
+            let sep = ids[ids.len() - 1];
+            ids.truncate(self.max_tokens);
+            ids[self.max_tokens - 1] = sep;
+        }
         Ok(ids)
     }
 

@@ -57,15 +57,44 @@ pub struct FitArgs {
     /// Weight of the style block.
     #[arg(long, default_value_t = FeatureConfig::default().style_scale, env = "PEDIGREE_STYLE_SCALE")]
     pub style_scale: f32,
+    /// Feature tiers: lexical (n-grams + style), neural (MiniLM embeddings, needs the weights of
+    /// `scripts/fetch-models.sh`), or both.
+    #[arg(long, value_enum, default_value_t = Tiers::Lexical, env = "PEDIGREE_TIERS")]
+    pub tiers: Tiers,
+    /// Expected norm of the standardised neural block (the lexical blocks have norm 1).
+    #[arg(long, default_value_t = 1.0, env = "PEDIGREE_NEURAL_SCALE")]
+    pub neural_scale: f32,
+}
+
+/// Which feature tiers a profile uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tiers {
+    Lexical,
+    Neural,
+    Both,
+}
+
+impl Tiers {
+    fn neural(self) -> bool {
+        self != Tiers::Lexical
+    }
 }
 
 impl FitArgs {
     fn options(&self, dir: &BenchDir) -> FitOptions {
+        self.options_with(dir, self.tiers)
+    }
+
+    fn options_with(&self, dir: &BenchDir, tiers: Tiers) -> FitOptions {
         FitOptions {
             name: format!("{}-{}", dir.manifest.upstream, dir.manifest.name),
             upstream: dir.manifest.upstream.clone(),
             features: FeatureConfig { word_bits: self.word_bits, char_bits: self.char_bits, style_scale: self.style_scale, ..FeatureConfig::default() },
             train: TrainOptions { epochs: self.epochs, alpha: self.l2, ..TrainOptions::default() },
+            lexical: tiers != Tiers::Neural,
+            dense_tiers: if tiers.neural() { vec![detector::dense::TIER_EMBEDDING.to_string()] } else { Vec::new() },
+            dense_scale: self.neural_scale,
             dataset: serde_json::json!({
                 "name": dir.manifest.name,
                 "source": dir.manifest.source,
@@ -132,6 +161,11 @@ pub struct BenchArgs {
     /// any drop beyond rounding is a real change.
     #[arg(long, value_name = "FILE")]
     pub no_regression_from: Option<PathBuf>,
+    /// Also run the protocol with lexical only, neural only and both tiers, and report all three
+    /// (the neural tier embeds every response once, ~10 texts/s on 2 cores, cached afterwards in
+    /// `.cache/embeddings`).
+    #[arg(long)]
+    pub ablation: bool,
     #[command(flatten)]
     pub fit: FitArgs,
 }
@@ -177,7 +211,8 @@ fn spinner(msg: &str) -> ProgressBar {
 fn build(a: BuildArgs) -> anyhow::Result<()> {
     let dir = BenchDir::load(&a.dataset)?;
     let pb = spinner("fitting profile and leave-one-model-out calibration");
-    let p = detector::bench::profile_from_bench(&dir, &a.fit.options(&dir))?;
+    let dense = bench_dense(&dir, a.fit.tiers.neural())?;
+    let p = detector::bench::profile_from_bench(&dir, &a.fit.options(&dir), dense.as_ref())?;
     pb.finish_and_clear();
     p.save(&a.out)?;
     eprintln!("wrote {} ({} bytes)", a.out.display(), std::fs::metadata(&a.out)?.len());
@@ -265,8 +300,25 @@ fn verdict(a: VerdictArgs) -> anyhow::Result<()> {
 fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let dir = BenchDir::load(&a.dir)?;
     let pb = spinner("bench");
-    let run = detector::bench::run(&dir, &a.fit.options(&dir), &|m| pb.set_message(m.to_string()))?;
+    let dense = bench_dense(&dir, a.fit.tiers.neural() || a.ablation)?;
+    let run = detector::bench::run(&dir, &a.fit.options(&dir), dense.as_ref(), &|m| pb.set_message(m.to_string()))?;
+    let mut ablation = Vec::new();
+    if a.ablation {
+        for t in [Tiers::Lexical, Tiers::Neural, Tiers::Both] {
+            let m = if t == a.fit.tiers {
+                run.metrics.clone()
+            } else {
+                pb.set_message(format!("ablation: {t:?} tiers"));
+                detector::bench::run(&dir, &a.fit.options_with(&dir, t), dense.as_ref(), &|_| {})?.metrics
+            };
+            ablation.push((t, m));
+        }
+    }
     pb.finish_and_clear();
+    let mut run = run;
+    if !ablation.is_empty() {
+        run.metrics.extra.insert("ablation".into(), serde_json::json!(ablation.iter().map(|(t, m)| (format!("{t:?}").to_lowercase(), m)).collect::<std::collections::BTreeMap<_, _>>()));
+    }
     let table = crate::report::bench_table(&run);
     eprintln!("{table}");
     if let Some(path) = &a.report {
@@ -290,6 +342,20 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Neural vectors of every response in the bench directory when `needed` (cached on disk).
+fn bench_dense(dir: &BenchDir, needed: bool) -> anyhow::Result<Option<detector::dense::DenseTable>> {
+    if !needed {
+        return Ok(None);
+    }
+    let tier = crate::neural::NeuralTier::load().context("the neural tier needs the model weights")?;
+    let texts: Vec<&str> = dir.samples.iter().map(|s| s.response.as_str()).collect();
+    let pb = ProgressBar::new(texts.len() as u64);
+    pb.set_style(ProgressStyle::with_template("embedding {bar:30} {pos}/{len} ({per_sec}, eta {eta})").expect("template"));
+    let table = tier.table(&[detector::dense::TIER_EMBEDDING.to_string()], texts, Some(&crate::neural::default_cache_dir()), &|done, _| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    Ok(Some(table))
 }
 
 /// Metrics of `new` that are worse than `old` (numbers by more than 0.005; flagged counts by any).

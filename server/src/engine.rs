@@ -206,16 +206,11 @@ fn build_profile_blocking(dataset: &std::path::Path, params: &serde_json::Value)
     let lab = |want: bool| -> Vec<detector::LabeledText<'_>> {
         rows.iter()
             .filter(|(_, c)| *c == want)
-            .map(|(r, _)| detector::LabeledText { text: &r.text, model: &r.model, family: &r.family })
+            .map(|(r, _)| detector::LabeledText { text: &r.text, model: &r.model, family: &r.family, dense: None })
             .collect()
     };
     let (train, calib) = (lab(false), lab(true));
-    let opts = detector::FitOptions {
-        name,
-        upstream,
-        features: Default::default(),
-        train: Default::default(),
-        dataset: serde_json::json!({"source": "upload", "lines": rows.len(), "train": train.len(), "calib": calib.len()}),
-    };
+    let dataset = serde_json::json!({"source": "upload", "lines": rows.len(), "train": train.len(), "calib": calib.len()});
+    let opts = detector::FitOptions::lexical(&name, &upstream, dataset);
     Profile::fit(&train, &calib, &opts).map_err(|e| AppError::Invalid(format!("profile fit failed: {e}")))
 }

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod jobs;
 pub mod loadtest;
+pub mod neural;
 pub mod probe;
 pub mod report;
 pub mod serve;

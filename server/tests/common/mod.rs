@@ -138,16 +138,10 @@ pub fn default_profile() -> Option<std::path::PathBuf> {
         let lab = |c: bool| {
             rows.iter()
                 .filter(|r| r.3 == c)
-                .map(|r| detector::LabeledText { text: &r.0, model: r.1, family: r.2 })
+                .map(|r| detector::LabeledText { text: &r.0, model: r.1, family: r.2, dense: None })
                 .collect::<Vec<_>>()
         };
-        let opts = detector::FitOptions {
-            name: "test-openai".into(),
-            upstream: "openai".into(),
-            features: Default::default(),
-            train: Default::default(),
-            dataset: serde_json::json!({"synthetic": true}),
-        };
+        let opts = detector::FitOptions::lexical("test-openai", "openai", serde_json::json!({"synthetic": true}));
         let p = detector::Profile::fit(&lab(false), &lab(true), &opts).expect("fit test profile");
         let path = std::env::temp_dir().join(format!("pedigree-test-default-{}.pdg", std::process::id()));
         p.save(&path).unwrap();
