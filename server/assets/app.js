@@ -151,8 +151,11 @@ async function loadPlot(img, path) {
   }
 }
 
+/** A polling timer that stops when the page changes. */
 function every(ms, fn) {
-  app.timers.push(setInterval(fn, ms));
+  const t = setInterval(fn, ms);
+  app.timers.push(t);
+  return t;
 }
 
 async function profiles() {
@@ -487,6 +490,7 @@ function campaignsCard(s, onProgress) {
     body);
   let timer = null;
   let lastAnswered = null;
+  let wasRunning = false;
   const load = async () => {
     let list;
     try {
@@ -510,15 +514,16 @@ function campaignsCard(s, onProgress) {
     const running = list.some((c) => c.state === 'queued' || c.state === 'running');
     const answered = list.reduce((n, c) => n + ((c.probes && c.probes.answered) || 0), 0);
     if (running && !timer) {
-      timer = setInterval(load, 2000);
-      app.timers.push(timer);
+      timer = every(2000, load);
     } else if (!running && timer) {
       clearInterval(timer);
       timer = null;
     }
     // New answers are new samples: let the page refresh its verdict when a campaign finishes.
-    if (lastAnswered !== null && answered !== lastAnswered && !running && onProgress) onProgress();
+    const finished = wasRunning && !running;
+    if (onProgress && !running && (finished || (lastAnswered !== null && answered !== lastAnswered))) onProgress();
     lastAnswered = answered;
+    wasRunning = running;
   };
   load();
   return card;
@@ -636,7 +641,7 @@ async function renderJobs(main) {
           h('div', {}, h('h3', {}, 'Result'), j.result ? summary(j.result) : h('p', { class: 'muted' }, j.state === 'done' ? 'Per-line results: use Download.' : 'Not finished.'))));
     } catch (e) { flash(e.describe()); }
   };
-  let polling = false;
+  let timer = null;
   const load = async () => {
     const { jobs } = await api('/v1/jobs?limit=200');
     if (!jobs.length) {
@@ -664,9 +669,12 @@ async function renderJobs(main) {
           timeCell(j.created_ms), timeCell(j.updated_ms),
           h('td', { class: 'actions' }, open, j.state === 'done' ? dl : null, j.state === 'queued' || j.state === 'running' ? cancel : null));
       }))));
-    if (jobs.some((j) => j.state === 'queued' || j.state === 'running') && !polling) {
-      polling = true;
-      every(2000, () => load().catch((e) => flash(e.describe())));
+    const running = jobs.some((j) => j.state === 'queued' || j.state === 'running');
+    if (running && !timer) {
+      timer = every(2000, () => load().catch((e) => flash(e.describe ? e.describe() : String(e))));
+    } else if (!running && timer) {
+      clearInterval(timer);
+      timer = null;
     }
   };
   await load();

@@ -359,7 +359,7 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     let port = listener.local_addr().unwrap().port();
     let mut replay = Replay::new("rival-7b", HashMap::new());
     replay.fallback = Some("Certainly! As an AI language model developed by OpenAI, I can help with that. I hope this helps!".into());
-    replay.latency_ms = 400;
+    replay.latency_ms = 600;
     tokio::spawn(replay::serve(listener, Arc::new(replay)));
     let r = http.post(format!("{base}/v1/allowlist")).bearer_auth(&admin).json(&json!({"entry": format!("127.0.0.1:{port}")})).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
