@@ -228,6 +228,22 @@ fn campaign_from_row(r: &SqliteRow) -> Result<CampaignRecord, StoreError> {
 }
 
 impl SqliteStore {
+    /// Set the state of a job or campaign (`table`); a terminal state is never left.
+    async fn set_state(&self, table: &'static str, id: &str, state: JobState, error: Option<String>) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE {table} SET state = ?, error = COALESCE(?, error), updated_ms = ? \
+             WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')"
+        );
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state.as_str())
+            .bind(error)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     async fn campaign_where(&self, cond: &str, bind: Option<String>, tail: &str) -> Result<Vec<CampaignRecord>, StoreError> {
         let sql = format!("SELECT {CAMPAIGN_COLS} FROM campaigns c WHERE {cond} {tail}");
         let q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -578,19 +594,7 @@ impl Store for SqliteStore {
 
     fn set_job_state(&self, id: &str, state: JobState, error: Option<String>) -> StoreFuture<'_, bool> {
         let id = id.to_string();
-        Box::pin(async move {
-            let r = sqlx::query(
-                "UPDATE jobs SET state = ?, error = COALESCE(?, error), updated_ms = ? \
-                 WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
-            )
-            .bind(state.as_str())
-            .bind(error)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-            Ok(r.rows_affected() > 0)
-        })
+        Box::pin(async move { self.set_state("jobs", &id, state, error).await })
     }
 
     fn commit_job_chunk(&self, id: &str, chunk: JobChunk) -> StoreFuture<'_, ()> {
@@ -694,19 +698,7 @@ impl Store for SqliteStore {
 
     fn set_campaign_state(&self, id: &str, state: JobState, error: Option<String>) -> StoreFuture<'_, bool> {
         let id = id.to_string();
-        Box::pin(async move {
-            let r = sqlx::query(
-                "UPDATE campaigns SET state = ?, error = COALESCE(?, error), updated_ms = ? \
-                 WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
-            )
-            .bind(state.as_str())
-            .bind(error)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-            Ok(r.rows_affected() > 0)
-        })
+        Box::pin(async move { self.set_state("campaigns", &id, state, error).await })
     }
 
     fn update_campaign_progress(&self, id: &str, p: CampaignProgress) -> StoreFuture<'_, ()> {
