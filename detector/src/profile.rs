@@ -566,6 +566,14 @@ impl Profile {
             top_samples: order,
         }
     }
+
+    /// Family posterior (in [`Profile::families`] order) and upstream score of one text, without
+    /// evidence: the bulk path for per-family audits. Neural profiles need `dense`, as in
+    /// [`Profile::score_fast_with`].
+    pub fn families_fast_with(&self, text: &str, dense: Option<&[f32]>) -> Result<(Vec<f64>, f64)> {
+        let s = self.scored(text, dense)?;
+        Ok((s.family_post, s.score))
+    }
 }
 
 /// Standardise the style block and append it to the sparse vector (it sorts after the lexical
