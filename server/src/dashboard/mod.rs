@@ -95,7 +95,8 @@ pub async fn suspect_scores_svg(State(state): State<AppState>, Need(_caller): Ne
         .engine
         .run_cpu(move || {
             let cal = profile.calibration();
-            plots::score_distribution_svg(&scores, &f32s(&cal.null_scores), &f32s(&cal.upstream_scores))
+            let critical = plots::critical_mean(&cal.set_null(), scores.len(), VerdictOptions::default().alpha);
+            plots::score_distribution_svg(&scores, &f32s(&cal.null_scores), &f32s(&cal.upstream_scores), critical)
         })
         .await
         .and_then(svg)

@@ -4,6 +4,7 @@
 //!
 //! Only numbers go into these documents, never user-supplied text.
 
+use detector::calibration::SetNull;
 use detector::GrowthPoint;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -81,18 +82,44 @@ fn legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, C
     Ok(())
 }
 
+/// The smallest mean of `n` responses that the set-level test calls significant at `alpha`
+/// (where the random-effects null's one-sided p-value falls to `alpha`), by bisection.
+pub fn critical_mean(null: &SetNull, n: usize, alpha: f64) -> Option<f64> {
+    if n == 0 || null.models < 2 {
+        return None;
+    }
+    let sd = null.predictive_sd(n).max(1e-9);
+    let (mut lo, mut hi) = (null.mu, null.mu + 1000.0 * sd);
+    if null.p_value(hi, n) > alpha {
+        return None;
+    }
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if null.p_value(mid, n) > alpha {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(hi)
+}
+
 /// A suspect's per-response scores against the profile's calibration populations: the
 /// independent-model null (LOMO-scored known non-upstream models) and the upstream's own models.
-pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64]) -> anyhow::Result<String> {
+/// `critical`: the mean the suspect's N responses must exceed for a `distilled` verdict.
+pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64], critical: Option<f64>) -> anyhow::Result<String> {
     let suspect = finite_sorted(suspect.iter().copied());
     let null = finite_sorted(null.iter().copied());
     let upstream = finite_sorted(upstream.iter().copied());
     // Range: the bulk of the calibration populations, widened to every suspect score.
     let mut lo = quantile(&null, 0.005).min(quantile(&upstream, 0.005));
     let mut hi = quantile(&null, 0.995).max(quantile(&upstream, 0.995));
-    if let (Some(&a), Some(&b)) = (suspect.first(), suspect.last()) {
-        lo = if lo.is_finite() { lo.min(a) } else { a };
-        hi = if hi.is_finite() { hi.max(b) } else { b };
+    let critical = critical.filter(|c| c.is_finite());
+    for (a, b) in [(suspect.first(), suspect.last()), (critical.as_ref(), critical.as_ref())] {
+        if let (Some(&a), Some(&b)) = (a, b) {
+            lo = if lo.is_finite() { lo.min(a) } else { a };
+            hi = if hi.is_finite() { hi.max(b) } else { b };
+        }
     }
     if !lo.is_finite() || !hi.is_finite() {
         (lo, hi) = (-1.0, 1.0);
@@ -143,6 +170,12 @@ pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64]) -
                 .draw_series(LineSeries::new([(mean, 0.0), (mean, ymax)], SUSPECT_COLOR.stroke_width(2)))?
                 .label("suspect mean")
                 .legend(|(x, y)| PathElement::new(vec![(x + 8, y - 6), (x + 8, y + 6)], SUSPECT_COLOR.stroke_width(2)));
+        }
+        if let Some(x) = critical {
+            chart
+                .draw_series(DashedLineSeries::new([(x, 0.0), (x, ymax)], 5, 4, RED.mix(0.8).stroke_width(2)))?
+                .label(format!("mean needed for `distilled` at N = {}", suspect.len()))
+                .legend(|(x, y)| PathElement::new(vec![(x + 8, y - 6), (x + 8, y + 6)], RED.mix(0.8).stroke_width(2)));
         }
         legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
@@ -221,6 +254,21 @@ mod tests {
     }
 
     #[test]
+    fn critical_mean_is_where_the_p_value_reaches_alpha() {
+        use detector::calibration::ModelNull;
+        let models: Vec<ModelNull> =
+            (0..6).map(|i| ModelNull { model: format!("m{i}"), family: "x".into(), n: 50, mean: i as f64 * 0.2, var: 1.0 }).collect();
+        let null = SetNull::from_models(&models);
+        for n in [1, 10, 1000] {
+            let c = critical_mean(&null, n, 0.01).unwrap();
+            assert!((null.p_value(c, n) - 0.01).abs() < 1e-6, "n = {n}: p({c}) = {}", null.p_value(c, n));
+        }
+        assert!(critical_mean(&null, 10, 0.01).unwrap() < critical_mean(&null, 1, 0.01).unwrap());
+        assert_eq!(critical_mean(&null, 0, 0.01), None);
+        assert_eq!(critical_mean(&SetNull::from_models(&models[..1]), 10, 0.01), None);
+    }
+
+    #[test]
     fn thin_keeps_ends_and_bounds_length() {
         let pts: Vec<(f64, f64)> = (0..=1000).map(|i| (i as f64 / 1000.0, i as f64 / 1000.0)).collect();
         let t = thin(&pts, 100);
@@ -232,9 +280,9 @@ mod tests {
 
     #[test]
     fn plots_are_svg_documents() {
-        let s = score_distribution_svg(&[1.0, 2.0], &[-1.0, 0.0, 0.5], &[1.5, 2.5]).unwrap();
-        assert!(s.starts_with("<svg") && s.contains("this suspect (2 responses)"), "{s}");
-        let s = score_distribution_svg(&[], &[], &[]).unwrap();
+        let s = score_distribution_svg(&[1.0, 2.0], &[-1.0, 0.0, 0.5], &[1.5, 2.5], Some(1.2)).unwrap();
+        assert!(s.starts_with("<svg") && s.contains("this suspect (2 responses)") && s.contains("needed for"), "{s}");
+        let s = score_distribution_svg(&[], &[], &[], None).unwrap();
         assert!(s.starts_with("<svg"));
         let g = [GrowthPoint { n: 1, statistic: 0.0, p_value: 0.5 }, GrowthPoint { n: 2, statistic: 1.0, p_value: 1e-5 }];
         let s = growth_svg(&g, 0.01).unwrap();
