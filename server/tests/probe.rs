@@ -338,3 +338,38 @@ fn cli_campaign_survives_kill_9_without_sending_a_probe_twice() {
     assert!(out.status.success());
     assert_eq!(fake.log().len(), n);
 }
+
+/// Replays of the bench's independent models (`../shared/datasets/alpaca-eval-dev`, test prompts,
+/// built-in profile): none may be flagged "distilled" (a false alarm), and a confident
+/// "independent" must stop the campaign before the budget is spent. Skipped without the bench or
+/// the built-in profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_independent_models_are_never_flagged_and_stop_early() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/alpaca-eval-dev");
+    if !dir.exists() || common::default_profile().is_some() {
+        eprintln!("NOTE: skipping: needs ../shared/datasets/alpaca-eval-dev and the built-in profile");
+        return;
+    }
+    let bench = datasets::BenchDir::load(&dir).unwrap();
+    let mut early = Vec::new();
+    for model in ["claude-2.1", "Meta-Llama-3-8B-Instruct", "guanaco-7b", "humpback-llama2-70b"] {
+        let replay = server::probe::replay::Replay::from_bench(&dir, model).unwrap();
+        let fake = FakeOpenAi::start(model, replay.answers.clone(), vec![], 0);
+        let prompts: Vec<String> = bench.samples_for(model, datasets::Split::Test).iter().map(|s| s.prompt.clone()).collect();
+        let l = local().await;
+        let mut s = spec(&fake.base, prompts.len(), false);
+        s.endpoint.model = model.to_string();
+        s.batch = 10;
+        let c = run_local(&l, s, &prompts, &[&fake.entry]).await;
+        let sum = campaign::summary(l.store.as_ref(), &c).await.unwrap();
+        eprintln!("{model}: {sum}");
+        assert_ne!(sum["decision"], "distilled", "false alarm on independent {model}: {sum}");
+        assert_eq!(c.probes.failed, 0);
+        if sum["decision"] == "independent" {
+            assert_eq!(sum["stop_reason"], "decision");
+            assert!(c.probes.sent < prompts.len() as i64, "{sum}");
+            early.push(model);
+        }
+    }
+    assert!(!early.is_empty(), "no independent model stopped early: the sequential stop is not working");
+}

@@ -440,7 +440,9 @@ async fn look(ctx: &ProbeCtx<'_>, seq: &mut Sequential, final_look: bool) -> App
         .into_iter()
         .filter_map(|p| p.upstream_answer.map(|a| (p.prompt, a)))
         .collect();
-    let due = final_look || seq.due(answered);
+    // The final look spends what is left of α, unless the plan already ended with a look at the
+    // full budget (then nothing is left and another look would decide nothing).
+    let due = (final_look && seq.next_look().is_some()) || seq.due(answered);
     let mut progress = CampaignProgress::default();
     let decision = if due && seq.stopped().is_none() && !seq.looks.last().is_some_and(|l| l.final_look) {
         let level = seq.level_at(answered, final_look);
