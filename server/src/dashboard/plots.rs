@@ -70,6 +70,13 @@ fn svg_document(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> anyhow
     Ok(buf)
 }
 
+/// A chart with the dashboard's caption font, margins and axis-label areas.
+fn chart_builder<'a, 'b>(root: &'a DrawingArea<SVGBackend<'b>, Shift>, caption: &str, y_label_area: u32) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(caption, ("sans-serif", 16)).margin(10).x_label_area_size(34).y_label_area_size(y_label_area);
+    b
+}
+
 /// The legend box, the same on every plot but for its corner.
 fn legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, CT>, pos: SeriesLabelPosition) -> anyhow::Result<()> {
     chart
@@ -135,12 +142,8 @@ pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64], c
     let ymax = dn.iter().chain(&du).chain(&ds).copied().fold(0.0, f64::max).max(1e-6) * 1.12;
 
     svg_document(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Per-response scores vs the independent-model null", ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(34)
-            .y_label_area_size(44)
-            .build_cartesian_2d(lo..hi, 0f64..ymax)?;
+        let mut chart =
+            chart_builder(root, "Per-response scores vs the independent-model null", 44).build_cartesian_2d(lo..hi, 0f64..ymax)?;
         chart
             .configure_mesh()
             .x_desc("upstream score (log-odds)")
@@ -189,11 +192,7 @@ pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> anyhow::Result<String> 
     let pmin = pts.iter().map(|p| p.1).fold(alpha, f64::min);
     let ylo = (pmin / 10.0).max(1e-300);
     svg_document(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Evidence growing with N", ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(34)
-            .y_label_area_size(56)
+        let mut chart = chart_builder(root, "Evidence growing with N", 56)
             .build_cartesian_2d((1f64..nmax * 1.3).log_scale(), (ylo..1.5f64).log_scale())?;
         chart
             .configure_mesh()
