@@ -12,6 +12,7 @@
 //!    replays list `127.0.0.1:PORT` explicitly.
 //! 3. Requests go to the checked addresses only (the client pins them), and redirects are not
 //!    followed, so a target cannot bounce the prober elsewhere.
+//!
 //! Only `http` and `https` URLs without credentials are accepted.
 
 use std::collections::HashSet;
