@@ -156,10 +156,22 @@ async fn budget_stops_the_campaign_and_upstream_answers_are_stored() {
     assert!(["distilled", "independent", "undecided"].contains(&sum["decision"].as_str().unwrap()));
     assert!(sum["looks"].as_u64().unwrap() >= 1, "a final look is always made: {sum}");
     assert!(sum["p_value"].as_f64().is_some());
+    // The token budget: replayed usage is ~20 tokens an answer, so 30 tokens end it after the
+    // first batch of 4.
+    let l2 = local().await;
+    let mut s = spec(&fake.base, 100, false);
+    s.alpha = 1e-9;
+    s.budget.max_tokens = Some(30);
+    let before = fake.log().len();
+    let c2 = run_local(&l2, s, &prompts, &[&fake.entry]).await;
+    assert_eq!(c2.stop_reason.as_deref(), Some("budget_tokens"), "{c2:?}");
+    assert_eq!((c2.probes.sent, fake.log().len() - before), (4, 4));
+    assert!(c2.tokens >= 30);
     // Re-running a finished campaign sends nothing.
+    let n = fake.log().len();
     let again = campaign::run(l.store.clone(), l.engine.clone(), &c.id, &HashSet::new(), Arc::new(AtomicBool::new(false)), None).await.unwrap();
     assert_eq!(again.probes.sent, 5);
-    assert_eq!(fake.log().len(), 5);
+    assert_eq!(fake.log().len(), n);
 }
 
 /// Identity claims in answers become evidence attributed to families.

@@ -100,22 +100,42 @@ enum AttemptError {
 /// Spaces requests to one endpoint at least `1 / rate` apart (a reservation queue: each caller
 /// takes the next free slot and sleeps until it).
 pub struct RateLimiter {
-    interval: Duration,
-    next: Mutex<Instant>,
+    /// `(interval, next free slot)`.
+    state: Mutex<(Duration, Instant)>,
+}
+
+fn interval_of(rate_per_sec: f64) -> Duration {
+    if rate_per_sec > 0.0 && rate_per_sec.is_finite() {
+        Duration::from_secs_f64(1.0 / rate_per_sec)
+    } else {
+        Duration::ZERO
+    }
 }
 
 impl RateLimiter {
     pub fn new(rate_per_sec: f64) -> RateLimiter {
-        let interval = if rate_per_sec > 0.0 && rate_per_sec.is_finite() { Duration::from_secs_f64(1.0 / rate_per_sec) } else { Duration::ZERO };
-        RateLimiter { interval, next: Mutex::new(Instant::now()) }
+        RateLimiter { state: Mutex::new((interval_of(rate_per_sec), Instant::now())) }
+    }
+
+    /// The process-wide limiter of endpoint `host:port`: every campaign (and the upstream side of
+    /// every campaign) talking to the same endpoint shares it, at the strictest rate any of them
+    /// asked for.
+    pub fn for_endpoint(entry: &str, rate_per_sec: f64) -> std::sync::Arc<RateLimiter> {
+        static ALL: std::sync::OnceLock<Mutex<std::collections::HashMap<String, std::sync::Arc<RateLimiter>>>> = std::sync::OnceLock::new();
+        let mut all = ALL.get_or_init(Default::default).lock().expect("rate limiters");
+        let l = all.entry(entry.to_string()).or_insert_with(|| std::sync::Arc::new(RateLimiter::new(rate_per_sec))).clone();
+        {
+            let mut st = l.state.lock().expect("rate limiter");
+            st.0 = st.0.max(interval_of(rate_per_sec));
+        }
+        l
     }
 
     pub async fn acquire(&self) {
         let slot = {
-            let mut next = self.next.lock().expect("rate limiter");
-            let now = Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + self.interval;
+            let mut st = self.state.lock().expect("rate limiter");
+            let slot = st.1.max(Instant::now());
+            st.1 = slot + st.0;
             slot
         };
         tokio::time::sleep_until(slot).await;
@@ -128,7 +148,7 @@ pub struct ChatClient {
     model: String,
     api_key: Option<String>,
     opts: ClientOptions,
-    limiter: RateLimiter,
+    limiter: std::sync::Arc<RateLimiter>,
 }
 
 /// `{base}/chat/completions`, unless the URL already ends with it.
@@ -209,7 +229,7 @@ impl ChatClient {
             url: completions_url(&target.url),
             model: model.to_string(),
             api_key,
-            limiter: RateLimiter::new(opts.rate_per_sec),
+            limiter: RateLimiter::for_endpoint(&format!("{}:{}", target.host, target.port), opts.rate_per_sec),
             opts,
         })
     }
@@ -401,5 +421,20 @@ mod tests {
         // First slot at once, then one every 20 ms: at least 80 ms for five (a lower bound, so
         // a slow machine cannot make it flaky).
         assert!(t0.elapsed() >= Duration::from_millis(80), "{:?}", t0.elapsed());
+    }
+
+    #[tokio::test]
+    async fn endpoints_share_one_limiter_at_the_strictest_rate() {
+        let a = RateLimiter::for_endpoint("limiter-test:1", 1000.0);
+        let b = RateLimiter::for_endpoint("limiter-test:1", 50.0);
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            a.acquire().await;
+            b.acquire().await;
+        }
+        // Six requests through either handle: five 20 ms gaps at least.
+        assert!(t0.elapsed() >= Duration::from_millis(100), "{:?}", t0.elapsed());
+        assert!(!std::sync::Arc::ptr_eq(&a, &RateLimiter::for_endpoint("limiter-test:2", 1000.0)));
     }
 }
