@@ -263,6 +263,10 @@ async fn http_campaigns_allowlist_and_secrets() {
     }
     assert!(seen.contains("suspect_key") && !seen.contains(SECRET), "secret value leaked");
     app.post_json(&format!("/v1/campaigns/{id}/cancel"), &app.analyst, json!({})).await.expect_error(409);
+    let doc = app.raw(axum::http::Method::GET, "/api-docs/openapi.json", None, None, axum::body::Body::empty()).await.text();
+    for path in ["/v1/campaigns/{id}/probes", "/v1/allowlist", "/v1/secrets/{name}"] {
+        assert!(doc.contains(path), "OpenAPI lacks {path}");
+    }
     assert_eq!(app.delete(&format!("/v1/allowlist/{}", fake.entry), &app.admin).await.status, 204);
     assert_eq!(app.delete("/v1/secrets/suspect_key", &app.admin).await.status, 204);
 }
@@ -384,4 +388,41 @@ async fn replayed_independent_models_are_never_flagged_and_stop_early() {
         }
     }
     assert!(!early.is_empty(), "no independent model stopped early: the sequential stop is not working");
+}
+
+/// The HTTP service resumes unfinished campaigns when it starts: a probe left `sent` by a crash
+/// is recorded as failed and never requested, the others are sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_start_resumes_campaigns_at_most_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompts: Vec<String> = (0..6).map(|i| format!("restart question {i}")).collect();
+    let fake = FakeOpenAi::start(MODEL, answers(&prompts), vec![], 0);
+    let mut cfg = server::Config::with_data(dir.path());
+    cfg.default_profile = common::default_profile();
+    let id = {
+        // A campaign whose probe 1 was in flight when the process died.
+        let store = SqliteStore::open(&cfg.db_path()).await.unwrap();
+        let engine = Engine::with_default(1, cfg.default_profile.as_deref());
+        store.add_allowlist(server::store::AllowEntry { entry: fake.entry.clone(), note: String::new(), created_by: None, created_ms: 0 }).await.unwrap();
+        let c = campaign::create(&store, &engine, spec(&fake.base, 10, false), probes(&prompts), None, None).await.unwrap();
+        assert!(store.mark_probe_sent(&c.id, 1).await.unwrap());
+        store.close().await;
+        c.id
+    };
+    let state = server::AppState::open(cfg).await.unwrap();
+    let t0 = Instant::now();
+    let c = loop {
+        let c = state.store.get_campaign(&id).await.unwrap().unwrap();
+        if c.state.is_terminal() {
+            break c;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "campaign not resumed: {c:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((c.state, c.probes.answered, c.probes.failed), (JobState::Done, 5, 1), "{c:?}");
+    let failed = state.store.campaign_probes(&id, Some(ProbeState::Failed), 0, 10).await.unwrap();
+    assert_eq!(failed[0].seq, 1);
+    assert!(failed[0].error.as_deref().unwrap().contains("not re-sent"));
+    assert_eq!(fake.replay.requests_for(&prompts[0]), 0, "the in-flight probe was not re-sent");
+    assert!(fake.counts().values().all(|&n| n == 1));
 }
