@@ -19,6 +19,9 @@ pub struct Engine {
     builtin: Option<String>,
     builtin_error: Option<String>,
     cpu: Semaphore,
+    /// The neural tier, loaded on first use by a profile that needs it; the error (missing
+    /// weights, with the file and the fetch command) is kept and reported on every such use.
+    neural: std::sync::OnceLock<Result<Arc<crate::neural::NeuralService>, String>>,
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -57,7 +60,7 @@ impl Engine {
         if let Some(e) = &builtin_error {
             tracing::warn!("{e}");
         }
-        Engine { profiles: RwLock::new(map), builtin, builtin_error, cpu: Semaphore::new(cpu_workers.max(1)) }
+        Engine { profiles: RwLock::new(map), builtin, builtin_error, cpu: Semaphore::new(cpu_workers.max(1)), neural: std::sync::OnceLock::new() }
     }
 
     pub fn builtin_name(&self) -> Option<&str> {
@@ -123,8 +126,42 @@ impl Engine {
         }
     }
 
-    /// Score texts (with optional prompts) against a profile.
+    /// The neural service, loading it on first use (off the async runtime).
+    async fn neural(&self, profile: &Profile) -> AppResult<Arc<crate::neural::NeuralService>> {
+        if self.neural.get().is_none() {
+            let loaded = tokio::task::spawn_blocking(|| crate::neural::NeuralService::load().map(Arc::new).map_err(|e| e.to_string()))
+                .await
+                .map_err(|e| AppError::Internal(format!("loading the neural tier: {e}")))?;
+            let _ = self.neural.set(loaded);
+        }
+        match self.neural.get().expect("set above") {
+            Ok(n) => Ok(n.clone()),
+            Err(e) => Err(AppError::Unavailable(format!(
+                "profile {:?} needs the neural tier(s) {:?}, which this server cannot run: {e}",
+                profile.meta().name,
+                profile.neural_tiers()
+            ))),
+        }
+    }
+
+    /// Score texts (with optional prompts) against a profile; profiles with neural tiers get
+    /// their embeddings from the neural service first.
     pub async fn score(&self, profile: Arc<Profile>, items: Vec<(String, Option<String>)>) -> AppResult<Vec<TextScore>> {
+        if !profile.neural_tiers().is_empty() {
+            let neural = self.neural(&profile).await?;
+            let texts: Vec<String> = items.iter().map(|(t, _)| t.clone()).collect();
+            let dense = neural.embed(&texts).await.map_err(|e| match e {
+                models::ModelError::Overloaded { .. } => AppError::TooManyRequests,
+                other => AppError::Internal(format!("neural tier: {other}")),
+            })?;
+            return self
+                .run_cpu(move || {
+                    let refs: Vec<(&str, Option<&str>)> = items.iter().map(|(t, p)| (t.as_str(), p.as_deref())).collect();
+                    profile.score_batch_with(&refs, Some(&dense))
+                })
+                .await?
+                .map_err(|e| AppError::Invalid(e.to_string()));
+        }
         self.run_cpu(move || {
             if items.len() == 1 {
                 let (t, p) = &items[0];

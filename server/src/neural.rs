@@ -96,3 +96,35 @@ fn write_rows(path: &Path, rows: &[Vec<f32>]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
+
+/// The embedding tier behind a text-embeddings-inference style queue (tokenizer worker, batches
+/// under a token budget, one model thread, `Overloaded` at once when full), for the server: the
+/// async runtime only awaits replies.
+pub struct NeuralService {
+    queue: models::InferenceQueue<Embedder>,
+}
+
+impl NeuralService {
+    pub fn load() -> Result<Self, models::ModelError> {
+        let tier = NeuralTier::load()?;
+        let cfg = models::QueueConfig { max_batch_tokens: 8192, ..Default::default() };
+        Ok(Self { queue: models::InferenceQueue::new(tier.embedder, cfg) })
+    }
+
+    /// Embeddings of `texts`, in order. A full queue answers `Overloaded` at once (→ 429).
+    pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, models::ModelError> {
+        let mut rx = Vec::with_capacity(texts.len());
+        for t in texts {
+            let (tx, r) = tokio::sync::oneshot::channel();
+            self.queue.submit_with(t.clone(), move |res| {
+                let _ = tx.send(res);
+            })?;
+            rx.push(r);
+        }
+        let mut out = Vec::with_capacity(rx.len());
+        for r in rx {
+            out.push(r.await.map_err(|_| models::ModelError::Closed)??);
+        }
+        Ok(out)
+    }
+}
