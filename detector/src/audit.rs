@@ -43,8 +43,27 @@
 //!
 //! The interval is clipped to [0, 1] and always contains the point estimate.
 //!
-//! Only the upstream family gets a calibrated fraction: the calibration block only carries
-//! score distributions for "upstream" vs "not upstream".
+//! # Every family: one-vs-rest mixtures
+//! [`estimate_families`] gives every profile family `f` a fraction by the same estimator on a
+//! one-vs-rest mixture: the score is the family's log-odds `ln P(f|x)/(1 − P(f|x))`, `F_own` is
+//! its distribution over family-`f` calibration models' responses and `F_rest` over every other
+//! calibration model's, both leave-one-model-out ([`Calibration::family_posteriors`]). For the
+//! upstream this is exactly the estimate above (its calibrated scores are used as they are).
+//! Per-family fractions need not sum to one: a corpus may hold text of no known family, and each
+//! family's interval is computed on its own.
+//!
+//! A family with **one** calibration model cannot be calibrated this way: with that model left
+//! out the profile has no component of the family at all, so every one of its LOMO responses
+//! gets P(f) = 0, and `F_own` (what an unseen member of the family looks like) is unknown. Such
+//! a family gets only what the corpus and `F_rest` identify without `F_own`: for any score set
+//! S, `H(S) = π F_own(S) + (1 − π) F_rest(S) ≥ (1 − π) F_rest(S)`, so `π ≥ 1 − H(S)/F_rest(S)`.
+//! With `S = {score ≤ median of F_rest}` (fixed in advance, so no selection bias) the bound is
+//! bootstrapped over the corpus, the calibration responses and the model-level shift of `F_rest`
+//! as above; the reported `fraction` is the bound's 2.5% bootstrap quantile (a 97.5% lower
+//! confidence bound: the plug-in bound itself is pushed up by any model-level mismatch between
+//! the corpus's other texts and the calibration models, and on the bench it reads 10–17% for
+//! families absent from the corpus) and the interval is `[fraction, 1]`: its upper end is 1
+//! because nothing in the profile says how an unseen member of the family scores.
 
 use crate::calibration::{Calibration, ModelNull};
 use crate::Profile;
@@ -91,11 +110,68 @@ pub struct AuditEstimate {
     /// Bootstrap standard error.
     pub se: f64,
     pub bootstrap: usize,
-    /// Standard deviations of the model-level shifts of the null / upstream components used by
-    /// the bootstrap (score units; see the module docs).
-    pub null_shift_sd: f64,
-    pub upstream_shift_sd: f64,
+    /// Standard deviations of the model-level shifts of the family's own / the rest component
+    /// used by the bootstrap (score units; see the module docs).
+    pub own_shift_sd: f64,
+    pub rest_shift_sd: f64,
     pub method: String,
+}
+
+/// One family's estimated fraction (see the module docs).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FamilyEstimate {
+    pub family: String,
+    /// Calibration models of this family (each LOMO-scored).
+    pub calibrated_models: usize,
+    /// Whether the family's own score distribution is calibrated (at least two calibration
+    /// models). If not, `fraction` is a lower bound and the interval reaches 1.
+    pub identified: bool,
+    pub estimate: AuditEstimate,
+}
+
+/// The two components of a one-vs-rest mixture: leave-one-model-out calibration scores of one
+/// family's models (`own`) and of every other calibration model (`rest`), with per-model
+/// summaries for the model-level term.
+#[derive(Debug, Clone, Default)]
+pub struct Components {
+    pub own: Vec<f64>,
+    pub rest: Vec<f64>,
+    pub own_models: Vec<ModelNull>,
+    pub rest_models: Vec<ModelNull>,
+}
+
+impl Components {
+    /// The upstream against the null population, from the profile's calibrated upstream scores.
+    pub fn upstream(cal: &Calibration) -> Self {
+        let f = |v: &[f32]| v.iter().map(|&x| x as f64).filter(|x| x.is_finite()).collect();
+        Self { own: f(&cal.upstream_scores), rest: f(&cal.null_scores), own_models: cal.upstream_models.clone(), rest_models: cal.null_models.clone() }
+    }
+
+    /// Family `family` (position `index` in the profile's family order) against all other
+    /// families, on the family log-odds of the LOMO posteriors.
+    pub fn family(cal: &Calibration, family: &str, index: usize) -> Self {
+        let mut c = Self::default();
+        for m in &cal.family_posteriors {
+            let s: Vec<f64> = m.posteriors.iter().filter_map(|p| p.get(index)).map(|&p| family_log_odds(p as f64) as f64).collect();
+            let summary = ModelNull::from_scores(&m.model, &m.family, &s);
+            if m.family == family {
+                c.own.extend(s);
+                c.own_models.push(summary);
+            } else {
+                c.rest.extend(s);
+                c.rest_models.push(summary);
+            }
+        }
+        c
+    }
+}
+
+/// A family's log-odds `ln p/(1 − p)` from its posterior, rounded through f32 first (the
+/// precision of the stored calibration posteriors) so corpus and calibration scores saturate at
+/// the same values.
+pub fn family_log_odds(p: f64) -> f32 {
+    let p = (p as f32 as f64).clamp(1e-12, 1.0 - 1e-12);
+    (p / (1.0 - p)).ln() as f32
 }
 
 /// Densities of the two components on a common grid.
@@ -233,32 +309,28 @@ fn shift_sd(models: &[ModelNull], m: usize) -> f64 {
 
 /// Estimate the upstream fraction of a corpus from its texts' scores (see the module docs).
 pub fn estimate(scores: &[f64], cal: &Calibration, opts: &AuditOptions) -> AuditEstimate {
-    let up: Vec<f64> = cal.upstream_scores.iter().map(|&x| x as f64).filter(|x| x.is_finite()).collect();
-    let nu: Vec<f64> = cal.null_scores.iter().map(|&x| x as f64).filter(|x| x.is_finite()).collect();
+    estimate_mixture(scores, &Components::upstream(cal), opts)
+}
+
+/// The fraction of the `own` component in a corpus whose texts have `scores`: mixture MLE with a
+/// bootstrap interval (see the module docs).
+pub fn estimate_mixture(scores: &[f64], comps: &Components, opts: &AuditOptions) -> AuditEstimate {
+    let (up, nu) = (&comps.own, &comps.rest);
     let scores: Vec<f64> = scores.iter().copied().filter(|x| x.is_finite()).collect();
     let n = scores.len();
     let method = format!(
-        "mixture MLE of π in π·F_up + (1−π)·F_null (KDE of the leave-one-model-out calibration scores); \
+        "mixture MLE of π in π·F_own + (1−π)·F_rest (KDE of the leave-one-model-out calibration scores); \
          95% percentile bootstrap ({} reps) over corpus texts, calibration texts and calibration models (source_models = {})",
         opts.bootstrap, opts.source_models
     );
-    let (sd_null, sd_up) = (shift_sd(&cal.null_models, opts.source_models), shift_sd(&cal.upstream_models, opts.source_models));
+    let (sd_null, sd_up) = (shift_sd(&comps.rest_models, opts.source_models), shift_sd(&comps.own_models, opts.source_models));
     if n == 0 || up.len() < 2 || nu.len() < 2 {
-        return AuditEstimate {
-            n,
-            fraction: f64::NAN,
-            ci95: [0.0, 1.0],
-            se: f64::NAN,
-            bootstrap: 0,
-            null_shift_sd: sd_null,
-            upstream_shift_sd: sd_up,
-            method: if n == 0 { "no texts".into() } else { "the profile has no upstream/null calibration scores".into() },
-        };
+        return unestimated(n, sd_up, sd_null, if n == 0 { "no texts" } else { "the profile has no calibration scores for this family" });
     }
-    let (hu, hn) = (silverman(&up), silverman(&nu));
+    let (hu, hn) = (silverman(up), silverman(nu));
     let minmax = |xs: &[f64]| xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
-    let (a1, b1) = minmax(&up);
-    let (a2, b2) = minmax(&nu);
+    let (a1, b1) = minmax(up);
+    let (a2, b2) = minmax(nu);
     let pad = 4.0 * hu.max(hn) + 4.0 * sd_null.max(sd_up);
     let lo = a1.min(a2) - pad;
     let hi = b1.max(b2) + pad;
@@ -275,27 +347,120 @@ pub fn estimate(scores: &[f64], cal: &Calibration, opts: &AuditOptions) -> Audit
     let fnull = kde(&g, nu.iter().copied(), hn, &mut counts);
     let pi = mle(&c, &fu, &fnull);
 
+    let reps = bootstrap(opts, |rng| {
+        let mut counts = vec![0.0; gn];
+        let cb: Vec<f64> = c.iter().map(|&k| poisson(rng, k)).collect();
+        let du = model_shift(rng, &comps.own_models, opts.source_models);
+        let dn = model_shift(rng, &comps.rest_models, opts.source_models);
+        let ub: Vec<f64> = (0..up.len()).map(|_| up[rng.gen_range(0..up.len())] + du).collect();
+        let nb: Vec<f64> = (0..nu.len()).map(|_| nu[rng.gen_range(0..nu.len())] + dn).collect();
+        let fu = kde(&g, ub.iter().copied(), silverman(&ub), &mut counts);
+        let fnull = kde(&g, nb.iter().copied(), silverman(&nb), &mut counts);
+        mle(&cb, &fu, &fnull)
+    });
+    let (ci, se) = percentile_ci(&reps, pi, 0.975);
+    AuditEstimate { n, fraction: pi, ci95: ci, se, bootstrap: reps.len(), own_shift_sd: sd_up, rest_shift_sd: sd_null, method }
+}
+
+/// The estimate when there is nothing to estimate from.
+fn unestimated(n: usize, own_shift_sd: f64, rest_shift_sd: f64, why: &str) -> AuditEstimate {
+    AuditEstimate { n, fraction: f64::NAN, ci95: [0.0, 1.0], se: f64::NAN, bootstrap: 0, own_shift_sd, rest_shift_sd, method: why.into() }
+}
+
+/// `opts.bootstrap` seeded replicates of `stat`, in parallel, sorted.
+fn bootstrap(opts: &AuditOptions, stat: impl Fn(&mut ChaCha8Rng) -> f64 + Sync) -> Vec<f64> {
     let mut reps: Vec<f64> = (0..opts.bootstrap)
         .into_par_iter()
-        .map(|b| {
-            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut counts = vec![0.0; gn];
-            let cb: Vec<f64> = c.iter().map(|&k| poisson(&mut rng, k)).collect();
-            let du = model_shift(&mut rng, &cal.upstream_models, opts.source_models);
-            let dn = model_shift(&mut rng, &cal.null_models, opts.source_models);
-            let ub: Vec<f64> = (0..up.len()).map(|_| up[rng.gen_range(0..up.len())] + du).collect();
-            let nb: Vec<f64> = (0..nu.len()).map(|_| nu[rng.gen_range(0..nu.len())] + dn).collect();
-            let fu = kde(&g, ub.iter().copied(), silverman(&ub), &mut counts);
-            let fnull = kde(&g, nb.iter().copied(), silverman(&nb), &mut counts);
-            mle(&cb, &fu, &fnull)
-        })
+        .map(|b| stat(&mut ChaCha8Rng::seed_from_u64(opts.seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))))
         .collect();
     reps.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| if reps.is_empty() { pi } else { reps[((reps.len() - 1) as f64 * p).round() as usize] };
-    let mean = reps.iter().sum::<f64>() / reps.len().max(1) as f64;
+    reps
+}
+
+/// Percentile interval `[q(2.5%), q(upper)]` of sorted replicates, widened to contain the point
+/// estimate and clipped to [0, 1], and the bootstrap standard error.
+fn percentile_ci(reps: &[f64], point: f64, upper: f64) -> ([f64; 2], f64) {
+    if reps.is_empty() {
+        return ([0.0, 1.0], f64::NAN);
+    }
+    let q = |p: f64| reps[((reps.len() - 1) as f64 * p).round() as usize];
+    let mean = reps.iter().sum::<f64>() / reps.len() as f64;
     let se = (reps.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (reps.len().max(2) - 1) as f64).sqrt();
-    let ci = if reps.is_empty() { [0.0, 1.0] } else { [q(0.025).min(pi).clamp(0.0, 1.0), q(0.975).max(pi).clamp(0.0, 1.0)] };
-    AuditEstimate { n, fraction: pi, ci95: ci, se, bootstrap: reps.len(), null_shift_sd: sd_null, upstream_shift_sd: sd_up, method }
+    ([q(0.025).min(point).clamp(0.0, 1.0), q(upper).max(point).clamp(0.0, 1.0)], se)
+}
+
+/// Lower bound on the `own` fraction when `F_own` is unknown (a family with a single calibration
+/// model; see the module docs): `π ≥ 1 − H(S)/F_rest(S)` with `S = {score ≤ median of F_rest}`;
+/// `fraction` is the bound's 2.5% bootstrap quantile, the interval `[fraction, 1]`.
+pub fn estimate_lower_bound(scores: &[f64], comps: &Components, opts: &AuditOptions) -> AuditEstimate {
+    let nu = &comps.rest;
+    let scores: Vec<f64> = scores.iter().copied().filter(|x| x.is_finite()).collect();
+    let n = scores.len();
+    let sd_null = shift_sd(&comps.rest_models, opts.source_models);
+    if n == 0 || nu.len() < 2 {
+        return unestimated(n, f64::NAN, sd_null, if n == 0 { "no texts" } else { "the profile has no calibration scores for this family" });
+    }
+    let mut sorted = nu.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let t = sorted[(sorted.len() - 1) / 2];
+    let below = |xs: &mut dyn Iterator<Item = f64>| xs.filter(|&x| x <= t).count() as f64;
+    let k = below(&mut scores.iter().copied());
+    let bound = |h: f64, f: f64| if f > 0.0 { (1.0 - h / f).clamp(0.0, 1.0) } else { 0.0 };
+    let point = bound(k / n as f64, below(&mut nu.iter().copied()) / nu.len() as f64);
+    let reps = bootstrap(opts, |rng| {
+        let (kb, ob) = (poisson(rng, k), poisson(rng, n as f64 - k));
+        let dn = model_shift(rng, &comps.rest_models, opts.source_models);
+        let f = below(&mut (0..nu.len()).map(|_| nu[rng.gen_range(0..nu.len())] + dn)) / nu.len() as f64;
+        bound(kb / (kb + ob).max(1.0), f)
+    });
+    let lo = reps.get(((reps.len().max(1) - 1) as f64 * 0.025).round() as usize).copied().unwrap_or(point);
+    let (_, se) = percentile_ci(&reps, point, 1.0);
+    let method = format!(
+        "lower bound 1 − H(S)/F_rest(S), S = {{score ≤ {t:.3}}} (median of the leave-one-model-out scores of the other families' models; \
+         plug-in value {point:.3}); fraction = its 2.5% percentile over {} bootstrap reps (corpus texts, calibration texts, \
+         calibration models; source_models = {}); this family's own score distribution is not calibrated, so the interval's upper end is 1",
+        opts.bootstrap, opts.source_models
+    );
+    AuditEstimate { n, fraction: lo, ci95: [lo, 1.0], se, bootstrap: reps.len(), own_shift_sd: f64::NAN, rest_shift_sd: sd_null, method }
+}
+
+/// Per-family fractions of a corpus. `family_scores` holds each text's family log-odds
+/// ([`family_log_odds`]) row by row, one row of `families.len()` values per text (empty: only the
+/// upstream gets an estimate); `upstream_scores` the texts' upstream scores. Every family gets an
+/// entry, in `families` order (see the module docs for the method of each kind of family).
+pub fn estimate_families(
+    upstream_scores: &[f64],
+    family_scores: &[f32],
+    families: &[String],
+    upstream: &str,
+    cal: &Calibration,
+    opts: &AuditOptions,
+) -> Vec<FamilyEstimate> {
+    let nf = families.len();
+    let rows = family_scores.len().checked_div(nf).unwrap_or(0);
+    families
+        .iter()
+        .enumerate()
+        .map(|(i, fam)| {
+            if fam == upstream {
+                let estimate = estimate(upstream_scores, cal, opts);
+                return FamilyEstimate { family: fam.clone(), calibrated_models: cal.upstream_models.len(), identified: cal.upstream_models.len() >= 2, estimate };
+            }
+            let comps = Components::family(cal, fam, i);
+            let k = comps.own_models.len();
+            // Each family its own bootstrap stream (the upstream keeps `opts.seed`).
+            let o = AuditOptions { seed: opts.seed ^ (i as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03), ..opts.clone() };
+            let s: Vec<f64> = (0..rows).map(|r| family_scores[r * nf + i] as f64).collect();
+            let estimate = if cal.family_posteriors.is_empty() {
+                unestimated(s.len(), f64::NAN, f64::NAN, "the profile's calibration has no per-family posteriors")
+            } else if k >= 2 {
+                estimate_mixture(&s, &comps, &o)
+            } else {
+                estimate_lower_bound(&s, &comps, &o)
+            };
+            FamilyEstimate { family: fam.clone(), calibrated_models: k, identified: k >= 2 && !cal.family_posteriors.is_empty(), estimate }
+        })
+        .collect()
 }
 
 /// One of the most upstream-like texts seen.
@@ -357,10 +522,14 @@ impl Reservoir {
     }
 }
 
-/// Streaming audit state: the scores (8 bytes per scored text) and a small heap of the most
-/// upstream-like texts. Feed it with [`Auditor::record`], finish with [`Auditor::estimate`].
+/// Streaming audit state: the upstream score and the family log-odds of each scored text
+/// (8 + 4 × families bytes per text) and a small heap of the most upstream-like texts. Feed it
+/// with [`Auditor::record`], finish with [`Auditor::estimate`] / [`Auditor::estimate_families`].
 pub struct Auditor {
     scores: Vec<f64>,
+    /// Family log-odds, `nf` per text.
+    fam: Vec<f32>,
+    nf: usize,
     top: BinaryHeap<Reverse<ByScore>>,
     k: usize,
     texts: u64,
@@ -368,15 +537,29 @@ pub struct Auditor {
 
 impl Auditor {
     pub fn new(opts: &AuditOptions) -> Self {
-        Self { scores: Vec::new(), top: BinaryHeap::new(), k: opts.top, texts: 0 }
+        Self { scores: Vec::new(), fam: Vec::new(), nf: 0, top: BinaryHeap::new(), k: opts.top, texts: 0 }
     }
 
-    /// Record one scored text into `slot` (from a [`Reservoir`]; `None` = append).
-    pub fn record(&mut self, slot: Option<usize>, score: f64, text: &str, id: Option<&str>, source: Option<&str>, line: u64) {
+    /// Record one scored text into `slot` (from a [`Reservoir`]; `None` = append): its upstream
+    /// score and its family posterior (profile family order; the same length for every text, or
+    /// empty throughout for an upstream-only audit).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(&mut self, slot: Option<usize>, score: f64, family_post: &[f64], text: &str, id: Option<&str>, source: Option<&str>, line: u64) {
         self.texts += 1;
+        if self.scores.is_empty() {
+            self.nf = family_post.len();
+        }
+        assert_eq!(family_post.len(), self.nf, "every text needs a posterior over the same families");
+        let lo = family_post.iter().map(|&p| family_log_odds(p));
         match slot {
-            Some(i) if i < self.scores.len() => self.scores[i] = score,
-            _ => self.scores.push(score),
+            Some(i) if i < self.scores.len() => {
+                self.scores[i] = score;
+                self.fam[i * self.nf..(i + 1) * self.nf].iter_mut().zip(lo).for_each(|(d, v)| *d = v);
+            }
+            _ => {
+                self.scores.push(score);
+                self.fam.extend(lo);
+            }
         }
         if self.k == 0 || !score.is_finite() {
             return;
@@ -406,14 +589,28 @@ impl Auditor {
         v
     }
 
+    /// Family log-odds of the recorded texts, `families` per text.
+    pub fn family_scores(&self) -> &[f32] {
+        &self.fam
+    }
+
+    /// The upstream fraction.
     pub fn estimate(&self, cal: &Calibration, opts: &AuditOptions) -> AuditEstimate {
         estimate(&self.scores, cal, opts)
     }
+
+    /// Every family's fraction ([`estimate_families`]).
+    pub fn estimate_families(&self, profile: &Profile, opts: &AuditOptions) -> Vec<FamilyEstimate> {
+        let fam: &[f32] = if self.nf == profile.families().len() { &self.fam } else { &[] };
+        estimate_families(&self.scores, fam, profile.families(), profile.upstream(), profile.calibration(), opts)
+    }
 }
 
-/// Fast upstream scores of a batch of texts, in parallel.
-pub fn score_batch_fast(profile: &Profile, texts: &[&str]) -> Vec<f64> {
-    texts.par_iter().map(|t| profile.score_fast(t)).collect()
+/// Fast family posteriors and upstream scores of a batch of texts, in parallel (lexical
+/// profiles; a profile with neural tiers scores NaN throughout)).
+pub fn score_batch_families(profile: &Profile, texts: &[&str]) -> Vec<(Vec<f64>, f64)> {
+    let nf = profile.families().len();
+    texts.par_iter().map(|t| profile.families_fast_with(t, None).unwrap_or_else(|_| (vec![f64::NAN; nf], f64::NAN))).collect()
 }
 
 #[cfg(test)]
@@ -506,6 +703,96 @@ mod tests {
         assert!(estimate(&[], &cal, &opts).fraction.is_nan());
     }
 
+    const FAMS: [&str; 3] = ["up", "fa", "fs"];
+
+    /// Family posterior of a text of family `g` (index into [`FAMS`]): softmax of logits with a
+    /// `sep` bump for the own family. `fs_known = false` is a profile without family `fs`: its
+    /// entry is 0 (the other columns are left as they are, so that every family's score
+    /// distribution is the same in calibration and corpus except the unseen family's own).
+    fn posterior(rng: &mut ChaCha8Rng, g: usize, sep: f64, fs_known: bool) -> Vec<f64> {
+        let e: Vec<f64> = (0..3).map(|f| (normal(rng) + if f == g { sep } else { 0.0 }).exp()).collect();
+        let t: f64 = e.iter().sum();
+        let mut p: Vec<f64> = e.iter().map(|v| v / t).collect();
+        if !fs_known {
+            p[2] = 0.0;
+        }
+        p
+    }
+
+    /// Per-family LOMO calibration: families `up` and `fa` with three models each, `fs` with one
+    /// (so its LOMO posteriors put nothing on `fs`, as a real profile's do).
+    fn family_calibration(rng: &mut ChaCha8Rng, per: usize) -> Calibration {
+        let models: [(usize, usize); 7] = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0)];
+        let (mut ns, mut nm, mut us, mut um, mut fp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (g, j) in models {
+            let posts: Vec<Vec<f64>> = (0..per).map(|_| posterior(rng, g, 2.0, g != 2)).collect();
+            let up: Vec<f64> = posts.iter().map(|p| family_log_odds(p[0]) as f64).collect();
+            let name = format!("{}{j}", FAMS[g]);
+            let summary = ModelNull::from_scores(&name, FAMS[g], &up);
+            if g == 0 {
+                us.extend(up.iter().map(|&x| x as f32));
+                um.push(summary);
+            } else {
+                ns.extend(up.iter().map(|&x| x as f32));
+                nm.push(summary);
+            }
+            let posteriors = posts.iter().map(|p| p.iter().map(|&v| v as f32).collect()).collect();
+            fp.push(crate::calibration::ModelPosteriors { model: name, family: FAMS[g].into(), posteriors });
+        }
+        let mut cal = Calibration::new(ns, nm, um, us);
+        cal.family_posteriors = fp;
+        cal
+    }
+
+    /// A corpus scored by the full profile (every family known): upstream scores and family
+    /// log-odds rows, `counts[g]` texts of family `g`.
+    fn family_corpus(rng: &mut ChaCha8Rng, counts: [usize; 3]) -> (Vec<f64>, Vec<f32>) {
+        let (mut up, mut fam) = (Vec::new(), Vec::new());
+        for (g, &k) in counts.iter().enumerate() {
+            for _ in 0..k {
+                let p = posterior(rng, g, 2.0, true);
+                up.push(family_log_odds(p[0]) as f64);
+                fam.extend(p.iter().map(|&v| family_log_odds(v)));
+            }
+        }
+        (up, fam)
+    }
+
+    #[test]
+    fn every_family_gets_an_estimate_covering_its_share() {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let cal = family_calibration(&mut rng, 300);
+        let names: Vec<String> = FAMS.iter().map(|s| s.to_string()).collect();
+        let opts = AuditOptions { source_models: 0, bootstrap: 100, ..AuditOptions::default() };
+        for counts in [[0, 0, 1000], [300, 100, 600], [100, 500, 400], [500, 0, 500], [400, 600, 0]] {
+            let (up, fam) = family_corpus(&mut rng, counts);
+            let est = estimate_families(&up, &fam, &names, "up", &cal, &opts);
+            assert_eq!(est.iter().map(|e| e.family.as_str()).collect::<Vec<_>>(), FAMS);
+            // The upstream entry is the upstream estimate itself.
+            assert_eq!(est[0].estimate, estimate(&up, &cal, &opts));
+            for (i, e) in est.iter().enumerate() {
+                let truth = counts[i] as f64 / 1000.0;
+                let (f, [lo, hi]) = (e.estimate.fraction, e.estimate.ci95);
+                eprintln!("{counts:?} {}: truth {truth} est {f:.3} [{lo:.3}, {hi:.3}] identified {}", e.family, e.identified);
+                assert!(lo <= truth && truth <= hi, "{counts:?} {}: {e:?}", e.family);
+                if i < 2 {
+                    assert!(e.identified && e.calibrated_models == 3);
+                    assert!((f - truth).abs() < 0.08 && hi - lo < 0.25, "{counts:?} {}: {e:?}", e.family);
+                } else {
+                    // One calibration model: only a lower bound, which still sees a large share.
+                    assert!(!e.identified && e.calibrated_models == 1 && hi == 1.0 && f == lo, "{e:?}");
+                    assert!(if truth >= 0.4 { f > 0.15 } else { f < 0.05 }, "{counts:?}: {e:?}");
+                }
+            }
+        }
+        // A calibration without per-family posteriors: only the upstream is estimated.
+        let mut bare = cal.clone();
+        bare.family_posteriors.clear();
+        let (up, fam) = family_corpus(&mut rng, [500, 250, 250]);
+        let est = estimate_families(&up, &fam, &names, "up", &bare, &opts);
+        assert!(est[0].estimate.fraction.is_finite() && est[1].estimate.fraction.is_nan() && !est[1].identified);
+    }
+
     #[test]
     fn reservoir_is_uniform_and_auditor_keeps_top() {
         let mut counts = [0usize; 10];
@@ -524,13 +811,17 @@ mod tests {
 
         let mut a = Auditor::new(&AuditOptions { top: 2, ..AuditOptions::default() });
         for (i, s) in [0.5, 3.0, -1.0, 2.0, 1.0].iter().enumerate() {
-            a.record(None, *s, &format!("t{i}"), None, None, i as u64 + 1);
+            a.record(None, *s, &[0.5, 0.5], &format!("t{i}"), None, None, i as u64 + 1);
         }
         let top = a.top_texts();
         assert_eq!(top.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["t1", "t3"]);
         assert_eq!(a.scores().len(), 5);
-        a.record(Some(0), 9.0, "t9", None, None, 6);
+        a.record(Some(0), 9.0, &[0.9, 0.1], "t9", None, None, 6);
         assert_eq!(a.scores()[0], 9.0);
         assert_eq!(a.scores().len(), 5);
+        // The family log-odds row of the replaced slot follows its score.
+        let lo = a.family_scores();
+        assert_eq!(lo.len(), 10);
+        assert!((lo[0] - 9f32.ln()).abs() < 1e-4 && (lo[1] + 9f32.ln()).abs() < 1e-4 && lo[2] == 0.0, "{lo:?}");
     }
 }

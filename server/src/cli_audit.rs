@@ -1,12 +1,12 @@
-//! `pedigree audit`: estimate what fraction of a training corpus the upstream generated.
+//! `pedigree audit`: estimate what fraction of a training corpus each model family generated.
 //!
-//! Streams the corpus (any format the `datasets` crate reads; memory is 8 bytes per scored text
-//! plus a few top texts), scores every text (or a seeded reservoir sample of `--sample K`) with
-//! the profile's fast path on a reader thread + parallel scorer, and estimates the upstream
-//! fraction with a 95% interval with [`detector::audit::estimate`] (mixture MLE against the
-//! profile's calibration distributions; see that module for the method). Progress is an
-//! indicatif bar on stderr, by bytes. The JSON summary is printed alone on the last line of
-//! stdout.
+//! Streams the corpus (any format the `datasets` crate reads; memory is 8 + 4 × families bytes
+//! per scored text plus a few top texts), scores every text (or a seeded reservoir sample of
+//! `--sample K`) with the profile's fast path on a reader thread + parallel scorer, and estimates
+//! every family's fraction with a 95% interval with [`detector::audit::estimate_families`]
+//! (one-vs-rest mixture MLEs against the profile's leave-one-model-out calibration
+//! distributions; see that module for the method). Progress is an indicatif bar on stderr, by
+//! bytes. The JSON summary is printed alone on the last line of stdout.
 //!
 //! Note for the HTTP side: an `audit` job type can reuse [`audit_records`] unchanged (it takes
 //! any iterator of records and a progress callback).
@@ -115,9 +115,9 @@ where
         let mut done = 0u64;
         for batch in rx {
             let texts: Vec<&str> = batch.iter().map(|(_, r)| r.text.as_str()).collect();
-            let scores = detector::audit::score_batch_fast(profile, &texts);
-            for ((slot, r), sc) in batch.iter().zip(scores) {
-                auditor.record(*slot, sc, &r.text, r.id.as_deref(), r.source.as_deref(), r.line);
+            let scores = detector::audit::score_batch_families(profile, &texts);
+            for ((slot, r), (post, sc)) in batch.iter().zip(scores) {
+                auditor.record(*slot, sc, &post, &r.text, r.id.as_deref(), r.source.as_deref(), r.line);
             }
             done += batch.len() as u64;
             progress(done);
@@ -128,8 +128,8 @@ where
 }
 
 /// The JSON summary of an audit (what `pedigree audit` prints, and what an HTTP `audit` job
-/// stores as its result): the upstream fraction with its 95% interval and the top texts with
-/// evidence. `bytes`, `start` (when the audit began) and `read_secs` feed the timing fields.
+/// stores as its result): every family's fraction with its 95% interval and the top texts with
+/// evidence; the second value is the upstream's estimate. `bytes`, `start` (when the audit began) and `read_secs` feed the timing fields.
 pub fn audit_summary(
     profile: &Profile,
     run: &AuditRun,
@@ -138,7 +138,9 @@ pub fn audit_summary(
     start: Instant,
     read_secs: f64,
 ) -> (serde_json::Value, detector::audit::AuditEstimate) {
-    let est = run.auditor.estimate(profile.calibration(), opts);
+    let fams = run.auditor.estimate_families(profile, opts);
+    let up = profile.upstream().to_string();
+    let est = fams.iter().find(|f| f.family == up).map(|f| f.estimate.clone()).unwrap_or_else(|| run.auditor.estimate(profile.calibration(), opts));
     let total_secs = start.elapsed().as_secs_f64();
     let top: Vec<serde_json::Value> = run
         .auditor
@@ -151,9 +153,20 @@ pub fn audit_summary(
             serde_json::json!({"score": t.score, "fpr": full.fpr, "family": full.family, "id": t.id, "source": t.source, "line": t.line, "text": t.text, "evidence": evidence})
         })
         .collect();
-    let up = profile.upstream().to_string();
     let mut families = serde_json::Map::new();
-    families.insert(up.clone(), serde_json::json!({"fraction": est.fraction, "ci95": est.ci95, "se": est.se}));
+    for f in &fams {
+        let e = &f.estimate;
+        families.insert(
+            f.family.clone(),
+            serde_json::json!({
+                "fraction": e.fraction, "ci95": e.ci95, "se": e.se,
+                "calibrated_models": f.calibrated_models, "identified": f.identified,
+                "model_shift_sd": {"own": e.own_shift_sd, "rest": e.rest_shift_sd},
+                "method": e.method,
+            }),
+        );
+    }
+    let single: Vec<&str> = fams.iter().filter(|f| !f.identified).map(|f| f.family.as_str()).collect();
     let summary = serde_json::json!({
         "texts": run.texts,
         "scored": run.auditor.scored(),
@@ -162,11 +175,17 @@ pub fn audit_summary(
         "skipped_records": run.skipped,
         "empty_texts": run.empty,
         "families": families,
-        "families_note": format!("only the upstream family ({up}) has calibrated score distributions, so only its fraction is estimated"),
+        "upstream": up,
+        "families_note": format!(
+            "each family's fraction is a one-vs-rest mixture estimate on its own (they need not sum to 1: \
+             text of no known family counts for none). Families calibrated on fewer than two models ({}) \
+             cannot be: with their only model left out the profile knows nothing of them, so their \
+             fraction is a lower bound and their interval reaches 1 (identified: false)",
+            if single.is_empty() { "none here".to_string() } else { single.join(", ") }
+        ),
         "method": est.method,
         "bootstrap": est.bootstrap,
         "source_models": opts.source_models,
-        "model_shift_sd": {"null": est.null_shift_sd, "upstream": est.upstream_shift_sd},
         "profile": profile.meta().name,
         "bytes": bytes,
         "seconds": total_secs,
@@ -208,18 +227,14 @@ pub fn run(a: AuditArgs) -> anyhow::Result<()> {
     if run.texts == 0 {
         anyhow::bail!("{}: no texts to audit", a.corpus.display());
     }
-    let (summary, est) = audit_summary(&profile, &run, &opts, bytes, start, read_secs);
-    let up = profile.upstream().to_string();
+    let (summary, _) = audit_summary(&profile, &run, &opts, bytes, start, read_secs);
     // Human-readable summary on stderr; the machine-readable one alone on stdout's last line.
-    eprintln!(
-        "{}: {} texts; {up} fraction {:.3} (95% CI {:.3}–{:.3}); {:.1} MB/s",
-        a.corpus.display(),
-        run.texts,
-        est.fraction,
-        est.ci95[0],
-        est.ci95[1],
-        bytes as f64 / read_secs.max(1e-9) / 1e6
-    );
+    eprintln!("{}: {} texts, {:.1} MB/s", a.corpus.display(), run.texts, bytes as f64 / read_secs.max(1e-9) / 1e6);
+    for (fam, v) in summary["families"].as_object().into_iter().flatten() {
+        let num = |x: &serde_json::Value| x.as_f64().map_or("–".to_string(), |x| format!("{x:.3}"));
+        let tag = if v["identified"] == true { "" } else { " (lower bound: family not calibrated)" };
+        eprintln!("  {fam}: fraction {} (95% CI {}–{}){tag}", num(&v["fraction"]), num(&v["ci95"][0]), num(&v["ci95"][1]));
+    }
     println!("{summary}");
     Ok(())
 }

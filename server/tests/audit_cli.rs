@@ -33,6 +33,17 @@ fn profile_args() -> Option<Vec<String>> {
     None
 }
 
+/// The families of the profile `profile_args` names, sorted.
+fn profile_families(profile: &[String]) -> Vec<String> {
+    let p = match profile.get(1) {
+        Some(path) => detector::Profile::load(Path::new(path)).unwrap(),
+        None => detector::Profile::builtin().unwrap(),
+    };
+    let mut f = p.families().to_vec();
+    f.sort();
+    f
+}
+
 /// Run `pedigree audit` and parse the last stdout line.
 fn audit(profile: &[String], corpus: &Path, extra: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_pedigree"))
@@ -56,8 +67,14 @@ fn write_jsonl(path: &Path, texts: &[&str]) {
     }
 }
 
+/// One TEST-prompt answer of a suspect model.
+struct Answer {
+    model: String,
+    text: String,
+}
+
 /// TEST-prompt answers of the unseen upstream versions and of the independent suspects.
-fn suspect_answers() -> Option<(Vec<String>, Vec<String>)> {
+fn suspect_answers() -> Option<(Vec<Answer>, Vec<Answer>)> {
     let dir = bench_dir();
     let Ok(manifest) = std::fs::read_to_string(dir.join("manifest.json")) else {
         eprintln!("NOTE: skipping: no bench at {}", dir.display());
@@ -78,14 +95,31 @@ fn suspect_answers() -> Option<(Vec<String>, Vec<String>)> {
         if !test.contains(s["prompt_id"].as_str().unwrap()) {
             continue;
         }
-        let text = s["response"].as_str().unwrap().to_string();
-        match kind.get(s["model"].as_str().unwrap()) {
-            Some(&"upstream") => up.push(text),
-            Some(&"independent") => ind.push(text),
+        let a = Answer { model: s["model"].as_str().unwrap().to_string(), text: s["response"].as_str().unwrap().to_string() };
+        match kind.get(a.model.as_str()) {
+            Some(&"upstream") => up.push(a),
+            Some(&"independent") => ind.push(a),
             _ => {}
         }
     }
     Some((up, ind))
+}
+
+/// Which profile family wrote a suspect's answers, as a range of readings: the independent
+/// suspects of the bench carry no family, so it is set here by provenance. `claude-2.1` is
+/// Anthropic's and `Meta-Llama-3-8B-Instruct` Meta's; `humpback-llama2-70b` (Meta AI research,
+/// Llama-2 fine-tuned on its own back-translated data) may or may not count as `meta`, and
+/// `guanaco-7b` (LLaMA-1 fine-tuned on the OpenAssistant conversations) may or may not count as
+/// `oasst-human`. Returns (family, certain).
+fn family_of(model: &str, upstream: &str) -> Option<(&'static str, bool)> {
+    match model {
+        "claude-2.1" => Some(("anthropic", true)),
+        "Meta-Llama-3-8B-Instruct" => Some(("meta", true)),
+        "humpback-llama2-70b" => Some(("meta", false)),
+        "guanaco-7b" => Some(("oasst-human", false)),
+        _ if upstream == "upstream" => Some(("openai", true)),
+        _ => None,
+    }
 }
 
 #[test]
@@ -104,30 +138,51 @@ fn audit_interval_covers_true_upstream_fraction() {
             let k_ind = ind.len().min(((up.len() as f64) * (1.0 - pi) / pi).floor() as usize);
             (((k_ind as f64) * pi / (1.0 - pi)).round() as usize, k_ind)
         };
-        let mut texts: Vec<&str> = up.choose_multiple(&mut rng, k_up).map(String::as_str).collect();
-        texts.extend(ind.choose_multiple(&mut rng, k_ind).map(String::as_str));
+        let mut texts: Vec<(&Answer, &str)> = up.choose_multiple(&mut rng, k_up).map(|a| (a, "upstream")).collect();
+        texts.extend(ind.choose_multiple(&mut rng, k_ind).map(|a| (a, "independent")));
         texts.shuffle(&mut rng);
         assert!(texts.len() <= 2000);
-        let truth = k_up as f64 / texts.len() as f64;
+        let n = texts.len() as f64;
+        let truth = k_up as f64 / n;
+        // Per family: the share of answers certainly of it, and of those that may be.
+        let mut truths: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        for (a, kind) in &texts {
+            if let Some((fam, certain)) = family_of(&a.model, kind) {
+                let t = truths.entry(fam).or_default();
+                t.0 += if certain { 1.0 / n } else { 0.0 };
+                t.1 += 1.0 / n;
+            }
+        }
         let path = tmp.path().join(format!("mix-{pi}.jsonl"));
-        write_jsonl(&path, &texts);
+        write_jsonl(&path, &texts.iter().map(|(a, _)| a.text.as_str()).collect::<Vec<_>>());
         let s = audit(&profile, &path, &[]);
         assert_eq!(s["texts"].as_u64(), Some(texts.len() as u64));
-        let fam = &s["families"]["openai"];
-        let f = fam["fraction"].as_f64().unwrap();
-        let (lo, hi) = (fam["ci95"][0].as_f64().unwrap(), fam["ci95"][1].as_f64().unwrap());
-        assert!((0.0..=1.0).contains(&f) && lo <= f && f <= hi, "{s}");
-        let line = format!(
-            "audit mixture: true {truth:.3} ({k_up} upstream + {k_ind} independent) -> estimate {f:.3}, 95% CI [{lo:.3}, {hi:.3}], width {:.3}",
-            hi - lo
-        );
-        println!("{line}");
-        report.push(line);
-        if !(lo <= truth && truth <= hi) {
-            failures.push(format!("true fraction {truth:.3} outside [{lo:.3}, {hi:.3}]"));
+        let up_fam = s["upstream"].as_str().unwrap().to_string();
+        for (fam, v) in s["families"].as_object().unwrap() {
+            let f = v["fraction"].as_f64().unwrap_or_else(|| panic!("{fam} has no fraction: {s}"));
+            let (lo, hi) = (v["ci95"][0].as_f64().unwrap(), v["ci95"][1].as_f64().unwrap());
+            assert!((0.0..=1.0).contains(&f) && lo <= f && f <= hi, "{fam}: {s}");
+            let identified = v["identified"].as_bool().unwrap();
+            let (t_lo, t_hi) = if *fam == up_fam { (truth, truth) } else { truths.get(fam.as_str()).copied().unwrap_or((0.0, 0.0)) };
+            let line = format!(
+                "audit mixture {pi:.2}: {fam:<12} true {} -> estimate {f:.3}, 95% CI [{lo:.3}, {hi:.3}], width {:.3}{}",
+                if t_lo == t_hi { format!("{t_lo:.3}") } else { format!("{t_lo:.3}–{t_hi:.3}") },
+                hi - lo,
+                if identified { String::new() } else { format!(" (lower bound; {} calibration model)", v["calibrated_models"]) }
+            );
+            println!("{line}");
+            report.push(line);
+            // The interval must be consistent with the truth (with every reading of it where the
+            // family of a model is ambiguous).
+            if !(lo <= t_hi && t_lo <= hi) {
+                failures.push(format!("mixture {pi}: {fam} truth {t_lo:.3}–{t_hi:.3} outside [{lo:.3}, {hi:.3}]"));
+            }
         }
-        if pi == 0.0 && f > 0.05 {
-            failures.push(format!("all-independent corpus estimated at {f:.3} > 0.05"));
+        let mut names: Vec<&String> = s["families"].as_object().unwrap().keys().collect();
+        names.sort();
+        assert_eq!(names, profile_families(&profile).iter().collect::<Vec<_>>(), "every profile family: {s}");
+        if pi == 0.0 && s["families"][&up_fam]["fraction"].as_f64().unwrap() > 0.05 {
+            failures.push(format!("all-independent corpus estimated at {} > 0.05", s["families"][&up_fam]["fraction"]));
         }
     }
     assert!(failures.is_empty(), "{failures:?}\n{}", report.join("\n"));
@@ -137,7 +192,7 @@ fn audit_interval_covers_true_upstream_fraction() {
 fn audit_summary_shape_sampling_and_formats() {
     let (Some(profile), Some((up, ind))) = (profile_args(), suspect_answers()) else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let texts: Vec<&str> = up.iter().take(100).chain(ind.iter().take(300)).map(String::as_str).collect();
+    let texts: Vec<&str> = up.iter().take(100).chain(ind.iter().take(300)).map(|a| a.text.as_str()).collect();
     let path = tmp.path().join("c.jsonl");
     write_jsonl(&path, &texts);
     let s = audit(&profile, &path, &["--top", "3", "--bootstrap", "50"]);

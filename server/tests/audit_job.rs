@@ -44,13 +44,29 @@ async fn wait_done(t: &TestApp, id: &str) -> serde_json::Value {
 
 fn check_summary(s: &serde_json::Value, texts: u64) {
     assert_eq!(s["texts"], texts, "{s}");
-    let up = s["families"].as_object().expect("families").keys().next().expect("one family").clone();
-    let fam = &s["families"][&up];
-    let f = fam["fraction"].as_f64().unwrap_or_else(|| panic!("no fraction: {s}"));
-    let lo = fam["ci95"][0].as_f64().unwrap();
-    let hi = fam["ci95"][1].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&f), "{s}");
-    assert!(lo <= f && f <= hi, "ci95 [{lo}, {hi}] does not contain {f}");
+    // Every profile family has a fraction inside its interval; the upstream is one of them.
+    let profile = match common::default_profile() {
+        Some(p) => detector::Profile::load(&p).unwrap(),
+        None => detector::Profile::builtin().unwrap(),
+    };
+    let fams = s["families"].as_object().expect("families");
+    let mut names: Vec<&String> = fams.keys().collect();
+    names.sort();
+    let mut want: Vec<&String> = profile.families().iter().collect();
+    want.sort();
+    assert_eq!(names, want, "{s}");
+    assert_eq!(s["upstream"], profile.upstream(), "{s}");
+    for (name, fam) in fams {
+        let f = fam["fraction"].as_f64().unwrap_or_else(|| panic!("{name}: no fraction: {s}"));
+        let lo = fam["ci95"][0].as_f64().unwrap();
+        let hi = fam["ci95"][1].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f), "{s}");
+        assert!(lo <= f && f <= hi, "{name}: ci95 [{lo}, {hi}] does not contain {f}");
+        assert!(fam["calibrated_models"].is_u64() && fam["identified"].is_boolean(), "{name}: {fam}");
+        if fam["identified"] == false {
+            assert_eq!(hi, 1.0, "an uncalibrated family's interval reaches 1: {name}: {fam}");
+        }
+    }
     let top = s["top_texts"].as_array().expect("top_texts");
     assert!(!top.is_empty() && top[0]["text"].is_string(), "{s}");
     for t in top {
