@@ -36,7 +36,7 @@ pub struct JobManager {
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
     slots: Arc<Semaphore>,
-    cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    cancels: CancelFlags,
     chunk: usize,
     pause: Duration,
     max_text_chars: usize,
@@ -94,7 +94,7 @@ impl JobManager {
             store,
             engine,
             slots: Arc::new(Semaphore::new(config.max_jobs.max(1))),
-            cancels: Mutex::new(HashMap::new()),
+            cancels: CancelFlags::default(),
             chunk: config.job_chunk.max(1),
             pause: Duration::from_millis(config.job_pause_ms),
             max_text_chars: config.max_text_chars,
@@ -113,8 +113,7 @@ impl JobManager {
 
     /// Run a job in the background.
     pub fn spawn(self: &Arc<Self>, id: String) {
-        let flag = Arc::new(AtomicBool::new(false));
-        self.cancels.lock().expect("cancels").insert(id.clone(), flag.clone());
+        let flag = self.cancels.register(&id);
         let me = self.clone();
         tokio::spawn(async move {
             let _slot = match me.slots.clone().acquire_owned().await {
@@ -138,19 +137,15 @@ impl JobManager {
                 }
                 metrics::counter!("pedigree_jobs_finished_total", "state" => s.as_str()).increment(1);
             }
-            me.cancels.lock().expect("cancels").remove(&id);
+            me.cancels.remove(&id);
         });
     }
 
     /// Cancel a job: it stops after its current chunk; results so far are kept.
     pub async fn cancel(&self, id: &str) -> AppResult<JobRecord> {
         let job = self.store.get_job(id).await?.ok_or_else(|| AppError::not_found(format!("job `{id}`")))?;
-        if job.state.is_terminal() {
-            return Err(AppError::Conflict(format!("job `{id}` is already {}", job.state.as_str())));
-        }
-        if let Some(f) = self.cancels.lock().expect("cancels").get(id) {
-            f.store(true, Ordering::SeqCst);
-        }
+        ensure_cancellable("job", id, job.state)?;
+        self.cancels.signal(id);
         self.store.set_job_state(id, JobState::Cancelled, None).await?;
         Ok(self.store.get_job(id).await?.unwrap_or(job))
     }
@@ -406,6 +401,36 @@ impl JobManager {
         }
         Ok(Outcome::Finished)
     }
+}
+
+/// Cancellation flags of running background tasks (jobs, probe campaigns), by id.
+#[derive(Default)]
+pub struct CancelFlags(Mutex<HashMap<String, Arc<AtomicBool>>>);
+
+impl CancelFlags {
+    /// A fresh flag for task `id`, to be polled by the task.
+    pub fn register(&self, id: &str) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.0.lock().expect("cancel flags").insert(id.to_string(), flag.clone());
+        flag
+    }
+    /// Ask task `id` to stop (no-op when it is not running in this process).
+    pub fn signal(&self, id: &str) {
+        if let Some(f) = self.0.lock().expect("cancel flags").get(id) {
+            f.store(true, Ordering::SeqCst);
+        }
+    }
+    pub fn remove(&self, id: &str) {
+        self.0.lock().expect("cancel flags").remove(id);
+    }
+}
+
+/// A finished job or campaign cannot be cancelled: 409.
+pub fn ensure_cancellable(what: &str, id: &str, state: JobState) -> AppResult<()> {
+    if state.is_terminal() {
+        return Err(AppError::Conflict(format!("{what} `{id}` is already {}", state.as_str())));
+    }
+    Ok(())
 }
 
 /// Content hash used to deduplicate samples: sha256 over the prompt and the text.

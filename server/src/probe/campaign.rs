@@ -32,7 +32,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// An OpenAI-compatible chat endpoint.
@@ -470,12 +470,12 @@ async fn look(ctx: &ProbeCtx<'_>, seq: &mut Sequential, final_look: bool) -> App
 pub struct CampaignManager {
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
-    cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    cancels: crate::jobs::CancelFlags,
 }
 
 impl CampaignManager {
     pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> CampaignManager {
-        CampaignManager { store, engine, cancels: Mutex::new(HashMap::new()) }
+        CampaignManager { store, engine, cancels: Default::default() }
     }
 
     pub async fn resume_all(self: &Arc<Self>) -> anyhow::Result<()> {
@@ -487,27 +487,22 @@ impl CampaignManager {
     }
 
     pub fn spawn(self: &Arc<Self>, id: String) {
-        let flag = Arc::new(AtomicBool::new(false));
-        self.cancels.lock().expect("cancels").insert(id.clone(), flag.clone());
+        let flag = self.cancels.register(&id);
         let me = self.clone();
         tokio::spawn(async move {
             if let Err(e) = run(me.store.clone(), me.engine.clone(), &id, &HashSet::new(), flag, None).await {
                 tracing::warn!(campaign = %id, error = %e, "campaign failed");
                 let _ = me.store.set_campaign_state(&id, JobState::Failed, Some(e.to_string())).await;
             }
-            me.cancels.lock().expect("cancels").remove(&id);
+            me.cancels.remove(&id);
         });
     }
 
     /// Cancel: no new probe is sent; probes in flight finish and are recorded.
     pub async fn cancel(&self, id: &str) -> AppResult<CampaignRecord> {
         let c = self.store.get_campaign(id).await?.ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))?;
-        if c.state.is_terminal() {
-            return Err(AppError::Conflict(format!("campaign `{id}` is already {}", c.state.as_str())));
-        }
-        if let Some(f) = self.cancels.lock().expect("cancels").get(id) {
-            f.store(true, Ordering::SeqCst);
-        }
+        crate::jobs::ensure_cancellable("campaign", id, c.state)?;
+        self.cancels.signal(id);
         self.store.set_campaign_state(id, JobState::Cancelled, None).await?;
         self.store.update_campaign_progress(id, CampaignProgress { stop_reason: Some("cancelled".into()), ..Default::default() }).await?;
         Ok(self.store.get_campaign(id).await?.unwrap_or(c))
