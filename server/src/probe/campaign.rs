@@ -435,11 +435,16 @@ async fn look(ctx: &ProbeCtx<'_>, seq: &mut Sequential, final_look: bool) -> App
         return Ok(None);
     }
     let scores: Vec<TextScore> = rows.into_iter().filter_map(|(_, v)| serde_json::from_value(v).ok()).collect();
-    let refs: HashMap<String, String> = all_probes(ctx.store, ctx.campaign, Some(ProbeState::Answered))
-        .await?
-        .into_iter()
-        .filter_map(|p| p.upstream_answer.map(|a| (p.prompt, a)))
-        .collect();
+    // Upstream reference answers keyed by prompt (read only when there is an upstream).
+    let refs: HashMap<String, String> = if ctx.clients.upstream.is_some() {
+        all_probes(ctx.store, ctx.campaign, Some(ProbeState::Answered))
+            .await?
+            .into_iter()
+            .filter_map(|p| p.upstream_answer.map(|a| (p.prompt, a)))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     // The final look spends what is left of α, unless the plan already ended with a look at the
     // full budget (then nothing is left and another look would decide nothing).
     let due = (final_look && seq.next_look().is_some()) || seq.due(answered);
