@@ -426,3 +426,24 @@ async fn server_start_resumes_campaigns_at_most_once() {
     assert_eq!(fake.replay.requests_for(&prompts[0]), 0, "the in-flight probe was not re-sent");
     assert!(fake.counts().values().all(|&n| n == 1));
 }
+
+/// Answers can go to an existing suspect: they join its samples and its verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_join_an_existing_suspect() {
+    let prompts: Vec<String> = (0..3).map(|i| format!("existing suspect question {i}")).collect();
+    let fake = FakeOpenAi::start(MODEL, answers(&prompts), vec![], 0);
+    let l = local().await;
+    let (profile, _) = l.engine.resolve(None).unwrap();
+    l.store.create_suspect("sus_known", "known", "", &profile).await.unwrap();
+    let sample = server::store::NewSample { content_hash: "h0".into(), text: "an earlier sample".into(), prompt: None, source: "t".into(), score: None };
+    l.store.add_samples("sus_known", vec![sample]).await.unwrap();
+    let c = campaign::create(l.store.as_ref(), &l.engine, spec(&fake.base, 10, false), probes(&prompts), Some("sus_known".into()), None).await.unwrap();
+    assert_eq!(c.suspect_id, "sus_known");
+    assert_eq!(c.spec["profile"], profile.as_str(), "scored with the suspect's profile");
+    let allow: HashSet<String> = [fake.entry.clone()].into();
+    let c = campaign::run(l.store.clone(), l.engine.clone(), &c.id, &allow, Arc::new(AtomicBool::new(false)), None).await.unwrap();
+    assert_eq!(c.probes.answered, 3);
+    assert_eq!(l.store.get_suspect("sus_known").await.unwrap().unwrap().samples, 4);
+    let missing = campaign::create(l.store.as_ref(), &l.engine, spec(&fake.base, 10, false), probes(&prompts), Some("sus_nope".into()), None).await;
+    assert!(matches!(missing, Err(server::error::AppError::NotFound(_))));
+}

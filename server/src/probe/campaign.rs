@@ -159,10 +159,20 @@ pub async fn create(
     suspect_id: Option<String>,
     created_by: Option<String>,
 ) -> AppResult<CampaignRecord> {
+    let mut spec = spec;
     spec.validate().map_err(AppError::Invalid)?;
+    let existing = match &suspect_id {
+        Some(id) => Some(crate::api::suspects::suspect_or_404(store, id).await?),
+        None => None,
+    };
+    // Answers added to an existing suspect are scored with that suspect's profile, so that its
+    // verdict compares like with like.
+    if let (Some(s), None) = (&existing, &spec.profile) {
+        spec.profile = Some(s.profile.clone());
+    }
     let (profile, _) = engine.resolve(spec.profile.as_deref())?;
-    let suspect_id = match suspect_id {
-        Some(id) => crate::api::suspects::suspect_or_404(store, &id).await?.id,
+    let suspect_id = match existing {
+        Some(s) => s.id,
         None => {
             let id = format!("sus_{}", crate::auth::random_base62(16));
             let desc = format!("probed at {} by a campaign", spec.endpoint.base_url);
