@@ -1,6 +1,6 @@
 //! Probe campaigns, the probe-target allowlist and named secrets.
 
-use crate::audit::AuditDetail;
+use crate::api::suspects::{paging, with_detail};
 use crate::auth::{Need, ADMIN, ANALYST, VIEWER};
 use crate::error::{AppError, AppResult, Json, Path, Query};
 use crate::probe::campaign::{self, Budget, CampaignSpec, EndpointSpec};
@@ -10,18 +10,13 @@ use crate::state::AppState;
 use crate::store::{now_ms, AllowEntry, CampaignRecord, ProbeRecord, ProbeState, SecretInfo};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use utoipa::{IntoParams, ToSchema};
 
 type ErrorBody = crate::error::ErrorBody;
 
-fn with_detail(resp: impl IntoResponse, detail: serde_json::Value) -> Response {
-    let mut r = resp.into_response();
-    r.extensions_mut().insert(AuditDetail(detail));
-    r
-}
 
 /// A user-supplied probe.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -140,11 +135,8 @@ pub struct CampaignList {
 #[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", params(Paging),
     responses((status = 200, body = CampaignList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, Need(_c): Need<VIEWER>, Query(p): Query<Paging>) -> AppResult<Json<CampaignList>> {
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) || p.offset.is_some_and(|o| o < 0) {
-        return Err(AppError::Invalid("`limit` must be between 1 and 1000 and `offset` not negative".into()));
-    }
-    Ok(Json(CampaignList { campaigns: state.store.list_campaigns(limit, p.offset.unwrap_or(0)).await? }))
+    let (limit, offset) = paging(p.limit, p.offset)?;
+    Ok(Json(CampaignList { campaigns: state.store.list_campaigns(limit, offset).await? }))
 }
 
 async fn campaign_or_404(state: &AppState, id: &str) -> AppResult<CampaignRecord> {

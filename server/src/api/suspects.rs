@@ -45,7 +45,7 @@ pub struct SuspectList {
     pub suspects: Vec<SuspectRecord>,
 }
 
-fn paging(limit: Option<i64>, offset: Option<i64>) -> AppResult<(i64, i64)> {
+pub(crate) fn paging(limit: Option<i64>, offset: Option<i64>) -> AppResult<(i64, i64)> {
     let limit = limit.unwrap_or(100);
     let offset = offset.unwrap_or(0);
     if !(1..=1000).contains(&limit) {
@@ -61,7 +61,7 @@ pub(crate) async fn suspect_or_404(store: &dyn Store, id: &str) -> AppResult<Sus
     store.get_suspect(id).await?.ok_or_else(|| AppError::not_found(format!("suspect `{id}`")))
 }
 
-fn with_detail(resp: impl IntoResponse, detail: serde_json::Value) -> Response {
+pub(crate) fn with_detail(resp: impl IntoResponse, detail: serde_json::Value) -> Response {
     let mut r = resp.into_response();
     r.extensions_mut().insert(AuditDetail(detail));
     r
