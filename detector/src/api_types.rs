@@ -53,8 +53,14 @@ pub struct TextScore {
     /// Upstream score: log-odds that the text was written by the upstream family rather than any
     /// other family. Unbounded real number; higher = more upstream-like; 0 = even odds.
     pub score: f64,
+    /// Prompt-aligned score, when the profile has reference answers to this text's prompt:
+    /// `score` minus the mean score of known models' answers to the same prompt (0 = as
+    /// upstream-like as the average known model on this request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aligned: Option<f64>,
     /// Calibrated false-positive rate: the fraction of held-out responses of known independent
-    /// models (scored with profiles that never saw those models) scoring at least `score`.
+    /// models (scored with profiles that never saw those models) scoring at least as high — on
+    /// the aligned scale when `aligned` is present, else on `score`.
     pub fpr: f64,
     /// The most likely family.
     pub family: String,
@@ -107,4 +113,8 @@ pub struct Verdict {
     pub growth: Vec<GrowthPoint>,
     /// Indices (into the input) of the most upstream-like responses, strongest first.
     pub top_samples: Vec<usize>,
+    /// Whether the statistic and its null are on the prompt-aligned scale (every response
+    /// answered a prompt the profile has reference answers for).
+    #[serde(default)]
+    pub prompt_aligned: bool,
 }

@@ -48,7 +48,7 @@ pub fn profile_from_bench(dir: &BenchDir, opts: &FitOptions, dense: Option<&Dens
                     Some(t) if !opts.dense_tiers.is_empty() => Some(lookup(t, &s.response)?),
                     _ => None,
                 };
-                out.push(LabeledText { text: &s.response, model: m, family: fam, dense: d });
+                out.push(LabeledText { text: &s.response, model: m, family: fam, dense: d, prompt: Some(&s.prompt) });
             }
         }
         Ok(out)
@@ -84,8 +84,12 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
     let n_scored: usize = scored.iter().map(|s| s.1.len()).sum();
     let score_secs = t1.elapsed().as_secs_f64();
 
+    // The method's per-response score: prompt-aligned when the profile has references for every
+    // test prompt (it does when calibrated on the known models' test-prompt answers), else raw.
+    let aligned = scored.iter().all(|(_, s)| s.iter().all(|t| t.aligned.is_some()));
+    let per = move |t: &TextScore| if aligned { t.aligned.expect("checked") } else { t.score };
     let scores_of = |pred: &dyn Fn(&str) -> bool| -> Vec<f64> {
-        scored.iter().filter(|(m, _)| pred(m)).flat_map(|(_, s)| s.iter().map(|t| t.score)).collect()
+        scored.iter().filter(|(m, _)| pred(m)).flat_map(|(_, s)| s.iter().map(per)).collect()
     };
     let upstream_models = dir.upstream_suspects();
     let neg = scores_of(&|m| dir.is_negative(m));
@@ -103,7 +107,7 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
                 teacher: info.teacher.clone(),
                 positive: dir.is_positive(m),
                 negative: dir.is_negative(m),
-                mean_score: s.iter().map(|t| t.score).sum::<f64>() / s.len().max(1) as f64,
+                mean_score: s.iter().map(per).sum::<f64>() / s.len().max(1) as f64,
                 verdict: profile.verdict(s, &vopts),
             }
         })
@@ -113,9 +117,12 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
     let sets: Vec<(bool, Vec<f64>)> = scored
         .iter()
         .filter(|(m, _)| dir.is_positive(m) || dir.is_negative(m))
-        .map(|(m, s)| (dir.is_positive(m), s.iter().map(|t| t.score).collect()))
+        .map(|(m, s)| (dir.is_positive(m), s.iter().map(per).collect()))
         .collect();
-    let set_score = |xs: &[&f64]| profile.verdict_from_scores(&xs.iter().map(|&&x| x).collect::<Vec<_>>(), &vopts).statistic;
+    let set_score = |xs: &[&f64]| {
+        let xs: Vec<f64> = xs.iter().map(|&&x| x).collect();
+        if aligned { profile.verdict_from_aligned(&xs, &vopts) } else { profile.verdict_from_scores(&xs, &vopts) }.statistic
+    };
     let at: Vec<f64> = [Some(10), Some(50), None]
         .par_iter()
         .map(|&n| metrics::suspect_auroc_at(&sets, n, 20, 20_240_501, set_score))
@@ -147,7 +154,7 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
     );
     let responses = scored
         .iter()
-        .flat_map(|(m, s)| dir.samples_for(m, Split::Test).into_iter().zip(s).map(move |(x, t)| (m.clone(), x.prompt_id.clone(), t.score)))
+        .flat_map(|(m, s)| dir.samples_for(m, Split::Test).into_iter().zip(s).map(move |(x, t)| (m.clone(), x.prompt_id.clone(), per(t))))
         .collect();
     Ok(BenchRun { responses, roc_upstream: metrics::roc_curve(&ups, &neg), roc_student: metrics::roc_curve(&pos, &neg), metrics: m, suspects: results, profile })
 }

@@ -45,6 +45,42 @@ pub struct Calibration {
     /// profile family, in the profile's family order): what any family's score looks like on
     /// models the profile never saw, for per-family audits and attribution error rates.
     pub family_posteriors: Vec<ModelPosteriors>,
+    /// The same null on the prompt-aligned scale, when calibration texts came with prompts that
+    /// several known models answered.
+    pub aligned: Option<AlignedCalibration>,
+}
+
+/// Calibration of prompt-aligned scores (see [`crate::aligned`]): reference means per prompt and
+/// the LOMO null after subtracting them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AlignedCalibration {
+    pub refs: crate::aligned::PromptRefs,
+    /// Sorted aligned scores of the null population.
+    pub null_scores: Vec<f32>,
+    pub null_models: Vec<ModelNull>,
+    pub upstream_models: Vec<ModelNull>,
+}
+
+impl AlignedCalibration {
+    pub fn new(refs: crate::aligned::PromptRefs, mut null_scores: Vec<f32>, null_models: Vec<ModelNull>, upstream_models: Vec<ModelNull>) -> Self {
+        null_scores.sort_by(|a, b| a.total_cmp(b));
+        Self { refs, null_scores, null_models, upstream_models }
+    }
+
+    pub fn fpr(&self, aligned: f64) -> f64 {
+        fpr_of(&self.null_scores, aligned)
+    }
+
+    pub fn set_null(&self) -> SetNull {
+        SetNull::from_models(&self.null_models)
+    }
+}
+
+/// Add-one smoothed fraction of the sorted `null` scoring at least `score`.
+fn fpr_of(null: &[f32], score: f64) -> f64 {
+    let n = null.len();
+    let below = null.partition_point(|&s| (s as f64) < score);
+    ((n - below) as f64 + 1.0) / (n as f64 + 1.0)
 }
 
 /// Leave-one-model-out family posteriors of one calibration model's responses.
@@ -60,15 +96,13 @@ impl Calibration {
     pub fn new(mut null_scores: Vec<f32>, null_models: Vec<ModelNull>, upstream_models: Vec<ModelNull>, mut upstream_scores: Vec<f32>) -> Self {
         null_scores.sort_by(|a, b| a.total_cmp(b));
         upstream_scores.sort_by(|a, b| a.total_cmp(b));
-        Self { null_scores, null_models, upstream_models, upstream_scores, family_posteriors: Vec::new() }
+        Self { null_scores, null_models, upstream_models, upstream_scores, family_posteriors: Vec::new(), aligned: None }
     }
 
     /// Calibrated false-positive rate of a per-text score: the (add-one smoothed) fraction of null
     /// responses scoring at least as high. Monotone non-increasing in `score`; never 0.
     pub fn fpr(&self, score: f64) -> f64 {
-        let n = self.null_scores.len();
-        let below = self.null_scores.partition_point(|&s| (s as f64) < score);
-        ((n - below) as f64 + 1.0) / (n as f64 + 1.0)
+        fpr_of(&self.null_scores, score)
     }
 
     /// Score threshold whose calibrated FPR is at most `fpr`.

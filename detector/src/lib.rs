@@ -3,6 +3,7 @@
 //!
 //! Pure library: no HTTP, no storage. The `server` crate wraps it.
 
+pub mod aligned;
 mod api_types;
 pub mod audit;
 pub mod bench;

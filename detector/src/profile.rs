@@ -9,7 +9,8 @@
 //! File format: `PDGPROF1` magic, a little-endian u32 format version, then a gzip'd bincode
 //! [`ProfileFile`]. Any other version is refused with [`DetectorError::Version`].
 
-use crate::calibration::{t_quantile, Calibration, ModelNull, ModelPosteriors};
+use crate::aligned::{prompt_key, PromptRefs};
+use crate::calibration::{t_quantile, AlignedCalibration, Calibration, ModelNull, ModelPosteriors};
 use crate::dense::{DenseSpec, TIER_LEXICAL};
 use crate::features::{self, FeatureConfig, Scratch, SparseVec, STYLE_NAMES};
 use crate::linear::{Linear, QLinear, TrainOptions};
@@ -23,7 +24,7 @@ use std::path::Path;
 
 /// Version of the on-disk profile format. Bump it whenever features, hashing or the stored
 /// structure change meaning.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const MAGIC: &[u8; 8] = b"PDGPROF1";
 static BUILTIN: &[u8] = include_bytes!("../profiles/openai-alpaca-eval-dev.pdg");
 
@@ -104,6 +105,9 @@ pub struct LabeledText<'a> {
     pub family: &'a str,
     /// Neural features of the text (the profile's dense tiers, concatenated), when it uses them.
     pub dense: Option<&'a [f32]>,
+    /// The prompt it answers. Calibration texts with prompts become per-prompt references for
+    /// prompt-aligned scores ([`crate::aligned`]).
+    pub prompt: Option<&'a str>,
 }
 
 /// Everything `Profile::fit` needs besides the data.
@@ -242,6 +246,18 @@ impl Profile {
         t.extend(self.neural_tiers().iter().cloned());
         t
     }
+    /// The prompt-aligned score of a response with upstream score `score`, when the profile has
+    /// references for its prompt.
+    pub fn aligned_score(&self, score: f64, prompt: Option<&str>) -> Option<f64> {
+        let refs = &self.b.calibration.aligned.as_ref()?.refs;
+        Some(score - refs.mean(prompt?)?)
+    }
+
+    /// Number of prompts with reference answers (0: prompt alignment never applies).
+    pub fn reference_prompts(&self) -> usize {
+        self.b.calibration.aligned.as_ref().map_or(0, |a| a.refs.len())
+    }
+
     /// The neural tiers only (empty for a lexical profile): what `score_with` must be given.
     pub fn neural_tiers(&self) -> &[String] {
         self.b.dense.as_ref().map_or(&[], |d| d.tiers.as_slice())
@@ -292,6 +308,7 @@ impl Profile {
         }
         let mut cal = Calibration::new(null_scores, null_models, upstream_models, upstream_scores);
         cal.family_posteriors = family_posteriors;
+        cal.aligned = aligned_calibration(calib, &models, &lomo, &opts.upstream);
         Ok(full.with_calibration(cal))
     }
 
@@ -390,8 +407,8 @@ impl Profile {
 
     /// Score one text, with its neural features when the profile has neural tiers.
     pub fn score_with(&self, text: &str, prompt: Option<&str>, dense: Option<&[f32]>) -> Result<TextScore> {
-        let _ = prompt;
         let s = self.scored(text, dense)?;
+        let aligned = self.aligned_score(s.score, prompt);
         let mut families: Vec<FamilyProb> =
             self.b.families.iter().zip(&s.family_post).map(|(f, &p)| FamilyProb { family: f.clone(), prob: p }).collect();
         families.sort_by(|a, b| b.prob.total_cmp(&a.prob));
@@ -399,7 +416,11 @@ impl Profile {
         let evidence = self.evidence(text, &s, &claims);
         Ok(TextScore {
             score: s.score,
-            fpr: self.b.calibration.fpr(s.score),
+            aligned,
+            fpr: match (aligned, &self.b.calibration.aligned) {
+                (Some(a), Some(cal)) => cal.fpr(a),
+                _ => self.b.calibration.fpr(s.score),
+            },
             family: families[0].family.clone(),
             families,
             evidence,
@@ -505,8 +526,16 @@ impl Profile {
 
     /// The set-level verdict about a suspect from the scores of its responses (in the order they
     /// were collected: the growth curve follows that order).
+    ///
+    /// When every response has a prompt-aligned score (the profile holds references for all their
+    /// prompts), the test runs on the aligned scale against the aligned null: the prompts' own
+    /// pull cancels out of both sides.
     pub fn verdict(&self, scores: &[TextScore], opts: &VerdictOptions) -> Verdict {
-        let s: Vec<f64> = scores.iter().map(|t| t.score).collect();
+        let aligned: Option<Vec<f64>> = scores.iter().map(|t| t.aligned).collect();
+        let (s, use_aligned) = match aligned {
+            Some(a) if !a.is_empty() && self.b.calibration.aligned.is_some() => (a, true),
+            _ => (scores.iter().map(|t| t.score).collect(), false),
+        };
         let mut fam: BTreeMap<&str, f64> = BTreeMap::new();
         for t in scores {
             for fp in &t.families {
@@ -515,7 +544,7 @@ impl Profile {
         }
         let mut families: Vec<FamilyProb> = fam.into_iter().map(|(f, p)| FamilyProb { family: f.to_string(), prob: p }).collect();
         families.sort_by(|a, b| b.prob.total_cmp(&a.prob));
-        let mut v = self.verdict_from_scores(&s, opts);
+        let mut v = self.verdict_on(&s, use_aligned, opts);
         v.teacher = families.first().map(|f| f.family.clone());
         v.families = families;
         v
@@ -523,15 +552,29 @@ impl Profile {
 
     /// The verdict from bare upstream scores (no family attribution).
     pub fn verdict_from_scores(&self, s: &[f64], opts: &VerdictOptions) -> Verdict {
-        let null = self.b.calibration.set_null();
+        self.verdict_on(s, false, opts)
+    }
+
+    /// The verdict from prompt-aligned scores ([`TextScore::aligned`]); falls back to the raw
+    /// null if the profile has no aligned calibration.
+    pub fn verdict_from_aligned(&self, s: &[f64], opts: &VerdictOptions) -> Verdict {
+        self.verdict_on(s, self.b.calibration.aligned.is_some(), opts)
+    }
+
+    fn verdict_on(&self, s: &[f64], aligned: bool, opts: &VerdictOptions) -> Verdict {
+        let cal = &self.b.calibration;
+        let (null, upstream_models) = match (&cal.aligned, aligned) {
+            (Some(a), true) => (a.set_null(), &a.upstream_models),
+            _ => (cal.set_null(), &cal.upstream_models),
+        };
         let n = s.len();
         let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
         let stat = mean(s);
         let p_value = if n == 0 { 1.0 } else { null.p_value(stat, n) };
         // "Independent": the suspect's mean is confidently (one-sided 1−alpha bound from its own
         // responses) below the midpoint between the null and an unseen upstream version.
-        let up_mean = mean(&self.b.calibration.upstream_models.iter().map(|m| m.mean).collect::<Vec<_>>());
-        let midpoint = if self.b.calibration.upstream_models.is_empty() { f64::INFINITY } else { (null.mu + up_mean) / 2.0 };
+        let up_mean = mean(&upstream_models.iter().map(|m| m.mean).collect::<Vec<_>>());
+        let midpoint = if upstream_models.is_empty() { f64::INFINITY } else { (null.mu + up_mean) / 2.0 };
         let var = if n < 2 { f64::INFINITY } else { s.iter().map(|x| (x - stat).powi(2)).sum::<f64>() / (n - 1) as f64 };
         let ucb = stat + t_quantile(1.0 - opts.alpha, (n.max(2) - 1) as f64) * (var / n.max(1) as f64).sqrt();
         let decision = if n >= 2 && p_value < opts.alpha {
@@ -564,6 +607,7 @@ impl Profile {
             families: Vec::new(),
             growth,
             top_samples: order,
+            prompt_aligned: aligned && cal.aligned.is_some(),
         }
     }
 
@@ -761,6 +805,46 @@ impl<'a> Fitter<'a> {
             },
         }
     }
+}
+
+/// Prompt-aligned calibration: reference means per prompt from the leave-one-model-out scores of
+/// the calibration answers, and the LOMO null minus those means. `None` when no prompt has enough
+/// references.
+fn aligned_calibration(
+    calib: &[LabeledText],
+    models: &[(&str, Vec<usize>)],
+    lomo: &[(String, String, Vec<f64>, Vec<Vec<f32>>)],
+    upstream: &str,
+) -> Option<AlignedCalibration> {
+    let keys: Vec<Option<u64>> = calib.iter().map(|t| t.prompt.map(prompt_key)).collect();
+    // References are scored leave-one-model-out, like the null: a reference answer counts as
+    // what an unseen model would score on that prompt. (Scoring them with the full profile pulls
+    // each known model's answers towards its own family and makes the per-prompt means noisier;
+    // measured on the dev bench: suspect AUROC@10 0.856 with full-profile references, 0.875 with
+    // LOMO ones.)
+    let mut ref_scores = vec![0.0; calib.len()];
+    for ((_, idx), (_, _, s, _)) in models.iter().zip(lomo) {
+        idx.iter().zip(s).for_each(|(&i, &x)| ref_scores[i] = x);
+    }
+    let refs = PromptRefs::from_scores(keys.iter().zip(&ref_scores).filter_map(|(k, &s)| k.map(|k| (k, s))));
+    if refs.is_empty() {
+        return None;
+    }
+    let (mut null_scores, mut null_models, mut upstream_models) = (Vec::new(), Vec::new(), Vec::new());
+    for ((m, idx), (_, fam, s, _)) in models.iter().zip(lomo) {
+        let a: Vec<f64> = idx.iter().zip(s).filter_map(|(&i, &si)| keys[i].and_then(|k| refs.mean_by_key(k)).map(|r| si - r)).collect();
+        if a.is_empty() {
+            continue;
+        }
+        let summary = ModelNull::from_scores(m, fam, &a);
+        if fam == upstream {
+            upstream_models.push(summary);
+        } else {
+            null_scores.extend(a.iter().map(|&x| x as f32));
+            null_models.push(summary);
+        }
+    }
+    (null_models.len() >= 2).then(|| AlignedCalibration::new(refs, null_scores, null_models, upstream_models))
 }
 
 /// The neural vectors of `texts`, checked present and of one length.

@@ -221,6 +221,7 @@ mod tests {
             families: vec![],
             growth: vec![],
             top_samples: vec![],
+            prompt_aligned: false,
         }
     }
 

@@ -25,8 +25,8 @@ fn fit() -> Profile {
     let calib = corpus(1);
     let lt = |v: &[(String, &'static str, &'static str)]| -> Vec<(String, &'static str, &'static str)> { v.to_vec() };
     let (train, calib) = (lt(&train), lt(&calib));
-    let tr: Vec<LabeledText> = train.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None }).collect();
-    let ca: Vec<LabeledText> = calib.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None }).collect();
+    let tr: Vec<LabeledText> = train.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None, prompt: None }).collect();
+    let ca: Vec<LabeledText> = calib.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None, prompt: None }).collect();
     let opts = FitOptions::lexical("test", "up", serde_json::json!({"name": "fixture"}));
     Profile::fit(&tr, &ca, &opts).expect("fit")
 }
@@ -54,7 +54,7 @@ fn neural_block_is_fitted_required_and_round_trips() {
     };
     let (train, calib) = (mk(0), mk(1));
     fn lt<'a>(v: &'a [(String, &'static str, &'static str, Vec<f32>)]) -> Vec<LabeledText<'a>> {
-        v.iter().map(|(t, m, f, d)| LabeledText { text: t, model: m, family: f, dense: Some(d) }).collect()
+        v.iter().map(|(t, m, f, d)| LabeledText { text: t, model: m, family: f, dense: Some(d), prompt: None }).collect()
     }
     let mut opts = FitOptions::lexical("neural", "up", serde_json::json!({"name": "fixture"}));
     opts.dense_tiers = vec![detector::dense::TIER_EMBEDDING.into()];
@@ -156,4 +156,49 @@ fn builtin_profile_loads_and_reads_identity_claims() {
     assert!(s.claims.iter().any(|c| c.family == "openai" && c.kind == "creator"));
     assert!(s.evidence.iter().any(|e| e.kind == EvidenceKind::Identity && e.span == Some([0, 23])));
     assert!(s.fpr > 0.0 && s.fpr <= 1.0);
+}
+
+/// Prompt alignment: calibration texts that answer shared prompts become references; a response
+/// to one of those prompts gets `aligned = score − mean reference score`, its FPR on the aligned
+/// null, and a verdict over such responses runs on the aligned scale.
+#[test]
+fn prompt_aligned_scores_and_verdicts() {
+    let train = corpus(0);
+    let calib = corpus(1);
+    // corpus() writes 5 answers (one per model) per topic: the topic is the shared prompt.
+    let prompts: Vec<String> = calib.iter().map(|(t, _, _)| format!("Tell me about {}", t.split_whitespace().find(|w| ["rivers", "bread", "chess", "volcanoes", "jazz", "tides", "bees", "glass", "maps", "clocks"].iter().any(|k| w.trim_matches(|c: char| !c.is_alphanumeric()) == *k)).unwrap_or("?").trim_matches(|c: char| !c.is_alphanumeric()))).collect();
+    let tr: Vec<LabeledText> = train.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None, prompt: None }).collect();
+    let ca: Vec<LabeledText> = calib.iter().zip(&prompts).map(|((t, m, f), p)| LabeledText { text: t, model: m, family: f, dense: None, prompt: Some(p) }).collect();
+    let p = Profile::fit(&tr, &ca, &FitOptions::lexical("aligned", "up", serde_json::json!({}))).expect("fit");
+    assert_eq!(p.reference_prompts(), 10);
+
+    let text = "Certainly! Here are some facts about jazz:\n\n1. **First**, jazz matters.\n\nI hope this helps!";
+    let raw = p.score(text, None);
+    assert_eq!(raw.aligned, None, "no prompt, no alignment");
+    // Reference mean for the prompt, recomputed from the calibration's leave-one-model-out family
+    // posteriors of the five answers to it (jazz is the 5th topic: index 4 in each model's list).
+    let up = p.families().iter().position(|f| f == "up").unwrap();
+    let refs: Vec<f64> = p
+        .calibration()
+        .family_posteriors
+        .iter()
+        .map(|m| {
+            let q = (m.posteriors[4][up] as f64).clamp(1e-12, 1.0 - 1e-12);
+            (q / (1.0 - q)).ln()
+        })
+        .collect();
+    assert_eq!(refs.len(), 5);
+    let mean = refs.iter().sum::<f64>() / refs.len() as f64;
+    let al = p.score(text, Some("  tell me ABOUT jazz ")); // matched despite case and spacing
+    let a = al.aligned.expect("aligned");
+    assert!((a - (raw.score - mean)).abs() < 1e-3, "{a} vs {} − {mean}", raw.score);
+    assert_eq!(p.score(text, Some("Tell me about owls")).aligned, None, "unknown prompt");
+
+    let up: Vec<_> = (0..10).map(|i| p.score(&format!("Certainly! Here are some facts about x{i}:\n\n1. **First**, it matters.\n\nI hope this helps!"), Some("Tell me about jazz"))).collect();
+    let v = p.verdict(&up, &VerdictOptions::default());
+    assert!(v.prompt_aligned);
+    assert!((v.statistic - up.iter().map(|t| t.aligned.unwrap()).sum::<f64>() / 10.0).abs() < 1e-9);
+    let mut mixed = up.clone();
+    mixed.push(p.score(text, None));
+    assert!(!p.verdict(&mixed, &VerdictOptions::default()).prompt_aligned, "one unaligned response: raw scale for all");
 }

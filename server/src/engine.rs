@@ -243,7 +243,7 @@ fn build_profile_blocking(dataset: &std::path::Path, params: &serde_json::Value)
     let lab = |want: bool| -> Vec<detector::LabeledText<'_>> {
         rows.iter()
             .filter(|(_, c)| *c == want)
-            .map(|(r, _)| detector::LabeledText { text: &r.text, model: &r.model, family: &r.family, dense: None })
+            .map(|(r, _)| detector::LabeledText { text: &r.text, model: &r.model, family: &r.family, dense: None, prompt: r.prompt.as_deref() })
             .collect()
     };
     let (train, calib) = (lab(false), lab(true));

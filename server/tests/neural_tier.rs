@@ -22,7 +22,7 @@ fn neural_profile(tier: &server::neural::NeuralTier) -> Profile {
     let texts: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     let vecs = tier.vectors(&[detector::dense::TIER_EMBEDDING.into()], &texts).expect("embed");
     let lab = |c: bool| -> Vec<LabeledText> {
-        rows.iter().zip(&vecs).filter(|(r, _)| r.3 == c).map(|(r, v)| LabeledText { text: &r.0, model: r.1, family: r.2, dense: Some(v) }).collect()
+        rows.iter().zip(&vecs).filter(|(r, _)| r.3 == c).map(|(r, v)| LabeledText { text: &r.0, model: r.1, family: r.2, dense: Some(v), prompt: None }).collect()
     };
     let mut opts = FitOptions::lexical("neural-test", "openai", serde_json::json!({"fixture": true}));
     opts.dense_tiers = vec![detector::dense::TIER_EMBEDDING.into()];

@@ -138,7 +138,7 @@ pub fn default_profile() -> Option<std::path::PathBuf> {
         let lab = |c: bool| {
             rows.iter()
                 .filter(|r| r.3 == c)
-                .map(|r| detector::LabeledText { text: &r.0, model: r.1, family: r.2, dense: None })
+                .map(|r| detector::LabeledText { text: &r.0, model: r.1, family: r.2, dense: None, prompt: None })
                 .collect::<Vec<_>>()
         };
         let opts = detector::FitOptions::lexical("test-openai", "openai", serde_json::json!({"synthetic": true}));
