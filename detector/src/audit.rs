@@ -90,11 +90,17 @@ pub struct AuditOptions {
     pub top: usize,
     /// Score only a uniform random sample of this many texts (reservoir sampling).
     pub sample: Option<usize>,
+    /// Model-level term by *composition*: each bootstrap replicate's components are the responses
+    /// of `source_models` calibration models drawn at random (a corpus written by a few models
+    /// differs from the calibration population in its mix, not only its mean), instead of a
+    /// location shift. Much wider intervals; see the README's audit section.
+    #[serde(default)]
+    pub model_mix: bool,
 }
 
 impl Default for AuditOptions {
     fn default() -> Self {
-        Self { bootstrap: 200, seed: 0x5eed, grid: 512, source_models: 2, top: 10, sample: None }
+        Self { bootstrap: 200, seed: 0x5eed, grid: 512, source_models: 2, top: 10, sample: None, model_mix: false }
     }
 }
 
@@ -138,13 +144,17 @@ pub struct Components {
     pub rest: Vec<f64>,
     pub own_models: Vec<ModelNull>,
     pub rest_models: Vec<ModelNull>,
+    /// Per-model response scores of each component (empty: only the summaries are known, and the
+    /// model-level term is a location shift).
+    pub own_groups: Vec<Vec<f64>>,
+    pub rest_groups: Vec<Vec<f64>>,
 }
 
 impl Components {
     /// The upstream against the null population, from the profile's calibrated upstream scores.
     pub fn upstream(cal: &Calibration) -> Self {
         let f = |v: &[f32]| v.iter().map(|&x| x as f64).filter(|x| x.is_finite()).collect();
-        Self { own: f(&cal.upstream_scores), rest: f(&cal.null_scores), own_models: cal.upstream_models.clone(), rest_models: cal.null_models.clone() }
+        Self { own: f(&cal.upstream_scores), rest: f(&cal.null_scores), own_models: cal.upstream_models.clone(), rest_models: cal.null_models.clone(), ..Self::default() }
     }
 
     /// Family `family` (position `index` in the profile's family order) against all other
@@ -155,11 +165,13 @@ impl Components {
             let s: Vec<f64> = m.posteriors.iter().filter_map(|p| p.get(index)).map(|&p| family_log_odds(p as f64) as f64).collect();
             let summary = ModelNull::from_scores(&m.model, &m.family, &s);
             if m.family == family {
-                c.own.extend(s);
+                c.own.extend(&s);
                 c.own_models.push(summary);
+                c.own_groups.push(s);
             } else {
-                c.rest.extend(s);
+                c.rest.extend(&s);
                 c.rest_models.push(summary);
+                c.rest_groups.push(s);
             }
         }
         c
@@ -296,6 +308,25 @@ fn model_shift(rng: &mut ChaCha8Rng, models: &[ModelNull], m: usize) -> f64 {
     draw(rng, m) + draw(rng, j)
 }
 
+/// One bootstrap replicate of a component's calibration sample (as many responses as `pooled`).
+/// With per-model `groups` ([`AuditOptions::model_mix`]): the responses of `m` models drawn with
+/// replacement from the calibration models (the corpus's few source models, whose *mix* differs
+/// from the calibration population's, not only its mean); otherwise a resample of `pooled` plus
+/// the model-level `shift` ([`model_shift`]).
+fn component_replicate(rng: &mut ChaCha8Rng, pooled: &[f64], groups: Option<&[Vec<f64>]>, shift: f64, m: usize) -> Vec<f64> {
+    let groups = groups.unwrap_or_default();
+    if m > 0 && groups.len() >= 2 {
+        let pick: Vec<&Vec<f64>> = (0..m).map(|_| &groups[rng.gen_range(0..groups.len())]).collect();
+        return (0..pooled.len())
+            .map(|_| {
+                let g = pick[rng.gen_range(0..m)];
+                g[rng.gen_range(0..g.len())]
+            })
+            .collect();
+    }
+    (0..pooled.len()).map(|_| pooled[rng.gen_range(0..pooled.len())] + shift).collect()
+}
+
 /// Standard deviation of [`model_shift`] (for reporting).
 fn shift_sd(models: &[ModelNull], m: usize) -> f64 {
     let j = models.len();
@@ -320,8 +351,10 @@ pub fn estimate_mixture(scores: &[f64], comps: &Components, opts: &AuditOptions)
     let n = scores.len();
     let method = format!(
         "mixture MLE of π in π·F_own + (1−π)·F_rest (KDE of the leave-one-model-out calibration scores); \
-         95% percentile bootstrap ({} reps) over corpus texts, calibration texts and calibration models (source_models = {})",
-        opts.bootstrap, opts.source_models
+         95% percentile bootstrap ({} reps) over corpus texts, calibration texts and calibration models (source_models = {}, {})",
+        opts.bootstrap,
+        opts.source_models,
+        if opts.model_mix { "by composition" } else { "by location shift" }
     );
     let (sd_null, sd_up) = (shift_sd(&comps.rest_models, opts.source_models), shift_sd(&comps.own_models, opts.source_models));
     if n == 0 || up.len() < 2 || nu.len() < 2 {
@@ -352,8 +385,8 @@ pub fn estimate_mixture(scores: &[f64], comps: &Components, opts: &AuditOptions)
         let cb: Vec<f64> = c.iter().map(|&k| poisson(rng, k)).collect();
         let du = model_shift(rng, &comps.own_models, opts.source_models);
         let dn = model_shift(rng, &comps.rest_models, opts.source_models);
-        let ub: Vec<f64> = (0..up.len()).map(|_| up[rng.gen_range(0..up.len())] + du).collect();
-        let nb: Vec<f64> = (0..nu.len()).map(|_| nu[rng.gen_range(0..nu.len())] + dn).collect();
+        let ub = component_replicate(rng, up, opts.model_mix.then_some(&comps.own_groups[..]), du, opts.source_models);
+        let nb = component_replicate(rng, nu, opts.model_mix.then_some(&comps.rest_groups[..]), dn, opts.source_models);
         let fu = kde(&g, ub.iter().copied(), silverman(&ub), &mut counts);
         let fnull = kde(&g, nb.iter().copied(), silverman(&nb), &mut counts);
         mle(&cb, &fu, &fnull)
@@ -410,7 +443,8 @@ pub fn estimate_lower_bound(scores: &[f64], comps: &Components, opts: &AuditOpti
     let reps = bootstrap(opts, |rng| {
         let (kb, ob) = (poisson(rng, k), poisson(rng, n as f64 - k));
         let dn = model_shift(rng, &comps.rest_models, opts.source_models);
-        let f = below(&mut (0..nu.len()).map(|_| nu[rng.gen_range(0..nu.len())] + dn)) / nu.len() as f64;
+        let nb = component_replicate(rng, nu, opts.model_mix.then_some(&comps.rest_groups[..]), dn, opts.source_models);
+        let f = below(&mut nb.into_iter()) / nu.len() as f64;
         bound(kb / (kb + ob).max(1.0), f)
     });
     let lo = reps.get(((reps.len().max(1) - 1) as f64 * 0.025).round() as usize).copied().unwrap_or(point);
@@ -443,7 +477,10 @@ pub fn estimate_families(
         .enumerate()
         .map(|(i, fam)| {
             if fam == upstream {
-                let estimate = estimate(upstream_scores, cal, opts);
+                let mut comps = Components::upstream(cal);
+                let g = Components::family(cal, fam, i);
+                (comps.own_groups, comps.rest_groups) = (g.own_groups, g.rest_groups);
+                let estimate = estimate_mixture(upstream_scores, &comps, opts);
                 return FamilyEstimate { family: fam.clone(), calibrated_models: cal.upstream_models.len(), identified: cal.upstream_models.len() >= 2, estimate };
             }
             let comps = Components::family(cal, fam, i);
@@ -701,6 +738,32 @@ mod tests {
         let none = estimate(&corpus(&mut rng, 500, 0.0, 0.0, 0.0), &cal, &opts);
         assert!(none.fraction < 0.05 && none.ci95[0] == 0.0, "{none:?}");
         assert!(estimate(&[], &cal, &opts).fraction.is_nan());
+    }
+
+    #[test]
+    fn model_mix_covers_a_corpus_missing_a_cluster_of_null_models() {
+        // Null calibration models in two clusters (four near −3, four near 0); the corpus's
+        // independent text comes only from the upper cluster. A location shift of the pooled
+        // null cannot turn it into the upper cluster alone; drawing source models can.
+        let mut rng = ChaCha8Rng::seed_from_u64(17);
+        let mut c = Components::default();
+        for (j, mu) in [-3.0, -3.0, -3.0, -3.0, 0.0, 0.0, 0.0, 0.0, 1.5, 1.5, 1.5, 1.5].into_iter().enumerate() {
+            let mu = mu + 0.2 * normal(&mut rng);
+            let s = gauss(&mut rng, 150, mu, 1.0);
+            let m = ModelNull::from_scores(&format!("m{j}"), "f", &s);
+            let (pooled, models, groups) = if j < 8 { (&mut c.rest, &mut c.rest_models, &mut c.rest_groups) } else { (&mut c.own, &mut c.own_models, &mut c.own_groups) };
+            pooled.extend(&s);
+            models.push(m);
+            groups.push(s);
+        }
+        let mut corpus = gauss(&mut rng, 300, 1.5, 1.0);
+        corpus.extend(gauss(&mut rng, 700, 0.0, 1.0));
+        let shift = estimate_mixture(&corpus, &c, &AuditOptions { source_models: 2, ..AuditOptions::default() });
+        let mix = estimate_mixture(&corpus, &c, &AuditOptions { source_models: 2, model_mix: true, ..AuditOptions::default() });
+        eprintln!("shift {shift:?}\nmix {mix:?}");
+        assert!(mix.ci95[0] <= 0.3 && 0.3 <= mix.ci95[1], "{mix:?}");
+        assert!(mix.ci95[1] - mix.ci95[0] > shift.ci95[1] - shift.ci95[0], "composition is the wider term");
+        assert!(mix.method.contains("by composition") && shift.method.contains("by location shift"));
     }
 
     const FAMS: [&str; 3] = ["up", "fa", "fs"];

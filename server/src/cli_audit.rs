@@ -44,6 +44,11 @@ pub struct AuditArgs {
     /// between-model term of the interval; smaller = wider; 0 = ignore model-level variation).
     #[arg(long, default_value_t = AuditOptions::default().source_models)]
     pub source_models: usize,
+    /// Model-level term by composition (each bootstrap replicate draws `--source-models`
+    /// calibration models per component) instead of a location shift: honest when the corpus's
+    /// other text may come from a few models unlike the calibration mix; much wider.
+    #[arg(long)]
+    pub model_mix: bool,
     /// How many most upstream-like texts to list as evidence.
     #[arg(long, default_value_t = AuditOptions::default().top)]
     pub top: usize,
@@ -186,6 +191,7 @@ pub fn audit_summary(
         "method": est.method,
         "bootstrap": est.bootstrap,
         "source_models": opts.source_models,
+        "model_mix": opts.model_mix,
         "profile": profile.meta().name,
         "bytes": bytes,
         "seconds": total_secs,
@@ -198,7 +204,7 @@ pub fn audit_summary(
 
 pub fn run(a: AuditArgs) -> anyhow::Result<()> {
     let profile = load_profile(a.profile.as_deref())?;
-    let opts = AuditOptions { bootstrap: a.bootstrap, seed: a.seed, source_models: a.source_models, top: a.top, sample: a.sample, ..AuditOptions::default() };
+    let opts = AuditOptions { bootstrap: a.bootstrap, seed: a.seed, source_models: a.source_models, top: a.top, sample: a.sample, model_mix: a.model_mix, ..AuditOptions::default() };
     let format = a.format.as_deref().map(|s| s.parse::<datasets::Format>()).transpose()?;
     let records = datasets::open(&a.corpus, format).with_context(|| format!("opening {}", a.corpus.display()))?;
     let total = records.total_bytes();
