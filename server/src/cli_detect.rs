@@ -231,22 +231,12 @@ fn records(input: Option<&Path>, format: &Option<String>) -> anyhow::Result<Box<
             let it = datasets::open(p, parse_format(format)?)?;
             Ok(Box::new(it.map(|r| r.map_err(anyhow::Error::from))))
         }
+        // stdin goes through the same streaming reader as files (JSONL unless --format says
+        // otherwise), so it gets the same validation and error messages.
         _ => {
-            let stdin = std::io::stdin().lock();
-            Ok(Box::new(stdin.lines().enumerate().filter(|(_, l)| !matches!(l, Ok(s) if s.trim().is_empty())).map(|(i, l)| {
-                let l = l?;
-                let v: serde_json::Value = serde_json::from_str(&l).with_context(|| format!("stdin:{}: not JSON", i + 1))?;
-                let text = v.get("text").or_else(|| v.get("response")).and_then(|t| t.as_str());
-                let Some(text) = text else { bail!("stdin:{}: field \"text\": missing or not a string", i + 1) };
-                Ok(datasets::TextRecord {
-                    id: v.get("id").map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)),
-                    prompt: v.get("prompt").and_then(|p| p.as_str()).map(str::to_string),
-                    text: text.to_string(),
-                    model: v.get("model").and_then(|p| p.as_str()).map(str::to_string),
-                    source: Some("stdin".into()),
-                    line: i as u64 + 1,
-                })
-            })))
+            let fmt = parse_format(format)?.unwrap_or(datasets::Format::Jsonl);
+            let it = datasets::open(Path::new("/dev/stdin"), Some(fmt))?;
+            Ok(Box::new(it.map(|r| r.map_err(anyhow::Error::from))))
         }
     }
 }
@@ -262,7 +252,7 @@ fn score(a: ScoreArgs) -> anyhow::Result<()> {
             if a.no_evidence {
                 s.evidence.clear();
             }
-            let line = serde_json::json!({"id": r.id, "line": r.line, "score": s.score, "fpr": s.fpr, "family": s.family, "families": s.families, "evidence": s.evidence, "claims": s.claims});
+            let line = serde_json::json!({"id": r.id, "line": r.line, "score": s.score, "aligned": s.aligned, "fpr": s.fpr, "family": s.family, "families": s.families, "evidence": s.evidence, "claims": s.claims});
             writeln!(out, "{line}")?;
         }
         batch.clear();

@@ -123,7 +123,7 @@ fn bad_input_is_named_and_fails() {
 
     let out = run_with_stdin(&["score"], "not json\n");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin:1: not JSON"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/dev/stdin:1"));
 
     let dir = tempfile::tempdir().expect("tmp");
     let junk = dir.path().join("junk.pdg");
