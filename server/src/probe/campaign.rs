@@ -194,9 +194,11 @@ pub async fn create(
     Ok(store.create_campaign(new).await?)
 }
 
-/// The set-level test of a campaign at a look's level. The ONE call site of the verdict, so a
-/// prompt-aligned variant can be switched in here: `upstream_refs` holds the upstream's answers
-/// keyed by prompt (the detector has no prompt-aligned test yet, so they are not used today).
+/// The set-level test of a campaign at a look's level. The ONE call site of the verdict. Answers
+/// were scored with their prompts, so the detector aligns them against the profile's reference
+/// answers to the same prompts when it has them (`Verdict::prompt_aligned`). `upstream_refs` holds
+/// the campaign's own upstream answers keyed by prompt, for a detector test that compares content
+/// with them (none does today: content similarity separated suspects worse than the classifier).
 pub async fn campaign_verdict(
     engine: &Engine,
     profile: Arc<detector::Profile>,
