@@ -167,6 +167,20 @@ pub fn parse_fraction(s: &str) -> Option<(usize, usize)> {
     (k <= n).then_some((k, n))
 }
 
+/// The protocol's keys, in the order of its README.
+pub const PROTOCOL_KEYS: &[&str] = &[
+    "sample_auroc_upstream",
+    "sample_tpr_at_1fpr_upstream",
+    "sample_auroc_student",
+    "sample_tpr_at_1fpr_student",
+    "suspect_auroc@10",
+    "suspect_auroc@50",
+    "suspect_auroc@all",
+    "verdict_students_flagged",
+    "verdict_independents_flagged",
+    "teacher_correct",
+];
+
 /// The metrics a method prints, as one JSON object with the protocol's exact keys.
 /// Extra keys a method wants to report go in `extra` (flattened into the same object).
 /// `NaN` serializes as `null` (serde_json's rule) and reads back as `NaN`.
@@ -436,19 +450,7 @@ mod tests {
         m.extra.insert("method".into(), serde_json::json!("x"));
         let v = serde_json::to_value(&m).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        for k in [
-            "sample_auroc_upstream",
-            "sample_tpr_at_1fpr_upstream",
-            "sample_auroc_student",
-            "sample_tpr_at_1fpr_student",
-            "suspect_auroc@10",
-            "suspect_auroc@50",
-            "suspect_auroc@all",
-            "verdict_students_flagged",
-            "verdict_independents_flagged",
-            "teacher_correct",
-            "method",
-        ] {
+        for k in PROTOCOL_KEYS.iter().chain(&["method"]) {
             assert!(keys.contains(&k), "{k} missing from {keys:?}");
         }
         assert_eq!(keys.len(), 11);

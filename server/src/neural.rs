@@ -72,8 +72,11 @@ impl NeuralTier {
     }
 }
 
-/// Default embedding cache: `.cache/embeddings` beside the model cache.
+/// Embedding cache: `$PEDIGREE_EMBED_CACHE`, else `.cache/embeddings` beside the model cache.
 pub fn default_cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("PEDIGREE_EMBED_CACHE").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
     ModelPaths::default_root().parent().map(|p| p.join("embeddings")).unwrap_or_else(|| PathBuf::from(".cache/embeddings"))
 }
 

@@ -20,6 +20,27 @@ pub fn bench_table(run: &BenchRun) -> String {
     s
 }
 
+/// The tier ablation (`bench --ablation`: `metrics.extra["ablation"]`, tier → protocol metrics)
+/// as a markdown table with one column per tier; empty when the run had none.
+pub fn ablation_table(run: &BenchRun) -> String {
+    let Some(serde_json::Value::Object(tiers)) = run.metrics.extra.get("ablation") else {
+        return String::new();
+    };
+    let mut s = format!("| metric | {} |\n|---|{}\n", tiers.keys().cloned().collect::<Vec<_>>().join(" | "), "---|".repeat(tiers.len()));
+    for key in datasets::metrics::PROTOCOL_KEYS {
+        let cells: Vec<String> = tiers
+            .values()
+            .map(|m| match m.get(*key) {
+                Some(serde_json::Value::Number(x)) => format!("{:.3}", x.as_f64().unwrap_or(f64::NAN)),
+                Some(serde_json::Value::String(x)) => x.clone(),
+                _ => "–".into(),
+            })
+            .collect();
+        let _ = writeln!(s, "| {key} | {} |", cells.join(" | "));
+    }
+    s
+}
+
 /// Per-suspect verdicts as a markdown table.
 pub fn suspect_table(run: &BenchRun) -> String {
     let mut s = String::from("| suspect | kind | mean score | effect | p-value | decision | attributed |\n|---|---|---|---|---|---|---|\n");
@@ -74,7 +95,7 @@ pub fn write_bench_report(path: &Path, dir: &BenchDir, run: &BenchRun) -> anyhow
     let svg_name = svg_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let cal = &run.profile.meta().calibration;
     let md = format!(
-        "# pedigree bench: {name}\n\nUpstream: `{up}`. Data: {src} (licence: {lic}).\n\n## Protocol metrics\n\n{table}\n```json\n{json}\n```\n\n## Per-suspect verdicts (α = 0.01)\n\n{sus}\n## ROC\n\n![ROC]({svg_name})\n\n## Calibration (null population)\n\n```json\n{cal}\n```\n",
+        "# pedigree bench: {name}\n\nUpstream: `{up}`. Data: {src} (licence: {lic}).\n\n## Protocol metrics\n\n{table}\n```json\n{json}\n```\n\n{ablation}## Per-suspect verdicts (α = 0.01)\n\n{sus}\n## ROC\n\n![ROC]({svg_name})\n\n## Calibration (null population)\n\n```json\n{cal}\n```\n",
         name = dir.manifest.name,
         up = dir.manifest.upstream,
         src = dir.manifest.source.as_deref().unwrap_or("unknown"),
@@ -82,6 +103,10 @@ pub fn write_bench_report(path: &Path, dir: &BenchDir, run: &BenchRun) -> anyhow
         table = bench_table(run),
         json = serde_json::to_string_pretty(&run.metrics)?,
         sus = suspect_table(run),
+        ablation = match ablation_table(run) {
+            t if t.is_empty() => String::new(),
+            t => format!("## Ablation: feature tiers (same protocol, same seeds)\n\n{t}\n"),
+        },
         cal = serde_json::to_string_pretty(cal)?,
     );
     std::fs::write(path, md)?;

@@ -85,6 +85,48 @@ fn bench_prints_every_protocol_key_and_writes_a_report() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("sample_auroc_upstream"));
 }
 
+/// `--ablation` fits lexical, neural-only and lexical+neural profiles with real MiniLM embeddings
+/// (computed once, then read back from the cache) and reports all three.
+#[test]
+fn bench_ablation_reports_every_tier() {
+    if models::ModelPaths::from_env_or_default().check().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "CI must fetch the model weights first (scripts/fetch-models.sh)");
+        eprintln!("SKIPPED: model weights missing; run scripts/fetch-models.sh");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    write_bench(dir.path());
+    let cache = dir.path().join("emb-cache");
+    let report = dir.path().join("report.md");
+    let run = || {
+        pedigree()
+            .env("PEDIGREE_EMBED_CACHE", &cache)
+            .args(["bench", dir.path().to_str().expect("utf8"), "--ablation", "--report", report.to_str().expect("utf8")])
+            .output()
+            .expect("run")
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let last = String::from_utf8_lossy(&out.stdout).lines().last().expect("a line").to_string();
+    let v: serde_json::Value = serde_json::from_str(&last).expect("JSON");
+    for tier in ["lexical", "neural", "both"] {
+        let auc = v["ablation"][tier]["sample_auroc_upstream"].as_f64().unwrap_or_else(|| panic!("no {tier} figures: {last}"));
+        assert!((0.0..=1.0).contains(&auc), "{tier}: {auc}");
+    }
+    // The lexical column is the main run itself.
+    assert_eq!(v["ablation"]["lexical"]["sample_auroc_upstream"], v["sample_auroc_upstream"]);
+    let md = std::fs::read_to_string(&report).expect("report");
+    assert!(md.contains("## Ablation: feature tiers") && md.contains("| metric | both | lexical | neural |"), "{md}");
+    // One cache file, reused by a second run with identical figures.
+    let files: Vec<_> = std::fs::read_dir(&cache).expect("cache dir").collect();
+    assert_eq!(files.len(), 1);
+    let again = run();
+    assert!(again.status.success());
+    let last2 = String::from_utf8_lossy(&again.stdout).lines().last().expect("a line").to_string();
+    let v2: serde_json::Value = serde_json::from_str(&last2).expect("JSON");
+    assert_eq!(v2["ablation"]["neural"]["sample_auroc_upstream"], v["ablation"]["neural"]["sample_auroc_upstream"]);
+}
+
 #[test]
 fn profile_build_then_score_and_verdict_with_it() {
     let dir = tempfile::tempdir().expect("tmp");
