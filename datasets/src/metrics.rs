@@ -451,7 +451,7 @@ mod tests {
         let v = serde_json::to_value(&m).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         for k in PROTOCOL_KEYS.iter().chain(&["method"]) {
-            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+            assert!(keys.contains(k), "{k} missing from {keys:?}");
         }
         assert_eq!(keys.len(), 11);
         assert!(v["suspect_auroc@all"].is_null());

@@ -275,7 +275,7 @@ impl Profile {
         }
         // Leave each calibration model out of the fit in turn and score its responses.
         let models: Vec<(&str, Vec<usize>)> = by_model.into_iter().collect();
-        let lomo: Vec<(String, String, Vec<f64>, Vec<Vec<f32>>)> = models
+        let lomo: Vec<LomoModel> = models
             .par_iter()
             .map(|(m, idx)| {
                 let p = fitted.fit_excluding(Some(m));
@@ -807,13 +807,17 @@ impl<'a> Fitter<'a> {
     }
 }
 
+/// One calibration model scored leave-one-model-out: (model, family, upstream score and family
+/// posterior of each of its responses).
+type LomoModel = (String, String, Vec<f64>, Vec<Vec<f32>>);
+
 /// Prompt-aligned calibration: reference means per prompt from the leave-one-model-out scores of
 /// the calibration answers, and the LOMO null minus those means. `None` when no prompt has enough
 /// references.
 fn aligned_calibration(
     calib: &[LabeledText],
     models: &[(&str, Vec<usize>)],
-    lomo: &[(String, String, Vec<f64>, Vec<Vec<f32>>)],
+    lomo: &[LomoModel],
     upstream: &str,
 ) -> Option<AlignedCalibration> {
     let keys: Vec<Option<u64>> = calib.iter().map(|t| t.prompt.map(prompt_key)).collect();
