@@ -80,3 +80,50 @@ async fn plot_routes_are_in_the_openapi_document() {
         assert!(doc["paths"][p]["get"].is_object(), "{p} missing from OpenAPI");
     }
 }
+
+/// A suspect whose every response answers a prompt the profile has references for gets its score
+/// plot on the prompt-aligned scale, like its verdict; one without prompts stays on the raw scale.
+#[tokio::test]
+async fn score_plot_follows_the_verdicts_scale() {
+    let styles = [
+        ("openai", ["gpt-a", "gpt-b"], "Certainly! Let's delve into {p}. Overall, it's important to note the trade-offs."),
+        ("anthropic", ["claude-a", "claude-b"], "I'd be happy to help with {p}. Here's a careful, nuanced look."),
+        ("meta", ["llama-a", "llama-b"], "Sure thing!! {p} is pretty cool lol, here is the deal."),
+    ];
+    let mut rows = Vec::new();
+    for (fam, models, tpl) in styles {
+        for m in models {
+            for i in 0..30 {
+                rows.push((format!("{} ({m})", tpl.replace("{p}", &format!("topic {i}"))), format!("Explain topic {i}"), m, fam, i % 3 == 0));
+            }
+        }
+    }
+    let lab = |c: bool| -> Vec<detector::LabeledText> {
+        rows.iter().filter(|r| r.4 == c).map(|r| detector::LabeledText { text: &r.0, model: r.2, family: r.3, dense: None, prompt: Some(&r.1) }).collect()
+    };
+    let p = detector::Profile::fit(&lab(false), &lab(true), &detector::FitOptions::lexical("aligned", "openai", json!({}))).unwrap();
+    assert_eq!(p.reference_prompts(), 10);
+
+    let app = TestApp::new().await;
+    let ct = Some("application/octet-stream");
+    let r = app.raw(Method::POST, "/v1/profiles?name=aligned", Some(&app.admin), ct, p.to_bytes().unwrap()).await;
+    assert!(r.status.is_success(), "{}", r.text());
+    for (name, with_prompts) in [("aligned-suspect", true), ("raw-suspect", false)] {
+        let r = app.post_json("/v1/suspects", &app.analyst, json!({"name": name, "profile": "aligned"})).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let samples: Vec<_> = (0..8)
+            .map(|i| {
+                let text = format!("Certainly! Let's delve into item {i}. Overall, it matters.");
+                if with_prompts { json!({"text": text, "prompt": format!("explain  TOPIC {}", 3 * i)}) } else { json!({"text": text}) }
+            })
+            .collect();
+        let r = app.post_json(&format!("/v1/suspects/{id}/samples"), &app.analyst, json!(samples)).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let v = app.get(&format!("/v1/suspects/{id}/verdict"), &app.viewer).await.json();
+        let svg = app.get(&format!("/v1/suspects/{id}/plots/scores.svg"), &app.viewer).await.text();
+        let aligned_label = svg.contains("prompt-aligned upstream score");
+        assert_eq!(aligned_label, with_prompts, "{name}: {svg}");
+        assert_eq!(v.to_string().contains("\"prompt_aligned\":true"), with_prompts, "{name}: {v}");
+    }
+}

@@ -89,14 +89,27 @@ fn f32s(v: &[f32]) -> Vec<f64> {
 pub async fn suspect_scores_svg(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Response> {
     let suspect = suspect_or_404(state.store.as_ref(), &id).await?;
     let (_, profile) = state.engine.resolve(Some(&suspect.profile))?;
-    let scores: Vec<f64> =
-        state.store.sample_scores(&id).await?.into_iter().filter_map(|(_, v)| v.get("score").and_then(|s| s.as_f64())).collect();
+    let rows = state.store.sample_scores(&id).await?;
+    let scores: Vec<f64> = rows.iter().filter_map(|(_, v)| v.get("score").and_then(|s| s.as_f64())).collect();
+    // The same scale as the verdict: prompt-aligned when every response has an aligned score
+    // (Profile::verdict's rule), else raw.
+    let aligned: Option<Vec<f64>> = rows.iter().map(|(_, v)| v.get("aligned").and_then(|s| s.as_f64())).collect();
     state
         .engine
         .run_cpu(move || {
             let cal = profile.calibration();
-            let critical = plots::critical_mean(&cal.set_null(), scores.len(), VerdictOptions::default().alpha);
-            plots::score_distribution_svg(&scores, &f32s(&cal.null_scores), &f32s(&cal.upstream_scores), critical)
+            let alpha = VerdictOptions::default().alpha;
+            match (aligned, &cal.aligned) {
+                (Some(a), Some(ac)) if !a.is_empty() => {
+                    // The aligned calibration keeps no per-response upstream scores: no upstream curve.
+                    let critical = plots::critical_mean(&ac.set_null(), a.len(), alpha);
+                    plots::score_distribution_svg(&a, &f32s(&ac.null_scores), &[], critical, plots::ALIGNED_SCALE)
+                }
+                _ => {
+                    let critical = plots::critical_mean(&cal.set_null(), scores.len(), alpha);
+                    plots::score_distribution_svg(&scores, &f32s(&cal.null_scores), &f32s(&cal.upstream_scores), critical, plots::RAW_SCALE)
+                }
+            }
         })
         .await
         .and_then(svg)

@@ -91,6 +91,9 @@ fn legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, C
 
 /// The smallest mean of `n` responses that the set-level test calls significant at `alpha`
 /// (where the random-effects null's one-sided p-value falls to `alpha`), by bisection.
+pub const RAW_SCALE: &str = "upstream score (log-odds)";
+pub const ALIGNED_SCALE: &str = "prompt-aligned upstream score (minus known models' mean on the same prompt)";
+
 pub fn critical_mean(null: &SetNull, n: usize, alpha: f64) -> Option<f64> {
     if n == 0 || null.models < 2 {
         return None;
@@ -114,7 +117,9 @@ pub fn critical_mean(null: &SetNull, n: usize, alpha: f64) -> Option<f64> {
 /// A suspect's per-response scores against the profile's calibration populations: the
 /// independent-model null (LOMO-scored known non-upstream models) and the upstream's own models.
 /// `critical`: the mean the suspect's N responses must exceed for a `distilled` verdict.
-pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64], critical: Option<f64>) -> anyhow::Result<String> {
+/// `x_label` names the scale: the raw upstream log-odds, or the prompt-aligned score when the
+/// suspect's verdict is prompt-aligned (then `null` is the aligned null).
+pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64], critical: Option<f64>, x_label: &str) -> anyhow::Result<String> {
     let suspect = finite_sorted(suspect.iter().copied());
     let null = finite_sorted(null.iter().copied());
     let upstream = finite_sorted(upstream.iter().copied());
@@ -146,7 +151,7 @@ pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64], c
             chart_builder(root, "Per-response scores vs the independent-model null", 44).build_cartesian_2d(lo..hi, 0f64..ymax)?;
         chart
             .configure_mesh()
-            .x_desc("upstream score (log-odds)")
+            .x_desc(x_label)
             .y_desc("density")
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
@@ -279,9 +284,9 @@ mod tests {
 
     #[test]
     fn plots_are_svg_documents() {
-        let s = score_distribution_svg(&[1.0, 2.0], &[-1.0, 0.0, 0.5], &[1.5, 2.5], Some(1.2)).unwrap();
+        let s = score_distribution_svg(&[1.0, 2.0], &[-1.0, 0.0, 0.5], &[1.5, 2.5], Some(1.2), RAW_SCALE).unwrap();
         assert!(s.starts_with("<svg") && s.contains("this suspect (2 responses)") && s.contains("needed for"), "{s}");
-        let s = score_distribution_svg(&[], &[], &[], None).unwrap();
+        let s = score_distribution_svg(&[], &[], &[], None, ALIGNED_SCALE).unwrap();
         assert!(s.starts_with("<svg"));
         let g = [GrowthPoint { n: 1, statistic: 0.0, p_value: 0.5 }, GrowthPoint { n: 2, statistic: 1.0, p_value: 1e-5 }];
         let s = growth_svg(&g, 0.01).unwrap();
