@@ -73,6 +73,15 @@ pub fn audit_records<I>(profile: &Profile, records: I, opts: &AuditOptions, prog
 where
     I: Iterator<Item = datasets::Result<datasets::TextRecord>> + Send,
 {
+    // Audits score millions of texts on the lexical fast path; neural vectors at a few texts per
+    // second would make that hours, so such profiles are refused here rather than scored NaN.
+    if !profile.neural_tiers().is_empty() {
+        anyhow::bail!(
+            "profile {:?} needs the neural tier(s) {:?}; audits run on lexical profiles only (build one with `--tiers lexical`)",
+            profile.meta().name,
+            profile.neural_tiers()
+        );
+    }
     type Batch = Vec<(Option<usize>, datasets::TextRecord)>;
     let (tx, rx) = mpsc::sync_channel::<Batch>(4);
     let mut auditor = Auditor::new(opts);

@@ -246,9 +246,10 @@ fn score(a: ScoreArgs) -> anyhow::Result<()> {
     let out = std::io::stdout();
     let mut out = BufWriter::new(out.lock());
     let mut batch: Vec<datasets::TextRecord> = Vec::with_capacity(1024);
-    let flush = |batch: &mut Vec<datasets::TextRecord>, out: &mut BufWriter<std::io::StdoutLock>| -> anyhow::Result<()> {
+    let mut tier = None;
+    let mut flush = |batch: &mut Vec<datasets::TextRecord>, out: &mut BufWriter<std::io::StdoutLock>| -> anyhow::Result<()> {
         let texts: Vec<(&str, Option<&str>)> = batch.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
-        for (r, mut s) in batch.iter().zip(p.score_batch(&texts)) {
+        for (r, mut s) in batch.iter().zip(crate::neural::score_batch(&p, &mut tier, &texts)?) {
             if a.no_evidence {
                 s.evidence.clear();
             }
@@ -276,7 +277,7 @@ fn verdict(a: VerdictArgs) -> anyhow::Result<()> {
         bail!("{}: no responses to judge", a.samples.display());
     }
     let texts: Vec<(&str, Option<&str>)> = recs.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
-    let scores: Vec<TextScore> = p.score_batch(&texts);
+    let scores: Vec<TextScore> = crate::neural::score_batch(&p, &mut None, &texts)?;
     let v = p.verdict(&scores, &VerdictOptions { alpha: a.alpha, ..VerdictOptions::default() });
     let top: Vec<serde_json::Value> = v
         .top_samples

@@ -72,6 +72,22 @@ impl NeuralTier {
     }
 }
 
+/// Score texts with `profile` in the CLI: lexical profiles directly, profiles with neural tiers
+/// with their vectors from `tier`, loaded on first need and kept by the caller across batches
+/// (the server does the same through [`NeuralService`]).
+pub fn score_batch(profile: &detector::Profile, tier: &mut Option<NeuralTier>, texts: &[(&str, Option<&str>)]) -> anyhow::Result<Vec<detector::TextScore>> {
+    let needed = profile.neural_tiers();
+    if needed.is_empty() {
+        return Ok(profile.score_batch(texts));
+    }
+    if tier.is_none() {
+        *tier = Some(NeuralTier::load().with_context(|| format!("profile {:?} needs the neural tier(s) {needed:?}", profile.meta().name))?);
+    }
+    let plain: Vec<&str> = texts.iter().map(|(t, _)| *t).collect();
+    let dense = tier.as_ref().expect("loaded above").vectors(needed, &plain)?;
+    Ok(profile.score_batch_with(texts, Some(&dense))?)
+}
+
 /// Embedding cache: `$PEDIGREE_EMBED_CACHE`, else `.cache/embeddings` beside the model cache.
 pub fn default_cache_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("PEDIGREE_EMBED_CACHE").filter(|p| !p.is_empty()) {

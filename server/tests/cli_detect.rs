@@ -125,6 +125,27 @@ fn bench_ablation_reports_every_tier() {
     let last2 = String::from_utf8_lossy(&again.stdout).lines().last().expect("a line").to_string();
     let v2: serde_json::Value = serde_json::from_str(&last2).expect("JSON");
     assert_eq!(v2["ablation"]["neural"]["sample_auroc_upstream"], v["ablation"]["neural"]["sample_auroc_upstream"]);
+
+    // A profile built with both tiers: `score` and `verdict` compute the embeddings themselves;
+    // `audit` refuses it with a message naming the tier.
+    let prof = dir.path().join("both.pdg");
+    let out = pedigree()
+        .env("PEDIGREE_EMBED_CACHE", &cache)
+        .args(["profile", "build", "--tiers", "both", "--dataset", dir.path().to_str().expect("utf8"), "--out", prof.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_with_stdin(&["score", "--profile", prof.to_str().expect("utf8")], "{\"text\": \"Certainly! Here are some facts about owls.\"}\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().expect("a line")).expect("JSON");
+    assert!(line["evidence"].as_array().expect("evidence").iter().any(|e| e["label"] == "neural: minilm-embedding"), "{line}");
+    let samples = dir.path().join("s.jsonl");
+    std::fs::write(&samples, "{\"text\": \"Certainly! owls.\"}\n{\"text\": \"owls are fine i guess\"}\n").expect("write");
+    let out = pedigree().args(["verdict", "--profile", prof.to_str().expect("utf8"), samples.to_str().expect("utf8")]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = pedigree().args(["audit", "--profile", prof.to_str().expect("utf8"), samples.to_str().expect("utf8")]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("minilm-embedding"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
