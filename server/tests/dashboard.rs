@@ -85,23 +85,7 @@ async fn plot_routes_are_in_the_openapi_document() {
 /// plot on the prompt-aligned scale, like its verdict; one without prompts stays on the raw scale.
 #[tokio::test]
 async fn score_plot_follows_the_verdicts_scale() {
-    let styles = [
-        ("openai", ["gpt-a", "gpt-b"], "Certainly! Let's delve into {p}. Overall, it's important to note the trade-offs."),
-        ("anthropic", ["claude-a", "claude-b"], "I'd be happy to help with {p}. Here's a careful, nuanced look."),
-        ("meta", ["llama-a", "llama-b"], "Sure thing!! {p} is pretty cool lol, here is the deal."),
-    ];
-    let mut rows = Vec::new();
-    for (fam, models, tpl) in styles {
-        for m in models {
-            for i in 0..30 {
-                rows.push((format!("{} ({m})", tpl.replace("{p}", &format!("topic {i}"))), format!("Explain topic {i}"), m, fam, i % 3 == 0));
-            }
-        }
-    }
-    let lab = |c: bool| -> Vec<detector::LabeledText> {
-        rows.iter().filter(|r| r.4 == c).map(|r| detector::LabeledText { text: &r.0, model: r.2, family: r.3, dense: None, prompt: Some(&r.1) }).collect()
-    };
-    let p = detector::Profile::fit(&lab(false), &lab(true), &detector::FitOptions::lexical("aligned", "openai", json!({}))).unwrap();
+    let p = common::synthetic_profile("aligned", true);
     assert_eq!(p.reference_prompts(), 10);
 
     let app = TestApp::new().await;
