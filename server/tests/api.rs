@@ -330,25 +330,13 @@ async fn profiles_routes() {
     assert!(v["error"].as_str().unwrap().contains("line 1"), "{v}");
 }
 
-/// A small labelled dataset: 3 families x 2 models, distinct styles.
+/// The synthetic three-family corpus as an uploadable dataset (no `split`: the server's
+/// prompt-hash split is part of what is tested).
 fn dataset() -> String {
-    let styles = [
-        ("openai", ["gpt-a", "gpt-b"], "Certainly! Let's delve into {p}. Overall, it's important to note the trade-offs."),
-        ("anthropic", ["claude-a", "claude-b"], "I'd be happy to help with {p}. Here's a careful, nuanced look at it."),
-        ("meta", ["llama-a", "llama-b"], "Sure thing!! {p} is pretty cool lol, here is the deal."),
-    ];
-    let mut out = String::new();
-    for (fam, models, tpl) in styles {
-        for m in models {
-            for i in 0..40 {
-                let p = format!("topic {i}");
-                let text = format!("{} (variant {} {m})", tpl.replace("{p}", &p), i % 7);
-                out.push_str(&json!({"text": text, "model": m, "family": fam, "prompt": p}).to_string());
-                out.push('\n');
-            }
-        }
-    }
-    out
+    common::synthetic_rows()
+        .into_iter()
+        .map(|(text, prompt, m, fam, _)| json!({"text": text, "model": m, "family": fam, "prompt": prompt}).to_string() + "\n")
+        .collect()
 }
 
 async fn wait_job(t: &TestApp, id: &str) -> serde_json::Value {
