@@ -147,30 +147,26 @@ impl Engine {
     /// Score texts (with optional prompts) against a profile; profiles with neural tiers get
     /// their embeddings from the neural service first.
     pub async fn score(&self, profile: Arc<Profile>, items: Vec<(String, Option<String>)>) -> AppResult<Vec<TextScore>> {
-        if !profile.neural_tiers().is_empty() {
+        let dense = if profile.neural_tiers().is_empty() {
+            None
+        } else {
             let neural = self.neural(&profile).await?;
             let texts: Vec<String> = items.iter().map(|(t, _)| t.clone()).collect();
-            let dense = neural.embed(&texts).await.map_err(|e| match e {
+            Some(neural.embed(&texts).await.map_err(|e| match e {
                 models::ModelError::Overloaded { .. } => AppError::TooManyRequests,
                 other => AppError::Internal(format!("neural tier: {other}")),
-            })?;
-            return self
-                .run_cpu(move || {
-                    let refs: Vec<(&str, Option<&str>)> = items.iter().map(|(t, p)| (t.as_str(), p.as_deref())).collect();
-                    profile.score_batch_with(&refs, Some(&dense))
-                })
-                .await?
-                .map_err(|e| AppError::Invalid(e.to_string()));
-        }
+            })?)
+        };
         self.run_cpu(move || {
-            if items.len() == 1 {
-                let (t, p) = &items[0];
-                return vec![profile.score(t, p.as_deref())];
-            }
             let refs: Vec<(&str, Option<&str>)> = items.iter().map(|(t, p)| (t.as_str(), p.as_deref())).collect();
-            profile.score_batch(&refs)
+            match (&dense, refs.as_slice()) {
+                // one lexical text: no parallel batch machinery
+                (None, [(t, p)]) => Ok(vec![profile.score(t, *p)]),
+                _ => profile.score_batch_with(&refs, dense.as_deref()),
+            }
         })
-        .await
+        .await?
+        .map_err(|e| AppError::Invalid(e.to_string()))
     }
 
     /// The set-level verdict from stored scores.
