@@ -152,6 +152,32 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
         "suspect_p_values".into(),
         serde_json::json!(results.iter().map(|r| (r.model.clone(), r.verdict.p_value)).collect::<std::collections::BTreeMap<_, _>>()),
     );
+    // The verdict's own false-alarm rate on unseen independent models, from the calibration it
+    // used (aligned when the suspects' scores are aligned), beside a pooled per-response null's.
+    let null_models = match (&profile.calibration().aligned, aligned) {
+        (Some(a), true) => &a.null_models,
+        _ => &profile.calibration().null_models,
+    };
+    let check = crate::calibration::NullCheck::run(null_models, vopts.alpha);
+    m.extra.insert(
+        "verdict_null_models_flagged_lomo".into(),
+        serde_json::json!(metrics::fraction(check.flagged_model_level.len(), check.models)),
+    );
+    m.extra.insert(
+        "per_response_null_models_flagged_lomo".into(),
+        serde_json::json!(metrics::fraction(check.flagged_per_response.len(), check.models)),
+    );
+    m.extra.insert("null_check".into(), serde_json::json!(check));
+    // What the pooled per-response null would decide for the suspects (not the method's decision).
+    let pooled = crate::calibration::PooledNull::from_models(null_models);
+    let pooled_flag = |r: &SuspectResult| {
+        let xs: Vec<f64> = scored.iter().find(|(m, _)| *m == r.model).map(|(_, s)| s.iter().map(per).collect()).unwrap_or_default();
+        let mean = xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len().max(2) - 1) as f64;
+        pooled.p_value(mean, var, xs.len()) < vopts.alpha
+    };
+    m.extra.insert("per_response_null_students_flagged".into(), serde_json::json!(count(&|r| r.positive, &pooled_flag)));
+    m.extra.insert("per_response_null_independents_flagged".into(), serde_json::json!(count(&|r| r.negative, &pooled_flag)));
     let responses = scored
         .iter()
         .flat_map(|(m, s)| dir.samples_for(m, Split::Test).into_iter().zip(s).map(move |(x, t)| (m.clone(), x.prompt_id.clone(), per(t))))

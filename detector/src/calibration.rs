@@ -7,7 +7,7 @@
 //! false-positive rate for the unseen suspects the product actually meets.
 
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{ContinuousCDF, StudentsT};
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
 /// Score summary of one model under leave-one-model-out scoring.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -171,6 +171,69 @@ impl SetNull {
     }
 }
 
+/// How often a set-level null flags the known independent models themselves when each is
+/// treated as an unseen suspect: every null model in turn is tested at its own response count
+/// against the null built from the *other* null models (its scores are already
+/// leave-one-model-out). This is the verdict's false-alarm rate on new independent models, the
+/// error rate a report needs; with `per_response` it is measured for a pooled-response null
+/// (responses treated as exchangeable across models), which ignores the between-model spread.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NullCheck {
+    /// Null models tested.
+    pub models: usize,
+    /// Flagged by the random-effects (model-level) null the verdict uses.
+    pub flagged_model_level: Vec<String>,
+    /// Flagged by a pooled per-response null (Welch z-test of the means).
+    pub flagged_per_response: Vec<String>,
+}
+
+impl NullCheck {
+    pub fn run(models: &[ModelNull], alpha: f64) -> Self {
+        let mut out = NullCheck { models: models.len(), flagged_model_level: Vec::new(), flagged_per_response: Vec::new() };
+        for (i, m) in models.iter().enumerate() {
+            let others: Vec<ModelNull> = models.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, o)| o.clone()).collect();
+            if others.len() < 2 || m.n < 2 {
+                continue;
+            }
+            if SetNull::from_models(&others).p_value(m.mean, m.n) < alpha {
+                out.flagged_model_level.push(m.model.clone());
+            }
+            if PooledNull::from_models(&others).p_value(m.mean, m.var, m.n) < alpha {
+                out.flagged_per_response.push(m.model.clone());
+            }
+        }
+        out
+    }
+}
+
+/// The pooled per-response null (responses exchangeable across the null models): NOT what the
+/// verdict uses, kept to measure what it would do ([`NullCheck`], `pedigree bench`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PooledNull {
+    pub mu: f64,
+    pub var: f64,
+    pub n: f64,
+}
+
+impl PooledNull {
+    /// Mixture mean and variance of the models' pooled responses, from their moments.
+    pub fn from_models(models: &[ModelNull]) -> Self {
+        let n: f64 = models.iter().map(|o| o.n as f64).sum();
+        let mu = models.iter().map(|o| o.n as f64 * o.mean).sum::<f64>() / n.max(1.0);
+        let var = models.iter().map(|o| o.n as f64 * (o.var + o.mean * o.mean)).sum::<f64>() / n.max(1.0) - mu * mu;
+        Self { mu, var: var.max(0.0), n }
+    }
+
+    /// One-sided Welch z-test p-value of a set with this mean, variance and size.
+    pub fn p_value(&self, mean: f64, var: f64, n: usize) -> f64 {
+        if n < 2 || self.n < 2.0 {
+            return 1.0;
+        }
+        let se = (var / n as f64 + self.var / self.n).sqrt().max(1e-12);
+        Normal::new(0.0, 1.0).expect("valid normal").sf((mean - self.mu) / se)
+    }
+}
+
 /// Upper quantile of Student's t (for one-sided confidence bounds).
 pub fn t_quantile(p: f64, dof: f64) -> f64 {
     StudentsT::new(0.0, 1.0, dof.max(1.0)).expect("valid t").inverse_cdf(p)
@@ -188,6 +251,25 @@ mod tests {
         assert_eq!(c.fpr(2.5), 3.0 / 5.0);
         assert_eq!(c.fpr(-1.0), 1.0);
         assert!(c.fpr(c.threshold_at(0.4)) <= 0.4);
+    }
+
+    #[test]
+    fn null_check_separates_model_level_from_per_response_false_alarms() {
+        // Five independent models whose means spread (between-model s.d. ≈ 0.5) far more than the
+        // noise of a 200-response mean (0.07): the model-level null flags none of them, the pooled
+        // per-response null flags the top one, and a far outlier is flagged by both.
+        let mk = |i: usize, mean: f64| ModelNull { model: format!("m{i}"), family: "f".into(), n: 200, mean, var: 1.0 };
+        let ms: Vec<ModelNull> = [-0.6, -0.3, 0.0, 0.3, 0.6].iter().enumerate().map(|(i, &m)| mk(i, m)).collect();
+        let c = NullCheck::run(&ms, 0.01);
+        assert_eq!(c.models, 5);
+        assert!(c.flagged_model_level.is_empty(), "{c:?}");
+        assert!(c.flagged_per_response.contains(&"m4".to_string()), "{c:?}");
+        assert!(!c.flagged_per_response.contains(&"m0".to_string()), "{c:?}");
+        let mut with_outlier = ms.clone();
+        with_outlier.push(mk(5, 8.0));
+        let c = NullCheck::run(&with_outlier, 0.01);
+        assert!(c.flagged_model_level.contains(&"m5".to_string()), "{c:?}");
+        assert!(c.flagged_per_response.contains(&"m5".to_string()), "{c:?}");
     }
 
     #[test]
