@@ -97,6 +97,16 @@ pub struct Scratch {
     tokens: Vec<Token>,
     chars: Vec<u32>,
     counts: Counter,
+    /// Identity claims of the last extracted text (the style block counts them; evidence lists
+    /// them): found once per text.
+    claims: Vec<crate::IdentityClaim>,
+}
+
+impl Scratch {
+    /// The identity claims found by the last [`extract`], taken out of the scratch space.
+    pub fn take_claims(&mut self) -> Vec<crate::IdentityClaim> {
+        std::mem::take(&mut self.claims)
+    }
 }
 
 /// Open-addressing counter keyed by bucket index, cleared in O(used) between texts.
@@ -194,7 +204,8 @@ pub fn extract(cfg: &FeatureConfig, text: &str, scratch: &mut Scratch, style: &m
         }
         scratch.counts.drain_normalised(&mut out);
     }
-    style_features(text, &scratch.tokens, style);
+    scratch.claims = crate::identity::find_claims(text);
+    style_features(text, &scratch.tokens, &scratch.claims, style);
     out
 }
 
@@ -215,7 +226,7 @@ fn is_emoji(c: char) -> bool {
 
 /// The dense style block (raw values; the profile standardises them). One pass over the
 /// characters, one over the lines and one over the tokens: this runs on every scored text.
-pub fn style_features(text: &str, toks: &[Token], out: &mut Vec<f32>) {
+pub fn style_features(text: &str, toks: &[Token], claims: &[crate::IdentityClaim], out: &mut Vec<f32>) {
     out.clear();
     // Character pass: punctuation, case, digits, emoji.
     let (mut chars, mut upper, mut digits, mut emoji) = (0usize, 0usize, 0usize, 0usize);
@@ -305,7 +316,6 @@ pub fn style_features(text: &str, toks: &[Token], out: &mut Vec<f32>) {
     let lower_start: String = trimmed.chars().take(40).collect::<String>().to_lowercase();
     let first_line = trimmed.lines().next().unwrap_or("");
     let last_line = trimmed.lines().last().unwrap_or("").to_lowercase();
-    let claims = crate::identity::find_claims(text);
     let claim = |f: &dyn Fn(&crate::IdentityClaim) -> bool| claims.iter().filter(|c| f(c)).count() as f32;
 
     out.extend_from_slice(&[

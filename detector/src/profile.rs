@@ -164,6 +164,8 @@ struct Scored {
     p: Vec<f32>,
     family_post: Vec<f64>,
     score: f64,
+    /// Identity claims, when the lexical extraction found them already.
+    claims: Option<Vec<crate::IdentityClaim>>,
 }
 
 impl Profile {
@@ -335,7 +337,9 @@ impl Profile {
             let x = self.featurize_one(text, dense, scratch, style)?;
             self.b.weights.logits(&x, z);
             QLinear::softmax(z);
-            Ok(self.posterior(x, z))
+            let mut s = self.posterior(x, z);
+            s.claims = self.b.lexical.then(|| scratch.take_claims());
+            Ok(s)
         })
     }
 
@@ -369,7 +373,7 @@ impl Profile {
 
     fn posterior(&self, x: SparseVec, p: &[f32]) -> Scored {
         let (family_post, score) = self.families_and_score(p);
-        Scored { x, p: p.to_vec(), family_post, score }
+        Scored { x, p: p.to_vec(), family_post, score, claims: None }
     }
 
     /// Family posterior and upstream score of an already-featurised text.
@@ -407,12 +411,12 @@ impl Profile {
 
     /// Score one text, with its neural features when the profile has neural tiers.
     pub fn score_with(&self, text: &str, prompt: Option<&str>, dense: Option<&[f32]>) -> Result<TextScore> {
-        let s = self.scored(text, dense)?;
+        let mut s = self.scored(text, dense)?;
         let aligned = self.aligned_score(s.score, prompt);
         let mut families: Vec<FamilyProb> =
             self.b.families.iter().zip(&s.family_post).map(|(f, &p)| FamilyProb { family: f.clone(), prob: p }).collect();
         families.sort_by(|a, b| b.prob.total_cmp(&a.prob));
-        let claims = crate::identity::find_claims(text);
+        let claims = s.claims.take().unwrap_or_else(|| crate::identity::find_claims(text));
         let evidence = self.evidence(text, &s, &claims);
         Ok(TextScore {
             score: s.score,
