@@ -154,11 +154,11 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
     );
     // The verdict's own false-alarm rate on unseen independent models, from the calibration it
     // used (aligned when the suspects' scores are aligned), beside a pooled per-response null's.
-    let null_models = match (&profile.calibration().aligned, aligned) {
-        (Some(a), true) => &a.null_models,
-        _ => &profile.calibration().null_models,
+    let (null_models, upstream_models) = match (&profile.calibration().aligned, aligned) {
+        (Some(a), true) => (&a.null_models, &a.upstream_models),
+        _ => (&profile.calibration().null_models, &profile.calibration().upstream_models),
     };
-    let check = crate::calibration::NullCheck::run(null_models, vopts.alpha);
+    let check = crate::calibration::NullCheck::run(null_models, upstream_models, vopts.alpha);
     m.extra.insert(
         "verdict_null_models_flagged_lomo".into(),
         serde_json::json!(metrics::fraction(check.flagged_model_level.len(), check.models)),

@@ -185,11 +185,22 @@ pub struct NullCheck {
     pub flagged_model_level: Vec<String>,
     /// Flagged by a pooled per-response null (Welch z-test of the means).
     pub flagged_per_response: Vec<String>,
+    /// The power side: the upstream's own models (each left out of the profile) that the
+    /// model-level null flags, out of `upstream_models`.
+    pub upstream_models: usize,
+    pub upstream_flagged_model_level: Vec<String>,
 }
 
 impl NullCheck {
-    pub fn run(models: &[ModelNull], alpha: f64) -> Self {
-        let mut out = NullCheck { models: models.len(), flagged_model_level: Vec::new(), flagged_per_response: Vec::new() };
+    pub fn run(models: &[ModelNull], upstream: &[ModelNull], alpha: f64) -> Self {
+        let full = SetNull::from_models(models);
+        let mut out = NullCheck {
+            models: models.len(),
+            flagged_model_level: Vec::new(),
+            flagged_per_response: Vec::new(),
+            upstream_models: upstream.len(),
+            upstream_flagged_model_level: upstream.iter().filter(|u| full.p_value(u.mean, u.n) < alpha).map(|u| u.model.clone()).collect(),
+        };
         for (i, m) in models.iter().enumerate() {
             let others: Vec<ModelNull> = models.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, o)| o.clone()).collect();
             if others.len() < 2 || m.n < 2 {
@@ -260,14 +271,15 @@ mod tests {
         // per-response null flags the top one, and a far outlier is flagged by both.
         let mk = |i: usize, mean: f64| ModelNull { model: format!("m{i}"), family: "f".into(), n: 200, mean, var: 1.0 };
         let ms: Vec<ModelNull> = [-0.6, -0.3, 0.0, 0.3, 0.6].iter().enumerate().map(|(i, &m)| mk(i, m)).collect();
-        let c = NullCheck::run(&ms, 0.01);
+        let c = NullCheck::run(&ms, &[mk(9, 5.0)], 0.01);
         assert_eq!(c.models, 5);
         assert!(c.flagged_model_level.is_empty(), "{c:?}");
         assert!(c.flagged_per_response.contains(&"m4".to_string()), "{c:?}");
         assert!(!c.flagged_per_response.contains(&"m0".to_string()), "{c:?}");
+        assert_eq!(c.upstream_flagged_model_level, vec!["m9".to_string()], "{c:?}");
         let mut with_outlier = ms.clone();
         with_outlier.push(mk(5, 8.0));
-        let c = NullCheck::run(&with_outlier, 0.01);
+        let c = NullCheck::run(&with_outlier, &[], 0.01);
         assert!(c.flagged_model_level.contains(&"m5".to_string()), "{c:?}");
         assert!(c.flagged_per_response.contains(&"m5".to_string()), "{c:?}");
     }

@@ -10,7 +10,7 @@
 //! [`ProfileFile`]. Any other version is refused with [`DetectorError::Version`].
 
 use crate::aligned::{prompt_key, PromptRefs};
-use crate::calibration::{t_quantile, AlignedCalibration, Calibration, ModelNull, ModelPosteriors};
+use crate::calibration::{t_quantile, AlignedCalibration, Calibration, ModelNull, ModelPosteriors, NullCheck};
 use crate::dense::{DenseSpec, TIER_LEXICAL};
 use crate::features::{self, FeatureConfig, Scratch, SparseVec, STYLE_NAMES};
 use crate::linear::{Linear, QLinear, TrainOptions};
@@ -316,6 +316,7 @@ impl Profile {
 
     fn with_calibration(mut self, cal: Calibration) -> Profile {
         let set = cal.set_null();
+        let alpha = VerdictOptions::default().alpha;
         let q = |p: f64| cal.null_scores.get(((cal.null_scores.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f32::NAN);
         self.meta.calibration = serde_json::json!({
             "method": "leave-one-model-out scores of known non-upstream models on held-out prompts",
@@ -325,6 +326,11 @@ impl Profile {
             "null_score_quantiles": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99)},
             "threshold_at_1pct_fpr": cal.threshold_at(0.01),
             "set_null": set,
+            // The verdict's error rates at the default α measured on the calibration models
+            // themselves, each left out: false alarms on independents, detections of unseen
+            // upstream versions.
+            "verdict_check": NullCheck::run(&cal.null_models, &cal.upstream_models, alpha),
+            "verdict_check_prompt_aligned": cal.aligned.as_ref().map(|a| NullCheck::run(&a.null_models, &a.upstream_models, alpha)),
             "score": "upstream log-odds ln P(upstream)/P(other families), uniform prior over known models; higher = more upstream-like",
         });
         self.b.calibration = cal;

@@ -156,6 +156,10 @@ fn builtin_profile_loads_and_reads_identity_claims() {
     assert!(s.claims.iter().any(|c| c.family == "openai" && c.kind == "creator"));
     assert!(s.evidence.iter().any(|e| e.kind == EvidenceKind::Identity && e.span == Some([0, 23])));
     assert!(s.fpr > 0.0 && s.fpr <= 1.0);
+    // Its metadata carries the verdict's own error check on the calibration models, each left out.
+    let check = &p.meta().calibration["verdict_check"];
+    assert_eq!(check["models"].as_u64(), Some(p.calibration().null_models.len() as u64), "{check}");
+    assert!(check["flagged_model_level"].is_array() && check["upstream_flagged_model_level"].is_array(), "{check}");
 }
 
 /// Prompt alignment: calibration texts that answer shared prompts become references; a response
