@@ -60,6 +60,30 @@ pub fn suspect_table(run: &BenchRun) -> String {
     s
 }
 
+/// The verdict's null beside a pooled per-response null: what each flags among the known
+/// independent models left out of the profile (false alarms on unseen independents) and among the
+/// suspects (`metrics.extra`, written by `detector::bench::run`).
+fn null_table(run: &BenchRun) -> String {
+    let x = &run.metrics.extra;
+    let get = |k: &str| x.get(k).and_then(|v| v.as_str()).unwrap_or("–").to_string();
+    let mut s = String::from("| null | known independents flagged (each left out) | students flagged | independents flagged |\n|---|---|---|---|\n");
+    let _ = writeln!(
+        s,
+        "| model-level random effects (the verdict) | {} | {} | {} |",
+        get("verdict_null_models_flagged_lomo"),
+        run.metrics.verdict_students_flagged,
+        run.metrics.verdict_independents_flagged
+    );
+    let _ = writeln!(
+        s,
+        "| pooled responses (not used) | {} | {} | {} |",
+        get("per_response_null_models_flagged_lomo"),
+        get("per_response_null_students_flagged"),
+        get("per_response_null_independents_flagged")
+    );
+    s
+}
+
 /// ROC curves as an SVG document (the bench report's plot and the dashboard's calibration ROC).
 pub fn roc_svg(caption: &str, curves: &[(&str, &[(f64, f64)])]) -> anyhow::Result<String> {
     let mut buf = String::new();
@@ -95,7 +119,7 @@ pub fn write_bench_report(path: &Path, dir: &BenchDir, run: &BenchRun) -> anyhow
     let svg_name = svg_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let cal = &run.profile.meta().calibration;
     let md = format!(
-        "# pedigree bench: {name}\n\nUpstream: `{up}`. Data: {src} (licence: {lic}).\n\n## Protocol metrics\n\n{table}\n```json\n{json}\n```\n\n{ablation}## Per-suspect verdicts (α = 0.01)\n\n{sus}\n## ROC\n\n![ROC]({svg_name})\n\n## Calibration (null population)\n\n```json\n{cal}\n```\n",
+        "# pedigree bench: {name}\n\nUpstream: `{up}`. Data: {src} (licence: {lic}).\n\n## Protocol metrics\n\n{table}\n```json\n{json}\n```\n\n{ablation}## Per-suspect verdicts (α = 0.01)\n\n{sus}\n## Which null (false alarms at α = 0.01)\n\n{nulls}\n## ROC\n\n![ROC]({svg_name})\n\n## Calibration (null population)\n\n```json\n{cal}\n```\n",
         name = dir.manifest.name,
         up = dir.manifest.upstream,
         src = dir.manifest.source.as_deref().unwrap_or("unknown"),
@@ -103,6 +127,7 @@ pub fn write_bench_report(path: &Path, dir: &BenchDir, run: &BenchRun) -> anyhow
         table = bench_table(run),
         json = serde_json::to_string_pretty(&run.metrics)?,
         sus = suspect_table(run),
+        nulls = null_table(run),
         ablation = match ablation_table(run) {
             t if t.is_empty() => String::new(),
             t => format!("## Ablation: feature tiers (same protocol, same seeds)\n\n{t}\n"),

@@ -72,7 +72,16 @@ fn bench_prints_every_protocol_key_and_writes_a_report() {
     }
     // The fixture is trivially separable: the upstream suspect's answers outrank the independents'.
     assert!(v["sample_auroc_upstream"].as_f64().expect("number") > 0.9, "{last}");
-    assert!(std::fs::read_to_string(&report).expect("report").contains("Per-suspect verdicts"));
+    let md = std::fs::read_to_string(&report).expect("report");
+    assert!(md.contains("Per-suspect verdicts"));
+    // The verdict's own false-alarm check on the known independents (each left out) is printed and
+    // tabled beside the pooled per-response null's.
+    let nulls = v["null_check"]["models"].as_u64().expect("null_check.models");
+    assert!(nulls >= 2, "{last}");
+    for k in ["verdict_null_models_flagged_lomo", "per_response_null_models_flagged_lomo"] {
+        assert!(v[k].as_str().expect(k).ends_with(&format!("/{nulls}")), "{k}: {last}");
+    }
+    assert!(md.contains("Which null") && md.contains("pooled responses (not used)"), "{md}");
     assert!(std::fs::read_to_string(report.with_extension("svg")).expect("svg").contains("<svg"));
 
     // The regression gate fails when the recorded figures are better than this run's.
