@@ -14,11 +14,120 @@ pub struct ServeArgs {
     pub config: Config,
 }
 
+/// The store options of the CLI subcommands that open the store without serving (`keys`, `probe`):
+/// the same `--data` / `--database-url` as `pedigree serve`.
 #[derive(Debug, Clone, Args)]
-pub struct Config {
-    /// Data directory: SQLite database, uploads, stored profiles. Created if missing.
+pub struct StoreArgs {
+    /// Data directory (the same as `pedigree serve`'s): the SQLite database, uploads, profiles.
     #[arg(long, env = "PEDIGREE_DATA", default_value = "pedigree-data")]
     pub data: PathBuf,
+
+    /// PostgreSQL URL of the store (the same as `pedigree serve`'s); unset: SQLite under --data.
+    #[arg(long, env = "PEDIGREE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<DatabaseUrl>,
+}
+
+impl StoreArgs {
+    /// A default [`Config`] with these store options.
+    pub fn config(&self) -> Config {
+        let mut c = Config::with_data(&self.data);
+        c.database_url = self.database_url.clone();
+        c
+    }
+}
+
+/// A database URL. It may hold a password, so `Debug` and `Display` show it redacted
+/// ([`DatabaseUrl::redacted`]); only [`DatabaseUrl::expose`] gives the URL itself (to connect).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> DatabaseUrl {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL with its password (for connecting only: never log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `postgres://` or `postgresql://` (case-insensitive scheme).
+    pub fn is_postgres(&self) -> bool {
+        let s = self.0.trim_start().to_ascii_lowercase();
+        s.starts_with("postgres://") || s.starts_with("postgresql://")
+    }
+
+    /// The URL with the password of its user-info and of any `password` / `sslpassword` query
+    /// parameter replaced by `***`. Something that does not look like a URL is hidden entirely.
+    pub fn redacted(&self) -> String {
+        let s = self.0.trim();
+        let Some(i) = s.find("://") else { return "<database URL hidden>".to_string() };
+        let (scheme, rest) = (&s[..i + 3], &s[i + 3..]);
+        let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(auth_end);
+        let authority = match authority.rfind('@') {
+            Some(at) => {
+                let (userinfo, host) = authority.split_at(at);
+                match userinfo.find(':') {
+                    Some(c) => format!("{}:***{host}", &userinfo[..c]),
+                    None => authority.to_string(),
+                }
+            }
+            None => authority.to_string(),
+        };
+        let (path_query, fragment) = match tail.find('#') {
+            Some(h) => tail.split_at(h),
+            None => (tail, ""),
+        };
+        let path_query = match path_query.split_once('?') {
+            Some((path, query)) => {
+                let params: Vec<String> = query
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword") => format!("{k}=***"),
+                        _ => kv.to_string(),
+                    })
+                    .collect();
+                format!("{path}?{}", params.join("&"))
+            }
+            None => path_query.to_string(),
+        };
+        format!("{scheme}{authority}{path_query}{fragment}")
+    }
+}
+
+/// Never fails: an unsupported URL is refused by `store::open`, whose message shows it redacted
+/// (a clap parse error would print the value, password included).
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(DatabaseUrl(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({:?})", self.redacted())
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Data directory: SQLite database (unless --database-url), uploads, stored profiles. Created if missing.
+    #[arg(long, env = "PEDIGREE_DATA", default_value = "pedigree-data")]
+    pub data: PathBuf,
+
+    /// PostgreSQL URL for the store, e.g. postgres://user:password@host:5432/pedigree or
+    /// postgres:///pedigree?host=/run/postgresql (unix socket). Unset: the embedded SQLite database
+    /// under --data. Uploads and profile files stay under --data either way.
+    #[arg(long, env = "PEDIGREE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<DatabaseUrl>,
 
     /// A profile file to use as the default profile instead of the built-in one.
     #[arg(long, env = "PEDIGREE_DEFAULT_PROFILE")]
@@ -78,6 +187,7 @@ impl Config {
     pub fn with_data(data: impl Into<PathBuf>) -> Config {
         Config {
             data: data.into(),
+            database_url: None,
             default_profile: None,
             max_body_bytes: 8 * 1024 * 1024,
             max_upload_bytes: 4 * 1024 * 1024 * 1024,
@@ -124,5 +234,25 @@ impl Config {
     }
     pub fn profiles_dir(&self) -> PathBuf {
         self.data.join("profiles")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseUrl;
+
+    #[test]
+    fn database_urls_are_redacted() {
+        let r = |u: &str| DatabaseUrl::new(u).redacted();
+        assert_eq!(r("postgres://alice:s3cr%40t@db.example:5432/pedigree"), "postgres://alice:***@db.example:5432/pedigree");
+        assert_eq!(r("postgres://alice@db/p?sslmode=require"), "postgres://alice@db/p?sslmode=require");
+        assert_eq!(r("postgresql://db/p?user=a&password=pw&host=/run/pg"), "postgresql://db/p?user=a&password=***&host=/run/pg");
+        assert_eq!(r("postgres://a:b@c@host/db#frag"), "postgres://a:***@host/db#frag");
+        assert_eq!(r("host=db password=pw"), "<database URL hidden>");
+        let u = DatabaseUrl::new("postgres://u:hunter2@h/d");
+        assert!(!format!("{u:?} {u}").contains("hunter2"));
+        assert_eq!(u.expose(), "postgres://u:hunter2@h/d");
+        assert!(u.is_postgres() && DatabaseUrl::new("PostgreSQL://h/d").is_postgres());
+        assert!(!DatabaseUrl::new("mysql://h/d").is_postgres());
     }
 }
