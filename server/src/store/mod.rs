@@ -1,14 +1,19 @@
-//! Persistence behind one trait, so that the SQLite default can be joined by PostgreSQL later.
+//! Persistence behind one trait: the embedded SQLite default ([`SqliteStore`]) or PostgreSQL
+//! ([`PgStore`]), chosen at run time by [`open`] from `--database-url`.
 //!
 //! Every method is async and object-safe (boxed futures), so the server holds an `Arc<dyn Store>`.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+use crate::config::Config;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -24,6 +29,37 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A bad store configuration (e.g. an unsupported `--database-url`; shown redacted).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Open the store that `config` selects: PostgreSQL when `--database-url` / `PEDIGREE_DATABASE_URL`
+/// is a `postgres://` URL, else the embedded SQLite database under `--data` (created if missing).
+/// Both run their migrations. The only place that chooses a backend.
+pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    match config.database_url.as_ref().filter(|u| !u.expose().trim().is_empty()) {
+        None => {
+            std::fs::create_dir_all(&config.data)?;
+            Ok(Arc::new(SqliteStore::open(&config.db_path()).await?))
+        }
+        Some(url) if url.is_postgres() => Ok(Arc::new(PgStore::connect(url.expose()).await?)),
+        Some(url) => Err(StoreError::Config(format!(
+            "unsupported database URL `{url}`: use postgres://… for PostgreSQL, or leave --database-url \
+             unset for the embedded SQLite database under --data"
+        ))),
+    }
+}
+
+/// Which store `config` selects, for logs and error messages (the URL's password redacted).
+pub fn describe(config: &Config) -> String {
+    match config.database_url.as_ref().filter(|u| !u.expose().trim().is_empty()) {
+        Some(url) if url.is_postgres() => format!("PostgreSQL {url}"),
+        Some(url) => format!("database {url}"),
+        None => format!("SQLite {}", config.db_path().display()),
+    }
 }
 
 /// API key roles, ordered: viewer < analyst < admin.
@@ -409,6 +445,11 @@ pub struct SecretInfo {
 pub trait Store: Send + Sync + 'static {
     /// Cheap liveness check of the backing database.
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// Close the connections (CLI commands, before exiting). The store is unusable afterwards.
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
 
     // --- API keys
     fn create_key(&self, id: &str, name: &str, role: Role, key_hash: &str) -> StoreFuture<'_, ApiKeyRecord>;

@@ -264,6 +264,13 @@ impl Store for SqliteStore {
         })
     }
 
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            SqliteStore::close(self).await;
+            Ok(())
+        })
+    }
+
     fn create_key(&self, id: &str, name: &str, role: Role, key_hash: &str) -> StoreFuture<'_, ApiKeyRecord> {
         let rec = ApiKeyRecord {
             id: id.to_string(),
