@@ -6,6 +6,13 @@
 mod postgres;
 mod sqlite;
 
+#[cfg(test)]
+mod conformance;
+/// The throwaway PostgreSQL cluster of the tests (shared with the integration tests).
+#[cfg(test)]
+#[path = "../../tests/common/pg.rs"]
+pub(crate) mod test_pg;
+
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

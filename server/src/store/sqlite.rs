@@ -933,147 +933,19 @@ impl Store for SqliteStore {
     }
 }
 
+/// SQLite-only checks; the behaviour every store shares is tested against both backends in
+/// `store::conformance`.
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    async fn store() -> (SqliteStore, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("t.sqlite")).await.unwrap();
-        (s, dir)
-    }
-
-    fn sample(h: &str) -> NewSample {
-        NewSample { content_hash: h.into(), text: format!("text {h}"), prompt: None, source: "t".into(), score: None }
-    }
-
     #[tokio::test]
     async fn wal_and_foreign_keys_are_on() {
-        let (s, _d) = store().await;
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.sqlite")).await.unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&s.read).await.unwrap();
         assert_eq!(mode, "wal");
         let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&s.write).await.unwrap();
         assert_eq!(fk, 1);
-    }
-
-    #[tokio::test]
-    async fn samples_are_deduplicated_per_suspect_and_cascade() {
-        let (s, _d) = store().await;
-        s.create_suspect("a", "A", "", "p").await.unwrap();
-        s.create_suspect("b", "B", "", "p").await.unwrap();
-        let o = s.add_samples("a", vec![sample("h1"), sample("h2"), sample("h1")]).await.unwrap();
-        assert!(o.ids[0].is_some() && o.ids[1].is_some() && o.ids[2].is_none());
-        let o = s.add_samples("b", vec![sample("h1")]).await.unwrap();
-        assert!(o.ids[0].is_some(), "the same content may belong to another suspect");
-        assert_eq!(s.get_suspect("a").await.unwrap().unwrap().samples, 2);
-        assert!(s.delete_suspect("a").await.unwrap());
-        assert!(s.list_samples("a", 10, 0).await.unwrap().is_empty());
-        assert!(s.add_samples("nope", vec![sample("x")]).await.is_err(), "foreign key enforced");
-    }
-
-    #[tokio::test]
-    async fn job_chunks_are_atomic_and_idempotent() {
-        let (s, _d) = store().await;
-        s.create_suspect("a", "A", "", "p").await.unwrap();
-        let job = NewJob { id: "j".into(), kind: "score".into(), params: serde_json::json!({}), input_path: None, total: Some(4), created_by: None };
-        s.create_job(job).await.unwrap();
-        let chunk = |lines: std::ops::Range<i64>, off: i64| JobChunk {
-            cursor_offset: off,
-            cursor_line: lines.end - 1,
-            results: lines.clone().map(|l| (l, serde_json::json!({"l": l}))).collect(),
-            samples: Some(("a".into(), lines.map(|l| sample(&format!("h{l}"))).collect())),
-        };
-        s.commit_job_chunk("j", chunk(1..3, 10)).await.unwrap();
-        // Re-processing the same lines (e.g. after a crash) neither duplicates results nor samples.
-        s.commit_job_chunk("j", chunk(1..3, 10)).await.unwrap();
-        s.commit_job_chunk("j", chunk(3..5, 20)).await.unwrap();
-        let j = s.get_job("j").await.unwrap().unwrap();
-        assert_eq!((j.done, j.cursor_offset, j.cursor_line), (4, 20, 4));
-        assert_eq!(s.job_results("j", 0, 100).await.unwrap().len(), 4);
-        assert_eq!(s.job_results("j", 2, 100).await.unwrap().len(), 2);
-        assert_eq!(s.get_suspect("a").await.unwrap().unwrap().samples, 4);
-        // A failing chunk (unknown suspect) rolls back entirely, cursor included.
-        let bad = JobChunk { cursor_offset: 99, cursor_line: 9, results: vec![(9, serde_json::json!({}))], samples: Some(("zz".into(), vec![sample("q")])) };
-        assert!(s.commit_job_chunk("j", bad).await.is_err());
-        let j = s.get_job("j").await.unwrap().unwrap();
-        assert_eq!((j.done, j.cursor_offset), (4, 20));
-    }
-
-    #[tokio::test]
-    async fn terminal_job_states_are_final() {
-        let (s, _d) = store().await;
-        let job = NewJob { id: "j".into(), kind: "score".into(), params: serde_json::json!({}), input_path: None, total: None, created_by: None };
-        s.create_job(job).await.unwrap();
-        assert_eq!(s.unfinished_jobs().await.unwrap().len(), 1);
-        assert!(s.set_job_state("j", JobState::Running, None).await.unwrap());
-        assert!(s.set_job_state("j", JobState::Cancelled, None).await.unwrap());
-        assert!(!s.set_job_state("j", JobState::Done, None).await.unwrap());
-        assert_eq!(s.get_job("j").await.unwrap().unwrap().state, JobState::Cancelled);
-        assert!(s.unfinished_jobs().await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn probes_leave_pending_once_and_in_flight_ones_fail_on_restart() {
-        let (s, _d) = store().await;
-        s.create_suspect("a", "A", "", "p").await.unwrap();
-        let probes = (0..3).map(|i| NewProbe { probe_id: format!("p{i}"), kind: "general".into(), prompt: format!("q{i}") }).collect();
-        let c = NewCampaign { id: "c".into(), suspect_id: "a".into(), spec: serde_json::json!({}), fingerprint: "f".into(), created_by: None, probes, upstream: true };
-        let rec = s.create_campaign(c).await.unwrap();
-        assert_eq!((rec.probes.total, rec.probes.pending, rec.state), (3, 3, JobState::Queued));
-        assert!(s.mark_probe_sent("c", 1).await.unwrap());
-        assert!(!s.mark_probe_sent("c", 1).await.unwrap(), "a probe is sent at most once");
-        let sample = NewSample { content_hash: "h".into(), text: "answer".into(), prompt: Some("q0".into()), source: "campaign:c".into(), score: None };
-        let o = ProbeOutcome { answered: true, attempts: 2, answer: Some("answer".into()), error: None, tokens: Some(7), claims: None, sample: Some(sample) };
-        s.finish_probe("c", 1, o).await.unwrap();
-        assert!(s.mark_probe_sent("c", 2).await.unwrap());
-        assert!(s.mark_upstream_sent("c", 2).await.unwrap());
-        // Crash here: probe 2 (both sides) is in flight. The restart policy fails it, never re-sends it.
-        assert_eq!(s.fail_in_flight_probes("c", "lost").await.unwrap(), 2);
-        assert!(!s.mark_probe_sent("c", 2).await.unwrap());
-        let c = s.get_campaign("c").await.unwrap().unwrap();
-        assert_eq!((c.probes.answered, c.probes.failed, c.probes.pending, c.probes.sent, c.tokens), (1, 1, 1, 2, 7));
-        assert_eq!(c.probes.upstream_failed, 1);
-        let p = s.campaign_probes("c", Some(ProbeState::Answered), 0, 10).await.unwrap();
-        assert_eq!(p.len(), 1);
-        assert!(p[0].sample_id.is_some());
-        assert_eq!(s.get_suspect("a").await.unwrap().unwrap().samples, 1);
-        assert_eq!(s.campaign_by_fingerprint("f").await.unwrap().unwrap().id, "c");
-        assert!(s.set_campaign_state("c", JobState::Done, None).await.unwrap());
-        assert!(s.unfinished_campaigns().await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn secrets_list_names_only() {
-        let (s, _d) = store().await;
-        s.put_secret("OPENAI", "sk-123", None).await.unwrap();
-        s.put_secret("OPENAI", "sk-456", None).await.unwrap();
-        assert_eq!(s.get_secret("OPENAI").await.unwrap().as_deref(), Some("sk-456"));
-        let l = serde_json::to_string(&s.list_secrets().await.unwrap()).unwrap();
-        assert!(l.contains("OPENAI") && !l.contains("sk-"));
-        assert!(s.delete_secret("OPENAI").await.unwrap());
-        assert!(s.get_secret("OPENAI").await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn keys_and_audit() {
-        let (s, _d) = store().await;
-        s.create_key("k1", "n", Role::Admin, "abc").await.unwrap();
-        assert!(s.create_key("k2", "n", Role::Admin, "abc").await.is_err(), "hash is unique");
-        assert_eq!(s.key_by_hash("abc").await.unwrap().unwrap().role, Role::Admin);
-        assert!(s.revoke_key("k1").await.unwrap());
-        assert!(!s.revoke_key("k1").await.unwrap());
-        let e = |k: Option<&str>, a: &str| AuditEntry {
-            id: 0, at_ms: now_ms(), key_id: k.map(Into::into), role: None, action: a.into(), target: "/".into(),
-            detail: serde_json::json!({"x": 1}), status: 200,
-        };
-        s.append_audit(vec![e(Some("k1"), "POST /v1/score"), e(None, "POST /v1/suspects"), e(Some("k1"), "DELETE /v1/x")]).await.unwrap();
-        let all = s.list_audit(AuditQuery::default()).await.unwrap();
-        assert_eq!(all.len(), 3);
-        assert_eq!(all[0].action, "DELETE /v1/x");
-        assert_eq!(all[2].detail["x"], 1);
-        let q = AuditQuery { key_id: Some("k1".into()), ..Default::default() };
-        assert_eq!(s.list_audit(q).await.unwrap().len(), 2);
-        let q = AuditQuery { before_id: Some(all[0].id), limit: Some(1), ..Default::default() };
-        assert_eq!(s.list_audit(q).await.unwrap()[0].id, all[1].id);
     }
 }
