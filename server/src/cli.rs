@@ -1,9 +1,9 @@
 //! The `pedigree` command line.
 
-use crate::config::{Config, ServeArgs};
-use crate::store::{Role, SqliteStore, Store};
+use crate::config::{ServeArgs, StoreArgs};
+use crate::store::{Role, Store};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, Parser)]
 #[command(name = "pedigree", version, about = "Tells an AI API provider which rival models were trained on its model's outputs.")]
@@ -14,7 +14,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP service (built-in profile and an embedded SQLite store by default).
+    /// Run the HTTP service (built-in profile and an embedded SQLite store by default; PostgreSQL
+    /// with --database-url).
     Serve(ServeArgs),
     /// Manage API keys.
     #[command(subcommand)]
@@ -34,8 +35,8 @@ pub enum Command {
 pub enum KeysCommand {
     /// Create a key; prints it alone on the last line of stdout (it is stored only as a hash).
     Create {
-        #[arg(long, env = "PEDIGREE_DATA", default_value = "pedigree-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long, value_enum)]
         role: Role,
         /// A name to recognise the key by in the audit log.
@@ -44,46 +45,49 @@ pub enum KeysCommand {
     },
     /// List keys (ids, names, roles; never the keys).
     List {
-        #[arg(long, env = "PEDIGREE_DATA", default_value = "pedigree-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Revoke a key by id.
     Revoke {
-        #[arg(long, env = "PEDIGREE_DATA", default_value = "pedigree-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         id: String,
     },
 }
 
-async fn open_store(data: &std::path::Path) -> anyhow::Result<SqliteStore> {
-    std::fs::create_dir_all(data)?;
-    Ok(SqliteStore::open(&Config::with_data(data).db_path()).await?)
+async fn open_store(args: &StoreArgs) -> anyhow::Result<Arc<dyn Store>> {
+    let config = args.config();
+    let store = crate::store::open(&config)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the store ({}): {e}", crate::store::describe(&config)))?;
+    Ok(store)
 }
 
 pub async fn run_keys(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
-        KeysCommand::Create { data, role, name } => {
-            let store = open_store(&data).await?;
+        KeysCommand::Create { store: args, role, name } => {
+            let store = open_store(&args).await?;
             let name = name.unwrap_or_else(|| format!("{}-key", role.as_str()));
-            let (rec, key) = crate::auth::create_key(&store, &name, role)
+            let (rec, key) = crate::auth::create_key(store.as_ref(), &name, role)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            store.close().await;
+            store.close().await?;
             println!("created key {} (name `{}`, role {}); it is shown only once:", rec.id, rec.name, rec.role.as_str());
             println!("{key}");
         }
-        KeysCommand::List { data } => {
-            let store = open_store(&data).await?;
+        KeysCommand::List { store: args } => {
+            let store = open_store(&args).await?;
             for k in store.list_keys().await? {
                 let state = if k.revoked_ms.is_some() { "revoked" } else { "active" };
                 println!("{}\t{}\t{}\t{}", k.id, k.role.as_str(), state, k.name);
             }
-            store.close().await;
+            store.close().await?;
         }
-        KeysCommand::Revoke { data, id } => {
-            let store = open_store(&data).await?;
+        KeysCommand::Revoke { store: args, id } => {
+            let store = open_store(&args).await?;
             let ok = store.revoke_key(&id).await?;
-            store.close().await;
+            store.close().await?;
             if !ok {
                 anyhow::bail!("no active key `{id}`");
             }

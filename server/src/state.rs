@@ -5,7 +5,7 @@ use crate::auth::KeyCache;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::jobs::JobManager;
-use crate::store::{now_ms, ProfileRecord, SqliteStore, Store};
+use crate::store::{now_ms, ProfileRecord, Store};
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,16 +60,17 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 impl AppState {
-    /// Open the data directory (creating it), migrate the database, load profiles, start the
-    /// audit writer and resume unfinished jobs.
+    /// Open the data directory (creating it) and the store it or `--database-url` selects
+    /// ([`crate::store::open`]), migrate the database, load profiles, start the audit writer and
+    /// resume unfinished jobs.
     pub async fn open(config: Config) -> anyhow::Result<AppState> {
         for d in [config.data.clone(), config.uploads_dir(), config.profiles_dir()] {
             std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
         }
-        let store = SqliteStore::open(&config.db_path())
-            .await
-            .with_context(|| format!("opening {}", config.db_path().display()))?;
-        Self::with_store(config, Arc::new(store)).await
+        let what = crate::store::describe(&config);
+        let store = crate::store::open(&config).await.with_context(|| format!("opening the store ({what})"))?;
+        tracing::info!(store = %what, "store opened");
+        Self::with_store(config, store).await
     }
 
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {

@@ -4,9 +4,9 @@
 use super::campaign::{self, Budget, CampaignSpec, EndpointSpec};
 use super::client::ClientOptions;
 use super::{allowlist, probesets};
-use crate::config::Config;
+use crate::config::StoreArgs;
 use crate::engine::Engine;
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 use clap::Args;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, Args)]
 pub struct ProbeArgs {
-    /// Data directory (the same store as `pedigree serve`): campaign state, answers as samples.
-    #[arg(long, env = "PEDIGREE_DATA", default_value = "pedigree-data")]
-    pub data: PathBuf,
+    /// The same store as `pedigree serve` (--data, --database-url): campaign state, answers as samples.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Base URL of the suspect's OpenAI-compatible API, e.g. https://api.example.com/v1.
     #[arg(long, env = "PEDIGREE_PROBE_ENDPOINT")]
     pub endpoint: String,
@@ -88,13 +88,14 @@ pub struct ProbeArgs {
 }
 
 /// Run a campaign and print its JSON summary alone on the last line of stdout. Re-running the
-/// same command with the same `--data` resumes the unfinished campaign with the same parameters
-/// (no probe is sent twice); a finished one is reported again unless `--new` is given.
+/// same command with the same `--data` (or `--database-url`) resumes the unfinished campaign with
+/// the same parameters (no probe is sent twice); a finished one is reported again unless `--new`
+/// is given.
 pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&a.data)?;
-    let config = Config::with_data(&a.data);
-    let sqlite = SqliteStore::open(&config.db_path()).await?;
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let config = a.store.config();
+    let store: Arc<dyn Store> = crate::store::open(&config)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the store ({}): {e}", crate::store::describe(&config)))?;
     let engine = Arc::new(Engine::with_default(config.cpu_workers(), a.default_profile.as_deref()));
     if let Some(e) = engine.builtin_error() {
         anyhow::bail!("{e}");
@@ -162,7 +163,7 @@ pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
     let done = campaign::run(store.clone(), engine, &rec.id, &allow, Arc::new(AtomicBool::new(false)), Some(on_progress)).await?;
     pb.finish_and_clear();
     let summary = campaign::summary(store.as_ref(), &done).await?;
-    sqlite.close().await;
+    store.close().await?;
     println!("{summary}");
     if let Some(e) = &done.error {
         anyhow::bail!("campaign {} failed: {e}", done.id);
