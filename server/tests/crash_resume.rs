@@ -1,8 +1,9 @@
-//! kill -9 the server mid-job, restart it, and count results: exactly one per input line.
+//! kill -9 the server mid-job, restart it, and count results: exactly one per input line. The
+//! same test runs on the default SQLite store and on PostgreSQL (`--database-url`).
 
 mod common;
 
-use common::proc::{create_key, start};
+use common::proc::{create_key_env, start};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -14,10 +15,22 @@ async fn job(c: &reqwest::Client, base: &str, key: &str, id: &str) -> serde_json
 
 #[tokio::test]
 async fn job_survives_kill_9_with_no_lost_or_duplicated_results() {
+    kill_9_mid_job(&[]).await;
+}
+
+#[tokio::test]
+async fn job_survives_kill_9_on_postgres() {
+    let db = common::pg::fresh_db().await;
+    let dir = kill_9_mid_job(&[("PEDIGREE_DATABASE_URL", &db.url)]).await;
+    assert!(!dir.path().join("pedigree.sqlite").exists(), "the job ran on PostgreSQL, not SQLite");
+}
+
+/// Run a job, kill -9 the server mid-job, restart it; `store_env` selects the store.
+async fn kill_9_mid_job(store_env: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let key = create_key(dir.path(), "analyst");
+    let key = create_key_env(dir.path(), "analyst", store_env);
     // Small chunks and a pause between them so that the kill lands mid-job.
-    let env = [("PEDIGREE_JOB_CHUNK", "5"), ("PEDIGREE_JOB_PAUSE_MS", "25")];
+    let env = [store_env, &[("PEDIGREE_JOB_CHUNK", "5"), ("PEDIGREE_JOB_PAUSE_MS", "25")]].concat();
     let mut srv = start(dir.path(), &env);
     let c = reqwest::Client::new();
     let base = srv.base.clone();
@@ -57,7 +70,7 @@ async fn job_survives_kill_9_with_no_lost_or_duplicated_results() {
     assert!(done_before < LINES);
 
     // Restart on the same data directory: the job resumes from its cursor.
-    let srv2 = start(dir.path(), &[("PEDIGREE_JOB_CHUNK", "5")]);
+    let srv2 = start(dir.path(), &[store_env, &[("PEDIGREE_JOB_CHUNK", "5")]].concat());
     let base = srv2.base.clone();
     let t0 = Instant::now();
     let v = loop {
@@ -84,4 +97,6 @@ async fn job_survives_kill_9_with_no_lost_or_duplicated_results() {
     // …and exactly one sample per line in the suspect.
     let s: serde_json::Value = c.get(format!("{base}/v1/suspects/{sus}")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
     assert_eq!(s["samples"], LINES as u64);
+    drop(srv2);
+    dir
 }

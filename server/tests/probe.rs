@@ -313,13 +313,26 @@ fn cli_refuses_a_target_off_the_allowlist() {
 /// server's log shows no probe sent twice. The summary is the last line of stdout.
 #[test]
 fn cli_campaign_survives_kill_9_without_sending_a_probe_twice() {
+    cli_campaign_kill_9(&[]);
+}
+
+/// The same on PostgreSQL (`pedigree probe --database-url`).
+#[test]
+fn cli_campaign_survives_kill_9_on_postgres() {
+    let db = tokio::runtime::Runtime::new().unwrap().block_on(common::pg::fresh_db());
+    let dir = cli_campaign_kill_9(&["--database-url", &db.url]);
+    assert!(!dir.path().join("data/pedigree.sqlite").exists(), "the campaign ran on PostgreSQL, not SQLite");
+}
+
+/// `store_args` select the store; returns the temporary directory (`data/` is the data directory).
+fn cli_campaign_kill_9(store_args: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let prompts: Vec<String> = (0..40).map(|i| format!("resume question {i}")).collect();
     // 150 ms per answer so that the kill lands mid-campaign.
     let fake = FakeOpenAi::start(MODEL, answers(&prompts), vec![], 150);
     let file = write_probes(dir.path(), &prompts);
-    let allow = ["--allow", fake.entry.as_str()];
+    let allow = [&["--allow", fake.entry.as_str()], store_args].concat();
     let mut child = probe_cmd(&data, &fake, &file, &allow).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let t0 = Instant::now();
     while fake.log().len() < 8 {
@@ -353,6 +366,7 @@ fn cli_campaign_survives_kill_9_without_sending_a_probe_twice() {
     let out = probe_cmd(&data, &fake, &file, &allow).output().unwrap();
     assert!(out.status.success());
     assert_eq!(fake.log().len(), n);
+    dir
 }
 
 /// Replays of the bench's independent models (`../shared/datasets/alpaca-eval-dev`, test prompts,

@@ -110,6 +110,7 @@ pub fn sample_text(i: usize) -> String {
         format!("ok so number {i} is basically fine i think, nothing special there")
     }
 }
+pub mod pg;
 pub mod proc;
 
 /// The default profile for tests: the built-in one when this build has it (`None`), else a small

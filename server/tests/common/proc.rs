@@ -22,12 +22,17 @@ impl Drop for Server {
 
 /// Start `pedigree serve --listen 127.0.0.1:0 --data DIR` and wait for its bound address.
 pub fn start(data: &Path, envs: &[(&str, &str)]) -> Server {
+    start_with_stderr(data, envs, Stdio::inherit())
+}
+
+/// [`start`] with the server's stderr (its logs) sent to `stderr`, e.g. a file to inspect.
+pub fn start_with_stderr(data: &Path, envs: &[(&str, &str)], stderr: Stdio) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(stderr);
     if let Some(p) = super::default_profile() {
         cmd.env("PEDIGREE_DEFAULT_PROFILE", p);
     }
@@ -51,10 +56,16 @@ pub fn start(data: &Path, envs: &[(&str, &str)]) -> Server {
 
 /// `pedigree keys create --data DIR --role ROLE`: the key is alone on the last line of stdout.
 pub fn create_key(data: &Path, role: &str) -> String {
+    create_key_env(data, role, &[])
+}
+
+/// [`create_key`] with environment variables (e.g. `PEDIGREE_DATABASE_URL`).
+pub fn create_key_env(data: &Path, role: &str, envs: &[(&str, &str)]) -> String {
     let out = Command::new(BIN)
         .args(["keys", "create", "--role", role, "--data"])
         .arg(data)
         .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied())
         .output()
         .expect("run keys create");
     assert!(out.status.success(), "keys create failed: {}", String::from_utf8_lossy(&out.stderr));
