@@ -13,6 +13,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 scripts/fetch-models.sh
 # Debian's chromium + chromium-driver for the dashboard's browser test (no-op when installed).
 scripts/install-browser.sh
+scripts/install-postgres.sh
 
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/pedigree-test.log
 # tee hides cargo's status: re-check the summary lines.
