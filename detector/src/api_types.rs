@@ -117,4 +117,18 @@ pub struct Verdict {
     /// answered a prompt the profile has reference answers for).
     #[serde(default)]
     pub prompt_aligned: bool,
+    /// This decision rule's measured error rates at `alpha`, from the profile's calibration
+    /// models each left out of the profile: known independents it flags (false alarms) and the
+    /// upstream's own models it flags (power on unseen upstream versions).
+    #[serde(default)]
+    pub error_check: Option<ErrorCheck>,
+}
+
+/// Leave-one-model-out check of a verdict's decision rule on the profile's calibration models.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorCheck {
+    pub independents: usize,
+    pub independents_flagged: usize,
+    pub upstream_models: usize,
+    pub upstream_flagged: usize,
 }

@@ -217,6 +217,17 @@ impl NullCheck {
     }
 }
 
+impl From<NullCheck> for crate::ErrorCheck {
+    fn from(c: NullCheck) -> Self {
+        crate::ErrorCheck {
+            independents: c.models,
+            independents_flagged: c.flagged_model_level.len(),
+            upstream_models: c.upstream_models,
+            upstream_flagged: c.upstream_flagged_model_level.len(),
+        }
+    }
+}
+
 /// The pooled per-response null (responses exchangeable across the null models): NOT what the
 /// verdict uses, kept to measure what it would do ([`NullCheck`], `pedigree bench`).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -10,7 +10,7 @@
 //! [`ProfileFile`]. Any other version is refused with [`DetectorError::Version`].
 
 use crate::aligned::{prompt_key, PromptRefs};
-use crate::calibration::{t_quantile, AlignedCalibration, Calibration, ModelNull, ModelPosteriors, NullCheck};
+use crate::calibration::{t_quantile, AlignedCalibration, Calibration, ModelNull, ModelPosteriors, NullCheck, SetNull};
 use crate::dense::{DenseSpec, TIER_LEXICAL};
 use crate::features::{self, FeatureConfig, Scratch, SparseVec, STYLE_NAMES};
 use crate::linear::{Linear, QLinear, TrainOptions};
@@ -573,10 +573,11 @@ impl Profile {
 
     fn verdict_on(&self, s: &[f64], aligned: bool, opts: &VerdictOptions) -> Verdict {
         let cal = &self.b.calibration;
-        let (null, upstream_models) = match (&cal.aligned, aligned) {
-            (Some(a), true) => (a.set_null(), &a.upstream_models),
-            _ => (cal.set_null(), &cal.upstream_models),
+        let (null_models, upstream_models) = match (&cal.aligned, aligned) {
+            (Some(a), true) => (&a.null_models, &a.upstream_models),
+            _ => (&cal.null_models, &cal.upstream_models),
         };
+        let null = SetNull::from_models(null_models);
         let n = s.len();
         let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
         let stat = mean(s);
@@ -618,6 +619,7 @@ impl Profile {
             growth,
             top_samples: order,
             prompt_aligned: aligned && cal.aligned.is_some(),
+            error_check: Some(NullCheck::run(null_models, upstream_models, opts.alpha).into()),
         }
     }
 

@@ -222,6 +222,7 @@ mod tests {
             growth: vec![],
             top_samples: vec![],
             prompt_aligned: false,
+            error_check: None,
         }
     }
 

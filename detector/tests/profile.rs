@@ -130,6 +130,11 @@ fn verdict_flags_an_upstream_like_suspect_and_not_a_terse_one() {
     assert_eq!(v_up.n, 30);
     assert_eq!(v_up.growth.last().map(|g| g.n), Some(30));
     assert_eq!(v_up.top_samples.len(), 5);
+    // The verdict carries its rule's leave-one-model-out error check, computed on the null it used.
+    let cal = p.calibration();
+    let expect: detector::ErrorCheck = detector::calibration::NullCheck::run(&cal.null_models, &cal.upstream_models, 0.01).into();
+    assert_eq!(v_up.error_check.as_ref(), Some(&expect));
+    assert_eq!((expect.independents, expect.upstream_models), (cal.null_models.len(), cal.upstream_models.len()));
 }
 
 #[test]

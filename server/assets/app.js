@@ -422,7 +422,17 @@ function verdictCard(s, v) {
       stat('Effect size', fmtNum(v.effect_size, 2), 'verdict-effect', '(statistic − null mean) / between-model s.d.'),
       stat('Attributed teacher', v.teacher || '–', 'verdict-teacher')),
     h('div', { class: 'families' }, (v.families || []).slice(0, 6).map((f) =>
-      h('div', { class: 'family-row' }, h('span', { class: 'family-name' }, f.family), progressBar(f.prob, (f.prob * 100).toFixed(1) + '%')))));
+      h('div', { class: 'family-row' }, h('span', { class: 'family-name' }, f.family), progressBar(f.prob, (f.prob * 100).toFixed(1) + '%')))),
+    errorCheckLine(v));
+}
+
+// The decision rule's measured error rates (the profile's calibration models, each left out):
+// what an analyst quotes beside the decision.
+function errorCheckLine(v) {
+  const c = v.error_check;
+  if (!c) return null;
+  return h('p', { class: 'muted', id: 'verdict-error-check' },
+    `Error check at α = ${v.alpha}, on the profile's own models each left out: flags ${c.independents_flagged} of ${c.independents} known independent models (false alarms) and ${c.upstream_flagged} of ${c.upstream_models} upstream models (power).`);
 }
 
 function evidenceCard(v) {

@@ -253,6 +253,9 @@ async fn verdict_and_dashboard_order() {
     assert_eq!(v["n"], 30);
     assert!(v["p_value"].is_number() && v["strength"].is_number(), "{v}");
     assert!(v.get("teacher").is_some() && v["decision"].is_string(), "{v}");
+    // The decision rule's measured error rates travel with the verdict (built-in profile: 9
+    // independent and 8 upstream calibration models).
+    assert_eq!((v["error_check"]["independents"].as_u64(), v["error_check"]["upstream_models"].as_u64()), (Some(9), Some(8)), "{v}");
     let top = v["top_evidence"].as_array().unwrap();
     assert!(!top.is_empty() && top.len() <= 3, "{v}");
     assert!(top[0]["text"].is_string() && top[0]["score"]["evidence"].is_array());

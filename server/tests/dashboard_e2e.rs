@@ -266,6 +266,9 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     let p: f64 = text_of(&c, "#verdict-p").await.parse().expect("p-value is a number");
     assert!((0.0..=1.0).contains(&p), "p = {p}");
     assert!(!text_of(&c, "#verdict-teacher").await.is_empty());
+    // The decision rule's error check (the profile's calibration models, each left out) is shown.
+    let check = text_of(&c, "#verdict-error-check").await;
+    assert!(check.contains("known independent models") && check.contains("upstream models"), "{check}");
     // Both plots arrive as real SVG images.
     for img in ["plot-scores", "plot-growth"] {
         wait_js(&c, &format!("document.getElementById('{img}') && document.getElementById('{img}').dataset.loaded === 'true' && document.getElementById('{img}').naturalWidth > 100"), img).await;
