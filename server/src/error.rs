@@ -158,10 +158,49 @@ impl From<std::io::Error> for AppError {
     }
 }
 
-/// `axum::Json` whose rejections become [`AppError`] JSON bodies.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(AppError))]
+/// `axum::Json` whose rejections become [`AppError`] JSON bodies, and which refuses a NUL
+/// character in any string: no text field can hold one (PostgreSQL's text type cannot store it,
+/// so refusing it here keeps both stores alike).
 pub struct Json<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        let json = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json_content_type);
+        if !json {
+            return Err(AppError::UnsupportedMediaType("expected `Content-Type: application/json`".into()));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await?;
+        reject_nul(&bytes)?;
+        let axum::Json(v) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(Json(v))
+    }
+}
+
+/// `application/json` or any `application/…+json`, parameters ignored (as `axum::Json`).
+fn is_json_content_type(v: &str) -> bool {
+    let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// `Err(422)` if a JSON (or JSON-lines) body holds the escape `\u0000` in a string. In valid JSON a
+/// backslash only starts an escape, so skipping each escape's next byte finds exactly those
+/// (a raw NUL byte is not valid JSON at all).
+pub fn reject_nul(body: &[u8]) -> AppResult<()> {
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] == b'\\' {
+            if body.get(i + 1) == Some(&b'u') && body.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
+                return Err(AppError::Invalid("the body contains a NUL character (\\u0000), which no text field can hold".into()));
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -180,3 +219,30 @@ pub struct Query<T>(pub T);
 pub struct Path<T>(pub T);
 
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
+        assert!(reject_nul(br#"{"text": "a\u0000b"}"#).is_err());
+        // An escaped backslash followed by the letters u0000: six harmless characters.
+        assert!(reject_nul(br#"{"text": "a\\u0000b"}"#).is_ok());
+        // An escaped backslash, then a real NUL escape.
+        assert!(reject_nul(br#"{"text": "\\\u0000"}"#).is_err());
+        assert!(reject_nul(br#"{"text": "\u00001 \n \"quoted\""}"#).is_err());
+        assert!(reject_nul(br#"{"text": "\u0001 \u1000 fine"}"#).is_ok());
+        assert!(reject_nul(b"").is_ok());
+    }
+
+    #[test]
+    fn json_content_types() {
+        for ok in ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json"] {
+            assert!(is_json_content_type(ok), "{ok}");
+        }
+        for bad in ["text/plain", "application/x-ndjson", "", "application/jsonx"] {
+            assert!(!is_json_content_type(bad), "{bad}");
+        }
+    }
+}

@@ -306,6 +306,10 @@ impl JobManager {
         if parsed.text.trim().is_empty() {
             return Err("`text` is empty".into());
         }
+        // No store can hold U+0000 in text (PostgreSQL refuses it): an error for this line only.
+        if [Some(&parsed.text), parsed.prompt.as_ref(), parsed.source.as_ref()].into_iter().flatten().any(|s| s.contains('\0')) {
+            return Err("the line contains a NUL character (\\u0000)".into());
+        }
         if parsed.text.chars().count() > self.max_text_chars {
             return Err(format!("`text` is longer than {} characters", self.max_text_chars));
         }

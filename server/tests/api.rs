@@ -138,6 +138,13 @@ async fn score_errors() {
     assert_eq!(send("{}").await.expect_error(422), "invalid_input");
     assert_eq!(send("{\"texts\": []}").await.expect_error(422), "invalid_input");
     assert_eq!(send("{\"texts\": [{\"text\": \"   \"}]}").await.expect_error(422), "invalid_input");
+    // No text field may hold U+0000 (PostgreSQL cannot store it): refused with a message, whatever
+    // field it is in; an escaped backslash before "u0000" is ordinary text.
+    let r = send(r#"{"texts": [{"text": "a\u0000b"}]}"#).await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("NUL"), "{}", r.text());
+    assert_eq!(send(r#"{"texts": [{"text": "ok", "prompt": "\u0000"}]}"#).await.expect_error(422), "invalid_input");
+    assert_eq!(send(r#"{"texts": [{"text": "a\\u0000b"}]}"#).await.status, 200);
     let r = send("{\"texts\": [{\"text\": \"a\"}, {\"text\": \"b\"}, {\"text\": \"c\"}, {\"text\": \"d\"}]}").await;
     assert_eq!(r.expect_error(413), "payload_too_large");
     let long = json!({"texts": [{"text": "x".repeat(51)}]});
@@ -228,6 +235,8 @@ async fn samples_json_jsonl_dedup_and_errors() {
     t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/x-ndjson"), "{\"text\": \"a\"}\n{bad\n")
         .await
         .expect_error(400);
+    t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/x-ndjson"), "{\"text\": \"a\\u0000\"}\n").await.expect_error(422);
+    t.post_json("/v1/suspects", &t.analyst, json!({"name": "nul\u{0}name"})).await.expect_error(422);
     t.raw(Method::POST, &uri, Some(&t.analyst), Some("text/csv"), "a,b").await.expect_error(415);
     t.raw(Method::POST, &uri, Some(&t.analyst), None, "[]").await.expect_error(415);
     let big = json!([{"text": "z".repeat(9 * 1024 * 1024)}]);
@@ -366,33 +375,36 @@ async fn jobs_score_into_suspect() {
     body.push_str(&json!({"text": ""}).to_string());
     body.push('\n');
     body.push_str(&json!({"text": sample_text(1)}).to_string()); // duplicate sample
+    body.push('\n');
+    body.push_str(&json!({"text": "a NUL \u{0} inside"}).to_string()); // no store can hold it
     let r = t.raw(Method::POST, &format!("/v1/jobs?suspect={sus}"), Some(&t.analyst), Some("application/x-ndjson"), body).await;
     assert_eq!(r.status, 202, "{}", r.text());
     let job = r.json()["job"].clone();
     let id = job["id"].as_str().unwrap().to_string();
-    assert_eq!(job["total"], 43);
+    assert_eq!(job["total"], 44);
     assert!(r.headers.get("location").is_some());
     let v = wait_job(&t, &id).await;
     assert_eq!(v["state"], "done", "{v}");
-    assert_eq!(v["done"], 43);
+    assert_eq!(v["done"], 44);
     assert_eq!(v["progress"], 1.0);
     // JSONL download: one result per line, in order
     let r = t.get(&format!("/v1/jobs/{id}/results"), &t.viewer).await;
     assert_eq!(r.status, 200);
     let lines: Vec<serde_json::Value> = r.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 43);
+    assert_eq!(lines.len(), 44);
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["line"], i as i64 + 1);
     }
     assert!(lines[0]["score"].is_number() && lines[0]["id"] == 0);
     assert!(lines[40]["error"].as_str().unwrap().contains("JSON"));
     assert!(lines[41]["error"].is_string());
+    assert!(lines[43]["error"].as_str().unwrap().contains("NUL"), "{}", lines[43]);
     // JSON pages
     let p = t.get(&format!("/v1/jobs/{id}/results?format=json&limit=20"), &t.viewer).await.json();
     assert_eq!(p["results"].as_array().unwrap().len(), 20);
     assert_eq!(p["next_after"], 20);
     let p = t.get(&format!("/v1/jobs/{id}/results?format=json&after=40&limit=20"), &t.viewer).await.json();
-    assert_eq!(p["results"].as_array().unwrap().len(), 3);
+    assert_eq!(p["results"].as_array().unwrap().len(), 4);
     assert!(p["next_after"].is_null());
     t.get(&format!("/v1/jobs/{id}/results?format=xml"), &t.viewer).await.expect_error(422);
     // samples landed in the suspect, deduplicated, with the job as source

@@ -171,6 +171,7 @@ pub fn parse_samples(headers: &HeaderMap, body: &[u8]) -> AppResult<(Vec<SampleI
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    crate::error::reject_nul(body)?;
     match ct.as_str() {
         "application/json" => match serde_json::from_slice::<SamplesIn>(body) {
             Ok(SamplesIn::List(v)) => Ok((v, None)),

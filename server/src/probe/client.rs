@@ -307,6 +307,9 @@ impl ChatClient {
         if text.trim().is_empty() {
             return Err(AttemptError::Retry { msg: "malformed answer: empty content".into(), retry_after: None });
         }
+        if text.contains('\0') {
+            return Err(AttemptError::Retry { msg: "malformed answer: content holds a NUL character".into(), retry_after: None });
+        }
         let tokens = usage.unwrap_or_else(|| estimate_tokens(prompt, &text));
         Ok((text, tokens))
     }
