@@ -119,7 +119,7 @@ pub fn write_bench_report(path: &Path, dir: &BenchDir, run: &BenchRun) -> anyhow
     let svg_name = svg_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let cal = &run.profile.meta().calibration;
     let md = format!(
-        "# pedigree bench: {name}\n\nUpstream: `{up}`. Data: {src} (licence: {lic}).\n\n## Protocol metrics\n\n{table}\n```json\n{json}\n```\n\n{ablation}## Per-suspect verdicts (α = 0.01)\n\n{sus}\n## Which null (false alarms at α = 0.01)\n\n{nulls}\n## ROC\n\n![ROC]({svg_name})\n\n## Calibration (null population)\n\n```json\n{cal}\n```\n",
+        "# pedigree bench: {name}\n\nUpstream: `{up}`. Data: {src} (licence: {lic}).\n\n## Protocol metrics\n\n{table}\n```json\n{json}\n```\n\n{ablation}## Per-suspect verdicts (α = 0.01)\n\n{sus}\n## Which null (what each flags at α = 0.01)\n\n{nulls}\n## ROC\n\n![ROC]({svg_name})\n\n## Calibration (null population)\n\n```json\n{cal}\n```\n",
         name = dir.manifest.name,
         up = dir.manifest.upstream,
         src = dir.manifest.source.as_deref().unwrap_or("unknown"),
