@@ -3,6 +3,9 @@
 //!
 //! Every method is async and object-safe (boxed futures), so the server holds an `Arc<dyn Store>`.
 
+/// The SQL both stores share (every `Store` method), and their dialects.
+#[macro_use]
+mod sql;
 mod postgres;
 mod sqlite;
 
