@@ -154,10 +154,7 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
     );
     // The verdict's own false-alarm rate on unseen independent models, from the calibration it
     // used (aligned when the suspects' scores are aligned), beside a pooled per-response null's.
-    let (null_models, upstream_models) = match (&profile.calibration().aligned, aligned) {
-        (Some(a), true) => (&a.null_models, &a.upstream_models),
-        _ => (&profile.calibration().null_models, &profile.calibration().upstream_models),
-    };
+    let (null_models, upstream_models) = profile.calibration().models(aligned);
     let check = crate::calibration::NullCheck::run(null_models, upstream_models, vopts.alpha);
     m.extra.insert(
         "verdict_null_models_flagged_lomo".into(),
@@ -172,9 +169,8 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
     let pooled = crate::calibration::PooledNull::from_models(null_models);
     let pooled_flag = |r: &SuspectResult| {
         let xs: Vec<f64> = scored.iter().find(|(m, _)| *m == r.model).map(|(_, s)| s.iter().map(per).collect()).unwrap_or_default();
-        let mean = xs.iter().sum::<f64>() / xs.len().max(1) as f64;
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len().max(2) - 1) as f64;
-        pooled.p_value(mean, var, xs.len()) < vopts.alpha
+        let m = crate::calibration::ModelNull::from_scores(&r.model, "", &xs);
+        pooled.p_value(m.mean, m.var, m.n) < vopts.alpha
     };
     m.extra.insert("per_response_null_students_flagged".into(), serde_json::json!(count(&|r| r.positive, &pooled_flag)));
     m.extra.insert("per_response_null_independents_flagged".into(), serde_json::json!(count(&|r| r.negative, &pooled_flag)));

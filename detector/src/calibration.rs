@@ -105,6 +105,15 @@ impl Calibration {
         fpr_of(&self.null_scores, score)
     }
 
+    /// The null and upstream model summaries a verdict tests against: on the prompt-aligned scale
+    /// when `aligned` and the profile has an aligned calibration, else on the raw scale.
+    pub fn models(&self, aligned: bool) -> (&[ModelNull], &[ModelNull]) {
+        match (&self.aligned, aligned) {
+            (Some(a), true) => (&a.null_models, &a.upstream_models),
+            _ => (&self.null_models, &self.upstream_models),
+        }
+    }
+
     /// Score threshold whose calibrated FPR is at most `fpr`.
     pub fn threshold_at(&self, fpr: f64) -> f64 {
         let n = self.null_scores.len();

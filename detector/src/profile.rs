@@ -573,10 +573,7 @@ impl Profile {
 
     fn verdict_on(&self, s: &[f64], aligned: bool, opts: &VerdictOptions) -> Verdict {
         let cal = &self.b.calibration;
-        let (null_models, upstream_models) = match (&cal.aligned, aligned) {
-            (Some(a), true) => (&a.null_models, &a.upstream_models),
-            _ => (&cal.null_models, &cal.upstream_models),
-        };
+        let (null_models, upstream_models) = cal.models(aligned);
         let null = SetNull::from_models(null_models);
         let n = s.len();
         let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;

@@ -50,7 +50,7 @@ pub enum StoreError {
 /// is a `postgres://` URL, else the embedded SQLite database under `--data` (created if missing).
 /// Both run their migrations. The only place that chooses a backend.
 pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    match config.database_url.as_ref().filter(|u| !u.expose().trim().is_empty()) {
+    match database_url(config) {
         None => {
             std::fs::create_dir_all(&config.data)?;
             Ok(Arc::new(SqliteStore::open(&config.db_path()).await?))
@@ -63,9 +63,14 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
+/// The configured database URL, if any (an empty value means none: the SQLite default).
+fn database_url(config: &Config) -> Option<&crate::config::DatabaseUrl> {
+    config.database_url.as_ref().filter(|u| !u.expose().trim().is_empty())
+}
+
 /// Which store `config` selects, for logs and error messages (the URL's password redacted).
 pub fn describe(config: &Config) -> String {
-    match config.database_url.as_ref().filter(|u| !u.expose().trim().is_empty()) {
+    match database_url(config) {
         Some(url) if url.is_postgres() => format!("PostgreSQL {url}"),
         Some(url) => format!("database {url}"),
         None => format!("SQLite {}", config.db_path().display()),
