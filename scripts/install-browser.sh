@@ -15,17 +15,9 @@ for p in "${packages[@]}"; do
 done
 
 if [ "${#missing[@]}" -gt 0 ]; then
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-      echo "install-browser: not root and no sudo: install ${missing[*]} by hand" >&2
-      exit 1
-    fi
-  fi
-  echo "install-browser: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q
-  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  source "$(dirname "$0")/apt-install.sh"
+  need_root install-browser "install ${missing[*]} by hand"
+  apt_install install-browser "${missing[@]}"
 fi
 # Debian's chromium wrapper script prints a harmless shell warning on some machines: keep stderr quiet.
 echo "install-browser: $(chromium --version 2>/dev/null | head -n1); $(chromedriver --version 2>/dev/null | head -n1)"

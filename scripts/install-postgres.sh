@@ -17,20 +17,12 @@ find_initdb() {
 }
 
 if ! find_initdb >/dev/null; then
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-      echo "install-postgres: not root and no sudo: install Debian's postgresql package by hand" >&2
-      exit 1
-    fi
-  fi
-  echo "install-postgres: installing postgresql"
+  source "$(dirname "$0")/apt-install.sh"
+  need_root install-postgres "install Debian's postgresql package by hand"
   # Debian's package would create and start a `main` cluster on port 5432: not wanted here.
   $sudo mkdir -p /etc/postgresql-common/createcluster.d
   echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.d/pedigree-no-main-cluster.conf >/dev/null
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q
-  $sudo apt-get install -y -q --no-install-recommends postgresql
+  apt_install install-postgres postgresql
 fi
 
 initdb="$(find_initdb)" || { echo "install-postgres: initdb still not found after installing postgresql" >&2; exit 1; }
