@@ -184,8 +184,9 @@ impl SetNull {
 /// treated as an unseen suspect: every null model in turn is tested at its own response count
 /// against the null built from the *other* null models (its scores are already
 /// leave-one-model-out). This is the verdict's false-alarm rate on new independent models, the
-/// error rate a report needs; with `per_response` it is measured for a pooled-response null
-/// (responses treated as exchangeable across models), which ignores the between-model spread.
+/// error rate a report needs. Beside it: what a pooled-response null (responses treated as
+/// exchangeable across models, ignoring the between-model spread) would flag, and the power side
+/// (the upstream's own models, each left out, tested against the full null).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NullCheck {
     /// Null models tested.
