@@ -11,6 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A one-shot CI build gains nothing from the incremental cache (1.4 GB of the debug target).
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
+df -h . | sed 's/^/disk before: /'
 
 scripts/fetch-models.sh
 # Debian's chromium + chromium-driver for the dashboard's browser test (no-op when installed).
@@ -33,6 +36,9 @@ if [ -d "$bench_dir" ]; then
 else
   echo "note: $bench_dir not found; bench regression gate skipped" >&2
 fi
+
+du -sh target/debug target/release 2>/dev/null | sed 's/^/disk used: /' || true
+df -h . | sed 's/^/disk after: /'
 
 # The plain closing line CI reads, from cargo's own counts.
 passed=$(grep -E "^test result:" /tmp/pedigree-test.log | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
