@@ -57,11 +57,7 @@ pub enum KeysCommand {
 }
 
 async fn open_store(args: &StoreArgs) -> anyhow::Result<Arc<dyn Store>> {
-    let config = args.config();
-    let store = crate::store::open(&config)
-        .await
-        .map_err(|e| anyhow::anyhow!("opening the store ({}): {e}", crate::store::describe(&config)))?;
-    Ok(store)
+    Ok(args.open().await?.1)
 }
 
 pub async fn run_keys(cmd: KeysCommand) -> anyhow::Result<()> {

@@ -14,15 +14,17 @@ pub struct ServeArgs {
     pub config: Config,
 }
 
-/// The store options of the CLI subcommands that open the store without serving (`keys`, `probe`):
-/// the same `--data` / `--database-url` as `pedigree serve`.
+/// Where the store lives: `--data` / `--database-url`, shared by `pedigree serve` (flattened into
+/// [`Config`]) and the CLI subcommands that open the store without serving (`keys`, `probe`).
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// Data directory (the same as `pedigree serve`'s): the SQLite database, uploads, profiles.
+    /// Data directory: SQLite database (unless --database-url), uploads, stored profiles. Created if missing.
     #[arg(long, env = "PEDIGREE_DATA", default_value = "pedigree-data")]
     pub data: PathBuf,
 
-    /// PostgreSQL URL of the store (the same as `pedigree serve`'s); unset: SQLite under --data.
+    /// PostgreSQL URL for the store, e.g. postgres://user:password@host:5432/pedigree or
+    /// postgres:///pedigree?host=/run/postgresql (unix socket). Unset: the embedded SQLite database
+    /// under --data. Uploads and profile files stay under --data either way.
     #[arg(long, env = "PEDIGREE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
 }
@@ -30,9 +32,16 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// A default [`Config`] with these store options.
     pub fn config(&self) -> Config {
-        let mut c = Config::with_data(&self.data);
-        c.database_url = self.database_url.clone();
-        c
+        Config { store: self.clone(), ..Config::with_data(&self.data) }
+    }
+
+    /// Open the store these options select (CLI subcommands; the error names the store, redacted).
+    pub async fn open(&self) -> anyhow::Result<(Config, std::sync::Arc<dyn crate::store::Store>)> {
+        let config = self.config();
+        let store = crate::store::open(&config)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the store ({}): {e}", crate::store::describe(&config)))?;
+        Ok((config, store))
     }
 }
 
@@ -119,15 +128,8 @@ impl std::fmt::Display for DatabaseUrl {
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Data directory: SQLite database (unless --database-url), uploads, stored profiles. Created if missing.
-    #[arg(long, env = "PEDIGREE_DATA", default_value = "pedigree-data")]
-    pub data: PathBuf,
-
-    /// PostgreSQL URL for the store, e.g. postgres://user:password@host:5432/pedigree or
-    /// postgres:///pedigree?host=/run/postgresql (unix socket). Unset: the embedded SQLite database
-    /// under --data. Uploads and profile files stay under --data either way.
-    #[arg(long, env = "PEDIGREE_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<DatabaseUrl>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// A profile file to use as the default profile instead of the built-in one.
     #[arg(long, env = "PEDIGREE_DEFAULT_PROFILE")]
@@ -186,8 +188,7 @@ impl Config {
     /// Defaults with the given data directory (tests and embedding).
     pub fn with_data(data: impl Into<PathBuf>) -> Config {
         Config {
-            data: data.into(),
-            database_url: None,
+            store: StoreArgs { data: data.into(), database_url: None },
             default_profile: None,
             max_body_bytes: 8 * 1024 * 1024,
             max_upload_bytes: 4 * 1024 * 1024 * 1024,
@@ -213,7 +214,7 @@ impl Config {
     /// How a file under the data directory is recorded in the store: relative to the data
     /// directory, so the directory can be moved or named differently on the next start.
     pub fn stored_path(&self, p: &std::path::Path) -> String {
-        p.strip_prefix(&self.data).unwrap_or(p).to_string_lossy().into_owned()
+        p.strip_prefix(&self.store.data).unwrap_or(p).to_string_lossy().into_owned()
     }
 
     /// The file a stored path refers to.
@@ -222,18 +223,18 @@ impl Config {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
-            self.data.join(p)
+            self.store.data.join(p)
         }
     }
 
     pub fn db_path(&self) -> PathBuf {
-        self.data.join("pedigree.sqlite")
+        self.store.data.join("pedigree.sqlite")
     }
     pub fn uploads_dir(&self) -> PathBuf {
-        self.data.join("uploads")
+        self.store.data.join("uploads")
     }
     pub fn profiles_dir(&self) -> PathBuf {
-        self.data.join("profiles")
+        self.store.data.join("profiles")
     }
 }
 

@@ -10,7 +10,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::open(args.config.clone()).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data = %args.config.data.display(), profiles = ?state.engine.names(), "pedigree listening");
+    tracing::info!(%addr, data = %args.config.store.data.display(), profiles = ?state.engine.names(), "pedigree listening");
     // One machine-readable line on stdout (tests and scripts read the bound port from it).
     println!("listening on http://{addr}");
     let grace = Duration::from_secs(args.config.shutdown_grace_secs);

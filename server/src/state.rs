@@ -64,7 +64,7 @@ impl AppState {
     /// ([`crate::store::open`]), migrate the database, load profiles, start the audit writer and
     /// resume unfinished jobs.
     pub async fn open(config: Config) -> anyhow::Result<AppState> {
-        for d in [config.data.clone(), config.uploads_dir(), config.profiles_dir()] {
+        for d in [config.store.data.clone(), config.uploads_dir(), config.profiles_dir()] {
             std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
         }
         let what = crate::store::describe(&config);

@@ -6,7 +6,6 @@ use super::client::ClientOptions;
 use super::{allowlist, probesets};
 use crate::config::StoreArgs;
 use crate::engine::Engine;
-use crate::store::Store;
 use clap::Args;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -92,10 +91,7 @@ pub struct ProbeArgs {
 /// the same parameters (no probe is sent twice); a finished one is reported again unless `--new`
 /// is given.
 pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
-    let config = a.store.config();
-    let store: Arc<dyn Store> = crate::store::open(&config)
-        .await
-        .map_err(|e| anyhow::anyhow!("opening the store ({}): {e}", crate::store::describe(&config)))?;
+    let (config, store) = a.store.open().await?;
     let engine = Arc::new(Engine::with_default(config.cpu_workers(), a.default_profile.as_deref()));
     if let Some(e) = engine.builtin_error() {
         anyhow::bail!("{e}");

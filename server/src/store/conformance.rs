@@ -525,7 +525,7 @@ async fn open_selects_the_backend_from_the_config() {
     let db = super::test_pg::fresh_db().await;
     let data2 = dir.path().join("data2");
     let mut cfg = Config::with_data(&data2);
-    cfg.database_url = Some(crate::config::DatabaseUrl::new(db.url.replacen("postgres@", "postgres:hunter2@", 1)));
+    cfg.store.database_url = Some(crate::config::DatabaseUrl::new(db.url.replacen("postgres@", "postgres:hunter2@", 1)));
     let s = open(&cfg).await.unwrap();
     assert!(s.get_suspect("a").await.unwrap().is_none(), "a fresh PostgreSQL database");
     s.create_suspect("b", "B", "", "p").await.unwrap();
@@ -537,13 +537,13 @@ async fn open_selects_the_backend_from_the_config() {
     assert_eq!(again.get_suspect("b").await.unwrap().unwrap().name, "B", "reopened: migrations are idempotent");
 
     // An empty URL is no URL; another scheme is refused, redacted.
-    cfg.database_url = Some(crate::config::DatabaseUrl::new(""));
+    cfg.store.database_url = Some(crate::config::DatabaseUrl::new(""));
     assert!(describe(&cfg).starts_with("SQLite "));
-    cfg.database_url = Some(crate::config::DatabaseUrl::new("mysql://root:hunter2@db/x"));
+    cfg.store.database_url = Some(crate::config::DatabaseUrl::new("mysql://root:hunter2@db/x"));
     let e = open(&cfg).await.err().expect("mysql is refused").to_string();
     assert!(e.contains("mysql://root:***@db/x") && !e.contains("hunter2"), "{e}");
     // A server that is not there: the error does not show the password either.
-    cfg.database_url = Some(crate::config::DatabaseUrl::new("postgres://u:hunter2@localhost/x?host=/nonexistent-dir"));
+    cfg.store.database_url = Some(crate::config::DatabaseUrl::new("postgres://u:hunter2@localhost/x?host=/nonexistent-dir"));
     let e = open(&cfg).await.err().expect("no server").to_string();
     assert!(!e.contains("hunter2"), "{e}");
 }

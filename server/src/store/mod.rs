@@ -52,7 +52,7 @@ pub enum StoreError {
 pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     match database_url(config) {
         None => {
-            std::fs::create_dir_all(&config.data)?;
+            std::fs::create_dir_all(&config.store.data)?;
             Ok(Arc::new(SqliteStore::open(&config.db_path()).await?))
         }
         Some(url) if url.is_postgres() => Ok(Arc::new(PgStore::connect(url.expose()).await?)),
@@ -65,7 +65,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
 
 /// The configured database URL, if any (an empty value means none: the SQLite default).
 fn database_url(config: &Config) -> Option<&crate::config::DatabaseUrl> {
-    config.database_url.as_ref().filter(|u| !u.expose().trim().is_empty())
+    config.store.database_url.as_ref().filter(|u| !u.expose().trim().is_empty())
 }
 
 /// Which store `config` selects, for logs and error messages (the URL's password redacted).
