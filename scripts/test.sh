@@ -14,6 +14,11 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # A one-shot CI build gains nothing from the incremental cache (1.4 GB of the debug target).
 if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 df -h . | sed 's/^/disk before: /'
+# The targets need ~3.6 GB (README "Set-up"); say so up front rather than dying mid-build.
+avail_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+if [ "${avail_kb:-0}" -lt $((4 * 1024 * 1024)) ]; then
+  echo "warning: only $((avail_kb / 1024)) MB free here; the build targets need ~3.6 GB" >&2
+fi
 
 scripts/fetch-models.sh
 # Debian's chromium + chromium-driver for the dashboard's browser test (no-op when installed).
