@@ -99,7 +99,8 @@ pub struct Verdict {
     /// The set statistic (mean upstream score of the suspect's responses, after prompt alignment
     /// when references are available).
     pub statistic: f64,
-    /// Standardised effect size: (statistic − null mean) / null between-model s.d.
+    /// Standardised effect size: (statistic − null mean) / √(τ² + σ²/n), the s.d. of an
+    /// independent model's mean over n responses (between-model τ², within-model σ²).
     pub effect_size: f64,
     /// One-sided p-value of the statistic under the independent-model null.
     pub p_value: f64,

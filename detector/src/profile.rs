@@ -10,11 +10,11 @@
 //! [`ProfileFile`]. Any other version is refused with [`DetectorError::Version`].
 
 use crate::aligned::{prompt_key, PromptRefs};
-use crate::calibration::{t_quantile, AlignedCalibration, Calibration, ModelNull, ModelPosteriors, NullCheck, SetNull};
+use crate::calibration::{decide, AlignedCalibration, Calibration, ModelNull, ModelPosteriors, NullCheck, SetNull};
 use crate::dense::{DenseSpec, TIER_LEXICAL};
 use crate::features::{self, FeatureConfig, Scratch, SparseVec, STYLE_NAMES};
 use crate::linear::{Linear, QLinear, TrainOptions};
-use crate::{Decision, DetectorError, Evidence, EvidenceKind, FamilyProb, GrowthPoint, Result, TextScore, Verdict};
+use crate::{DetectorError, Evidence, EvidenceKind, FamilyProb, GrowthPoint, Result, TextScore, Verdict};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -35,6 +35,18 @@ pub struct VerdictOptions {
     pub alpha: f64,
     /// How many top samples to return as evidence.
     pub top: usize,
+}
+
+impl VerdictOptions {
+    /// The one rule for a verdict's significance level: in (0, 0.5). The "independent" decision
+    /// uses a one-sided (1 − alpha) upper bound, which is no upper bound at alpha ≥ 0.5.
+    pub fn check_alpha(alpha: f64) -> std::result::Result<f64, String> {
+        if alpha > 0.0 && alpha < 0.5 {
+            Ok(alpha)
+        } else {
+            Err(format!("alpha must be in (0, 0.5), got {alpha}"))
+        }
+    }
 }
 
 impl Default for VerdictOptions {
@@ -579,19 +591,7 @@ impl Profile {
         let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
         let stat = mean(s);
         let p_value = if n == 0 { 1.0 } else { null.p_value(stat, n) };
-        // "Independent": the suspect's mean is confidently (one-sided 1−alpha bound from its own
-        // responses) below the midpoint between the null and an unseen upstream version.
-        let up_mean = mean(&upstream_models.iter().map(|m| m.mean).collect::<Vec<_>>());
-        let midpoint = if upstream_models.is_empty() { f64::INFINITY } else { (null.mu + up_mean) / 2.0 };
-        let var = if n < 2 { f64::INFINITY } else { s.iter().map(|x| (x - stat).powi(2)).sum::<f64>() / (n - 1) as f64 };
-        let ucb = stat + t_quantile(1.0 - opts.alpha, (n.max(2) - 1) as f64) * (var / n.max(1) as f64).sqrt();
-        let decision = if n >= 2 && p_value < opts.alpha {
-            Decision::Distilled
-        } else if n >= 2 && ucb < midpoint {
-            Decision::Independent
-        } else {
-            Decision::Undecided
-        };
+        let decision = decide(s, p_value, &null, upstream_models, opts.alpha);
         let mut growth = Vec::new();
         let mut k = 1;
         while k < n {

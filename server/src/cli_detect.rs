@@ -141,8 +141,8 @@ pub struct VerdictArgs {
     pub samples: PathBuf,
     #[arg(long)]
     pub format: Option<String>,
-    /// Significance level.
-    #[arg(long, default_value_t = 0.01)]
+    /// Significance level, in (0, 0.5).
+    #[arg(long, default_value_t = 0.01, value_parser = parse_alpha)]
     pub alpha: f64,
 }
 
@@ -407,4 +407,9 @@ mod tests {
         assert_eq!(regressions(&old, &m(0.83, "1/8", "1/4")).len(), 1);
         assert_eq!(regressions(&old, &m(f64::NAN, "1/8", "0/4")).len(), 1, "NaN must fail");
     }
+}
+
+/// `--alpha`: a number that [`VerdictOptions::check_alpha`] accepts.
+fn parse_alpha(s: &str) -> Result<f64, String> {
+    s.parse::<f64>().map_err(|e| format!("{s}: {e}")).and_then(VerdictOptions::check_alpha)
 }

@@ -374,10 +374,7 @@ pub async fn verdict(
 ) -> AppResult<Json<VerdictResponse>> {
     let mut opts = VerdictOptions::default();
     if let Some(a) = p.alpha {
-        if !(a > 0.0 && a < 1.0) {
-            return Err(AppError::Invalid("`alpha` must be in (0, 1)".into()));
-        }
-        opts.alpha = a;
+        opts.alpha = VerdictOptions::check_alpha(a).map_err(AppError::Invalid)?;
     }
     if let Some(t) = p.top {
         if t > 100 {

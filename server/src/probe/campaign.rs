@@ -109,9 +109,7 @@ impl CampaignSpec {
         if self.budget.max_tokens.is_some_and(|t| t <= 0) {
             return Err("`budget.max_tokens` must be positive".into());
         }
-        if !(self.alpha > 0.0 && self.alpha < 0.5) {
-            return Err("`alpha` must be in (0, 0.5)".into());
-        }
+        VerdictOptions::check_alpha(self.alpha)?;
         if self.concurrency == 0 || self.concurrency > 64 {
             return Err("`concurrency` must be between 1 and 64".into());
         }
