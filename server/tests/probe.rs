@@ -129,6 +129,37 @@ async fn faults_end_every_probe_answered_or_failed() {
     }
 }
 
+/// A hostile endpoint: an error body holding U+0000 and a usage count of i64::MAX. On either
+/// store the probe is recorded (failed, the NUL replaced; answered, tokens bounded) and the
+/// campaign finishes and can be listed: PostgreSQL refused the NUL and overflowed the BIGINT sum,
+/// failing the campaign; SQLite turned the sum into a REAL that no later read could decode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_error_text_and_token_counts_are_stored_on_both_stores() {
+    let prompts: Vec<String> = ["p-nul", "p-huge-a", "p-huge-b", "plain"].iter().map(|s| format!("{s}: tell me about lakes")).collect();
+    let pg = common::pg::fresh_db().await;
+    for on_pg in [false, true] {
+        // A new endpoint each time: its faults are scripted per request count.
+        let faults = vec![("p-nul", vec![Fault::NulBody]), ("p-huge", vec![Fault::HugeUsage])];
+        let fake = FakeOpenAi::start(MODEL, answers(&prompts), faults, 0);
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = server::Config::with_data(dir.path());
+        if on_pg {
+            cfg.store.database_url = Some(server::config::DatabaseUrl::new(pg.url.clone()));
+        }
+        let l = Local { store: server::store::open(&cfg).await.unwrap(), engine: local().await.engine, _dir: dir };
+        let c = run_local(&l, spec(&fake.base, 100, false), &prompts, &[&fake.entry]).await;
+        assert_eq!(c.state, JobState::Done, "pg={on_pg}: {c:?}");
+        let ps = l.store.campaign_probes(&c.id, None, 0, 100).await.unwrap();
+        let by: HashMap<&str, _> = ps.iter().map(|p| (p.prompt.split(':').next().unwrap(), p)).collect();
+        assert_eq!(by["p-nul"].state, ProbeState::Failed);
+        assert!(by["p-nul"].error.as_deref().unwrap().contains("bad\u{FFFD}request"), "{:?}", by["p-nul"].error);
+        assert_eq!(by["p-huge-a"].state, ProbeState::Answered);
+        assert!(by["p-huge-a"].tokens.unwrap() < i64::MAX / 4, "{:?}", by["p-huge-a"].tokens);
+        let listed = l.store.list_campaigns(10, 0).await.unwrap();
+        assert!(listed.iter().any(|x| x.id == c.id && x.tokens > 0 && x.tokens < i64::MAX / 2), "pg={on_pg}: {listed:?}");
+    }
+}
+
 /// The request budget stops the campaign; the upstream endpoint gets the same probes and its
 /// answers are stored per probe; the summary names the stop reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -180,6 +180,9 @@ fn snippet(s: &str) -> String {
     }
 }
 
+/// The most tokens one answer's `usage.total_tokens` is believed (far above any real request).
+const MAX_REPORTED_TOKENS: i64 = 1 << 32;
+
 fn estimate_tokens(prompt: &str, answer: &str) -> i64 {
     ((prompt.chars().count() + answer.chars().count()) as i64 + 3) / 4
 }
@@ -270,7 +273,17 @@ impl ChatClient {
         Err(Failure { error: format!("gave up after {max} attempts: {last}"), attempts: max })
     }
 
+    /// One attempt. Its error messages quote the endpoint's body, which may hold U+0000 (that
+    /// PostgreSQL cannot store, failing the whole campaign): replaced by U+FFFD, so the failure
+    /// is recorded like any other.
     async fn attempt(&self, prompt: &str, idempotency_key: &str) -> Result<(String, i64), AttemptError> {
+        self.attempt_raw(prompt, idempotency_key).await.map_err(|e| match e {
+            AttemptError::Retry { msg, retry_after } => AttemptError::Retry { msg: msg.replace('\0', "\u{FFFD}"), retry_after },
+            AttemptError::Fatal(msg) => AttemptError::Fatal(msg.replace('\0', "\u{FFFD}")),
+        })
+    }
+
+    async fn attempt_raw(&self, prompt: &str, idempotency_key: &str) -> Result<(String, i64), AttemptError> {
         let mut body = serde_json::json!({
             "model": self.model,
             "messages": [{"role": "user", "content": prompt}],
@@ -310,7 +323,9 @@ impl ChatClient {
         if text.contains('\0') {
             return Err(AttemptError::Retry { msg: "malformed answer: content holds a NUL character".into(), retry_after: None });
         }
-        let tokens = usage.unwrap_or_else(|| estimate_tokens(prompt, &text));
+        // The endpoint's own count, bounded: a bogus huge value would overflow the campaign's
+        // token sum (BIGINT on PostgreSQL, turned to REAL by SQLite).
+        let tokens = usage.map(|u| u.clamp(0, MAX_REPORTED_TOKENS)).unwrap_or_else(|| estimate_tokens(prompt, &text));
         Ok((text, tokens))
     }
 

@@ -36,6 +36,10 @@ pub enum Fault {
     Drop,
     /// 400 (not worth retrying).
     BadRequest,
+    /// 400 whose body holds a raw U+0000 (a hostile or broken endpoint's error text).
+    NulBody,
+    /// Answer normally, but report `usage.total_tokens` = i64::MAX.
+    HugeUsage,
 }
 
 /// One logged request.
@@ -195,18 +199,20 @@ async fn chat(State(r): State<Arc<Replay>>, headers: axum::http::HeaderMap, body
         }
         Some(Fault::ServerError) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         Some(Fault::BadRequest) => return error(StatusCode::BAD_REQUEST, "bad request"),
+        Some(Fault::NulBody) => return (StatusCode::BAD_REQUEST, "bad\0request").into_response(),
         Some(Fault::Slow { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
         _ => {}
     }
     let Some(answer) = answer else {
         return error(StatusCode::NOT_FOUND, "no recorded answer for this prompt");
     };
+    let total_tokens = if fault == Some(Fault::HugeUsage) { i64::MAX } else { (words(&prompt) + words(&answer)) as i64 };
     let full = serde_json::json!({
         "id": format!("chatcmpl-replay-{attempt}"),
         "object": "chat.completion",
         "model": r.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": words(&prompt), "completion_tokens": words(&answer), "total_tokens": words(&prompt) + words(&answer)},
+        "usage": {"prompt_tokens": words(&prompt), "completion_tokens": words(&answer), "total_tokens": total_tokens},
     })
     .to_string();
     match fault {
