@@ -77,6 +77,14 @@ impl PromptRefs {
     pub fn mean_by_key(&self, key: u64) -> Option<f64> {
         self.means.get(&key).map(|&(m, _)| m as f64)
     }
+
+    /// The reference mean for one of the references itself, without its own score `own`: what
+    /// it would have been measured against as an unseen answer (a suspect's answer is never among
+    /// the references). `None` if fewer than [`MIN_REFERENCES`] others remain, as for a suspect.
+    pub fn mean_without_own(&self, key: u64, own: f64) -> Option<f64> {
+        let &(m, n) = self.means.get(&key)?;
+        (n > MIN_REFERENCES).then(|| (m as f64 * n as f64 - own) / (n - 1) as f64)
+    }
 }
 
 #[cfg(test)]
@@ -97,5 +105,9 @@ mod tests {
         assert_eq!(r.mean("a"), Some(2.0));
         assert_eq!(r.mean("b"), None, "two references are too few");
         assert_eq!(r.len(), 1);
+        // Leave-self-out: (1 + 2 + 3 − 3) / 2, but only 2 others remain: too few.
+        assert_eq!(r.mean_without_own(a, 3.0), None);
+        let r = PromptRefs::from_scores([(a, 1.0), (a, 2.0), (a, 3.0), (a, 6.0)]);
+        assert!((r.mean_without_own(a, 6.0).unwrap() - 2.0).abs() < 1e-6);
     }
 }

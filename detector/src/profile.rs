@@ -845,7 +845,11 @@ fn aligned_calibration(
     }
     let (mut null_scores, mut null_models, mut upstream_models) = (Vec::new(), Vec::new(), Vec::new());
     for ((m, idx), (_, fam, s, _)) in models.iter().zip(lomo) {
-        let a: Vec<f64> = idx.iter().zip(s).filter_map(|(&i, &si)| keys[i].and_then(|k| refs.mean_by_key(k)).map(|r| si - r)).collect();
+        // Each answer is aligned against the other references to its prompt (its own LOMO score
+        // is one of them): a suspect's answer is never among the references, and including it
+        // pulled each null model towards the per-prompt mean, shrinking the null's spread by
+        // (K−1)/K and making aligned p-values and the error check anti-conservative.
+        let a: Vec<f64> = idx.iter().zip(s).filter_map(|(&i, &si)| keys[i].and_then(|k| refs.mean_without_own(k, si)).map(|r| si - r)).collect();
         if a.is_empty() {
             continue;
         }
