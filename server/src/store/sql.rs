@@ -892,9 +892,13 @@ macro_rules! impl_sql_store {
             fn finish_probe(&self, id: &str, seq: i64, o: ProbeOutcome) -> StoreFuture<'_, ()> {
                 let id = id.to_string();
                 Box::pin(async move {
-                    let mut tx = self.writer().begin().await?;
+                    // Read before the transaction (a campaign's suspect never changes): a deferred
+                    // SQLite transaction that reads first and then writes fails at once with
+                    // SQLITE_BUSY_SNAPSHOT when another process (the CLI beside a server) wrote in
+                    // between; one that starts with a write waits on the busy timeout instead.
                     let suspect: String =
-                        sqlx::query_scalar(D.sql("SELECT suspect_id FROM campaigns WHERE id = ?")).bind(&id).fetch_one(&mut *tx).await?;
+                        sqlx::query_scalar(D.sql("SELECT suspect_id FROM campaigns WHERE id = ?")).bind(&id).fetch_one(self.writer()).await?;
+                    let mut tx = self.writer().begin().await?;
                     let now = now_ms();
                     // Lock order suspect → campaign → probe: the suspect's row (before its samples),
                     // then the campaign's row (tokens), then the probe's.
