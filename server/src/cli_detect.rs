@@ -385,6 +385,11 @@ pub fn regressions(old: &datasets::metrics::BenchMetrics, new: &datasets::metric
     out
 }
 
+/// `--alpha`: a number that [`VerdictOptions::check_alpha`] accepts.
+fn parse_alpha(s: &str) -> Result<f64, String> {
+    s.parse::<f64>().map_err(|e| format!("{s}: {e}")).and_then(VerdictOptions::check_alpha)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,9 +412,4 @@ mod tests {
         assert_eq!(regressions(&old, &m(0.83, "1/8", "1/4")).len(), 1);
         assert_eq!(regressions(&old, &m(f64::NAN, "1/8", "0/4")).len(), 1, "NaN must fail");
     }
-}
-
-/// `--alpha`: a number that [`VerdictOptions::check_alpha`] accepts.
-fn parse_alpha(s: &str) -> Result<f64, String> {
-    s.parse::<f64>().map_err(|e| format!("{s}: {e}")).and_then(VerdictOptions::check_alpha)
 }

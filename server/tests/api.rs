@@ -280,6 +280,8 @@ async fn verdict_and_dashboard_order() {
     }
     assert!(list["suspects"][0]["verdict"].is_object());
     t.get(&format!("/v1/suspects/{strong}/verdict?alpha=2"), &t.viewer).await.expect_error(422);
+    // alpha ≥ 0.5 would turn the "independent" rule's upper bound into a lower one.
+    t.get(&format!("/v1/suspects/{strong}/verdict?alpha=0.7"), &t.viewer).await.expect_error(422);
     t.get(&format!("/v1/suspects/{strong}/verdict?top=1000"), &t.viewer).await.expect_error(422);
     t.get(&format!("/v1/suspects/{strong}/verdict?alpha=x"), &t.viewer).await.expect_error(400);
     t.get("/v1/suspects/sus_nope/verdict", &t.viewer).await.expect_error(404);

@@ -184,6 +184,12 @@ fn profile_build_then_score_and_verdict_with_it() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verdict JSON");
     assert_eq!(v["verdict"]["n"], 10);
     assert!(v["verdict"]["p_value"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)));
+    // An alpha outside (0, 0.5) is refused by name (it panicked in statrs at 1.5 or NaN).
+    for bad in ["1.5", "NaN", "0.7"] {
+        let out = pedigree().args(["verdict", "--alpha", bad, "--profile", prof.to_str().expect("utf8"), samples.to_str().expect("utf8")]).output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("alpha must be in (0, 0.5)") && !err.contains("panicked"), "{bad}: {err}");
+    }
 }
 
 #[test]

@@ -206,7 +206,7 @@ async fn chat(State(r): State<Arc<Replay>>, headers: axum::http::HeaderMap, body
     let Some(answer) = answer else {
         return error(StatusCode::NOT_FOUND, "no recorded answer for this prompt");
     };
-    let total_tokens = if fault == Some(Fault::HugeUsage) { i64::MAX } else { (words(&prompt) + words(&answer)) as i64 };
+    let total_tokens = if fault == Some(Fault::HugeUsage) { i64::MAX } else { words(&prompt) + words(&answer) };
     let full = serde_json::json!({
         "id": format!("chatcmpl-replay-{attempt}"),
         "object": "chat.completion",
