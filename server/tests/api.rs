@@ -237,6 +237,7 @@ async fn samples_json_jsonl_dedup_and_errors() {
         .expect_error(400);
     t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/x-ndjson"), "{\"text\": \"a\\u0000\"}\n").await.expect_error(422);
     t.post_json("/v1/suspects", &t.analyst, json!({"name": "nul\u{0}name"})).await.expect_error(422);
+    t.get("/v1/suspects/a%00b", &t.viewer).await.expect_error(422);
     t.raw(Method::POST, &uri, Some(&t.analyst), Some("text/csv"), "a,b").await.expect_error(415);
     t.raw(Method::POST, &uri, Some(&t.analyst), None, "[]").await.expect_error(415);
     let big = json!([{"text": "z".repeat(9 * 1024 * 1024)}]);

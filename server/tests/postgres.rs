@@ -58,6 +58,13 @@ async fn real_server_on_postgres_end_to_end() {
     let r = c.get(format!("{base}/v1/suspects/{sus}/samples?limit=2&offset=1")).bearer_auth(&viewer).send().await.unwrap();
     let page: serde_json::Value = r.json().await.unwrap();
     assert_eq!(page["samples"][0]["text"], sample_text(3), "samples page in insertion order: {page}");
+    // An encoded NUL in a path or query value is a 422 naming it (PostgreSQL cannot compare with
+    // it: a 500 before the check).
+    for path in ["/v1/suspects/a%00b", "/v1/suspects?q=%00"] {
+        let r = c.get(format!("{base}{path}")).bearer_auth(&viewer).send().await.unwrap();
+        assert_eq!(r.status(), 422, "{path}");
+        assert!(r.text().await.unwrap().contains("NUL"), "{path}");
+    }
 
     // Graceful shutdown flushes the audit log into PostgreSQL.
     assert!(Command::new("kill").args(["-TERM", &srv.child.id().to_string()]).status().unwrap().success());

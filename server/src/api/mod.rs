@@ -112,6 +112,15 @@ async fn track_metrics(req: Request, next: Next) -> Response {
 }
 
 /// Turn any non-JSON error response (axum's 405, a body-limit 413, …) into the JSON error body.
+/// A percent-encoded NUL (`%00`) anywhere in the URL is a 422, like U+0000 in a JSON body: path
+/// and query values reach the store, and PostgreSQL cannot hold the character (a 500 otherwise).
+async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
+    if req.uri().path_and_query().is_some_and(|pq| pq.as_str().contains("%00")) {
+        return AppError::Invalid("the URL holds an encoded NUL character (%00)".into()).into_response();
+    }
+    next.run(req).await
+}
+
 async fn json_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
@@ -186,6 +195,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::dashboard::page_routes())
         .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
+        .layer(middleware::from_fn(refuse_nul_in_url))
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(middleware::from_fn(track_metrics))
         .layer(middleware::from_fn(json_errors))
