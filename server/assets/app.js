@@ -419,7 +419,7 @@ function verdictCard(s, v) {
       stat('α', String(v.alpha), 'verdict-alpha'),
       stat('Samples N', String(v.n), 'verdict-n'),
       stat('Mean score', fmtNum(v.statistic), 'verdict-stat'),
-      stat('Effect size', fmtNum(v.effect_size, 2), 'verdict-effect', '(statistic − null mean) / between-model s.d.'),
+      stat('Effect size', fmtNum(v.effect_size, 2), 'verdict-effect', '(statistic − null mean) / s.d. of an independent model\'s mean over n responses'),
       stat('Attributed teacher', v.teacher || '–', 'verdict-teacher')),
     h('div', { class: 'families' }, (v.families || []).slice(0, 6).map((f) =>
       h('div', { class: 'family-row' }, h('span', { class: 'family-name' }, f.family), progressBar(f.prob, (f.prob * 100).toFixed(1) + '%')))),

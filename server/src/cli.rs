@@ -1,9 +1,8 @@
 //! The `pedigree` command line.
 
 use crate::config::{ServeArgs, StoreArgs};
-use crate::store::{Role, Store};
+use crate::store::Role;
 use clap::{Parser, Subcommand};
-use std::sync::Arc;
 
 #[derive(Debug, Parser)]
 #[command(name = "pedigree", version, about = "Tells an AI API provider which rival models were trained on its model's outputs.")]
@@ -56,14 +55,11 @@ pub enum KeysCommand {
     },
 }
 
-async fn open_store(args: &StoreArgs) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(args.open().await?.1)
-}
 
 pub async fn run_keys(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Create { store: args, role, name } => {
-            let store = open_store(&args).await?;
+            let store = args.open().await?;
             let name = name.unwrap_or_else(|| format!("{}-key", role.as_str()));
             let (rec, key) = crate::auth::create_key(store.as_ref(), &name, role)
                 .await
@@ -73,7 +69,7 @@ pub async fn run_keys(cmd: KeysCommand) -> anyhow::Result<()> {
             println!("{key}");
         }
         KeysCommand::List { store: args } => {
-            let store = open_store(&args).await?;
+            let store = args.open().await?;
             for k in store.list_keys().await? {
                 let state = if k.revoked_ms.is_some() { "revoked" } else { "active" };
                 println!("{}\t{}\t{}\t{}", k.id, k.role.as_str(), state, k.name);
@@ -81,7 +77,7 @@ pub async fn run_keys(cmd: KeysCommand) -> anyhow::Result<()> {
             store.close().await?;
         }
         KeysCommand::Revoke { store: args, id } => {
-            let store = open_store(&args).await?;
+            let store = args.open().await?;
             let ok = store.revoke_key(&id).await?;
             store.close().await?;
             if !ok {

@@ -35,13 +35,14 @@ impl StoreArgs {
         Config { store: self.clone(), ..Config::with_data(&self.data) }
     }
 
-    /// Open the store these options select (CLI subcommands; the error names the store, redacted).
-    pub async fn open(&self) -> anyhow::Result<(Config, std::sync::Arc<dyn crate::store::Store>)> {
+    /// Open the store these options select ([`crate::store::open`]); the error names the store
+    /// (password redacted). Used by `serve` and by the CLI subcommands.
+    pub async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
         let config = self.config();
-        let store = crate::store::open(&config)
-            .await
-            .map_err(|e| anyhow::anyhow!("opening the store ({}): {e}", crate::store::describe(&config)))?;
-        Ok((config, store))
+        let what = crate::store::describe(&config);
+        let store = crate::store::open(&config).await.map_err(|e| anyhow::anyhow!("opening the store ({what}): {e}"))?;
+        tracing::info!(store = %what, "store opened");
+        Ok(store)
     }
 }
 

@@ -67,9 +67,7 @@ impl AppState {
         for d in [config.store.data.clone(), config.uploads_dir(), config.profiles_dir()] {
             std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
         }
-        let what = crate::store::describe(&config);
-        let store = crate::store::open(&config).await.with_context(|| format!("opening the store ({what})"))?;
-        tracing::info!(store = %what, "store opened");
+        let store = config.store.open().await?;
         Self::with_store(config, store).await
     }
 

@@ -111,7 +111,6 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Turn any non-JSON error response (axum's 405, a body-limit 413, …) into the JSON error body.
 /// A percent-encoded NUL (`%00`) anywhere in the URL is a 422, like U+0000 in a JSON body: path
 /// and query values reach the store, and PostgreSQL cannot hold the character (a 500 otherwise).
 async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
@@ -121,6 +120,7 @@ async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Turn any non-JSON error response (axum's 405, a body-limit 413, …) into the JSON error body.
 async fn json_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();

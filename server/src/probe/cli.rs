@@ -91,7 +91,8 @@ pub struct ProbeArgs {
 /// the same parameters (no probe is sent twice); a finished one is reported again unless `--new`
 /// is given.
 pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
-    let (config, store) = a.store.open().await?;
+    let config = a.store.config();
+    let store = a.store.open().await?;
     let engine = Arc::new(Engine::with_default(config.cpu_workers(), a.default_profile.as_deref()));
     if let Some(e) = engine.builtin_error() {
         anyhow::bail!("{e}");
