@@ -99,7 +99,9 @@ impl BenchDir {
 
         for (name, info) in &manifest.models {
             if info.family.is_none() && info.suspect.is_none() {
-                return Err(invalid(format!("model {name:?} has neither \"family\" nor \"suspect\"")));
+                return Err(invalid(format!(
+                    "model {name:?} has neither \"family\" nor \"suspect\""
+                )));
             }
         }
         let mut split_of = HashMap::new();
@@ -209,8 +211,7 @@ impl BenchDir {
     /// Negative suspect: any suspect whose teacher is not the upstream (independents and
     /// students of another teacher).
     pub fn is_negative(&self, model: &str) -> bool {
-        self.suspect_info(model)
-            .is_some_and(|s| s.teacher.as_deref() != Some(self.upstream()))
+        self.suspect_info(model).is_some_and(|s| s.teacher.as_deref() != Some(self.upstream()))
     }
 
     pub fn positives(&self) -> Vec<&str> {
@@ -358,10 +359,17 @@ mod tests {
 
     #[test]
     fn bad_sample_line_names_line_and_field() {
-        let s = format!("{}{}", sample("p1", "ref-a"), r#"{"prompt_id": "p2", "prompt": "Q", "response": 5, "model": "ref-a"}"#);
+        let s = format!(
+            "{}{}",
+            sample("p1", "ref-a"),
+            r#"{"prompt_id": "p2", "prompt": "Q", "response": 5, "model": "ref-a"}"#
+        );
         let d = make(MANIFEST, &s);
         let e = BenchDir::load(d.path()).unwrap_err().to_string();
-        assert!(e.ends_with(r#"samples.jsonl:2: field "response": expected a string, found a number"#), "{e}");
+        assert!(
+            e.ends_with(r#"samples.jsonl:2: field "response": expected a string, found a number"#),
+            "{e}"
+        );
     }
 
     #[test]

@@ -24,20 +24,11 @@ pub enum DatasetError {
     /// record and then carry on with the next one, so the caller decides whether to stop or skip.
     /// `field` is `None` when the record is not even valid JSON/UTF-8.
     #[error("{}", fmt_parse(path, *line, field.as_deref(), message))]
-    Parse {
-        path: PathBuf,
-        line: u64,
-        field: Option<String>,
-        message: String,
-    },
+    Parse { path: PathBuf, line: u64, field: Option<String>, message: String },
 
     /// A CSV column named on the command line is not in the header.
     #[error("{}: no column {column:?} (available columns: {})", path.display(), fmt_list(available))]
-    MissingColumn {
-        path: PathBuf,
-        column: String,
-        available: Vec<String>,
-    },
+    MissingColumn { path: PathBuf, column: String, available: Vec<String> },
 
     /// A format name given on the command line is not one we know.
     #[error("unknown format {name:?} (expected one of: jsonl, alpaca-eval, fastchat, sharegpt, openai-chat, csv:COLUMN[:PROMPT_COLUMN], bench)")]

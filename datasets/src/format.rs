@@ -152,7 +152,10 @@ pub fn detect_format(path: &Path) -> Result<Format> {
         Some(u) => u?,
     };
     let v: Value = serde_json::from_slice(&unit.bytes).map_err(|e| {
-        detect(format!("line {} is not JSON ({e}); for CSV use a .csv name or csv:COLUMN", unit.line))
+        detect(format!(
+            "line {} is not JSON ({e}); for CSV use a .csv name or csv:COLUMN",
+            unit.line
+        ))
     })?;
     let Some(obj) = v.as_object() else {
         return Err(detect(format!("line {}: expected a JSON object", unit.line)));
@@ -231,7 +234,10 @@ mod tests {
     fn serde_form() {
         let f = Format::Csv { column: "t".into(), prompt_column: None };
         assert_eq!(serde_json::to_string(&f).unwrap(), r#"{"kind":"csv","column":"t"}"#);
-        assert_eq!(serde_json::to_string(&Format::OpenAiChat).unwrap(), r#"{"kind":"openai-chat"}"#);
+        assert_eq!(
+            serde_json::to_string(&Format::OpenAiChat).unwrap(),
+            r#"{"kind":"openai-chat"}"#
+        );
         let back: Format = serde_json::from_str(r#"{"kind":"fastchat"}"#).unwrap();
         assert_eq!(back, Format::FastChat);
     }

@@ -274,7 +274,11 @@ pub fn compare_to_baseline(m: &BenchMetrics) -> Vec<Comparison> {
     let (ik, in_) = b.verdict_independents_flagged;
     vec![
         num("sample_auroc_upstream", m.sample_auroc_upstream, b.sample_auroc_upstream),
-        num("sample_tpr_at_1fpr_upstream", m.sample_tpr_at_1fpr_upstream, b.sample_tpr_at_1fpr_upstream),
+        num(
+            "sample_tpr_at_1fpr_upstream",
+            m.sample_tpr_at_1fpr_upstream,
+            b.sample_tpr_at_1fpr_upstream,
+        ),
         num("sample_auroc_student", m.sample_auroc_student, b.sample_auroc_student),
         num("suspect_auroc@10", m.suspect_auroc_at_10, b.suspect_auroc_at_10),
         num("suspect_auroc@50", m.suspect_auroc_at_50, b.suspect_auroc_at_50),
@@ -307,7 +311,13 @@ mod tests {
         let mut s = 0.0;
         for &p in pos {
             for &n in neg {
-                s += if p > n { 1.0 } else if p == n { 0.5 } else { 0.0 };
+                s += if p > n {
+                    1.0
+                } else if p == n {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
         s / (pos.len() * neg.len()) as f64
@@ -331,8 +341,10 @@ mod tests {
         use rand::Rng;
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         for _ in 0..20 {
-            let pos: Vec<f64> = (0..rng.gen_range(1..40)).map(|_| rng.gen_range(0..10) as f64).collect();
-            let neg: Vec<f64> = (0..rng.gen_range(1..40)).map(|_| rng.gen_range(0..8) as f64).collect();
+            let pos: Vec<f64> =
+                (0..rng.gen_range(1..40)).map(|_| rng.gen_range(0..10) as f64).collect();
+            let neg: Vec<f64> =
+                (0..rng.gen_range(1..40)).map(|_| rng.gen_range(0..8) as f64).collect();
             assert!(close(auroc(&pos, &neg), auroc_pairs(&pos, &neg)));
         }
     }

@@ -217,7 +217,13 @@ impl Ctx {
         DatasetError::parse(&self.path, self.line, Some(field), message)
     }
 
-    fn record(&self, id: Option<String>, prompt: Option<String>, text: String, model: Option<String>) -> TextRecord {
+    fn record(
+        &self,
+        id: Option<String>,
+        prompt: Option<String>,
+        text: String,
+        model: Option<String>,
+    ) -> TextRecord {
         TextRecord { id, prompt, text, model, source: Some(self.source.clone()), line: self.line }
     }
 }
@@ -320,7 +326,9 @@ fn opt_id(ctx: &Ctx, obj: &mut Map<String, Value>, keys: &[&str]) -> Result<Opti
             Some(Value::String(s)) => return Ok(Some(s)),
             Some(Value::Number(n)) => return Ok(Some(n.to_string())),
             Some(other) => {
-                return Err(ctx.err(k, format!("expected a string or number, found {}", kind(&other))))
+                return Err(
+                    ctx.err(k, format!("expected a string or number, found {}", kind(&other)))
+                )
             }
         }
     }
@@ -346,7 +354,11 @@ fn convert_jsonl(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
     let text_keys = ["text", "response", "output", "completion"];
     let text = match opt_str(ctx, &mut obj, &text_keys)? {
         Some(t) => t,
-        None => return Err(ctx.err("text", "missing (expected one of text, response, output, completion)")),
+        None => {
+            return Err(
+                ctx.err("text", "missing (expected one of text, response, output, completion)")
+            )
+        }
     };
     let prompt = opt_str(ctx, &mut obj, &["prompt", "instruction"])?;
     let id = opt_id(ctx, &mut obj, &["id", "prompt_id"])?;
@@ -378,7 +390,9 @@ fn convert_fastchat(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
     let model = opt_str(ctx, &mut obj, &["model_id", "model"])?;
     let choices = match obj.remove("choices") {
         Some(Value::Array(c)) => c,
-        Some(other) => return Err(ctx.err("choices", format!("expected an array, found {}", kind(&other)))),
+        Some(other) => {
+            return Err(ctx.err("choices", format!("expected an array, found {}", kind(&other))))
+        }
         None => return Err(ctx.err("choices", "missing")),
     };
     let mut out = Vec::new();
@@ -386,7 +400,9 @@ fn convert_fastchat(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
         let field = format!("choices[{ci}].turns");
         let turns = match choice.get("turns") {
             Some(Value::Array(t)) => t,
-            Some(other) => return Err(ctx.err(&field, format!("expected an array, found {}", kind(other)))),
+            Some(other) => {
+                return Err(ctx.err(&field, format!("expected an array, found {}", kind(other))))
+            }
             None => return Err(ctx.err(&field, "missing")),
         };
         for (ti, turn) in turns.iter().enumerate() {
@@ -405,7 +421,8 @@ fn convert_fastchat(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
 }
 
 /// Roles whose turns are model outputs in ShareGPT dumps.
-const ASSISTANT_ROLES: &[&str] = &["gpt", "chatgpt", "bard", "assistant", "model", "bing", "claude"];
+const ASSISTANT_ROLES: &[&str] =
+    &["gpt", "chatgpt", "bard", "assistant", "model", "bing", "claude"];
 const HUMAN_ROLES: &[&str] = &["human", "user"];
 
 fn convert_sharegpt(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
@@ -416,7 +433,9 @@ fn convert_sharegpt(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
         (Some(Value::Array(t)), _) => ("conversations", t),
         (None, Some(Value::Array(t))) => ("conversation", t),
         (Some(other), _) | (None, Some(other)) => {
-            return Err(ctx.err("conversations", format!("expected an array, found {}", kind(&other))))
+            return Err(
+                ctx.err("conversations", format!("expected an array, found {}", kind(&other)))
+            )
         }
         (None, None) => return Err(ctx.err("conversations", "missing")),
     };
@@ -426,7 +445,10 @@ fn convert_sharegpt(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
         let mut t = match turn {
             Value::Object(m) => m,
             other => {
-                return Err(ctx.err(&format!("{key}[{i}]"), format!("expected an object, found {}", kind(&other))))
+                return Err(ctx.err(
+                    &format!("{key}[{i}]"),
+                    format!("expected an object, found {}", kind(&other)),
+                ))
             }
         };
         let role = match opt_str(ctx, &mut t, &["from", "role"]) {
@@ -482,7 +504,9 @@ fn convert_openai(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
             .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
             .and_then(|m| m.get("content"))
             .and_then(content_text),
-        Some(other) => return Err(ctx.err("messages", format!("expected an array, found {}", kind(other)))),
+        Some(other) => {
+            return Err(ctx.err("messages", format!("expected an array, found {}", kind(other))))
+        }
     };
     let model = response
         .get("model")
@@ -496,15 +520,15 @@ fn convert_openai(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
         .map(str::to_owned);
     let choices = match response.get("choices") {
         Some(Value::Array(c)) => c,
-        Some(other) => return Err(ctx.err("choices", format!("expected an array, found {}", kind(other)))),
+        Some(other) => {
+            return Err(ctx.err("choices", format!("expected an array, found {}", kind(other))))
+        }
         None => return Err(ctx.err("choices", "missing (no response in this log line)")),
     };
     let mut out = Vec::new();
     for (i, choice) in choices.iter().enumerate() {
-        let content = choice
-            .get("message")
-            .and_then(|m| m.get("content"))
-            .or_else(|| choice.get("text"));
+        let content =
+            choice.get("message").and_then(|m| m.get("content")).or_else(|| choice.get("text"));
         match content {
             // A tool call or refusal-only choice has no text: nothing to analyse.
             None | Some(Value::Null) => continue,
@@ -666,11 +690,19 @@ mod tests {
     fn read(path: &Path, format: Option<Format>) -> Vec<std::result::Result<Row, String>> {
         open(path, format)
             .unwrap()
-            .map(|r| r.map(|r| (r.id, r.prompt, r.text, r.model, r.line)).map_err(|e| e.to_string()))
+            .map(|r| {
+                r.map(|r| (r.id, r.prompt, r.text, r.model, r.line)).map_err(|e| e.to_string())
+            })
             .collect()
     }
 
-    fn row(id: Option<&str>, prompt: Option<&str>, text: &str, model: Option<&str>, line: u64) -> Row {
+    fn row(
+        id: Option<&str>,
+        prompt: Option<&str>,
+        text: &str,
+        model: Option<&str>,
+        line: u64,
+    ) -> Row {
         (id.map(Into::into), prompt.map(Into::into), text.into(), model.map(Into::into), line)
     }
 
@@ -697,7 +729,10 @@ mod tests {
         assert_eq!(got.len(), 8);
         assert_eq!(got[0], Ok(row(Some("7"), None, "one", Some("m"), 1)));
         assert_eq!(got[1], Ok(row(None, Some("q"), "two", None, 2)));
-        assert_eq!(got[2], Err(format!("{path}:4: field \"text\": expected a string, found a number")));
+        assert_eq!(
+            got[2],
+            Err(format!("{path}:4: field \"text\": expected a string, found a number"))
+        );
         assert!(got[3].as_ref().unwrap_err().starts_with(&format!("{path}:5: invalid JSON")));
         assert_eq!(got[4], Ok(row(None, Some("i"), "three", None, 6)));
         assert_eq!(got[5], Ok(row(None, None, "four", None, 7)));
@@ -761,9 +796,21 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(
             got[0],
-            Ok(row(None, Some("What is 2+2?"), "4, with \"quotes\" and ] brackets", Some("tiny-7b"), 2))
+            Ok(row(
+                None,
+                Some("What is 2+2?"),
+                "4, with \"quotes\" and ] brackets",
+                Some("tiny-7b"),
+                2
+            ))
         );
-        assert!(got[1].as_ref().unwrap_err().ends_with(":8: field \"output\": expected a string, found null"), "{got:?}");
+        assert!(
+            got[1]
+                .as_ref()
+                .unwrap_err()
+                .ends_with(":8: field \"output\": expected a string, found null"),
+            "{got:?}"
+        );
         assert_eq!(got[2], Ok(row(None, Some("Say hi."), "Hi!", Some("tiny-7b"), 13)));
 
         // A syntactically broken element is one error; the next element is still read.
@@ -832,7 +879,10 @@ mod tests {
         assert_eq!(got.len(), 4);
         assert_eq!(got[0], Ok(row(Some("c1#0"), Some("hello"), "hi there", None, 1)));
         assert_eq!(got[1], Ok(row(Some("c1#1"), Some("how are you"), "fine", None, 1)));
-        assert!(got[2].as_ref().unwrap_err().ends_with(":7: field \"conversations[0].value\": missing"), "{got:?}");
+        assert!(
+            got[2].as_ref().unwrap_err().ends_with(":7: field \"conversations[0].value\": missing"),
+            "{got:?}"
+        );
         assert_eq!(got[3], Ok(row(Some("c2"), None, "unprompted", None, 8)));
 
         let one_line = |s: &str| s.replace('\n', " ");
@@ -869,13 +919,18 @@ mod tests {
         assert_eq!(got.len(), 6);
         assert_eq!(got[0], Ok(row(Some("chatcmpl-1#0"), Some("last"), "r0", Some("gpt-x"), 1)));
         assert_eq!(got[1], Ok(row(Some("chatcmpl-1#1"), Some("last"), "r1", Some("gpt-x"), 1)));
-        assert_eq!(got[2], Ok(row(Some("r2"), Some("part1\npart2"), "answer", Some("resp-model"), 2)));
+        assert_eq!(
+            got[2],
+            Ok(row(Some("r2"), Some("part1\npart2"), "answer", Some("resp-model"), 2))
+        );
         assert_eq!(got[3], Ok(row(Some("job-9"), None, "batched", Some("b"), 3)));
-        assert!(got[4].as_ref().unwrap_err().ends_with(":4: field \"choices\": missing (no response in this log line)"));
-        assert!(got[5]
+        assert!(got[4]
             .as_ref()
             .unwrap_err()
-            .ends_with(":5: field \"choices[0].message.content\": expected a string, found a number"));
+            .ends_with(":4: field \"choices\": missing (no response in this log line)"));
+        assert!(got[5].as_ref().unwrap_err().ends_with(
+            ":5: field \"choices[0].message.content\": expected a string, found a number"
+        ));
     }
 
     #[test]
@@ -886,7 +941,10 @@ mod tests {
             "l.jsonl",
             r#"{"request": {"model": "req-only", "messages": []}, "response": {"choices": [{"message": {"content": "x"}}]}}"#,
         );
-        assert_eq!(read(&p, Some(Format::OpenAiChat)), vec![Ok(row(None, None, "x", Some("req-only"), 1))]);
+        assert_eq!(
+            read(&p, Some(Format::OpenAiChat)),
+            vec![Ok(row(None, None, "x", Some("req-only"), 1))]
+        );
     }
 
     #[test]
@@ -900,7 +958,10 @@ mod tests {
         let f = Format::Csv { column: "body".into(), prompt_column: Some("question".into()) };
         let got = read(&p, Some(f));
         assert_eq!(got.len(), 3);
-        assert_eq!(got[0], Ok(row(Some("1"), Some("Q1"), "multi\nline, with comma", Some("m1"), 2)));
+        assert_eq!(
+            got[0],
+            Ok(row(Some("1"), Some("Q1"), "multi\nline, with comma", Some("m1"), 2))
+        );
         assert_eq!(
             got[1],
             Err(format!("{}:4: field \"body\": missing (row has 2 fields)", p.display()))
@@ -909,7 +970,10 @@ mod tests {
 
         let e = open(&p, Some("csv:text".parse().unwrap())).unwrap_err();
         assert!(matches!(e, DatasetError::MissingColumn { .. }));
-        assert!(e.to_string().contains(r#"available columns: "id", "question", "body", "model""#), "{e}");
+        assert!(
+            e.to_string().contains(r#"available columns: "id", "question", "body", "model""#),
+            "{e}"
+        );
         // Without a `text` column detection asks for csv:COLUMN.
         assert!(open(&p, None).is_err());
     }

@@ -39,10 +39,7 @@ pub(crate) fn is_gzip(path: &Path) -> bool {
 
 /// The file name with a trailing `.gz` removed, lower-cased — for extension checks.
 pub(crate) fn logical_name(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     name.strip_suffix(".gz").map(str::to_owned).unwrap_or(name)
 }
 
@@ -218,7 +215,8 @@ impl ArrayUnits {
             };
             if chunk.is_empty() {
                 let line = self.line;
-                return self.fail(line, "unexpected end of file: JSON array is not closed with ']'");
+                return self
+                    .fail(line, "unexpected end of file: JSON array is not closed with ']'");
             }
             let mut used = 0;
             // What to do once the chunk borrow ends.
@@ -308,8 +306,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(x) = u.next_unit() {
             out.push(
-                x.map(|u| (u.line, String::from_utf8(u.bytes).unwrap()))
-                    .map_err(|e| e.to_string()),
+                x.map(|u| (u.line, String::from_utf8(u.bytes).unwrap())).map_err(|e| e.to_string()),
             );
         }
         out
@@ -369,8 +366,10 @@ mod tests {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.jsonl.gz");
-        let mut enc =
-            flate2::write::GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::default());
+        let mut enc = flate2::write::GzEncoder::new(
+            File::create(&p).unwrap(),
+            flate2::Compression::default(),
+        );
         enc.write_all(b"{\"a\":1}\n{\"a\":2}\n").unwrap();
         enc.finish().unwrap();
         let size = std::fs::metadata(&p).unwrap().len();

@@ -36,7 +36,12 @@ fn real_bench_is_consistent_with_manifest() {
     // Each model answers each prompt at most once, and only prompts of the split lists.
     let mut seen = BTreeSet::new();
     for s in &b.samples {
-        assert!(seen.insert((s.model.as_str(), s.prompt_id.as_str())), "duplicate {} {}", s.model, s.prompt_id);
+        assert!(
+            seen.insert((s.model.as_str(), s.prompt_id.as_str())),
+            "duplicate {} {}",
+            s.model,
+            s.prompt_id
+        );
         assert!(b.prompt_split(&s.prompt_id).is_some(), "prompt {} in no split", s.prompt_id);
     }
     let n_prompts = m.train_prompts.len() + m.test_prompts.len();

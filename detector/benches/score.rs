@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 fn texts() -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets/alpaca-eval-dev/samples.jsonl");
+    let path =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets/alpaca-eval-dev/samples.jsonl");
     if let Ok(s) = std::fs::read_to_string(path) {
         return s
             .lines()
@@ -45,7 +46,12 @@ fn bench(c: &mut Criterion) {
     let profile = Profile::builtin().expect("built-in profile");
     let bw = baseline_weights(&texts);
     let mb = texts.iter().map(|t| t.len()).sum::<usize>() as f64 / 1e6;
-    eprintln!("{} texts, {:.1} MB, mean {:.0} chars", texts.len(), mb, mb * 1e6 / texts.len() as f64);
+    eprintln!(
+        "{} texts, {:.1} MB, mean {:.0} chars",
+        texts.len(),
+        mb,
+        mb * 1e6 / texts.len() as f64
+    );
     let mut g = c.benchmark_group("score_responses");
     g.throughput(Throughput::Elements(texts.len() as u64));
     g.sample_size(10);

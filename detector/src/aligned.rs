@@ -57,7 +57,11 @@ impl PromptRefs {
             e.0 += s;
             e.1 += 1;
         }
-        let means = acc.into_iter().filter(|(_, (_, n))| *n >= MIN_REFERENCES).map(|(k, (sum, n))| (k, ((sum / n as f64) as f32, n))).collect();
+        let means = acc
+            .into_iter()
+            .filter(|(_, (_, n))| *n >= MIN_REFERENCES)
+            .map(|(k, (sum, n))| (k, ((sum / n as f64) as f32, n)))
+            .collect();
         PromptRefs { means }
     }
 
@@ -93,8 +97,14 @@ mod tests {
 
     #[test]
     fn keys_ignore_case_and_spacing_but_not_words() {
-        assert_eq!(prompt_key("Write a poem  about\n the sea."), prompt_key(" write a POEM about the sea."));
-        assert_ne!(prompt_key("Write a poem about the sea."), prompt_key("Write a poem about the sky."));
+        assert_eq!(
+            prompt_key("Write a poem  about\n the sea."),
+            prompt_key(" write a POEM about the sea.")
+        );
+        assert_ne!(
+            prompt_key("Write a poem about the sea."),
+            prompt_key("Write a poem about the sky.")
+        );
         assert_ne!(prompt_key("ab c"), prompt_key("a bc"));
     }
 

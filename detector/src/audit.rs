@@ -100,7 +100,15 @@ pub struct AuditOptions {
 
 impl Default for AuditOptions {
     fn default() -> Self {
-        Self { bootstrap: 200, seed: 0x5eed, grid: 512, source_models: 2, top: 10, sample: None, model_mix: false }
+        Self {
+            bootstrap: 200,
+            seed: 0x5eed,
+            grid: 512,
+            source_models: 2,
+            top: 10,
+            sample: None,
+            model_mix: false,
+        }
     }
 }
 
@@ -154,7 +162,13 @@ impl Components {
     /// The upstream against the null population, from the profile's calibrated upstream scores.
     pub fn upstream(cal: &Calibration) -> Self {
         let f = |v: &[f32]| v.iter().map(|&x| x as f64).filter(|x| x.is_finite()).collect();
-        Self { own: f(&cal.upstream_scores), rest: f(&cal.null_scores), own_models: cal.upstream_models.clone(), rest_models: cal.null_models.clone(), ..Self::default() }
+        Self {
+            own: f(&cal.upstream_scores),
+            rest: f(&cal.null_scores),
+            own_models: cal.upstream_models.clone(),
+            rest_models: cal.null_models.clone(),
+            ..Self::default()
+        }
     }
 
     /// Family `family` (position `index` in the profile's family order) against all other
@@ -162,7 +176,12 @@ impl Components {
     pub fn family(cal: &Calibration, family: &str, index: usize) -> Self {
         let mut c = Self::default();
         for m in &cal.family_posteriors {
-            let s: Vec<f64> = m.posteriors.iter().filter_map(|p| p.get(index)).map(|&p| family_log_odds(p as f64) as f64).collect();
+            let s: Vec<f64> = m
+                .posteriors
+                .iter()
+                .filter_map(|p| p.get(index))
+                .map(|&p| family_log_odds(p as f64) as f64)
+                .collect();
             let summary = ModelNull::from_scores(&m.model, &m.family, &s);
             if m.family == family {
                 c.own.extend(&s);
@@ -251,7 +270,12 @@ fn kde(g: &Grid, xs: impl Iterator<Item = f64>, h: f64, counts: &mut [f64]) -> V
 /// MLE of π for histogram `c` and component densities `u` (upstream), `v` (null).
 fn mle(c: &[f64], u: &[f64], v: &[f64]) -> f64 {
     let grad = |p: f64| -> f64 {
-        c.iter().zip(u).zip(v).filter(|((c, _), _)| **c > 0.0).map(|((c, u), v)| c * (u - v) / (p * u + (1.0 - p) * v)).sum()
+        c.iter()
+            .zip(u)
+            .zip(v)
+            .filter(|((c, _), _)| **c > 0.0)
+            .map(|((c, u), v)| c * (u - v) / (p * u + (1.0 - p) * v))
+            .sum()
     };
     if grad(0.0) <= 0.0 {
         return 0.0;
@@ -304,7 +328,9 @@ fn model_shift(rng: &mut ChaCha8Rng, models: &[ModelNull], m: usize) -> f64 {
         return 0.0;
     }
     let mu = models.iter().map(|x| x.mean).sum::<f64>() / j as f64;
-    let draw = |rng: &mut ChaCha8Rng, k: usize| (0..k).map(|_| models[rng.gen_range(0..j)].mean - mu).sum::<f64>() / k as f64;
+    let draw = |rng: &mut ChaCha8Rng, k: usize| {
+        (0..k).map(|_| models[rng.gen_range(0..j)].mean - mu).sum::<f64>() / k as f64
+    };
     draw(rng, m) + draw(rng, j)
 }
 
@@ -313,10 +339,17 @@ fn model_shift(rng: &mut ChaCha8Rng, models: &[ModelNull], m: usize) -> f64 {
 /// replacement from the calibration models (the corpus's few source models, whose *mix* differs
 /// from the calibration population's, not only its mean); otherwise a resample of `pooled` plus
 /// the model-level `shift` ([`model_shift`]).
-fn component_replicate(rng: &mut ChaCha8Rng, pooled: &[f64], groups: Option<&[Vec<f64>]>, shift: f64, m: usize) -> Vec<f64> {
+fn component_replicate(
+    rng: &mut ChaCha8Rng,
+    pooled: &[f64],
+    groups: Option<&[Vec<f64>]>,
+    shift: f64,
+    m: usize,
+) -> Vec<f64> {
     let groups = groups.unwrap_or_default();
     if m > 0 && groups.len() >= 2 {
-        let pick: Vec<&Vec<f64>> = (0..m).map(|_| &groups[rng.gen_range(0..groups.len())]).collect();
+        let pick: Vec<&Vec<f64>> =
+            (0..m).map(|_| &groups[rng.gen_range(0..groups.len())]).collect();
         return (0..pooled.len())
             .map(|_| {
                 let g = pick[rng.gen_range(0..m)];
@@ -356,12 +389,26 @@ pub fn estimate_mixture(scores: &[f64], comps: &Components, opts: &AuditOptions)
         opts.source_models,
         if opts.model_mix { "by composition" } else { "by location shift" }
     );
-    let (sd_null, sd_up) = (shift_sd(&comps.rest_models, opts.source_models), shift_sd(&comps.own_models, opts.source_models));
+    let (sd_null, sd_up) = (
+        shift_sd(&comps.rest_models, opts.source_models),
+        shift_sd(&comps.own_models, opts.source_models),
+    );
     if n == 0 || up.len() < 2 || nu.len() < 2 {
-        return unestimated(n, sd_up, sd_null, if n == 0 { "no texts" } else { "the profile has no calibration scores for this family" });
+        return unestimated(
+            n,
+            sd_up,
+            sd_null,
+            if n == 0 {
+                "no texts"
+            } else {
+                "the profile has no calibration scores for this family"
+            },
+        );
     }
     let (hu, hn) = (silverman(up), silverman(nu));
-    let minmax = |xs: &[f64]| xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    let minmax = |xs: &[f64]| {
+        xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)))
+    };
     let (a1, b1) = minmax(up);
     let (a2, b2) = minmax(nu);
     let pad = 4.0 * hu.max(hn) + 4.0 * sd_null.max(sd_up);
@@ -385,26 +432,60 @@ pub fn estimate_mixture(scores: &[f64], comps: &Components, opts: &AuditOptions)
         let cb: Vec<f64> = c.iter().map(|&k| poisson(rng, k)).collect();
         let du = model_shift(rng, &comps.own_models, opts.source_models);
         let dn = model_shift(rng, &comps.rest_models, opts.source_models);
-        let ub = component_replicate(rng, up, opts.model_mix.then_some(&comps.own_groups[..]), du, opts.source_models);
-        let nb = component_replicate(rng, nu, opts.model_mix.then_some(&comps.rest_groups[..]), dn, opts.source_models);
+        let ub = component_replicate(
+            rng,
+            up,
+            opts.model_mix.then_some(&comps.own_groups[..]),
+            du,
+            opts.source_models,
+        );
+        let nb = component_replicate(
+            rng,
+            nu,
+            opts.model_mix.then_some(&comps.rest_groups[..]),
+            dn,
+            opts.source_models,
+        );
         let fu = kde(&g, ub.iter().copied(), silverman(&ub), &mut counts);
         let fnull = kde(&g, nb.iter().copied(), silverman(&nb), &mut counts);
         mle(&cb, &fu, &fnull)
     });
     let (ci, se) = percentile_ci(&reps, pi, 0.975);
-    AuditEstimate { n, fraction: pi, ci95: ci, se, bootstrap: reps.len(), own_shift_sd: sd_up, rest_shift_sd: sd_null, method }
+    AuditEstimate {
+        n,
+        fraction: pi,
+        ci95: ci,
+        se,
+        bootstrap: reps.len(),
+        own_shift_sd: sd_up,
+        rest_shift_sd: sd_null,
+        method,
+    }
 }
 
 /// The estimate when there is nothing to estimate from.
 fn unestimated(n: usize, own_shift_sd: f64, rest_shift_sd: f64, why: &str) -> AuditEstimate {
-    AuditEstimate { n, fraction: f64::NAN, ci95: [0.0, 1.0], se: f64::NAN, bootstrap: 0, own_shift_sd, rest_shift_sd, method: why.into() }
+    AuditEstimate {
+        n,
+        fraction: f64::NAN,
+        ci95: [0.0, 1.0],
+        se: f64::NAN,
+        bootstrap: 0,
+        own_shift_sd,
+        rest_shift_sd,
+        method: why.into(),
+    }
 }
 
 /// `opts.bootstrap` seeded replicates of `stat`, in parallel, sorted.
 fn bootstrap(opts: &AuditOptions, stat: impl Fn(&mut ChaCha8Rng) -> f64 + Sync) -> Vec<f64> {
     let mut reps: Vec<f64> = (0..opts.bootstrap)
         .into_par_iter()
-        .map(|b| stat(&mut ChaCha8Rng::seed_from_u64(opts.seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))))
+        .map(|b| {
+            stat(&mut ChaCha8Rng::seed_from_u64(
+                opts.seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ))
+        })
         .collect();
     reps.sort_by(|a, b| a.total_cmp(b));
     reps
@@ -418,20 +499,35 @@ fn percentile_ci(reps: &[f64], point: f64, upper: f64) -> ([f64; 2], f64) {
     }
     let q = |p: f64| reps[((reps.len() - 1) as f64 * p).round() as usize];
     let mean = reps.iter().sum::<f64>() / reps.len() as f64;
-    let se = (reps.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (reps.len().max(2) - 1) as f64).sqrt();
+    let se = (reps.iter().map(|r| (r - mean).powi(2)).sum::<f64>()
+        / (reps.len().max(2) - 1) as f64)
+        .sqrt();
     ([q(0.025).min(point).clamp(0.0, 1.0), q(upper).max(point).clamp(0.0, 1.0)], se)
 }
 
 /// Lower bound on the `own` fraction when `F_own` is unknown (a family with a single calibration
 /// model; see the module docs): `π ≥ 1 − H(S)/F_rest(S)` with `S = {score ≤ median of F_rest}`;
 /// `fraction` is the bound's 2.5% bootstrap quantile, the interval `[fraction, 1]`.
-pub fn estimate_lower_bound(scores: &[f64], comps: &Components, opts: &AuditOptions) -> AuditEstimate {
+pub fn estimate_lower_bound(
+    scores: &[f64],
+    comps: &Components,
+    opts: &AuditOptions,
+) -> AuditEstimate {
     let nu = &comps.rest;
     let scores: Vec<f64> = scores.iter().copied().filter(|x| x.is_finite()).collect();
     let n = scores.len();
     let sd_null = shift_sd(&comps.rest_models, opts.source_models);
     if n == 0 || nu.len() < 2 {
-        return unestimated(n, f64::NAN, sd_null, if n == 0 { "no texts" } else { "the profile has no calibration scores for this family" });
+        return unestimated(
+            n,
+            f64::NAN,
+            sd_null,
+            if n == 0 {
+                "no texts"
+            } else {
+                "the profile has no calibration scores for this family"
+            },
+        );
     }
     let mut sorted = nu.clone();
     sorted.sort_by(|a, b| a.total_cmp(b));
@@ -443,11 +539,20 @@ pub fn estimate_lower_bound(scores: &[f64], comps: &Components, opts: &AuditOpti
     let reps = bootstrap(opts, |rng| {
         let (kb, ob) = (poisson(rng, k), poisson(rng, n as f64 - k));
         let dn = model_shift(rng, &comps.rest_models, opts.source_models);
-        let nb = component_replicate(rng, nu, opts.model_mix.then_some(&comps.rest_groups[..]), dn, opts.source_models);
+        let nb = component_replicate(
+            rng,
+            nu,
+            opts.model_mix.then_some(&comps.rest_groups[..]),
+            dn,
+            opts.source_models,
+        );
         let f = below(&mut nb.into_iter()) / nu.len() as f64;
         bound(kb / (kb + ob).max(1.0), f)
     });
-    let lo = reps.get(((reps.len().max(1) - 1) as f64 * 0.025).round() as usize).copied().unwrap_or(point);
+    let lo = reps
+        .get(((reps.len().max(1) - 1) as f64 * 0.025).round() as usize)
+        .copied()
+        .unwrap_or(point);
     let (_, se) = percentile_ci(&reps, point, 1.0);
     let method = format!(
         "lower bound 1 − H(S)/F_rest(S), S = {{score ≤ {t:.3}}} (median of the leave-one-model-out scores of the other families' models; \
@@ -455,7 +560,16 @@ pub fn estimate_lower_bound(scores: &[f64], comps: &Components, opts: &AuditOpti
          calibration models; source_models = {}); this family's own score distribution is not calibrated, so the interval's upper end is 1",
         opts.bootstrap, opts.source_models
     );
-    AuditEstimate { n, fraction: lo, ci95: [lo, 1.0], se, bootstrap: reps.len(), own_shift_sd: f64::NAN, rest_shift_sd: sd_null, method }
+    AuditEstimate {
+        n,
+        fraction: lo,
+        ci95: [lo, 1.0],
+        se,
+        bootstrap: reps.len(),
+        own_shift_sd: f64::NAN,
+        rest_shift_sd: sd_null,
+        method,
+    }
 }
 
 /// Per-family fractions of a corpus. `family_scores` holds each text's family log-odds
@@ -481,21 +595,39 @@ pub fn estimate_families(
                 let g = Components::family(cal, fam, i);
                 (comps.own_groups, comps.rest_groups) = (g.own_groups, g.rest_groups);
                 let estimate = estimate_mixture(upstream_scores, &comps, opts);
-                return FamilyEstimate { family: fam.clone(), calibrated_models: cal.upstream_models.len(), identified: cal.upstream_models.len() >= 2, estimate };
+                return FamilyEstimate {
+                    family: fam.clone(),
+                    calibrated_models: cal.upstream_models.len(),
+                    identified: cal.upstream_models.len() >= 2,
+                    estimate,
+                };
             }
             let comps = Components::family(cal, fam, i);
             let k = comps.own_models.len();
             // Each family its own bootstrap stream (the upstream keeps `opts.seed`).
-            let o = AuditOptions { seed: opts.seed ^ (i as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03), ..opts.clone() };
+            let o = AuditOptions {
+                seed: opts.seed ^ (i as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
+                ..opts.clone()
+            };
             let s: Vec<f64> = (0..rows).map(|r| family_scores[r * nf + i] as f64).collect();
             let estimate = if cal.family_posteriors.is_empty() {
-                unestimated(s.len(), f64::NAN, f64::NAN, "the profile's calibration has no per-family posteriors")
+                unestimated(
+                    s.len(),
+                    f64::NAN,
+                    f64::NAN,
+                    "the profile's calibration has no per-family posteriors",
+                )
             } else if k >= 2 {
                 estimate_mixture(&s, &comps, &o)
             } else {
                 estimate_lower_bound(&s, &comps, &o)
             };
-            FamilyEstimate { family: fam.clone(), calibrated_models: k, identified: k >= 2 && !cal.family_posteriors.is_empty(), estimate }
+            FamilyEstimate {
+                family: fam.clone(),
+                calibrated_models: k,
+                identified: k >= 2 && !cal.family_posteriors.is_empty(),
+                estimate,
+            }
         })
         .collect()
 }
@@ -574,24 +706,47 @@ pub struct Auditor {
 
 impl Auditor {
     pub fn new(opts: &AuditOptions) -> Self {
-        Self { scores: Vec::new(), fam: Vec::new(), nf: 0, top: BinaryHeap::new(), k: opts.top, texts: 0 }
+        Self {
+            scores: Vec::new(),
+            fam: Vec::new(),
+            nf: 0,
+            top: BinaryHeap::new(),
+            k: opts.top,
+            texts: 0,
+        }
     }
 
     /// Record one scored text into `slot` (from a [`Reservoir`]; `None` = append): its upstream
     /// score and its family posterior (profile family order; the same length for every text, or
     /// empty throughout for an upstream-only audit).
     #[allow(clippy::too_many_arguments)]
-    pub fn record(&mut self, slot: Option<usize>, score: f64, family_post: &[f64], text: &str, id: Option<&str>, source: Option<&str>, line: u64) {
+    pub fn record(
+        &mut self,
+        slot: Option<usize>,
+        score: f64,
+        family_post: &[f64],
+        text: &str,
+        id: Option<&str>,
+        source: Option<&str>,
+        line: u64,
+    ) {
         self.texts += 1;
         if self.scores.is_empty() {
             self.nf = family_post.len();
         }
-        assert_eq!(family_post.len(), self.nf, "every text needs a posterior over the same families");
+        assert_eq!(
+            family_post.len(),
+            self.nf,
+            "every text needs a posterior over the same families"
+        );
         let lo = family_post.iter().map(|&p| family_log_odds(p));
         match slot {
             Some(i) if i < self.scores.len() => {
                 self.scores[i] = score;
-                self.fam[i * self.nf..(i + 1) * self.nf].iter_mut().zip(lo).for_each(|(d, v)| *d = v);
+                self.fam[i * self.nf..(i + 1) * self.nf]
+                    .iter_mut()
+                    .zip(lo)
+                    .for_each(|(d, v)| *d = v);
             }
             _ => {
                 self.scores.push(score);
@@ -605,7 +760,13 @@ impl Auditor {
             return;
         }
         let text: String = text.chars().take(TOP_TEXT_CHARS).collect();
-        self.top.push(Reverse(ByScore(TopText { score, id: id.map(str::to_string), source: source.map(str::to_string), line, text })));
+        self.top.push(Reverse(ByScore(TopText {
+            score,
+            id: id.map(str::to_string),
+            source: source.map(str::to_string),
+            line,
+            text,
+        })));
         if self.top.len() > self.k {
             self.top.pop();
         }
@@ -639,7 +800,14 @@ impl Auditor {
     /// Every family's fraction ([`estimate_families`]).
     pub fn estimate_families(&self, profile: &Profile, opts: &AuditOptions) -> Vec<FamilyEstimate> {
         let fam: &[f32] = if self.nf == profile.families().len() { &self.fam } else { &[] };
-        estimate_families(&self.scores, fam, profile.families(), profile.upstream(), profile.calibration(), opts)
+        estimate_families(
+            &self.scores,
+            fam,
+            profile.families(),
+            profile.upstream(),
+            profile.calibration(),
+            opts,
+        )
     }
 }
 
@@ -647,7 +815,12 @@ impl Auditor {
 /// profiles; a profile with neural tiers scores NaN throughout)).
 pub fn score_batch_families(profile: &Profile, texts: &[&str]) -> Vec<(Vec<f64>, f64)> {
     let nf = profile.families().len();
-    texts.par_iter().map(|t| profile.families_fast_with(t, None).unwrap_or_else(|_| (vec![f64::NAN; nf], f64::NAN))).collect()
+    texts
+        .par_iter()
+        .map(|t| {
+            profile.families_fast_with(t, None).unwrap_or_else(|_| (vec![f64::NAN; nf], f64::NAN))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -720,10 +893,15 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let cal = calibration(&mut rng, 9, 134, 0.6);
         let s = corpus(&mut rng, 2000, 0.05, 0.6, 0.0);
-        let narrow = estimate(&s, &cal, &AuditOptions { source_models: 0, ..AuditOptions::default() });
-        let wide = estimate(&s, &cal, &AuditOptions { source_models: 1, ..AuditOptions::default() });
+        let narrow =
+            estimate(&s, &cal, &AuditOptions { source_models: 0, ..AuditOptions::default() });
+        let wide =
+            estimate(&s, &cal, &AuditOptions { source_models: 1, ..AuditOptions::default() });
         eprintln!("narrow {narrow:?}\nwide {wide:?}");
-        assert!(!(narrow.ci95[0] <= 0.05 && 0.05 <= narrow.ci95[1]), "the shifted corpus should fool the naive interval");
+        assert!(
+            !(narrow.ci95[0] <= 0.05 && 0.05 <= narrow.ci95[1]),
+            "the shifted corpus should fool the naive interval"
+        );
         assert!(wide.ci95[0] <= 0.05 && 0.05 <= wide.ci95[1], "{wide:?}");
     }
 
@@ -747,23 +925,42 @@ mod tests {
         // null cannot turn it into the upper cluster alone; drawing source models can.
         let mut rng = ChaCha8Rng::seed_from_u64(17);
         let mut c = Components::default();
-        for (j, mu) in [-3.0, -3.0, -3.0, -3.0, 0.0, 0.0, 0.0, 0.0, 1.5, 1.5, 1.5, 1.5].into_iter().enumerate() {
+        for (j, mu) in
+            [-3.0, -3.0, -3.0, -3.0, 0.0, 0.0, 0.0, 0.0, 1.5, 1.5, 1.5, 1.5].into_iter().enumerate()
+        {
             let mu = mu + 0.2 * normal(&mut rng);
             let s = gauss(&mut rng, 150, mu, 1.0);
             let m = ModelNull::from_scores(&format!("m{j}"), "f", &s);
-            let (pooled, models, groups) = if j < 8 { (&mut c.rest, &mut c.rest_models, &mut c.rest_groups) } else { (&mut c.own, &mut c.own_models, &mut c.own_groups) };
+            let (pooled, models, groups) = if j < 8 {
+                (&mut c.rest, &mut c.rest_models, &mut c.rest_groups)
+            } else {
+                (&mut c.own, &mut c.own_models, &mut c.own_groups)
+            };
             pooled.extend(&s);
             models.push(m);
             groups.push(s);
         }
         let mut corpus = gauss(&mut rng, 300, 1.5, 1.0);
         corpus.extend(gauss(&mut rng, 700, 0.0, 1.0));
-        let shift = estimate_mixture(&corpus, &c, &AuditOptions { source_models: 2, ..AuditOptions::default() });
-        let mix = estimate_mixture(&corpus, &c, &AuditOptions { source_models: 2, model_mix: true, ..AuditOptions::default() });
+        let shift = estimate_mixture(
+            &corpus,
+            &c,
+            &AuditOptions { source_models: 2, ..AuditOptions::default() },
+        );
+        let mix = estimate_mixture(
+            &corpus,
+            &c,
+            &AuditOptions { source_models: 2, model_mix: true, ..AuditOptions::default() },
+        );
         eprintln!("shift {shift:?}\nmix {mix:?}");
         assert!(mix.ci95[0] <= 0.3 && 0.3 <= mix.ci95[1], "{mix:?}");
-        assert!(mix.ci95[1] - mix.ci95[0] > shift.ci95[1] - shift.ci95[0], "composition is the wider term");
-        assert!(mix.method.contains("by composition") && shift.method.contains("by location shift"));
+        assert!(
+            mix.ci95[1] - mix.ci95[0] > shift.ci95[1] - shift.ci95[0],
+            "composition is the wider term"
+        );
+        assert!(
+            mix.method.contains("by composition") && shift.method.contains("by location shift")
+        );
     }
 
     const FAMS: [&str; 3] = ["up", "fa", "fs"];
@@ -773,7 +970,8 @@ mod tests {
     /// entry is 0 (the other columns are left as they are, so that every family's score
     /// distribution is the same in calibration and corpus except the unseen family's own).
     fn posterior(rng: &mut ChaCha8Rng, g: usize, sep: f64, fs_known: bool) -> Vec<f64> {
-        let e: Vec<f64> = (0..3).map(|f| (normal(rng) + if f == g { sep } else { 0.0 }).exp()).collect();
+        let e: Vec<f64> =
+            (0..3).map(|f| (normal(rng) + if f == g { sep } else { 0.0 }).exp()).collect();
         let t: f64 = e.iter().sum();
         let mut p: Vec<f64> = e.iter().map(|v| v / t).collect();
         if !fs_known {
@@ -786,7 +984,8 @@ mod tests {
     /// (so its LOMO posteriors put nothing on `fs`, as a real profile's do).
     fn family_calibration(rng: &mut ChaCha8Rng, per: usize) -> Calibration {
         let models: [(usize, usize); 7] = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0)];
-        let (mut ns, mut nm, mut us, mut um, mut fp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ns, mut nm, mut us, mut um, mut fp) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (g, j) in models {
             let posts: Vec<Vec<f64>> = (0..per).map(|_| posterior(rng, g, 2.0, g != 2)).collect();
             let up: Vec<f64> = posts.iter().map(|p| family_log_odds(p[0]) as f64).collect();
@@ -800,7 +999,11 @@ mod tests {
                 nm.push(summary);
             }
             let posteriors = posts.iter().map(|p| p.iter().map(|&v| v as f32).collect()).collect();
-            fp.push(crate::calibration::ModelPosteriors { model: name, family: FAMS[g].into(), posteriors });
+            fp.push(crate::calibration::ModelPosteriors {
+                model: name,
+                family: FAMS[g].into(),
+                posteriors,
+            });
         }
         let mut cal = Calibration::new(ns, nm, um, us);
         cal.family_posteriors = fp;
@@ -827,7 +1030,8 @@ mod tests {
         let cal = family_calibration(&mut rng, 300);
         let names: Vec<String> = FAMS.iter().map(|s| s.to_string()).collect();
         let opts = AuditOptions { source_models: 0, bootstrap: 100, ..AuditOptions::default() };
-        for counts in [[0, 0, 1000], [300, 100, 600], [100, 500, 400], [500, 0, 500], [400, 600, 0]] {
+        for counts in [[0, 0, 1000], [300, 100, 600], [100, 500, 400], [500, 0, 500], [400, 600, 0]]
+        {
             let (up, fam) = family_corpus(&mut rng, counts);
             let est = estimate_families(&up, &fam, &names, "up", &cal, &opts);
             assert_eq!(est.iter().map(|e| e.family.as_str()).collect::<Vec<_>>(), FAMS);
@@ -836,14 +1040,24 @@ mod tests {
             for (i, e) in est.iter().enumerate() {
                 let truth = counts[i] as f64 / 1000.0;
                 let (f, [lo, hi]) = (e.estimate.fraction, e.estimate.ci95);
-                eprintln!("{counts:?} {}: truth {truth} est {f:.3} [{lo:.3}, {hi:.3}] identified {}", e.family, e.identified);
+                eprintln!(
+                    "{counts:?} {}: truth {truth} est {f:.3} [{lo:.3}, {hi:.3}] identified {}",
+                    e.family, e.identified
+                );
                 assert!(lo <= truth && truth <= hi, "{counts:?} {}: {e:?}", e.family);
                 if i < 2 {
                     assert!(e.identified && e.calibrated_models == 3);
-                    assert!((f - truth).abs() < 0.08 && hi - lo < 0.25, "{counts:?} {}: {e:?}", e.family);
+                    assert!(
+                        (f - truth).abs() < 0.08 && hi - lo < 0.25,
+                        "{counts:?} {}: {e:?}",
+                        e.family
+                    );
                 } else {
                     // One calibration model: only a lower bound, which still sees a large share.
-                    assert!(!e.identified && e.calibrated_models == 1 && hi == 1.0 && f == lo, "{e:?}");
+                    assert!(
+                        !e.identified && e.calibrated_models == 1 && hi == 1.0 && f == lo,
+                        "{e:?}"
+                    );
                     assert!(if truth >= 0.4 { f > 0.15 } else { f < 0.05 }, "{counts:?}: {e:?}");
                 }
             }
@@ -853,7 +1067,11 @@ mod tests {
         bare.family_posteriors.clear();
         let (up, fam) = family_corpus(&mut rng, [500, 250, 250]);
         let est = estimate_families(&up, &fam, &names, "up", &bare, &opts);
-        assert!(est[0].estimate.fraction.is_finite() && est[1].estimate.fraction.is_nan() && !est[1].identified);
+        assert!(
+            est[0].estimate.fraction.is_finite()
+                && est[1].estimate.fraction.is_nan()
+                && !est[1].identified
+        );
     }
 
     #[test]
@@ -885,6 +1103,9 @@ mod tests {
         // The family log-odds row of the replaced slot follows its score.
         let lo = a.family_scores();
         assert_eq!(lo.len(), 10);
-        assert!((lo[0] - 9f32.ln()).abs() < 1e-4 && (lo[1] + 9f32.ln()).abs() < 1e-4 && lo[2] == 0.0, "{lo:?}");
+        assert!(
+            (lo[0] - 9f32.ln()).abs() < 1e-4 && (lo[1] + 9f32.ln()).abs() < 1e-4 && lo[2] == 0.0,
+            "{lo:?}"
+        );
     }
 }

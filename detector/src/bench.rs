@@ -38,7 +38,11 @@ pub struct BenchRun {
 /// The profile the protocol allows: fitted on known models' train-prompt answers, calibrated on
 /// their test-prompt answers. `dense` holds the neural vectors of every text when
 /// `opts.dense_tiers` is not empty.
-pub fn profile_from_bench(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>) -> crate::Result<Profile> {
+pub fn profile_from_bench(
+    dir: &BenchDir,
+    opts: &FitOptions,
+    dense: Option<&DenseTable>,
+) -> crate::Result<Profile> {
     let labeled = |split: Split| -> crate::Result<Vec<LabeledText>> {
         let mut out = Vec::new();
         for m in dir.known_models() {
@@ -48,7 +52,13 @@ pub fn profile_from_bench(dir: &BenchDir, opts: &FitOptions, dense: Option<&Dens
                     Some(t) if !opts.dense_tiers.is_empty() => Some(lookup(t, &s.response)?),
                     _ => None,
                 };
-                out.push(LabeledText { text: &s.response, model: m, family: fam, dense: d, prompt: Some(&s.prompt) });
+                out.push(LabeledText {
+                    text: &s.response,
+                    model: m,
+                    family: fam,
+                    dense: d,
+                    prompt: Some(&s.prompt),
+                });
             }
         }
         Ok(out)
@@ -59,7 +69,12 @@ pub fn profile_from_bench(dir: &BenchDir, opts: &FitOptions, dense: Option<&Dens
 }
 
 /// Run the protocol. `progress` receives short status lines.
-pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progress: &dyn Fn(&str)) -> crate::Result<BenchRun> {
+pub fn run(
+    dir: &BenchDir,
+    opts: &FitOptions,
+    dense: Option<&DenseTable>,
+    progress: &dyn Fn(&str),
+) -> crate::Result<BenchRun> {
     let t0 = Instant::now();
     progress("fitting profile and leave-one-model-out calibration");
     let profile = profile_from_bench(dir, opts, dense)?;
@@ -71,11 +86,15 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
         .iter()
         .map(|m| {
             let samples = dir.samples_for(m, Split::Test);
-            let texts: Vec<(&str, Option<&str>)> = samples.iter().map(|s| (s.response.as_str(), Some(s.prompt.as_str()))).collect();
+            let texts: Vec<(&str, Option<&str>)> =
+                samples.iter().map(|s| (s.response.as_str(), Some(s.prompt.as_str()))).collect();
             let vecs = match dense {
-                Some(t) if !profile.neural_tiers().is_empty() => {
-                    Some(samples.iter().map(|s| lookup(t, &s.response).map(|v| v.to_vec())).collect::<crate::Result<Vec<_>>>()?)
-                }
+                Some(t) if !profile.neural_tiers().is_empty() => Some(
+                    samples
+                        .iter()
+                        .map(|s| lookup(t, &s.response).map(|v| v.to_vec()))
+                        .collect::<crate::Result<Vec<_>>>()?,
+                ),
                 _ => None,
             };
             Ok((m.to_string(), profile.score_batch_with(&texts, vecs.as_deref())?))
@@ -121,7 +140,12 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
         .collect();
     let set_score = |xs: &[&f64]| {
         let xs: Vec<f64> = xs.iter().map(|&&x| x).collect();
-        if aligned { profile.verdict_from_aligned(&xs, &vopts) } else { profile.verdict_from_scores(&xs, &vopts) }.statistic
+        if aligned {
+            profile.verdict_from_aligned(&xs, &vopts)
+        } else {
+            profile.verdict_from_scores(&xs, &vopts)
+        }
+        .statistic
     };
     let at: Vec<f64> = [Some(10), Some(50), None]
         .par_iter()
@@ -143,14 +167,22 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
         suspect_auroc_at_all: at[2],
         verdict_students_flagged: count(&|r| r.positive, &flagged),
         verdict_independents_flagged: count(&|r| r.negative, &flagged),
-        teacher_correct: count(&|r| r.kind == "student", &|r| r.verdict.teacher.is_some() && r.verdict.teacher == r.teacher),
+        teacher_correct: count(&|r| r.kind == "student", &|r| {
+            r.verdict.teacher.is_some() && r.verdict.teacher == r.teacher
+        }),
         extra: Default::default(),
     };
     m.extra.insert("fit_seconds".into(), serde_json::json!(round3(fit_secs)));
-    m.extra.insert("scored_responses_per_second".into(), serde_json::json!(round3(n_scored as f64 / score_secs)));
+    m.extra.insert(
+        "scored_responses_per_second".into(),
+        serde_json::json!(round3(n_scored as f64 / score_secs)),
+    );
     m.extra.insert(
         "suspect_p_values".into(),
-        serde_json::json!(results.iter().map(|r| (r.model.clone(), r.verdict.p_value)).collect::<std::collections::BTreeMap<_, _>>()),
+        serde_json::json!(results
+            .iter()
+            .map(|r| (r.model.clone(), r.verdict.p_value))
+            .collect::<std::collections::BTreeMap<_, _>>()),
     );
     // The verdict's own false-alarm rate on unseen independent models, from the calibration it
     // used (aligned when the suspects' scores are aligned), beside a pooled per-response null's.
@@ -168,17 +200,39 @@ pub fn run(dir: &BenchDir, opts: &FitOptions, dense: Option<&DenseTable>, progre
     // What the pooled per-response null would decide for the suspects (not the method's decision).
     let pooled = crate::calibration::PooledNull::from_models(null_models);
     let pooled_flag = |r: &SuspectResult| {
-        let xs: Vec<f64> = scored.iter().find(|(m, _)| *m == r.model).map(|(_, s)| s.iter().map(per).collect()).unwrap_or_default();
+        let xs: Vec<f64> = scored
+            .iter()
+            .find(|(m, _)| *m == r.model)
+            .map(|(_, s)| s.iter().map(per).collect())
+            .unwrap_or_default();
         let m = crate::calibration::ModelNull::from_scores(&r.model, "", &xs);
         pooled.p_value(m.mean, m.var, m.n) < vopts.alpha
     };
-    m.extra.insert("per_response_null_students_flagged".into(), serde_json::json!(count(&|r| r.positive, &pooled_flag)));
-    m.extra.insert("per_response_null_independents_flagged".into(), serde_json::json!(count(&|r| r.negative, &pooled_flag)));
+    m.extra.insert(
+        "per_response_null_students_flagged".into(),
+        serde_json::json!(count(&|r| r.positive, &pooled_flag)),
+    );
+    m.extra.insert(
+        "per_response_null_independents_flagged".into(),
+        serde_json::json!(count(&|r| r.negative, &pooled_flag)),
+    );
     let responses = scored
         .iter()
-        .flat_map(|(m, s)| dir.samples_for(m, Split::Test).into_iter().zip(s).map(move |(x, t)| (m.clone(), x.prompt_id.clone(), per(t))))
+        .flat_map(|(m, s)| {
+            dir.samples_for(m, Split::Test)
+                .into_iter()
+                .zip(s)
+                .map(move |(x, t)| (m.clone(), x.prompt_id.clone(), per(t)))
+        })
         .collect();
-    Ok(BenchRun { responses, roc_upstream: metrics::roc_curve(&ups, &neg), roc_student: metrics::roc_curve(&pos, &neg), metrics: m, suspects: results, profile })
+    Ok(BenchRun {
+        responses,
+        roc_upstream: metrics::roc_curve(&ups, &neg),
+        roc_student: metrics::roc_curve(&pos, &neg),
+        metrics: m,
+        suspects: results,
+        profile,
+    })
 }
 
 fn round3(x: f64) -> f64 {

@@ -23,7 +23,11 @@ impl ModelNull {
     pub fn from_scores(model: &str, family: &str, s: &[f64]) -> Self {
         let n = s.len();
         let mean = s.iter().sum::<f64>() / n.max(1) as f64;
-        let var = if n < 2 { 0.0 } else { s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64 };
+        let var = if n < 2 {
+            0.0
+        } else {
+            s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        };
         Self { model: model.into(), family: family.into(), n, mean, var }
     }
 }
@@ -62,7 +66,12 @@ pub struct AlignedCalibration {
 }
 
 impl AlignedCalibration {
-    pub fn new(refs: crate::aligned::PromptRefs, mut null_scores: Vec<f32>, null_models: Vec<ModelNull>, upstream_models: Vec<ModelNull>) -> Self {
+    pub fn new(
+        refs: crate::aligned::PromptRefs,
+        mut null_scores: Vec<f32>,
+        null_models: Vec<ModelNull>,
+        upstream_models: Vec<ModelNull>,
+    ) -> Self {
         null_scores.sort_by(|a, b| a.total_cmp(b));
         Self { refs, null_scores, null_models, upstream_models }
     }
@@ -93,10 +102,22 @@ pub struct ModelPosteriors {
 }
 
 impl Calibration {
-    pub fn new(mut null_scores: Vec<f32>, null_models: Vec<ModelNull>, upstream_models: Vec<ModelNull>, mut upstream_scores: Vec<f32>) -> Self {
+    pub fn new(
+        mut null_scores: Vec<f32>,
+        null_models: Vec<ModelNull>,
+        upstream_models: Vec<ModelNull>,
+        mut upstream_scores: Vec<f32>,
+    ) -> Self {
         null_scores.sort_by(|a, b| a.total_cmp(b));
         upstream_scores.sort_by(|a, b| a.total_cmp(b));
-        Self { null_scores, null_models, upstream_models, upstream_scores, family_posteriors: Vec::new(), aligned: None }
+        Self {
+            null_scores,
+            null_models,
+            upstream_models,
+            upstream_scores,
+            family_posteriors: Vec::new(),
+            aligned: None,
+        }
     }
 
     /// Calibrated false-positive rate of a per-text score: the (add-one smoothed) fraction of null
@@ -151,7 +172,11 @@ impl SetNull {
     pub fn from_models(models: &[ModelNull]) -> Self {
         let j = models.len();
         let mu = models.iter().map(|m| m.mean).sum::<f64>() / j.max(1) as f64;
-        let mean_var = if j < 2 { 0.0 } else { models.iter().map(|m| (m.mean - mu).powi(2)).sum::<f64>() / (j - 1) as f64 };
+        let mean_var = if j < 2 {
+            0.0
+        } else {
+            models.iter().map(|m| (m.mean - mu).powi(2)).sum::<f64>() / (j - 1) as f64
+        };
         let sigma2 = models.iter().map(|m| m.var).sum::<f64>() / j.max(1) as f64;
         let noise = models.iter().map(|m| m.var / m.n.max(1) as f64).sum::<f64>() / j.max(1) as f64;
         let tau2 = (mean_var - noise).max(0.0);
@@ -216,10 +241,19 @@ impl NullCheck {
             flagged_per_response: Vec::new(),
             upstream_models: upstream.len(),
             // As the verdict: a set of fewer than 2 responses is never flagged.
-            upstream_flagged_model_level: upstream.iter().filter(|u| u.n >= 2 && full.p_value(u.mean, u.n) < alpha).map(|u| u.model.clone()).collect(),
+            upstream_flagged_model_level: upstream
+                .iter()
+                .filter(|u| u.n >= 2 && full.p_value(u.mean, u.n) < alpha)
+                .map(|u| u.model.clone())
+                .collect(),
         };
         for (i, m) in models.iter().enumerate() {
-            let others: Vec<ModelNull> = models.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, o)| o.clone()).collect();
+            let others: Vec<ModelNull> = models
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, o)| o.clone())
+                .collect();
             if others.len() < 2 || m.n < 2 {
                 continue;
             }
@@ -240,7 +274,13 @@ impl NullCheck {
 /// one-sided 1 − alpha upper bound from its own responses) below the midpoint between the null
 /// mean and the mean of the upstream's own models; otherwise "undecided". Fewer than 2 responses
 /// decide nothing; without upstream models there is no midpoint, so never "independent".
-pub fn decide(s: &[f64], p_value: f64, null: &SetNull, upstream_models: &[ModelNull], alpha: f64) -> crate::Decision {
+pub fn decide(
+    s: &[f64],
+    p_value: f64,
+    null: &SetNull,
+    upstream_models: &[ModelNull],
+    alpha: f64,
+) -> crate::Decision {
     use crate::Decision;
     let n = s.len();
     if n < 2 {
@@ -252,7 +292,8 @@ pub fn decide(s: &[f64], p_value: f64, null: &SetNull, upstream_models: &[ModelN
     if upstream_models.is_empty() {
         return Decision::Undecided;
     }
-    let up_mean = upstream_models.iter().map(|m| m.mean).sum::<f64>() / upstream_models.len() as f64;
+    let up_mean =
+        upstream_models.iter().map(|m| m.mean).sum::<f64>() / upstream_models.len() as f64;
     let midpoint = (null.mu + up_mean) / 2.0;
     let stat = s.iter().sum::<f64>() / n as f64;
     let var = s.iter().map(|x| (x - stat).powi(2)).sum::<f64>() / (n - 1) as f64;
@@ -289,7 +330,9 @@ impl PooledNull {
     pub fn from_models(models: &[ModelNull]) -> Self {
         let n: f64 = models.iter().map(|o| o.n as f64).sum();
         let mu = models.iter().map(|o| o.n as f64 * o.mean).sum::<f64>() / n.max(1.0);
-        let var = models.iter().map(|o| o.n as f64 * (o.var + o.mean * o.mean)).sum::<f64>() / n.max(1.0) - mu * mu;
+        let var = models.iter().map(|o| o.n as f64 * (o.var + o.mean * o.mean)).sum::<f64>()
+            / n.max(1.0)
+            - mu * mu;
         Self { mu, var: var.max(0.0), n }
     }
 
@@ -327,8 +370,15 @@ mod tests {
         // Five independent models whose means spread (between-model s.d. ≈ 0.5) far more than the
         // noise of a 200-response mean (0.07): the model-level null flags none of them, the pooled
         // per-response null flags the top one, and a far outlier is flagged by both.
-        let mk = |i: usize, mean: f64| ModelNull { model: format!("m{i}"), family: "f".into(), n: 200, mean, var: 1.0 };
-        let ms: Vec<ModelNull> = [-0.6, -0.3, 0.0, 0.3, 0.6].iter().enumerate().map(|(i, &m)| mk(i, m)).collect();
+        let mk = |i: usize, mean: f64| ModelNull {
+            model: format!("m{i}"),
+            family: "f".into(),
+            n: 200,
+            mean,
+            var: 1.0,
+        };
+        let ms: Vec<ModelNull> =
+            [-0.6, -0.3, 0.0, 0.3, 0.6].iter().enumerate().map(|(i, &m)| mk(i, m)).collect();
         let c = NullCheck::run(&ms, &[mk(9, 5.0)], 0.01);
         assert_eq!(c.models, 5);
         assert!(c.flagged_model_level.is_empty(), "{c:?}");
@@ -349,10 +399,20 @@ mod tests {
         let ms: Vec<ModelNull> = [0.0, 1.0, 2.0]
             .iter()
             .enumerate()
-            .map(|(i, &m)| ModelNull { model: format!("m{i}"), family: "f".into(), n: 100, mean: m, var: 4.0 })
+            .map(|(i, &m)| ModelNull {
+                model: format!("m{i}"),
+                family: "f".into(),
+                n: 100,
+                mean: m,
+                var: 4.0,
+            })
             .collect();
         let s = SetNull::from_models(&ms);
-        assert!((s.mu - 1.0).abs() < 1e-12 && (s.tau2 - 0.96).abs() < 1e-12 && (s.sigma2 - 4.0).abs() < 1e-12);
+        assert!(
+            (s.mu - 1.0).abs() < 1e-12
+                && (s.tau2 - 0.96).abs() < 1e-12
+                && (s.sigma2 - 4.0).abs() < 1e-12
+        );
         // predictive sd for n = 4: sqrt(0.96 + 1 + 1/3)
         assert!((s.predictive_sd(4) - (0.96f64 + 1.0 + 1.0 / 3.0).sqrt()).abs() < 1e-12);
         // At the null mean the one-sided p-value is one half; far above it, tiny.
@@ -364,8 +424,15 @@ mod tests {
     #[test]
     fn decision_rule_edges() {
         use crate::Decision;
-        let mk = |i: usize, mean: f64| ModelNull { model: format!("m{i}"), family: "f".into(), n: 50, mean, var: 1.0 };
-        let null_models: Vec<ModelNull> = [-1.0, -0.5, 0.0].iter().enumerate().map(|(i, &m)| mk(i, m)).collect();
+        let mk = |i: usize, mean: f64| ModelNull {
+            model: format!("m{i}"),
+            family: "f".into(),
+            n: 50,
+            mean,
+            var: 1.0,
+        };
+        let null_models: Vec<ModelNull> =
+            [-1.0, -0.5, 0.0].iter().enumerate().map(|(i, &m)| mk(i, m)).collect();
         let null = SetNull::from_models(&null_models);
         let upstream = [mk(7, 1.5), mk(8, 2.5)];
         let low = vec![-1.0, -1.2, -0.8, -1.1, -0.9, -1.0];
@@ -380,12 +447,21 @@ mod tests {
         assert_eq!(decide(&low, 0.001, &null, &upstream, 0.01), Decision::Distilled);
         // A NaN statistic is no evidence (statrs panics on it unguarded).
         assert_eq!(null.p_value(f64::NAN, 10), 1.0);
-        assert_eq!(decide(&[f64::NAN, 0.0], null.p_value(f64::NAN, 2), &null, &upstream, 0.01), Decision::Undecided);
+        assert_eq!(
+            decide(&[f64::NAN, 0.0], null.p_value(f64::NAN, 2), &null, &upstream, 0.01),
+            Decision::Undecided
+        );
     }
 
     #[test]
     fn null_check_counts_only_the_models_it_could_test() {
-        let mk = |i: usize, mean: f64, n: usize| ModelNull { model: format!("m{i}"), family: "f".into(), n, mean, var: 1.0 };
+        let mk = |i: usize, mean: f64, n: usize| ModelNull {
+            model: format!("m{i}"),
+            family: "f".into(),
+            n,
+            mean,
+            var: 1.0,
+        };
         // Two null models: each left out leaves one, too few to build a null from.
         let c = NullCheck::run(&[mk(0, 0.0, 50), mk(1, 0.1, 50)], &[], 0.01);
         assert_eq!(c.models, 0, "{c:?}");

@@ -38,9 +38,14 @@ pub struct DenseSpec {
 impl DenseSpec {
     /// Fit the standardisation on training rows (all of length `dim`).
     pub fn fit(tiers: Vec<String>, rows: &[&[f32]], block_scale: f32) -> Result<DenseSpec> {
-        let dim = rows.first().map(|r| r.len()).filter(|&d| d > 0).ok_or_else(|| DetectorError::NotEnoughData("dense block: no training vectors".into()))?;
+        let dim = rows.first().map(|r| r.len()).filter(|&d| d > 0).ok_or_else(|| {
+            DetectorError::NotEnoughData("dense block: no training vectors".into())
+        })?;
         if let Some(bad) = rows.iter().position(|r| r.len() != dim) {
-            return Err(DetectorError::Invalid(format!("dense block: training vector {bad} has {} dims, expected {dim}", rows[bad].len())));
+            return Err(DetectorError::Invalid(format!(
+                "dense block: training vector {bad} has {} dims, expected {dim}",
+                rows[bad].len()
+            )));
         }
         let n = rows.len() as f64;
         let mut mean = vec![0f64; dim];
@@ -49,7 +54,9 @@ impl DenseSpec {
         }
         let mut var = vec![0f64; dim];
         for r in rows {
-            var.iter_mut().zip(r.iter().zip(&mean)).for_each(|(v, (&x, m))| *v += (x as f64 - m).powi(2) / n);
+            var.iter_mut()
+                .zip(r.iter().zip(&mean))
+                .for_each(|(v, (&x, m))| *v += (x as f64 - m).powi(2) / n);
         }
         Ok(DenseSpec {
             tiers,
@@ -64,7 +71,12 @@ impl DenseSpec {
     /// so indices stay sorted). A vector of the wrong length is an error, not a silent truncation.
     pub fn append(&self, x: &mut SparseVec, v: &[f32], offset: u32) -> Result<()> {
         if v.len() != self.dim {
-            return Err(DetectorError::Invalid(format!("neural features have {} dims, the profile's {:?} block has {}", v.len(), self.tiers, self.dim)));
+            return Err(DetectorError::Invalid(format!(
+                "neural features have {} dims, the profile's {:?} block has {}",
+                v.len(),
+                self.tiers,
+                self.dim
+            )));
         }
         for (j, &val) in v.iter().enumerate() {
             let z = ((val - self.mean[j]) / self.sd[j]).clamp(-6.0, 6.0) * self.scale;

@@ -35,7 +35,11 @@ impl FeatureConfig {
         1 << self.word_bits
     }
     pub fn char_buckets(&self) -> usize {
-        if self.char_bits == 0 { 0 } else { 1 << self.char_bits }
+        if self.char_bits == 0 {
+            0
+        } else {
+            1 << self.char_bits
+        }
     }
     /// First index of the style block.
     pub fn style_offset(&self) -> usize {
@@ -49,7 +53,10 @@ impl FeatureConfig {
     pub fn block_names(&self) -> Vec<String> {
         let mut v = vec![format!("word_ngrams(1-2, 2^{})", self.word_bits)];
         if self.char_bits > 0 {
-            v.push(format!("char_ngrams({}-{}, 2^{})", self.char_min, self.char_max, self.char_bits));
+            v.push(format!(
+                "char_ngrams({}-{}, 2^{})",
+                self.char_min, self.char_max, self.char_bits
+            ));
         }
         v.push(format!("style({})", STYLE_NAMES.len()));
         v
@@ -65,23 +72,97 @@ pub struct SparseVec {
 
 /// Function words whose relative frequencies are a classic stylometric signal.
 pub const FUNCTION_WORDS: &[&str] = &[
-    "the", "of", "and", "to", "a", "in", "is", "that", "it", "for", "you", "this", "with", "as", "are",
-    "be", "can", "or", "on", "your", "an", "by", "not", "if", "will", "may", "also", "more", "some",
-    "such", "these", "which", "their", "i", "however", "additionally", "overall", "here", "there",
-    "so", "but", "would", "should", "could", "very", "just", "really", "we", "my", "me",
+    "the",
+    "of",
+    "and",
+    "to",
+    "a",
+    "in",
+    "is",
+    "that",
+    "it",
+    "for",
+    "you",
+    "this",
+    "with",
+    "as",
+    "are",
+    "be",
+    "can",
+    "or",
+    "on",
+    "your",
+    "an",
+    "by",
+    "not",
+    "if",
+    "will",
+    "may",
+    "also",
+    "more",
+    "some",
+    "such",
+    "these",
+    "which",
+    "their",
+    "i",
+    "however",
+    "additionally",
+    "overall",
+    "here",
+    "there",
+    "so",
+    "but",
+    "would",
+    "should",
+    "could",
+    "very",
+    "just",
+    "really",
+    "we",
+    "my",
+    "me",
 ];
 
 /// Names of the dense style features, in order.
 pub static STYLE_NAMES: once_cell::sync::Lazy<Vec<String>> = once_cell::sync::Lazy::new(|| {
     let mut v: Vec<String> = [
-        "log_chars", "log_words", "log_lines", "log_paragraphs", "header_lines", "bullet_lines",
-        "numbered_lines", "bold_per_100w", "code_fences", "table_lines", "emoji_per_100w",
-        "mean_sentence_words", "sd_sentence_words", "commas_per_100w", "semicolons_per_100w",
-        "colons_per_100w", "exclamations_per_100w", "questions_per_100w", "parens_per_100w",
-        "double_quotes_per_100w", "em_dashes_per_100w", "en_dashes_per_100w", "ellipses_per_100w",
-        "opens_with_affirmation", "ends_with_question", "ends_with_offer", "intro_colon",
-        "uppercase_ratio", "digit_ratio", "mean_word_len", "type_token_ratio", "first_person_rate",
-        "second_person_rate", "claims_openai", "claims_other_family", "ai_disclaimer",
+        "log_chars",
+        "log_words",
+        "log_lines",
+        "log_paragraphs",
+        "header_lines",
+        "bullet_lines",
+        "numbered_lines",
+        "bold_per_100w",
+        "code_fences",
+        "table_lines",
+        "emoji_per_100w",
+        "mean_sentence_words",
+        "sd_sentence_words",
+        "commas_per_100w",
+        "semicolons_per_100w",
+        "colons_per_100w",
+        "exclamations_per_100w",
+        "questions_per_100w",
+        "parens_per_100w",
+        "double_quotes_per_100w",
+        "em_dashes_per_100w",
+        "en_dashes_per_100w",
+        "ellipses_per_100w",
+        "opens_with_affirmation",
+        "ends_with_question",
+        "ends_with_offer",
+        "intro_colon",
+        "uppercase_ratio",
+        "digit_ratio",
+        "mean_word_len",
+        "type_token_ratio",
+        "first_person_rate",
+        "second_person_rate",
+        "claims_openai",
+        "claims_other_family",
+        "ai_disclaimer",
         "knowledge_cutoff",
     ]
     .iter()
@@ -168,7 +249,12 @@ impl Counter {
 }
 
 /// Extract the lexical blocks (sparse) and the raw (unstandardised) style block.
-pub fn extract(cfg: &FeatureConfig, text: &str, scratch: &mut Scratch, style: &mut Vec<f32>) -> SparseVec {
+pub fn extract(
+    cfg: &FeatureConfig,
+    text: &str,
+    scratch: &mut Scratch,
+    style: &mut Vec<f32>,
+) -> SparseVec {
     let mut out = SparseVec::default();
     text::tokens(text, &mut scratch.tokens);
 
@@ -213,7 +299,8 @@ impl SparseVec {
     /// Sort by index (extraction leaves entries in hash-table order: scoring does not care, look-ups
     /// by index do). Indices are unique: each block's counter deduplicates and blocks are disjoint.
     pub fn sort(&mut self) {
-        let mut pairs: Vec<(u32, f32)> = self.idx.iter().copied().zip(self.val.iter().copied()).collect();
+        let mut pairs: Vec<(u32, f32)> =
+            self.idx.iter().copied().zip(self.val.iter().copied()).collect();
         pairs.sort_unstable_by_key(|p| p.0);
         self.idx = pairs.iter().map(|p| p.0).collect();
         self.val = pairs.iter().map(|p| p.1).collect();
@@ -226,7 +313,12 @@ fn is_emoji(c: char) -> bool {
 
 /// The dense style block (raw values; the profile standardises them). One pass over the
 /// characters, one over the lines and one over the tokens: this runs on every scored text.
-pub fn style_features(text: &str, toks: &[Token], claims: &[crate::IdentityClaim], out: &mut Vec<f32>) {
+pub fn style_features(
+    text: &str,
+    toks: &[Token],
+    claims: &[crate::IdentityClaim],
+    out: &mut Vec<f32>,
+) {
     out.clear();
     // Character pass: punctuation, case, digits, emoji.
     let (mut chars, mut upper, mut digits, mut emoji) = (0usize, 0usize, 0usize, 0usize);
@@ -258,14 +350,17 @@ pub fn style_features(text: &str, toks: &[Token], claims: &[crate::IdentityClaim
     let chars_f = chars.max(1) as f32;
 
     // Token pass: words, sentence lengths, person, function words, vocabulary richness.
-    let (mut nw, mut word_chars, mut first_person, mut second_person) = (0usize, 0usize, 0usize, 0usize);
+    let (mut nw, mut word_chars, mut first_person, mut second_person) =
+        (0usize, 0usize, 0usize, 0usize);
     let mut fw = [0u32; FUNCTION_WORDS.len()];
     let (mut sent_n, mut sent_sum, mut sent_sq, mut cur) = (0usize, 0f32, 0f32, 0usize);
     let mut vocab: Vec<u32> = Vec::with_capacity(toks.len());
     let ph = &*PERSON_HASHES;
     for t in toks {
         let s = &text[t.start..t.end];
-        if s.as_bytes()[0].is_ascii_alphanumeric() || s.chars().next().is_some_and(char::is_alphanumeric) {
+        if s.as_bytes()[0].is_ascii_alphanumeric()
+            || s.chars().next().is_some_and(char::is_alphanumeric)
+        {
             nw += 1;
             cur += 1;
             word_chars += s.len();
@@ -288,14 +383,19 @@ pub fn style_features(text: &str, toks: &[Token], claims: &[crate::IdentityClaim
         sent_sq += (cur * cur) as f32;
     }
     let ms = if sent_n == 0 { 0.0 } else { sent_sum / sent_n as f32 };
-    let sds = if sent_n < 2 { 0.0 } else { ((sent_sq - sent_n as f32 * ms * ms) / (sent_n - 1) as f32).max(0.0).sqrt() };
+    let sds = if sent_n < 2 {
+        0.0
+    } else {
+        ((sent_sq - sent_n as f32 * ms * ms) / (sent_n - 1) as f32).max(0.0).sqrt()
+    };
     vocab.sort_unstable();
     vocab.dedup();
     let nwf = nw.max(1) as f32;
     let per100 = |n: usize| n as f32 * 100.0 / nwf;
 
     // Line pass: markdown structure.
-    let (mut nl, mut headers, mut bullets, mut numbered, mut tables, mut fences) = (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut nl, mut headers, mut bullets, mut numbered, mut tables, mut fences) =
+        (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
     for l in text.lines() {
         let l = l.trim_start();
         if l.is_empty() {
@@ -307,7 +407,8 @@ pub fn style_features(text: &str, toks: &[Token], claims: &[crate::IdentityClaim
         tables += l.starts_with('|') as usize;
         fences += l.starts_with("```") as usize;
         let d = l.bytes().take_while(u8::is_ascii_digit).count();
-        numbered += (d > 0 && d < 4 && matches!(l.as_bytes().get(d), Some(b'.') | Some(b')'))) as usize;
+        numbered +=
+            (d > 0 && d < 4 && matches!(l.as_bytes().get(d), Some(b'.') | Some(b')'))) as usize;
     }
     let nlf = nl.max(1) as f32;
     let paragraphs = text.split("\n\n").filter(|p| !p.trim().is_empty()).count();
@@ -316,7 +417,8 @@ pub fn style_features(text: &str, toks: &[Token], claims: &[crate::IdentityClaim
     let lower_start: String = trimmed.chars().take(40).collect::<String>().to_lowercase();
     let first_line = trimmed.lines().next().unwrap_or("");
     let last_line = trimmed.lines().last().unwrap_or("").to_lowercase();
-    let claim = |f: &dyn Fn(&crate::IdentityClaim) -> bool| claims.iter().filter(|c| f(c)).count() as f32;
+    let claim =
+        |f: &dyn Fn(&crate::IdentityClaim) -> bool| claims.iter().filter(|c| f(c)).count() as f32;
 
     out.extend_from_slice(&[
         (1.0 + chars as f32).ln(),
@@ -367,7 +469,10 @@ pub fn style_features(text: &str, toks: &[Token], claims: &[crate::IdentityClaim
 
 /// "i me my i'm i've" then "you your you're yours".
 static PERSON_HASHES: once_cell::sync::Lazy<Vec<u32>> = once_cell::sync::Lazy::new(|| {
-    ["i", "me", "my", "i'm", "i've", "you", "your", "you're", "yours"].iter().map(|w| text::word_hash(w)).collect()
+    ["i", "me", "my", "i'm", "i've", "you", "your", "you're", "yours"]
+        .iter()
+        .map(|w| text::word_hash(w))
+        .collect()
 });
 
 static FUNCTION_WORD_HASHES: once_cell::sync::Lazy<Vec<u32>> =
@@ -395,8 +500,20 @@ mod tests {
         let mut v = extract(&cfg, "The cat sat on the mat. The cat!", &mut s, &mut st);
         v.sort();
         assert!(v.idx.windows(2).all(|w| w[0] < w[1]), "indices must be unique");
-        let word: f32 = v.idx.iter().zip(&v.val).filter(|(i, _)| (**i as usize) < cfg.word_buckets()).map(|(_, x)| x * x).sum();
-        let chr: f32 = v.idx.iter().zip(&v.val).filter(|(i, _)| (**i as usize) >= cfg.word_buckets()).map(|(_, x)| x * x).sum();
+        let word: f32 = v
+            .idx
+            .iter()
+            .zip(&v.val)
+            .filter(|(i, _)| (**i as usize) < cfg.word_buckets())
+            .map(|(_, x)| x * x)
+            .sum();
+        let chr: f32 = v
+            .idx
+            .iter()
+            .zip(&v.val)
+            .filter(|(i, _)| (**i as usize) >= cfg.word_buckets())
+            .map(|(_, x)| x * x)
+            .sum();
         assert!((word - 1.0).abs() < 1e-4 && (chr - 1.0).abs() < 1e-4, "{word} {chr}");
         assert!(v.idx.iter().all(|&i| (i as usize) < cfg.style_offset()));
         // "the" appears 3 times, "cat" twice: sublinear weights keep their order.
@@ -428,7 +545,10 @@ mod tests {
         assert_eq!(style("plain words only", "header_lines"), 0.0);
         assert_eq!(style("As an AI language model, I can't.", "ai_disclaimer"), 1.0);
         assert_eq!(style("I was created by OpenAI.", "claims_openai"), 1.0);
-        assert_eq!(style("Three short words. And two. Then four more words!", "mean_sentence_words"), 3.0);
+        assert_eq!(
+            style("Three short words. And two. Then four more words!", "mean_sentence_words"),
+            3.0
+        );
         assert_eq!(style_of("x").len(), STYLE_NAMES.len());
     }
 }

@@ -41,7 +41,11 @@ static NAME_RES: Lazy<Vec<(&'static str, Regex)>> = Lazy::new(|| {
 static PATTERNS: Lazy<Vec<Pattern>> = Lazy::new(|| {
     let names: Vec<&str> = FAMILY_NAMES.iter().map(|(_, p)| *p).collect();
     let any = names.join("|");
-    let mk = |kind, triggers, p: String| Pattern { kind, triggers, re: Regex::new(&p).expect("identity regex") };
+    let mk = |kind, triggers, p: String| Pattern {
+        kind,
+        triggers,
+        re: Regex::new(&p).expect("identity regex"),
+    };
     vec![
         // "developed by OpenAI", "trained by Anthropic", "created by Google"
         mk("creator", &["by "], format!(r"(?i)\b(?:developed|created|trained|built|made|designed|programmed)\s+by\s+(?:the\s+)?(?:team\s+at\s+)?(?P<name>{any})\b")),
@@ -77,7 +81,10 @@ static TRIGGERS: Lazy<(aho_corasick::AhoCorasick, Vec<usize>)> = Lazy::new(|| {
             owner.push(i);
         }
     }
-    let ac = aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(&lits).expect("triggers");
+    let ac = aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(&lits)
+        .expect("triggers");
     (ac, owner)
 });
 
@@ -114,13 +121,21 @@ pub fn find_claims(text: &str) -> Vec<IdentityClaim> {
                 // 2023 "desensitised" datasets scrubbed), so it is attributed to OpenAI.
                 "openai"
             };
-            let span = [crate::text::char_offset(text, m.start()), crate::text::char_offset(text, m.end())];
+            let span = [
+                crate::text::char_offset(text, m.start()),
+                crate::text::char_offset(text, m.end()),
+            ];
             // Overlapping patterns ("As an AI language model developed by OpenAI"): keep both only
             // when they are different kinds.
             if out.iter().any(|o| o.kind == p.kind && o.span[0] < span[1] && span[0] < o.span[1]) {
                 continue;
             }
-            out.push(IdentityClaim { family: family.to_string(), kind: p.kind.to_string(), text: m.as_str().to_string(), span });
+            out.push(IdentityClaim {
+                family: family.to_string(),
+                kind: p.kind.to_string(),
+                text: m.as_str().to_string(),
+                span,
+            });
         }
     }
     out.sort_by_key(|c| c.span[0]);
@@ -139,12 +154,21 @@ mod tests {
     fn english_claims() {
         let c = find_claims("As an AI language model developed by OpenAI, I cannot browse.");
         assert_eq!(c.len(), 2);
-        assert_eq!((c[0].kind.as_str(), c[0].family.as_str(), c[0].span), ("ai_disclaimer", "openai", [0, 23]));
+        assert_eq!(
+            (c[0].kind.as_str(), c[0].family.as_str(), c[0].span),
+            ("ai_disclaimer", "openai", [0, 23])
+        );
         assert_eq!((c[1].kind.as_str(), c[1].family.as_str()), ("creator", "openai"));
         assert_eq!(c[1].text, "developed by OpenAI");
-        assert_eq!(fams("Hi! I'm Claude, made by Anthropic."), vec![("model_name".into(), "anthropic".into()), ("creator".into(), "anthropic".into())]);
+        assert_eq!(
+            fams("Hi! I'm Claude, made by Anthropic."),
+            vec![("model_name".into(), "anthropic".into()), ("creator".into(), "anthropic".into())]
+        );
         assert_eq!(fams("I am ChatGPT."), vec![("model_name".into(), "openai".into())]);
-        assert_eq!(fams("I'm a large language model trained by Google."), vec![("creator".into(), "google".into())]);
+        assert_eq!(
+            fams("I'm a large language model trained by Google."),
+            vec![("creator".into(), "google".into())]
+        );
     }
 
     #[test]
@@ -164,26 +188,43 @@ mod tests {
         let chars: Vec<char> = t.chars().collect();
         let s: String = chars[c[0].span[0]..c[0].span[1]].iter().collect();
         assert_eq!(s, c[0].text);
-        assert_eq!(fams("作为一个人工智能语言模型，我不能"), vec![("ai_disclaimer".into(), "openai".into())]);
+        assert_eq!(
+            fams("作为一个人工智能语言模型，我不能"),
+            vec![("ai_disclaimer".into(), "openai".into())]
+        );
         assert_eq!(fams("我是通义千问"), vec![("model_name".into(), "alibaba".into())]);
     }
 
     #[test]
     fn indirect_claims() {
-        assert_eq!(fams("I'm based on GPT-4, a model by another company."), vec![("base_model".into(), "openai".into())]);
-        assert_eq!(fams("I am powered by OpenAI's technology."), vec![("base_model".into(), "openai".into())]);
-        assert_eq!(fams("I'm a fine-tuned version of LLaMA 2."), vec![("base_model".into(), "meta".into())]);
-        assert_eq!(fams("The company that created me is Anthropic."), vec![("creator".into(), "anthropic".into())]);
+        assert_eq!(
+            fams("I'm based on GPT-4, a model by another company."),
+            vec![("base_model".into(), "openai".into())]
+        );
+        assert_eq!(
+            fams("I am powered by OpenAI's technology."),
+            vec![("base_model".into(), "openai".into())]
+        );
+        assert_eq!(
+            fams("I'm a fine-tuned version of LLaMA 2."),
+            vec![("base_model".into(), "meta".into())]
+        );
+        assert_eq!(
+            fams("The company that created me is Anthropic."),
+            vec![("creator".into(), "anthropic".into())]
+        );
         assert_eq!(fams("我基于GPT-4。"), vec![("base_model".into(), "openai".into())]);
         assert_eq!(fams("我的开发者是OpenAI。"), vec![("creator".into(), "openai".into())]);
         // Ordinary uses of the same words are not claims.
-        assert!(find_claims("The film is based on a true story and built on solid research.").is_empty());
+        assert!(find_claims("The film is based on a true story and built on solid research.")
+            .is_empty());
         assert!(find_claims("Tell me about the team that made me laugh.").is_empty());
     }
 
     #[test]
     fn ordinary_text_has_no_claims() {
-        assert!(find_claims("The model was developed by researchers in 1998. I am happy to help.").is_empty());
+        assert!(find_claims("The model was developed by researchers in 1998. I am happy to help.")
+            .is_empty());
         assert!(find_claims("Meta-analysis shows that exercise helps.").is_empty());
     }
 }

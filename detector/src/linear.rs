@@ -47,7 +47,14 @@ fn softmax_inplace(z: &mut [f32]) {
 
 impl Linear {
     /// Fit on `(x, class)` pairs; `weights` rebalance classes (one per class).
-    pub fn train(xs: &[&SparseVec], ys: &[usize], k: usize, dim: usize, class_weight: &[f32], o: &TrainOptions) -> Linear {
+    pub fn train(
+        xs: &[&SparseVec],
+        ys: &[usize],
+        k: usize,
+        dim: usize,
+        class_weight: &[f32],
+        o: &TrainOptions,
+    ) -> Linear {
         let mut v = vec![0f32; dim * k];
         let mut b = vec![0f32; k];
         let mut scale = 1.0f32;
@@ -161,16 +168,27 @@ mod tests {
     use super::*;
 
     fn sv(pairs: &[(u32, f32)]) -> SparseVec {
-        SparseVec { idx: pairs.iter().map(|p| p.0).collect(), val: pairs.iter().map(|p| p.1).collect() }
+        SparseVec {
+            idx: pairs.iter().map(|p| p.0).collect(),
+            val: pairs.iter().map(|p| p.1).collect(),
+        }
     }
 
     #[test]
     fn learns_a_separable_three_class_problem() {
         // Class c is marked by feature c (plus shared noise feature 9).
-        let data: Vec<(SparseVec, usize)> = (0..90).map(|i| (sv(&[((i % 3) as u32, 1.0), (9, 0.5)]), i % 3)).collect();
+        let data: Vec<(SparseVec, usize)> =
+            (0..90).map(|i| (sv(&[((i % 3) as u32, 1.0), (9, 0.5)]), i % 3)).collect();
         let xs: Vec<&SparseVec> = data.iter().map(|d| &d.0).collect();
         let ys: Vec<usize> = data.iter().map(|d| d.1).collect();
-        let m = Linear::train(&xs, &ys, 3, 10, &[1.0; 3], &TrainOptions { epochs: 20, ..Default::default() });
+        let m = Linear::train(
+            &xs,
+            &ys,
+            3,
+            10,
+            &[1.0; 3],
+            &TrainOptions { epochs: 20, ..Default::default() },
+        );
         let q = m.quantize();
         let mut z = Vec::new();
         for c in 0..3 {

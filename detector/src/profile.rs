@@ -10,11 +10,15 @@
 //! [`ProfileFile`]. Any other version is refused with [`DetectorError::Version`].
 
 use crate::aligned::{prompt_key, PromptRefs};
-use crate::calibration::{decide, AlignedCalibration, Calibration, ModelNull, ModelPosteriors, NullCheck, SetNull};
+use crate::calibration::{
+    decide, AlignedCalibration, Calibration, ModelNull, ModelPosteriors, NullCheck, SetNull,
+};
 use crate::dense::{DenseSpec, TIER_LEXICAL};
 use crate::features::{self, FeatureConfig, Scratch, SparseVec, STYLE_NAMES};
 use crate::linear::{Linear, QLinear, TrainOptions};
-use crate::{DetectorError, Evidence, EvidenceKind, FamilyProb, GrowthPoint, Result, TextScore, Verdict};
+use crate::{
+    DetectorError, Evidence, EvidenceKind, FamilyProb, GrowthPoint, Result, TextScore, Verdict,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -192,7 +196,8 @@ impl Profile {
     }
 
     pub fn load(path: &Path) -> Result<Profile> {
-        let bytes = std::fs::read(path).map_err(|source| DetectorError::Io { path: path.into(), source })?;
+        let bytes = std::fs::read(path)
+            .map_err(|source| DetectorError::Io { path: path.into(), source })?;
         Self::from_bytes(&bytes)
     }
 
@@ -208,11 +213,18 @@ impl Profile {
         flate2::read::GzDecoder::new(&bytes[12..])
             .read_to_end(&mut raw)
             .map_err(|e| DetectorError::Corrupt(format!("decompress: {e}")))?;
-        let f: ProfileFile = bincode::deserialize(&raw).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
-        let meta: ProfileMeta = serde_json::from_str(&f.meta_json).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
+        let f: ProfileFile =
+            bincode::deserialize(&raw).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
+        let meta: ProfileMeta = serde_json::from_str(&f.meta_json)
+            .map_err(|e| DetectorError::Corrupt(e.to_string()))?;
         let b = f.body;
-        if b.weights.dim != b.dim() || b.weights.k != b.components.len() || b.style_mean.len() != STYLE_NAMES.len() {
-            return Err(DetectorError::Corrupt("weight shapes do not match the feature configuration".into()));
+        if b.weights.dim != b.dim()
+            || b.weights.k != b.components.len()
+            || b.style_mean.len() != STYLE_NAMES.len()
+        {
+            return Err(DetectorError::Corrupt(
+                "weight shapes do not match the feature configuration".into(),
+            ));
         }
         Ok(Profile { meta, b })
     }
@@ -224,19 +236,27 @@ impl Profile {
             meta_json: String,
             body: &'a Body,
         }
-        let f = Out { meta_json: serde_json::to_string(&self.meta).map_err(|e| DetectorError::Corrupt(e.to_string()))?, body: &self.b };
+        let f = Out {
+            meta_json: serde_json::to_string(&self.meta)
+                .map_err(|e| DetectorError::Corrupt(e.to_string()))?,
+            body: &self.b,
+        };
         let raw = bincode::serialize(&f).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::best());
-        gz.write_all(&raw).and_then(|_| gz.finish()).map_err(|e| DetectorError::Corrupt(e.to_string()))
+        gz.write_all(&raw)
+            .and_then(|_| gz.finish())
+            .map_err(|e| DetectorError::Corrupt(e.to_string()))
     }
 
     /// Write atomically (temp file + rename), so a crash never leaves half a profile.
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes()?;
         let tmp = path.with_extension("profile.tmp");
-        std::fs::write(&tmp, &bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|source| DetectorError::Io { path: path.into(), source })
+        std::fs::write(&tmp, &bytes)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|source| DetectorError::Io { path: path.into(), source })
     }
 
     pub fn meta(&self) -> &ProfileMeta {
@@ -307,7 +327,11 @@ impl Profile {
         let (mut null_models, mut upstream_models) = (Vec::new(), Vec::new());
         let mut family_posteriors = Vec::new();
         for (m, fam, s, post) in &lomo {
-            family_posteriors.push(ModelPosteriors { model: m.clone(), family: fam.clone(), posteriors: post.clone() });
+            family_posteriors.push(ModelPosteriors {
+                model: m.clone(),
+                family: fam.clone(),
+                posteriors: post.clone(),
+            });
             let summary = ModelNull::from_scores(m, fam, s);
             if *fam == opts.upstream {
                 upstream_scores.extend(s.iter().map(|&x| x as f32));
@@ -318,7 +342,9 @@ impl Profile {
             }
         }
         if null_models.len() < 2 {
-            return Err(DetectorError::NotEnoughData("calibration needs responses of at least two non-upstream models".into()));
+            return Err(DetectorError::NotEnoughData(
+                "calibration needs responses of at least two non-upstream models".into(),
+            ));
         }
         let mut cal = Calibration::new(null_scores, null_models, upstream_models, upstream_scores);
         cal.family_posteriors = family_posteriors;
@@ -329,7 +355,12 @@ impl Profile {
     fn with_calibration(mut self, cal: Calibration) -> Profile {
         let set = cal.set_null();
         let alpha = VerdictOptions::default().alpha;
-        let q = |p: f64| cal.null_scores.get(((cal.null_scores.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f32::NAN);
+        let q = |p: f64| {
+            cal.null_scores
+                .get(((cal.null_scores.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or(f32::NAN)
+        };
         self.meta.calibration = serde_json::json!({
             "method": "leave-one-model-out scores of known non-upstream models on held-out prompts",
             "null_models": cal.null_models.iter().map(|m| serde_json::json!({"model": m.model, "family": m.family, "n": m.n, "mean": m.mean})).collect::<Vec<_>>(),
@@ -361,7 +392,13 @@ impl Profile {
         })
     }
 
-    fn featurize_one(&self, text: &str, dense: Option<&[f32]>, scratch: &mut Scratch, style: &mut Vec<f32>) -> Result<SparseVec> {
+    fn featurize_one(
+        &self,
+        text: &str,
+        dense: Option<&[f32]>,
+        scratch: &mut Scratch,
+        style: &mut Vec<f32>,
+    ) -> Result<SparseVec> {
         let mut x = if self.b.lexical {
             let mut x = features::extract(&self.b.features, text, scratch, style);
             append_style(&mut x, style, &self.b.style_mean, &self.b.style_sd, &self.b.features);
@@ -424,15 +461,26 @@ impl Profile {
     /// the lexical tier does not use it. Profiles with neural tiers need [`Profile::score_with`]
     /// (this panics for them: calling it is a programming error the server's tier check prevents).
     pub fn score(&self, text: &str, prompt: Option<&str>) -> TextScore {
-        self.score_with(text, prompt, None).expect("a lexical profile scores any text; neural profiles need score_with")
+        self.score_with(text, prompt, None)
+            .expect("a lexical profile scores any text; neural profiles need score_with")
     }
 
     /// Score one text, with its neural features when the profile has neural tiers.
-    pub fn score_with(&self, text: &str, prompt: Option<&str>, dense: Option<&[f32]>) -> Result<TextScore> {
+    pub fn score_with(
+        &self,
+        text: &str,
+        prompt: Option<&str>,
+        dense: Option<&[f32]>,
+    ) -> Result<TextScore> {
         let mut s = self.scored(text, dense)?;
         let aligned = self.aligned_score(s.score, prompt);
-        let mut families: Vec<FamilyProb> =
-            self.b.families.iter().zip(&s.family_post).map(|(f, &p)| FamilyProb { family: f.clone(), prob: p }).collect();
+        let mut families: Vec<FamilyProb> = self
+            .b
+            .families
+            .iter()
+            .zip(&s.family_post)
+            .map(|(f, &p)| FamilyProb { family: f.clone(), prob: p })
+            .collect();
         families.sort_by(|a, b| b.prob.total_cmp(&a.prob));
         let claims = s.claims.take().unwrap_or_else(|| crate::identity::find_claims(text));
         let evidence = self.evidence(text, &s, &claims);
@@ -456,29 +504,53 @@ impl Profile {
     }
 
     /// Score many texts in parallel, each with its neural features (`dense[i]` for `texts[i]`).
-    pub fn score_batch_with(&self, texts: &[(&str, Option<&str>)], dense: Option<&[Vec<f32>]>) -> Result<Vec<TextScore>> {
+    pub fn score_batch_with(
+        &self,
+        texts: &[(&str, Option<&str>)],
+        dense: Option<&[Vec<f32>]>,
+    ) -> Result<Vec<TextScore>> {
         if let Some(d) = dense {
             if d.len() != texts.len() {
-                return Err(DetectorError::Invalid(format!("{} texts but {} neural feature rows", texts.len(), d.len())));
+                return Err(DetectorError::Invalid(format!(
+                    "{} texts but {} neural feature rows",
+                    texts.len(),
+                    d.len()
+                )));
             }
         }
-        texts.par_iter().enumerate().map(|(i, (t, p))| self.score_with(t, *p, dense.map(|d| d[i].as_slice()))).collect()
+        texts
+            .par_iter()
+            .enumerate()
+            .map(|(i, (t, p))| self.score_with(t, *p, dense.map(|d| d[i].as_slice())))
+            .collect()
     }
 
     /// d(score)/d(logit_c) for each component: the first-order attribution weights. With
     /// P_up = Σ_{c∈up} p_c, score = ln P_up − ln(1 − P_up), and d/dz_c = p_c·([c∈up]/P_up −
     /// [c∉up]/(1 − P_up)).
     fn score_gradient(&self, p: &[f32]) -> Vec<f64> {
-        let p_up: f64 = p.iter().enumerate().filter(|(c, _)| self.b.component_family[*c] == self.b.upstream).map(|(_, &v)| v as f64).sum();
+        let p_up: f64 = p
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| self.b.component_family[*c] == self.b.upstream)
+            .map(|(_, &v)| v as f64)
+            .sum();
         let p_up = p_up.clamp(1e-12, 1.0 - 1e-12);
         p.iter()
             .enumerate()
-            .map(|(c, &pc)| if self.b.component_family[c] == self.b.upstream { pc as f64 / p_up } else { -(pc as f64) / (1.0 - p_up) })
+            .map(|(c, &pc)| {
+                if self.b.component_family[c] == self.b.upstream {
+                    pc as f64 / p_up
+                } else {
+                    -(pc as f64) / (1.0 - p_up)
+                }
+            })
             .collect()
     }
 
     fn contribution(&self, feature: u32, x: f32, grad: &[f64]) -> f64 {
-        self.b.weights.row(feature as usize).zip(grad).map(|(w, g)| w as f64 * g).sum::<f64>() * x as f64
+        self.b.weights.row(feature as usize).zip(grad).map(|(w, g)| w as f64 * g).sum::<f64>()
+            * x as f64
     }
 
     /// Top contributions: word n-gram phrases located in the text, style features, and identity
@@ -503,7 +575,10 @@ impl Profile {
                 phrases.push(Evidence {
                     kind: EvidenceKind::Phrase,
                     label: text[start..end].to_string(),
-                    span: Some([crate::text::char_offset(text, start), crate::text::char_offset(text, end)]),
+                    span: Some([
+                        crate::text::char_offset(text, start),
+                        crate::text::char_offset(text, end),
+                    ]),
                     weight: w,
                 });
             }
@@ -526,20 +601,37 @@ impl Profile {
         let off = self.b.features.style_offset() as u32;
         let mut style: Vec<Evidence> = (0..STYLE_NAMES.len() as u32)
             .filter_map(|j| value(off + j).map(|x| (j, x)))
-            .map(|(j, x)| Evidence { kind: EvidenceKind::Feature, label: STYLE_NAMES[j as usize].clone(), span: None, weight: self.contribution(off + j, x, &grad) })
+            .map(|(j, x)| Evidence {
+                kind: EvidenceKind::Feature,
+                label: STYLE_NAMES[j as usize].clone(),
+                span: None,
+                weight: self.contribution(off + j, x, &grad),
+            })
             .collect();
         style.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
         style.truncate(5);
         // The neural block is not readable dimension by dimension: report its total pull.
         if let Some(d) = &self.b.dense {
             let off = self.b.features.dim() as u32;
-            let w: f64 = (0..d.dim as u32).filter_map(|j| value(off + j).map(|x| self.contribution(off + j, x, &grad))).sum();
-            style.push(Evidence { kind: EvidenceKind::Feature, label: format!("neural: {}", d.tiers.join("+")), span: None, weight: w });
+            let w: f64 = (0..d.dim as u32)
+                .filter_map(|j| value(off + j).map(|x| self.contribution(off + j, x, &grad)))
+                .sum();
+            style.push(Evidence {
+                kind: EvidenceKind::Feature,
+                label: format!("neural: {}", d.tiers.join("+")),
+                span: None,
+                weight: w,
+            });
         }
 
         let mut out: Vec<Evidence> = claims
             .iter()
-            .map(|c| Evidence { kind: EvidenceKind::Identity, label: format!("{} claim ({}): {}", c.kind, c.family, c.text), span: Some(c.span), weight: if c.family == self.upstream() { 1.0 } else { -1.0 } })
+            .map(|c| Evidence {
+                kind: EvidenceKind::Identity,
+                label: format!("{} claim ({}): {}", c.kind, c.family, c.text),
+                span: Some(c.span),
+                weight: if c.family == self.upstream() { 1.0 } else { -1.0 },
+            })
             .collect();
         out.extend(phrases);
         out.extend(style);
@@ -564,7 +656,8 @@ impl Profile {
                 *fam.entry(fp.family.as_str()).or_default() += fp.prob / scores.len() as f64;
             }
         }
-        let mut families: Vec<FamilyProb> = fam.into_iter().map(|(f, p)| FamilyProb { family: f.to_string(), prob: p }).collect();
+        let mut families: Vec<FamilyProb> =
+            fam.into_iter().map(|(f, p)| FamilyProb { family: f.to_string(), prob: p }).collect();
         families.sort_by(|a, b| b.prob.total_cmp(&a.prob));
         let mut v = self.verdict_on(&s, use_aligned, opts);
         v.teacher = families.first().map(|f| f.family.clone());
@@ -595,7 +688,11 @@ impl Profile {
         let mut growth = Vec::new();
         let mut k = 1;
         while k < n {
-            growth.push(GrowthPoint { n: k, statistic: mean(&s[..k]), p_value: null.p_value(mean(&s[..k]), k) });
+            growth.push(GrowthPoint {
+                n: k,
+                statistic: mean(&s[..k]),
+                p_value: null.p_value(mean(&s[..k]), k),
+            });
             k *= 2;
         }
         if n > 0 {
@@ -666,19 +763,29 @@ impl<'a> Fitter<'a> {
         let mut families: Vec<String> = train.iter().map(|t| t.family.to_string()).collect();
         families.sort();
         families.dedup();
-        let upstream = families
-            .iter()
-            .position(|f| *f == opts.upstream)
-            .ok_or_else(|| DetectorError::NotEnoughData(format!("no training texts of the upstream family {:?}", opts.upstream)))?;
+        let upstream = families.iter().position(|f| *f == opts.upstream).ok_or_else(|| {
+            DetectorError::NotEnoughData(format!(
+                "no training texts of the upstream family {:?}",
+                opts.upstream
+            ))
+        })?;
         if families.len() < 2 {
-            return Err(DetectorError::NotEnoughData("a profile needs texts of at least two families".into()));
+            return Err(DetectorError::NotEnoughData(
+                "a profile needs texts of at least two families".into(),
+            ));
         }
         let mut component_family = vec![0; components.len()];
         for t in train {
             let c = components.binary_search_by(|m| m.as_str().cmp(comp_of(t))).expect("component");
-            component_family[c] = families.binary_search_by(|f| f.as_str().cmp(t.family)).expect("family");
+            component_family[c] =
+                families.binary_search_by(|f| f.as_str().cmp(t.family)).expect("family");
         }
-        let y = train.iter().map(|t| components.binary_search_by(|m| m.as_str().cmp(comp_of(t))).expect("component")).collect();
+        let y = train
+            .iter()
+            .map(|t| {
+                components.binary_search_by(|m| m.as_str().cmp(comp_of(t))).expect("component")
+            })
+            .collect();
         // Lexical features and raw style, in parallel.
         let raw: Vec<(SparseVec, Vec<f32>)> = train
             .par_iter()
@@ -710,7 +817,9 @@ impl<'a> Fitter<'a> {
             Some(DenseSpec::fit(opts.dense_tiers.clone(), &rows, opts.dense_scale)?)
         };
         if !opts.lexical && dense.is_none() {
-            return Err(DetectorError::Invalid("a profile needs the lexical tier or a neural tier".into()));
+            return Err(DetectorError::Invalid(
+                "a profile needs the lexical tier or a neural tier".into(),
+            ));
         }
         let mut x: Vec<SparseVec> = raw
             .into_iter()
@@ -724,10 +833,26 @@ impl<'a> Fitter<'a> {
             .collect();
         if let Some(spec) = &dense {
             for (x, t) in x.iter_mut().zip(train) {
-                spec.append(x, t.dense.expect("checked by dense_rows"), opts.features.dim() as u32)?;
+                spec.append(
+                    x,
+                    t.dense.expect("checked by dense_rows"),
+                    opts.features.dim() as u32,
+                )?;
             }
         }
-        Ok(Self { opts, train, x, components, component_family, families, upstream, y, style_mean, style_sd, dense })
+        Ok(Self {
+            opts,
+            train,
+            x,
+            components,
+            component_family,
+            families,
+            upstream,
+            y,
+            style_mean,
+            style_sd,
+            dense,
+        })
     }
 
     fn featurize(&self, texts: &[LabeledText]) -> Result<Vec<SparseVec>> {
@@ -741,10 +866,17 @@ impl<'a> Fitter<'a> {
                 if self.opts.lexical {
                     let mut st = Vec::new();
                     x = features::extract(&self.opts.features, t.text, sc, &mut st);
-                    append_style(&mut x, &st, &self.style_mean, &self.style_sd, &self.opts.features);
+                    append_style(
+                        &mut x,
+                        &st,
+                        &self.style_mean,
+                        &self.style_sd,
+                        &self.opts.features,
+                    );
                 }
                 if let (Some(spec), Some(v)) = (&self.dense, t.dense) {
-                    spec.append(&mut x, v, self.opts.features.dim() as u32).expect("lengths checked by dense_rows");
+                    spec.append(&mut x, v, self.opts.features.dim() as u32)
+                        .expect("lengths checked by dense_rows");
                 }
                 x
             })
@@ -757,20 +889,23 @@ impl<'a> Fitter<'a> {
 
     /// Fit on all training texts except those of `exclude` (a model name).
     fn fit_excluding(&self, exclude: Option<&str>) -> Profile {
-        let keep: Vec<usize> = (0..self.train.len()).filter(|&i| Some(self.train[i].model) != exclude).collect();
+        let keep: Vec<usize> =
+            (0..self.train.len()).filter(|&i| Some(self.train[i].model) != exclude).collect();
         let xs: Vec<&SparseVec> = keep.iter().map(|&i| &self.x[i]).collect();
         // Components are renumbered so an excluded model leaves no empty class behind.
         let mut comps: Vec<usize> = keep.iter().map(|&i| self.y[i]).collect();
         comps.sort();
         comps.dedup();
-        let ys: Vec<usize> = keep.iter().map(|&i| comps.binary_search(&self.y[i]).expect("kept")).collect();
+        let ys: Vec<usize> =
+            keep.iter().map(|&i| comps.binary_search(&self.y[i]).expect("kept")).collect();
         let mut counts = vec![0f32; comps.len()];
         ys.iter().for_each(|&y| counts[y] += 1.0);
         let mean = ys.len() as f32 / comps.len() as f32;
         let cw: Vec<f32> = counts.iter().map(|&c| mean / c.max(1.0)).collect();
         let lin = Linear::train(&xs, &ys, comps.len(), self.dim(), &cw, &self.opts.train);
         let components: Vec<String> = comps.iter().map(|&c| self.components[c].clone()).collect();
-        let component_family: Vec<usize> = comps.iter().map(|&c| self.component_family[c]).collect();
+        let component_family: Vec<usize> =
+            comps.iter().map(|&c| self.component_family[c]).collect();
         let mut models_per_family: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (c, &f) in components.iter().zip(&component_family) {
             models_per_family.entry(self.families[f].clone()).or_default().push(c.clone());
@@ -789,7 +924,8 @@ impl<'a> Fitter<'a> {
                 "classifier": "multinomial logistic regression over known models (uniform prior over models), summed into families",
             }),
             features: {
-                let mut b = if self.opts.lexical { self.opts.features.block_names() } else { Vec::new() };
+                let mut b =
+                    if self.opts.lexical { self.opts.features.block_names() } else { Vec::new() };
                 if let Some(d) = &self.dense {
                     b.push(format!("neural({}, {} dims)", d.tiers.join("+"), d.dim));
                 }
@@ -839,17 +975,26 @@ fn aligned_calibration(
     for ((_, idx), (_, _, s, _)) in models.iter().zip(lomo) {
         idx.iter().zip(s).for_each(|(&i, &x)| ref_scores[i] = x);
     }
-    let refs = PromptRefs::from_scores(keys.iter().zip(&ref_scores).filter_map(|(k, &s)| k.map(|k| (k, s))));
+    let refs = PromptRefs::from_scores(
+        keys.iter().zip(&ref_scores).filter_map(|(k, &s)| k.map(|k| (k, s))),
+    );
     if refs.is_empty() {
         return None;
     }
-    let (mut null_scores, mut null_models, mut upstream_models) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut null_scores, mut null_models, mut upstream_models) =
+        (Vec::new(), Vec::new(), Vec::new());
     for ((m, idx), (_, fam, s, _)) in models.iter().zip(lomo) {
         // Each answer is aligned against the other references to its prompt (its own LOMO score
         // is one of them): a suspect's answer is never among the references, and including it
         // pulled each null model towards the per-prompt mean, shrinking the null's spread by
         // (K−1)/K and making aligned p-values and the error check anti-conservative.
-        let a: Vec<f64> = idx.iter().zip(s).filter_map(|(&i, &si)| keys[i].and_then(|k| refs.mean_without_own(k, si)).map(|r| si - r)).collect();
+        let a: Vec<f64> = idx
+            .iter()
+            .zip(s)
+            .filter_map(|(&i, &si)| {
+                keys[i].and_then(|k| refs.mean_without_own(k, si)).map(|r| si - r)
+            })
+            .collect();
         if a.is_empty() {
             continue;
         }
@@ -861,7 +1006,8 @@ fn aligned_calibration(
             null_models.push(summary);
         }
     }
-    (null_models.len() >= 2).then(|| AlignedCalibration::new(refs, null_scores, null_models, upstream_models))
+    (null_models.len() >= 2)
+        .then(|| AlignedCalibration::new(refs, null_scores, null_models, upstream_models))
 }
 
 /// The neural vectors of `texts`, checked present and of one length.
@@ -869,11 +1015,21 @@ fn dense_rows<'a>(texts: &[LabeledText<'a>], tiers: &[String]) -> Result<Vec<&'a
     let rows: Vec<&[f32]> = texts
         .iter()
         .enumerate()
-        .map(|(i, t)| t.dense.ok_or_else(|| DetectorError::Invalid(format!("text {i} ({}) has no neural features for tiers {tiers:?}", t.model))))
+        .map(|(i, t)| {
+            t.dense.ok_or_else(|| {
+                DetectorError::Invalid(format!(
+                    "text {i} ({}) has no neural features for tiers {tiers:?}",
+                    t.model
+                ))
+            })
+        })
         .collect::<Result<_>>()?;
     if let Some(d) = rows.first().map(|r| r.len()) {
         if let Some(bad) = rows.iter().position(|r| r.len() != d) {
-            return Err(DetectorError::Invalid(format!("text {bad} has {} neural dims, text 0 has {d}", rows[bad].len())));
+            return Err(DetectorError::Invalid(format!(
+                "text {bad} has {} neural dims, text 0 has {d}",
+                rows[bad].len()
+            )));
         }
     }
     Ok(rows)
@@ -881,7 +1037,9 @@ fn dense_rows<'a>(texts: &[LabeledText<'a>], tiers: &[String]) -> Result<Vec<&'a
 
 /// UTC timestamp without a date-time dependency.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil-from-days (H. Hinnant's algorithm).
     let z = days as i64 + 719_468;

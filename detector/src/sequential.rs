@@ -143,7 +143,12 @@ impl Sequential {
     /// gets the level and must return the verdict of the test run at that level (its `decision`
     /// is taken as the look's decision). Once the procedure has stopped, or after the final look,
     /// further looks are refused with `None`.
-    pub fn look(&mut self, n: usize, final_look: bool, test: impl FnOnce(f64) -> Verdict) -> Option<(Look, Verdict)> {
+    pub fn look(
+        &mut self,
+        n: usize,
+        final_look: bool,
+        test: impl FnOnce(f64) -> Verdict,
+    ) -> Option<(Look, Verdict)> {
         if self.stopped().is_some() || self.looks.last().is_some_and(|l| l.final_look) {
             return None;
         }
@@ -238,7 +243,10 @@ mod tests {
         let (last, _) = s.look(60, true, |lv| fake_verdict(0.5, lv)).unwrap();
         assert!(last.level > 0.0);
         assert!((s.spent - 0.05).abs() < 1e-12);
-        assert!(s.look(70, true, |lv| fake_verdict(0.0, lv)).is_none(), "no look after the final one");
+        assert!(
+            s.look(70, true, |lv| fake_verdict(0.0, lv)).is_none(),
+            "no look after the final one"
+        );
     }
 
     #[test]
@@ -286,7 +294,9 @@ mod tests {
             let mut naive = false;
             for n in (every..=max_n).step_by(every) {
                 let final_look = n == max_n;
-                let verdict_at = |level: f64| profile.verdict_from_scores(&s[..n], &VerdictOptions { alpha: level, top: 0 });
+                let verdict_at = |level: f64| {
+                    profile.verdict_from_scores(&s[..n], &VerdictOptions { alpha: level, top: 0 })
+                };
                 if seq.due(n) {
                     seq.look(n, final_look, verdict_at);
                 }
@@ -305,8 +315,19 @@ mod tests {
             "type-I error over {sims} null suspects: sequential {:.4}, naive repeated looks {:.4}, single final test {:.4}",
             rate(seq_alarms), rate(naive_alarms), rate(single_alarms)
         );
-        assert!(rate(seq_alarms) <= alpha + 3.0 * se, "sequential type-I error {} > α = {alpha}", rate(seq_alarms));
-        assert!(rate(naive_alarms) >= rate(seq_alarms), "naive looks cannot be stricter than spending");
-        assert!(rate(single_alarms) <= alpha + 3.0 * se, "the single test itself is invalid: {}", rate(single_alarms));
+        assert!(
+            rate(seq_alarms) <= alpha + 3.0 * se,
+            "sequential type-I error {} > α = {alpha}",
+            rate(seq_alarms)
+        );
+        assert!(
+            rate(naive_alarms) >= rate(seq_alarms),
+            "naive looks cannot be stricter than spending"
+        );
+        assert!(
+            rate(single_alarms) <= alpha + 3.0 * se,
+            "the single test itself is invalid: {}",
+            rate(single_alarms)
+        );
     }
 }

@@ -60,7 +60,8 @@ pub fn tokens(text: &str, out: &mut Vec<Token>) {
             let mut h = fnv_lower(FNV_OFFSET, c);
             let mut end = i + c.len_utf8();
             while let Some(&(j, d)) = it.peek() {
-                let is_word = if d.is_ascii() { d.is_ascii_alphanumeric() } else { is_word_char(d) };
+                let is_word =
+                    if d.is_ascii() { d.is_ascii_alphanumeric() } else { is_word_char(d) };
                 let inner_apostrophe = !is_word
                     && (d == '\'' || d == '’')
                     && text[j + d.len_utf8()..].chars().next().is_some_and(is_word_char);
@@ -124,7 +125,10 @@ mod tests {
 
     #[test]
     fn splits_words_punctuation_and_cjk() {
-        assert_eq!(words("Don't panic! **Bold**"), vec!["Don't", "panic", "!", "*", "*", "Bold", "*", "*"]);
+        assert_eq!(
+            words("Don't panic! **Bold**"),
+            vec!["Don't", "panic", "!", "*", "*", "Bold", "*", "*"]
+        );
         assert_eq!(words("我是ChatGPT。"), vec!["我", "是", "ChatGPT", "。"]);
         assert_eq!(words("  "), Vec::<&str>::new());
     }

@@ -2,19 +2,40 @@
 //! built-in profile.
 
 use detector::profile::FORMAT_VERSION;
-use detector::{Decision, DetectorError, EvidenceKind, FitOptions, LabeledText, Profile, VerdictOptions};
+use detector::{
+    Decision, DetectorError, EvidenceKind, FitOptions, LabeledText, Profile, VerdictOptions,
+};
 
 /// Two families with unmistakable habits: "up" models open with "Certainly!" and use lists,
 /// the others answer tersely in plain sentences.
 fn corpus(split: usize) -> Vec<(String, &'static str, &'static str)> {
-    let topics = ["rivers", "bread", "chess", "volcanoes", "jazz", "tides", "bees", "glass", "maps", "clocks"];
+    let topics = [
+        "rivers",
+        "bread",
+        "chess",
+        "volcanoes",
+        "jazz",
+        "tides",
+        "bees",
+        "glass",
+        "maps",
+        "clocks",
+    ];
     let mut v = Vec::new();
     for (i, t) in topics.iter().enumerate() {
         let k = i + split * 100;
         v.push((format!("Certainly! Here are some facts about {t}:\n\n1. **First**, {t} matter.\n2. Additionally, {t} are fascinating.\n\nI hope this helps! ({k})"), "up-a", "up"));
         v.push((format!("Certainly! Let me explain {t}.\n\n- {t} are important.\n- Furthermore, {t} vary.\n\nOverall, {t} are great. ({k})"), "up-b", "up"));
-        v.push((format!("{t} are simple. people like {t} a lot, i think. ({k})"), "other-a", "other"));
-        v.push((format!("well {t} is a thing. not much more to say about {t} really ({k})"), "other-b", "other"));
+        v.push((
+            format!("{t} are simple. people like {t} a lot, i think. ({k})"),
+            "other-a",
+            "other",
+        ));
+        v.push((
+            format!("well {t} is a thing. not much more to say about {t} really ({k})"),
+            "other-b",
+            "other",
+        ));
         v.push((format!("{t}: it depends. ask an expert on {t} ({k})"), "third-a", "third"));
     }
     v
@@ -23,10 +44,19 @@ fn corpus(split: usize) -> Vec<(String, &'static str, &'static str)> {
 fn fit() -> Profile {
     let train = corpus(0);
     let calib = corpus(1);
-    let lt = |v: &[(String, &'static str, &'static str)]| -> Vec<(String, &'static str, &'static str)> { v.to_vec() };
+    let lt =
+        |v: &[(String, &'static str, &'static str)]| -> Vec<(String, &'static str, &'static str)> {
+            v.to_vec()
+        };
     let (train, calib) = (lt(&train), lt(&calib));
-    let tr: Vec<LabeledText> = train.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None, prompt: None }).collect();
-    let ca: Vec<LabeledText> = calib.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None, prompt: None }).collect();
+    let tr: Vec<LabeledText> = train
+        .iter()
+        .map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None, prompt: None })
+        .collect();
+    let ca: Vec<LabeledText> = calib
+        .iter()
+        .map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None, prompt: None })
+        .collect();
     let opts = FitOptions::lexical("test", "up", serde_json::json!({"name": "fixture"}));
     Profile::fit(&tr, &ca, &opts).expect("fit")
 }
@@ -48,13 +78,26 @@ fn neural_block_is_fitted_required_and_round_trips() {
                     "other" => vec![0.2 * j, 1.0 + 0.3 * j, 0.1 * j],
                     _ => vec![0.3 * j, 0.3 * j, 1.0 + 0.2 * j],
                 };
-                (format!("a plain sentence about item {} of split {split}", i / 5), model[k], fam[k], v)
+                (
+                    format!("a plain sentence about item {} of split {split}", i / 5),
+                    model[k],
+                    fam[k],
+                    v,
+                )
             })
             .collect()
     };
     let (train, calib) = (mk(0), mk(1));
     fn lt<'a>(v: &'a [(String, &'static str, &'static str, Vec<f32>)]) -> Vec<LabeledText<'a>> {
-        v.iter().map(|(t, m, f, d)| LabeledText { text: t, model: m, family: f, dense: Some(d), prompt: None }).collect()
+        v.iter()
+            .map(|(t, m, f, d)| LabeledText {
+                text: t,
+                model: m,
+                family: f,
+                dense: Some(d),
+                prompt: None,
+            })
+            .collect()
     }
     let mut opts = FitOptions::lexical("neural", "up", serde_json::json!({"name": "fixture"}));
     opts.dense_tiers = vec![detector::dense::TIER_EMBEDDING.into()];
@@ -66,7 +109,11 @@ fn neural_block_is_fitted_required_and_round_trips() {
     let other = p.score_with(text, None, Some(&[0.0, 1.0, 0.0])).expect("score with dense");
     assert!(up.score > other.score + 1.0, "{} vs {}", up.score, other.score);
     assert_eq!(up.family, "up");
-    assert!(up.evidence.iter().any(|e| e.label == "neural: minilm-embedding" && e.weight > 0.0), "{:?}", up.evidence);
+    assert!(
+        up.evidence.iter().any(|e| e.label == "neural: minilm-embedding" && e.weight > 0.0),
+        "{:?}",
+        up.evidence
+    );
     // Missing or mis-sized neural features are errors, never a silent lexical-only score.
     assert!(matches!(p.score_with(text, None, None), Err(DetectorError::TierMissing { .. })));
     assert!(p.score_fast(text).is_nan());
@@ -84,7 +131,10 @@ fn neural_block_is_fitted_required_and_round_trips() {
     let n = Profile::fit(&lt(&train), &lt(&calib), &opts).expect("neural-only fit");
     assert_eq!(n.tiers(), vec!["minilm-embedding".to_string()]);
     let a = n.score_with(text, None, Some(&[1.0, 0.0, 0.1])).unwrap().score;
-    let b = n.score_with("completely different words here", None, Some(&[1.0, 0.0, 0.1])).unwrap().score;
+    let b = n
+        .score_with("completely different words here", None, Some(&[1.0, 0.0, 0.1]))
+        .unwrap()
+        .score;
     assert_eq!(a, b, "a neural-only profile ignores the words");
 }
 
@@ -118,7 +168,8 @@ fn fitted_profile_separates_families_and_round_trips() {
 fn verdict_flags_an_upstream_like_suspect_and_not_a_terse_one() {
     let p = fit();
     let texts_up: Vec<String> = (0..30).map(|i| format!("Certainly! Here are some facts about topic{i}:\n\n1. **First**, it matters.\n2. Additionally, it is fascinating.\n\nI hope this helps!")).collect();
-    let texts_other: Vec<String> = (0..30).map(|i| format!("topic{i} is simple. people like it a lot, i think.")).collect();
+    let texts_other: Vec<String> =
+        (0..30).map(|i| format!("topic{i} is simple. people like it a lot, i think.")).collect();
     let s_up: Vec<_> = texts_up.iter().map(|t| p.score(t, None)).collect();
     let s_other: Vec<_> = texts_other.iter().map(|t| p.score(t, None)).collect();
     let v_up = p.verdict(&s_up, &VerdictOptions::default());
@@ -132,9 +183,13 @@ fn verdict_flags_an_upstream_like_suspect_and_not_a_terse_one() {
     assert_eq!(v_up.top_samples.len(), 5);
     // The verdict carries its rule's leave-one-model-out error check, computed on the null it used.
     let cal = p.calibration();
-    let expect: detector::ErrorCheck = detector::calibration::NullCheck::run(&cal.null_models, &cal.upstream_models, 0.01).into();
+    let expect: detector::ErrorCheck =
+        detector::calibration::NullCheck::run(&cal.null_models, &cal.upstream_models, 0.01).into();
     assert_eq!(v_up.error_check.as_ref(), Some(&expect));
-    assert_eq!((expect.independents, expect.upstream_models), (cal.null_models.len(), cal.upstream_models.len()));
+    assert_eq!(
+        (expect.independents, expect.upstream_models),
+        (cal.null_models.len(), cal.upstream_models.len())
+    );
 }
 
 #[test]
@@ -143,10 +198,15 @@ fn loading_rejects_other_versions_and_non_profiles() {
     let mut bytes = p.to_bytes().expect("bytes");
     bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
     match Profile::from_bytes(&bytes) {
-        Err(DetectorError::Version { found, expected }) => assert_eq!((found, expected), (FORMAT_VERSION + 1, FORMAT_VERSION)),
+        Err(DetectorError::Version { found, expected }) => {
+            assert_eq!((found, expected), (FORMAT_VERSION + 1, FORMAT_VERSION))
+        }
         other => panic!("expected a version error, got {other:?}"),
     }
-    assert!(matches!(Profile::from_bytes(b"not a profile at all"), Err(DetectorError::NotAProfile)));
+    assert!(matches!(
+        Profile::from_bytes(b"not a profile at all"),
+        Err(DetectorError::NotAProfile)
+    ));
     let mut cut = p.to_bytes().expect("bytes");
     cut.truncate(cut.len() / 2);
     assert!(matches!(Profile::from_bytes(&cut), Err(DetectorError::Corrupt(_))));
@@ -157,14 +217,18 @@ fn builtin_profile_loads_and_reads_identity_claims() {
     let p = Profile::builtin().expect("the built-in profile is compiled in");
     assert_eq!(p.upstream(), "openai");
     assert!(p.meta().families.len() >= 5);
-    let s = p.score("As an AI language model developed by OpenAI, I cannot browse the internet.", None);
+    let s =
+        p.score("As an AI language model developed by OpenAI, I cannot browse the internet.", None);
     assert!(s.claims.iter().any(|c| c.family == "openai" && c.kind == "creator"));
     assert!(s.evidence.iter().any(|e| e.kind == EvidenceKind::Identity && e.span == Some([0, 23])));
     assert!(s.fpr > 0.0 && s.fpr <= 1.0);
     // Its metadata carries the verdict's own error check on the calibration models, each left out.
     let check = &p.meta().calibration["verdict_check"];
     assert_eq!(check["models"].as_u64(), Some(p.calibration().null_models.len() as u64), "{check}");
-    assert!(check["flagged_model_level"].is_array() && check["upstream_flagged_model_level"].is_array(), "{check}");
+    assert!(
+        check["flagged_model_level"].is_array() && check["upstream_flagged_model_level"].is_array(),
+        "{check}"
+    );
 }
 
 /// Prompt alignment: calibration texts that answer shared prompts become references; a response
@@ -175,10 +239,48 @@ fn prompt_aligned_scores_and_verdicts() {
     let train = corpus(0);
     let calib = corpus(1);
     // corpus() writes 5 answers (one per model) per topic: the topic is the shared prompt.
-    let prompts: Vec<String> = calib.iter().map(|(t, _, _)| format!("Tell me about {}", t.split_whitespace().find(|w| ["rivers", "bread", "chess", "volcanoes", "jazz", "tides", "bees", "glass", "maps", "clocks"].iter().any(|k| w.trim_matches(|c: char| !c.is_alphanumeric()) == *k)).unwrap_or("?").trim_matches(|c: char| !c.is_alphanumeric()))).collect();
-    let tr: Vec<LabeledText> = train.iter().map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None, prompt: None }).collect();
-    let ca: Vec<LabeledText> = calib.iter().zip(&prompts).map(|((t, m, f), p)| LabeledText { text: t, model: m, family: f, dense: None, prompt: Some(p) }).collect();
-    let p = Profile::fit(&tr, &ca, &FitOptions::lexical("aligned", "up", serde_json::json!({}))).expect("fit");
+    let prompts: Vec<String> = calib
+        .iter()
+        .map(|(t, _, _)| {
+            format!(
+                "Tell me about {}",
+                t.split_whitespace()
+                    .find(|w| [
+                        "rivers",
+                        "bread",
+                        "chess",
+                        "volcanoes",
+                        "jazz",
+                        "tides",
+                        "bees",
+                        "glass",
+                        "maps",
+                        "clocks"
+                    ]
+                    .iter()
+                    .any(|k| w.trim_matches(|c: char| !c.is_alphanumeric()) == *k))
+                    .unwrap_or("?")
+                    .trim_matches(|c: char| !c.is_alphanumeric())
+            )
+        })
+        .collect();
+    let tr: Vec<LabeledText> = train
+        .iter()
+        .map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None, prompt: None })
+        .collect();
+    let ca: Vec<LabeledText> = calib
+        .iter()
+        .zip(&prompts)
+        .map(|((t, m, f), p)| LabeledText {
+            text: t,
+            model: m,
+            family: f,
+            dense: None,
+            prompt: Some(p),
+        })
+        .collect();
+    let p = Profile::fit(&tr, &ca, &FitOptions::lexical("aligned", "up", serde_json::json!({})))
+        .expect("fit");
     assert_eq!(p.reference_prompts(), 10);
 
     let text = "Certainly! Here are some facts about jazz:\n\n1. **First**, jazz matters.\n\nI hope this helps!";
@@ -209,5 +311,8 @@ fn prompt_aligned_scores_and_verdicts() {
     assert!((v.statistic - up.iter().map(|t| t.aligned.unwrap()).sum::<f64>() / 10.0).abs() < 1e-9);
     let mut mixed = up.clone();
     mixed.push(p.score(text, None));
-    assert!(!p.verdict(&mixed, &VerdictOptions::default()).prompt_aligned, "one unaligned response: raw scale for all");
+    assert!(
+        !p.verdict(&mixed, &VerdictOptions::default()).prompt_aligned,
+        "one unaligned response: raw scale for all"
+    );
 }

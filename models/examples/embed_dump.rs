@@ -11,7 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let v: serde_json::Value = serde_json::from_str(&line?)?;
         texts.push(v["response"].as_str().unwrap_or("").to_string());
     }
-    let emb = Embedder::load(&ModelPaths::from_env_or_default().minilm_dir, &Device::Cpu)?.with_max_tokens(max);
+    let emb = Embedder::load(&ModelPaths::from_env_or_default().minilm_dir, &Device::Cpu)?
+        .with_max_tokens(max);
     let mut out = std::io::BufWriter::new(std::fs::File::create(&a[1])?);
     let t = std::time::Instant::now();
     for (k, chunk) in texts.chunks(256).enumerate() {
@@ -21,7 +22,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 out.write_all(&x.to_le_bytes())?;
             }
         }
-        eprintln!("{} / {} ({:.1} texts/s)", (k + 1) * 256, texts.len(), ((k + 1) * 256) as f64 / t.elapsed().as_secs_f64());
+        eprintln!(
+            "{} / {} ({:.1} texts/s)",
+            (k + 1) * 256,
+            texts.len(),
+            ((k + 1) * 256) as f64 / t.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }

@@ -2,7 +2,11 @@
 use candle_core::{Device, Tensor, D};
 use std::time::Instant;
 
-fn time<F: FnMut() -> candle_core::Result<Tensor>>(name: &str, flops: f64, mut f: F) -> candle_core::Result<()> {
+fn time<F: FnMut() -> candle_core::Result<Tensor>>(
+    name: &str,
+    flops: f64,
+    mut f: F,
+) -> candle_core::Result<()> {
     f()?;
     let t = Instant::now();
     let n = 5;

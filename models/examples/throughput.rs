@@ -9,7 +9,8 @@
 //! lines, which `scripts/bench-models-torch.py --compare FILE` checks against PyTorch.
 
 use models::{
-    Device, Embedder, InferenceQueue, LogProbScorer, ModelPaths, QueueConfig, ScorerOptions, WeightFormat,
+    Device, Embedder, InferenceQueue, LogProbScorer, ModelPaths, QueueConfig, ScorerOptions,
+    WeightFormat,
 };
 use std::io::{BufRead, Write};
 use std::time::Instant;
@@ -43,7 +44,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // --- MiniLM ---
     let t = Instant::now();
     let mut emb = Embedder::load(&paths.minilm_dir, &Device::Cpu)?;
-    if let Some(bt) = std::env::var("PEDIGREE_EMBED_BATCH_TOKENS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(bt) = std::env::var("PEDIGREE_EMBED_BATCH_TOKENS").ok().and_then(|v| v.parse().ok())
+    {
         emb.batch_tokens = bt;
     }
     println!("minilm batch_tokens: {}", emb.batch_tokens);
@@ -82,7 +84,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let opts = ScorerOptions { weights: fmt, ..Default::default() };
         let sc = LogProbScorer::load_with(&paths.smollm_gguf, opts)?;
         println!("smollm2 load ({fmt:?}): {:.2}s", t.elapsed().as_secs_f64());
-        let prepared: Vec<_> = refs.iter().map(|s| sc.prepare(s, None)).collect::<Result<_, _>>()?;
+        let prepared: Vec<_> =
+            refs.iter().map(|s| sc.prepare(s, None)).collect::<Result<_, _>>()?;
         let toks: usize = prepared.iter().map(|p| p.ids.len()).sum();
         sc.run_sorted(&prepared[..prepared.len().min(4)])?; // warm-up
         let t = Instant::now();

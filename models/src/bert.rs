@@ -51,7 +51,11 @@ impl Bert {
             return Err(ModelError::Config(format!("unsupported hidden_act {:?}", cfg.hidden_act)));
         }
         // checkpoints saved from BertModel have no prefix, BertFor* ones use "bert."
-        let vb = if vb.contains_tensor("embeddings.word_embeddings.weight") { vb } else { vb.pp("bert") };
+        let vb = if vb.contains_tensor("embeddings.word_embeddings.weight") {
+            vb
+        } else {
+            vb.pp("bert")
+        };
         let h = cfg.hidden_size;
         let e = vb.pp("embeddings");
         let word = embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?;
@@ -72,7 +76,15 @@ impl Bert {
                 out_ln: layer_norm(h, cfg.layer_norm_eps, l.pp("output").pp("LayerNorm"))?,
             });
         }
-        Ok(Self { word, pos, token_type, emb_ln, layers, n_heads: cfg.num_attention_heads, hidden: h })
+        Ok(Self {
+            word,
+            pos,
+            token_type,
+            emb_ln,
+            layers,
+            n_heads: cfg.num_attention_heads,
+            hidden: h,
+        })
     }
 
     /// Hidden states `[b, t, hidden]` for right-padded `ids` `[b, t]` with a
@@ -85,10 +97,15 @@ impl Bert {
         let pos_ids = Tensor::arange(0u32, t as u32, dev)?;
         let x = self.word.forward(&ids.flatten_all()?)?.reshape((b, t, h))?;
         let x = x.broadcast_add(&self.pos.forward(&pos_ids)?)?;
-        let x = x.broadcast_add(&self.token_type.forward(&Tensor::zeros(1, candle_core::DType::U32, dev)?)?)?;
+        let x = x.broadcast_add(&self.token_type.forward(&Tensor::zeros(
+            1,
+            candle_core::DType::U32,
+            dev,
+        )?)?)?;
         let mut x = self.emb_ln.forward(&x)?.reshape((b * t, h))?;
         // additive mask [b, 1, 1, t]: 0 for tokens, large negative for padding
-        let neg = ((mask.to_dtype(candle_core::DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
+        let neg =
+            ((mask.to_dtype(candle_core::DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
         let scale = 1.0 / (hd as f64).sqrt();
         for l in &self.layers {
             let qkv = l.qkv.forward(&x)?; // [b*t, 3h]
@@ -118,7 +135,8 @@ fn erf(x: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let y = 1.0
-        - (((((1.061_405_4 * t - 1.453_152_1) * t) + 1.421_413_8) * t - 0.284_496_74) * t + 0.254_829_6)
+        - (((((1.061_405_4 * t - 1.453_152_1) * t) + 1.421_413_8) * t - 0.284_496_74) * t
+            + 0.254_829_6)
             * t
             * (-a * a).exp();
     s * y
@@ -134,7 +152,9 @@ impl CustomOp1 for GeluErf {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let CpuStorage::F32(data) = s else { candle_core::bail!("gelu-erf-mt: f32 only") };
-        let Some((start, end)) = l.contiguous_offsets() else { candle_core::bail!("gelu-erf-mt: contiguous only") };
+        let Some((start, end)) = l.contiguous_offsets() else {
+            candle_core::bail!("gelu-erf-mt: contiguous only")
+        };
         let src = &data[start..end];
         let mut out = vec![0f32; src.len()];
         let threads = candle_core::utils::get_num_threads().max(1);

@@ -55,7 +55,13 @@ impl Embedder {
             .map_err(|source| ModelError::Io { path: dir.join("model.safetensors"), source })?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, device)?;
         let model = Bert::load(vb, &config)?;
-        Ok(Self { model, tokenizer, device: device.clone(), max_tokens: MINILM_MAX_TOKENS, batch_tokens: 8192 })
+        Ok(Self {
+            model,
+            tokenizer,
+            device: device.clone(),
+            max_tokens: MINILM_MAX_TOKENS,
+            batch_tokens: 8192,
+        })
     }
 
     /// Truncate inputs to `n` tokens (at most [`MINILM_MAX_TOKENS`]): the start of a response
@@ -98,7 +104,8 @@ impl Embedder {
             // longest first: the batch width is the first item's length
             let width = ids[order[start]].len().max(1);
             let n = (self.batch_tokens / width).max(1).min(order.len() - start);
-            let batch: Vec<&[u32]> = order[start..start + n].iter().map(|&i| ids[i].as_slice()).collect();
+            let batch: Vec<&[u32]> =
+                order[start..start + n].iter().map(|&i| ids[i].as_slice()).collect();
             for (k, e) in self.embed_batch(&batch)?.into_iter().enumerate() {
                 out[order[start + k]] = e;
             }

@@ -19,10 +19,9 @@ use crate::{ModelError, Result};
 
 fn strings(ct: &Content, key: &str) -> Result<Vec<String>> {
     match ct.metadata.get(key) {
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| v.to_string().cloned().map_err(ModelError::from))
-            .collect(),
+        Some(Value::Array(a)) => {
+            a.iter().map(|v| v.to_string().cloned().map_err(ModelError::from)).collect()
+        }
         _ => Err(ModelError::Config(format!("GGUF metadata lacks string array {key}"))),
     }
 }
@@ -77,7 +76,8 @@ pub fn tokenizer_from_gguf(ct: &Content) -> Result<Tokenizer> {
     let merges: Vec<serde_json::Value> = merges
         .iter()
         .map(|m| {
-            let (a, b) = m.split_once(' ').ok_or_else(|| ModelError::Config(format!("bad merge {m:?}")))?;
+            let (a, b) =
+                m.split_once(' ').ok_or_else(|| ModelError::Config(format!("bad merge {m:?}")))?;
             Ok(json!([a, b]))
         })
         .collect::<Result<_>>()?;

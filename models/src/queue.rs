@@ -216,7 +216,10 @@ impl<M: BatchModel> InferenceQueue<M> {
     /// Submit everything, waiting for room whenever the queue is full, and
     /// collect the results in order. (Under contention with other submitters
     /// an item may still come back as `Overloaded`.)
-    pub fn run_all<R: Into<M::Request>>(&self, reqs: impl IntoIterator<Item = R>) -> Vec<Result<M::Output>> {
+    pub fn run_all<R: Into<M::Request>>(
+        &self,
+        reqs: impl IntoIterator<Item = R>,
+    ) -> Vec<Result<M::Output>> {
         let mut pending = Vec::new();
         for r in reqs {
             while self.in_flight() >= self.capacity {
@@ -255,7 +258,8 @@ fn model_loop<M: BatchModel>(model: &M, shared: &Shared<M>, cfg: &QueueConfig) {
                 let c = M::cost(&front.input).max(1);
                 let new_longest = longest.max(c);
                 if !batch.is_empty()
-                    && (batch.len() >= cfg.max_batch_size || new_longest * (batch.len() + 1) > cfg.max_batch_tokens)
+                    && (batch.len() >= cfg.max_batch_size
+                        || new_longest * (batch.len() + 1) > cfg.max_batch_tokens)
                 {
                     break;
                 }

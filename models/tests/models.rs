@@ -3,8 +3,8 @@
 //! network the weight-dependent tests print why and skip.
 
 use models::{
-    cosine, BatchModel, ChatFormat, Device, Embedder, InferenceQueue, LogProbScorer, ModelError, ModelPaths,
-    QueueConfig, ScoreRequest,
+    cosine, BatchModel, ChatFormat, Device, Embedder, InferenceQueue, LogProbScorer, ModelError,
+    ModelPaths, QueueConfig, ScoreRequest,
 };
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -45,14 +45,18 @@ fn paths() -> Option<ModelPaths> {
 
 fn embedder() -> Option<Arc<Embedder>> {
     static E: OnceLock<Option<Arc<Embedder>>> = OnceLock::new();
-    E.get_or_init(|| paths().map(|p| Arc::new(Embedder::load(&p.minilm_dir, &Device::Cpu).expect("load MiniLM"))))
-        .clone()
+    E.get_or_init(|| {
+        paths().map(|p| Arc::new(Embedder::load(&p.minilm_dir, &Device::Cpu).expect("load MiniLM")))
+    })
+    .clone()
 }
 
 fn scorer() -> Option<Arc<LogProbScorer>> {
     static S: OnceLock<Option<Arc<LogProbScorer>>> = OnceLock::new();
-    S.get_or_init(|| paths().map(|p| Arc::new(LogProbScorer::load(&p.smollm_gguf).expect("load SmolLM2"))))
-        .clone()
+    S.get_or_init(|| {
+        paths().map(|p| Arc::new(LogProbScorer::load(&p.smollm_gguf).expect("load SmolLM2")))
+    })
+    .clone()
 }
 
 #[test]
@@ -69,7 +73,11 @@ fn check_names_missing_file_and_fetch_command() {
 fn minilm_known_cosines() {
     let Some(e) = embedder() else { return };
     let v = e
-        .embed(&["A man is eating food.", "A man is eating a piece of bread.", "The stock market fell sharply today."])
+        .embed(&[
+            "A man is eating food.",
+            "A man is eating a piece of bread.",
+            "The stock market fell sharply today.",
+        ])
         .unwrap();
     assert_eq!(v[0].len(), models::EMBEDDING_DIM);
     let norm: f32 = v[0].iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -94,7 +102,8 @@ fn minilm_batch_equals_single() {
     let batched = e.embed_batch(&refs).unwrap();
     for (i, t) in texts.iter().enumerate() {
         let single = e.embed(&[t]).unwrap().remove(0);
-        let maxdiff = single.iter().zip(&batched[i]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let maxdiff =
+            single.iter().zip(&batched[i]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(maxdiff < 1e-5, "text {i}: max |diff| = {maxdiff}");
     }
 }
@@ -125,7 +134,8 @@ fn gguf_tokenizer_round_trips() {
         assert_eq!(back, text);
     }
     // special tokens are single ids, and "Hello" + " world" are whole tokens
-    let ids = tok.encode("<|im_start|>user\nHello world<|im_end|>", false).unwrap().get_ids().to_vec();
+    let ids =
+        tok.encode("<|im_start|>user\nHello world<|im_end|>", false).unwrap().get_ids().to_vec();
     assert_eq!(ids.first(), tok.token_to_id("<|im_start|>").as_ref());
     assert_eq!(ids.last(), tok.token_to_id("<|im_end|>").as_ref());
     let hw = tok.encode("Hello world", false).unwrap();
@@ -137,8 +147,10 @@ fn gguf_tokenizer_round_trips() {
 #[test]
 fn smollm_prefers_fluent_text_over_shuffled_words() {
     let Some(s) = scorer() else { return };
-    let fluent = "The weather was pleasant, so we decided to take a long walk in the park after lunch.";
-    let shuffled = "park lunch the pleasant, take walk we after decided long was so a in weather to The the.";
+    let fluent =
+        "The weather was pleasant, so we decided to take a long walk in the park after lunch.";
+    let shuffled =
+        "park lunch the pleasant, take walk we after decided long was so a in weather to The the.";
     let f = s.features(fluent).unwrap();
     let g = s.features(shuffled).unwrap();
     eprintln!("fluent {f:?}\nshuffled {g:?}");
@@ -166,7 +178,11 @@ fn smollm_batch_equals_single() {
     for (i, t) in texts.iter().enumerate() {
         let single = s.features(t).unwrap();
         for (a, b) in single.to_vec().iter().zip(batched[i].to_vec()) {
-            assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "text {i}: {single:?} vs {:?}", batched[i]);
+            assert!(
+                (a - b).abs() < 1e-3 * (1.0 + a.abs()),
+                "text {i}: {single:?} vs {:?}",
+                batched[i]
+            );
         }
     }
 }
@@ -180,8 +196,14 @@ fn smollm_chat_format_and_truncation() {
     let without = chat.prepare(text, None).unwrap();
     assert_eq!(with_prompt.ids.len() - with_prompt.first_scored, 8);
     assert!(with_prompt.first_scored > without.first_scored);
-    let prefix = chat.tokenizer().decode(&with_prompt.ids[..with_prompt.first_scored], false).unwrap();
-    assert!(prefix.ends_with("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"), "{prefix}");
+    let prefix =
+        chat.tokenizer().decode(&with_prompt.ids[..with_prompt.first_scored], false).unwrap();
+    assert!(
+        prefix.ends_with(
+            "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+        ),
+        "{prefix}"
+    );
     let a = chat.token_logprobs_with_prompt(text, Some("What is the capital of France?")).unwrap();
     assert_eq!(a.len(), 8);
     let b = chat.token_logprobs_with_prompt(text, None).unwrap();
@@ -192,10 +214,14 @@ fn smollm_chat_format_and_truncation() {
 #[test]
 fn queue_results_match_direct_calls() {
     let (Some(e), Some(s)) = (embedder(), scorer()) else { return };
-    let texts: Vec<String> =
-        (0..12).map(|i| format!("Sentence number {i} says something {}.", "quite ".repeat(i))).collect();
+    let texts: Vec<String> = (0..12)
+        .map(|i| format!("Sentence number {i} says something {}.", "quite ".repeat(i)))
+        .collect();
     let direct = e.embed(&texts.iter().map(|s| s.as_str()).collect::<Vec<_>>()).unwrap();
-    let q = InferenceQueue::from_arc(e, QueueConfig { tokenizer_workers: 2, max_batch_tokens: 64, ..Default::default() });
+    let q = InferenceQueue::from_arc(
+        e,
+        QueueConfig { tokenizer_workers: 2, max_batch_tokens: 64, ..Default::default() },
+    );
     let got = q.run_all(texts.clone());
     for (d, g) in direct.iter().zip(got) {
         let g = g.unwrap();
@@ -232,7 +258,8 @@ impl BatchModel for Gate {
 fn queue_overload_fails_fast_and_recovers() {
     let gate = Arc::new(Mutex::new(()));
     let hold = gate.lock().unwrap();
-    let q = InferenceQueue::new(Gate(gate.clone()), QueueConfig { capacity: 3, ..Default::default() });
+    let q =
+        InferenceQueue::new(Gate(gate.clone()), QueueConfig { capacity: 3, ..Default::default() });
     let p: Vec<_> = (0..3).map(|i| q.submit("x".repeat(i + 1)).unwrap()).collect();
     let t = std::time::Instant::now();
     let err = q.submit("overflow".to_string()).map(|_| ()).unwrap_err();

@@ -29,7 +29,10 @@ impl AuditSink {
             let mut batch = Vec::new();
             let mut acks = Vec::new();
             while let Some(m) = rx.recv().await {
-                let push = |m: Msg, batch: &mut Vec<AuditEntry>, acks: &mut Vec<oneshot::Sender<()>>| match m {
+                let push = |m: Msg,
+                            batch: &mut Vec<AuditEntry>,
+                            acks: &mut Vec<oneshot::Sender<()>>| match m
+                {
                     Msg::Entry(e) => batch.push(e),
                     Msg::Flush(a) => acks.push(a),
                 };

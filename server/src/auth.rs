@@ -34,7 +34,11 @@ pub fn hash_key(key: &str) -> String {
 }
 
 /// Create a key in the store; returns the record and the plaintext key (shown once).
-pub async fn create_key(store: &dyn Store, name: &str, role: Role) -> AppResult<(ApiKeyRecord, String)> {
+pub async fn create_key(
+    store: &dyn Store,
+    name: &str,
+    role: Role,
+) -> AppResult<(ApiKeyRecord, String)> {
     let key = generate_key();
     let id = format!("key_{}", random_base62(12));
     let rec = store.create_key(&id, name, role, &hash_key(&key)).await?;
@@ -145,7 +149,10 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     let action = format!(
         "{} {}",
         method,
-        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| target.clone())
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|| target.clone())
     );
     let caller = match bearer(&req) {
         Some(k) => match state.keys.lookup(state.store.as_ref(), k).await {
@@ -157,20 +164,39 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     };
     let Some(caller) = caller else {
         if is_audited(&method) {
-            record(&state.audit, None, &action, &target, serde_json::json!({"reason": "unauthenticated"}), 401).await;
+            record(
+                &state.audit,
+                None,
+                &action,
+                &target,
+                serde_json::json!({"reason": "unauthenticated"}),
+                401,
+            )
+            .await;
         }
         return AppError::Unauthorized.into_response();
     };
     req.extensions_mut().insert(caller.clone());
     let mut resp = next.run(req).await;
     if is_audited(&method) {
-        let detail = resp.extensions_mut().remove::<AuditDetail>().map(|d| d.0).unwrap_or_else(|| serde_json::json!({}));
+        let detail = resp
+            .extensions_mut()
+            .remove::<AuditDetail>()
+            .map(|d| d.0)
+            .unwrap_or_else(|| serde_json::json!({}));
         record(&state.audit, Some(&caller), &action, &target, detail, resp.status().as_u16()).await;
     }
     resp
 }
 
-async fn record(audit: &AuditSink, caller: Option<&Caller>, action: &str, target: &str, detail: serde_json::Value, status: u16) {
+async fn record(
+    audit: &AuditSink,
+    caller: Option<&Caller>,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+    status: u16,
+) {
     audit
         .record(AuditEntry {
             id: 0,

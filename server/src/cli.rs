@@ -5,7 +5,11 @@ use crate::store::Role;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "pedigree", version, about = "Tells an AI API provider which rival models were trained on its model's outputs.")]
+#[command(
+    name = "pedigree",
+    version,
+    about = "Tells an AI API provider which rival models were trained on its model's outputs."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -55,7 +59,6 @@ pub enum KeysCommand {
     },
 }
 
-
 pub async fn run_keys(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Create { store: args, role, name } => {
@@ -65,7 +68,12 @@ pub async fn run_keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             store.close().await?;
-            println!("created key {} (name `{}`, role {}); it is shown only once:", rec.id, rec.name, rec.role.as_str());
+            println!(
+                "created key {} (name `{}`, role {}); it is shown only once:",
+                rec.id,
+                rec.name,
+                rec.role.as_str()
+            );
             println!("{key}");
         }
         KeysCommand::List { store: args } => {

@@ -69,7 +69,12 @@ const BATCH: usize = 512;
 
 /// Score a stream of records into an [`Auditor`]: records are read (and sampled) on a separate
 /// thread and scored in parallel batches. `progress` is called after each batch.
-pub fn audit_records<I>(profile: &Profile, records: I, opts: &AuditOptions, progress: &dyn Fn(u64)) -> anyhow::Result<AuditRun>
+pub fn audit_records<I>(
+    profile: &Profile,
+    records: I,
+    opts: &AuditOptions,
+    progress: &dyn Fn(u64),
+) -> anyhow::Result<AuditRun>
 where
     I: Iterator<Item = datasets::Result<datasets::TextRecord>> + Send,
 {
@@ -117,7 +122,9 @@ where
                     },
                 };
                 batch.push((slot, r));
-                if batch.len() == BATCH && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err() {
+                if batch.len() == BATCH
+                    && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err()
+                {
                     break;
                 }
             }
@@ -131,12 +138,21 @@ where
             let texts: Vec<&str> = batch.iter().map(|(_, r)| r.text.as_str()).collect();
             let scores = detector::audit::score_batch_families(profile, &texts);
             for ((slot, r), (post, sc)) in batch.iter().zip(scores) {
-                auditor.record(*slot, sc, &post, &r.text, r.id.as_deref(), r.source.as_deref(), r.line);
+                auditor.record(
+                    *slot,
+                    sc,
+                    &post,
+                    &r.text,
+                    r.id.as_deref(),
+                    r.source.as_deref(),
+                    r.line,
+                );
             }
             done += batch.len() as u64;
             progress(done);
         }
-        let (texts, skipped, empty) = reader.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
+        let (texts, skipped, empty) =
+            reader.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
         Ok(AuditRun { auditor, texts, skipped, empty })
     })
 }
@@ -154,7 +170,11 @@ pub fn audit_summary(
 ) -> (serde_json::Value, detector::audit::AuditEstimate) {
     let fams = run.auditor.estimate_families(profile, opts);
     let up = profile.upstream().to_string();
-    let est = fams.iter().find(|f| f.family == up).map(|f| f.estimate.clone()).unwrap_or_else(|| run.auditor.estimate(profile.calibration(), opts));
+    let est = fams
+        .iter()
+        .find(|f| f.family == up)
+        .map(|f| f.estimate.clone())
+        .unwrap_or_else(|| run.auditor.estimate(profile.calibration(), opts));
     let total_secs = start.elapsed().as_secs_f64();
     let top: Vec<serde_json::Value> = run
         .auditor
@@ -180,7 +200,8 @@ pub fn audit_summary(
             }),
         );
     }
-    let single: Vec<&str> = fams.iter().filter(|f| !f.identified).map(|f| f.family.as_str()).collect();
+    let single: Vec<&str> =
+        fams.iter().filter(|f| !f.identified).map(|f| f.family.as_str()).collect();
     let summary = serde_json::json!({
         "texts": run.texts,
         "scored": run.auditor.scored(),
@@ -213,9 +234,18 @@ pub fn audit_summary(
 
 pub fn run(a: AuditArgs) -> anyhow::Result<()> {
     let profile = load_profile(a.profile.as_deref())?;
-    let opts = AuditOptions { bootstrap: a.bootstrap, seed: a.seed, source_models: a.source_models, top: a.top, sample: a.sample, model_mix: a.model_mix, ..AuditOptions::default() };
+    let opts = AuditOptions {
+        bootstrap: a.bootstrap,
+        seed: a.seed,
+        source_models: a.source_models,
+        top: a.top,
+        sample: a.sample,
+        model_mix: a.model_mix,
+        ..AuditOptions::default()
+    };
     let format = a.format.as_deref().map(|s| s.parse::<datasets::Format>()).transpose()?;
-    let records = datasets::open(&a.corpus, format).with_context(|| format!("opening {}", a.corpus.display()))?;
+    let records = datasets::open(&a.corpus, format)
+        .with_context(|| format!("opening {}", a.corpus.display()))?;
     let total = records.total_bytes();
     let counter = records.progress_counter();
     let pb = match total {
@@ -244,11 +274,23 @@ pub fn run(a: AuditArgs) -> anyhow::Result<()> {
     }
     let (summary, _) = audit_summary(&profile, &run, &opts, bytes, start, read_secs);
     // Human-readable summary on stderr; the machine-readable one alone on stdout's last line.
-    eprintln!("{}: {} texts, {:.1} MB/s", a.corpus.display(), run.texts, bytes as f64 / read_secs.max(1e-9) / 1e6);
+    eprintln!(
+        "{}: {} texts, {:.1} MB/s",
+        a.corpus.display(),
+        run.texts,
+        bytes as f64 / read_secs.max(1e-9) / 1e6
+    );
     for (fam, v) in summary["families"].as_object().into_iter().flatten() {
-        let num = |x: &serde_json::Value| x.as_f64().map_or("–".to_string(), |x| format!("{x:.3}"));
-        let tag = if v["identified"] == true { "" } else { " (lower bound: family not calibrated)" };
-        eprintln!("  {fam}: fraction {} (95% CI {}–{}){tag}", num(&v["fraction"]), num(&v["ci95"][0]), num(&v["ci95"][1]));
+        let num =
+            |x: &serde_json::Value| x.as_f64().map_or("–".to_string(), |x| format!("{x:.3}"));
+        let tag =
+            if v["identified"] == true { "" } else { " (lower bound: family not calibrated)" };
+        eprintln!(
+            "  {fam}: fraction {} (95% CI {}–{}){tag}",
+            num(&v["fraction"]),
+            num(&v["ci95"][0]),
+            num(&v["ci95"][1])
+        );
     }
     println!("{summary}");
     Ok(())

@@ -90,10 +90,19 @@ impl FitArgs {
         FitOptions {
             name: format!("{}-{}", dir.manifest.upstream, dir.manifest.name),
             upstream: dir.manifest.upstream.clone(),
-            features: FeatureConfig { word_bits: self.word_bits, char_bits: self.char_bits, style_scale: self.style_scale, ..FeatureConfig::default() },
+            features: FeatureConfig {
+                word_bits: self.word_bits,
+                char_bits: self.char_bits,
+                style_scale: self.style_scale,
+                ..FeatureConfig::default()
+            },
             train: TrainOptions { epochs: self.epochs, alpha: self.l2, ..TrainOptions::default() },
             lexical: tiers != Tiers::Neural,
-            dense_tiers: if tiers.neural() { vec![detector::dense::TIER_EMBEDDING.to_string()] } else { Vec::new() },
+            dense_tiers: if tiers.neural() {
+                vec![detector::dense::TIER_EMBEDDING.to_string()]
+            } else {
+                Vec::new()
+            },
             dense_scale: self.neural_scale,
             dataset: serde_json::json!({
                 "name": dir.manifest.name,
@@ -225,7 +234,10 @@ fn parse_format(f: &Option<String>) -> anyhow::Result<Option<datasets::Format>> 
 }
 
 /// Stream records from a file (any supported format) or JSONL from stdin.
-fn records(input: Option<&Path>, format: &Option<String>) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<datasets::TextRecord>>>> {
+fn records(
+    input: Option<&Path>,
+    format: &Option<String>,
+) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<datasets::TextRecord>>>> {
     match input {
         Some(p) if p != Path::new("-") => {
             let it = datasets::open(p, parse_format(format)?)?;
@@ -247,8 +259,11 @@ fn score(a: ScoreArgs) -> anyhow::Result<()> {
     let mut out = BufWriter::new(out.lock());
     let mut batch: Vec<datasets::TextRecord> = Vec::with_capacity(1024);
     let mut tier = None;
-    let mut flush = |batch: &mut Vec<datasets::TextRecord>, out: &mut BufWriter<std::io::StdoutLock>| -> anyhow::Result<()> {
-        let texts: Vec<(&str, Option<&str>)> = batch.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
+    let mut flush = |batch: &mut Vec<datasets::TextRecord>,
+                     out: &mut BufWriter<std::io::StdoutLock>|
+     -> anyhow::Result<()> {
+        let texts: Vec<(&str, Option<&str>)> =
+            batch.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
         for (r, mut s) in batch.iter().zip(crate::neural::score_batch(&p, &mut tier, &texts)?) {
             if a.no_evidence {
                 s.evidence.clear();
@@ -272,11 +287,13 @@ fn score(a: ScoreArgs) -> anyhow::Result<()> {
 
 fn verdict(a: VerdictArgs) -> anyhow::Result<()> {
     let p = load_profile(a.profile.as_deref())?;
-    let recs: Vec<datasets::TextRecord> = records(Some(&a.samples), &a.format)?.collect::<anyhow::Result<_>>()?;
+    let recs: Vec<datasets::TextRecord> =
+        records(Some(&a.samples), &a.format)?.collect::<anyhow::Result<_>>()?;
     if recs.is_empty() {
         bail!("{}: no responses to judge", a.samples.display());
     }
-    let texts: Vec<(&str, Option<&str>)> = recs.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
+    let texts: Vec<(&str, Option<&str>)> =
+        recs.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
     let scores: Vec<TextScore> = crate::neural::score_batch(&p, &mut None, &texts)?;
     let v = p.verdict(&scores, &VerdictOptions { alpha: a.alpha, ..VerdictOptions::default() });
     let top: Vec<serde_json::Value> = v
@@ -284,7 +301,9 @@ fn verdict(a: VerdictArgs) -> anyhow::Result<()> {
         .iter()
         .map(|&i| serde_json::json!({"index": i, "id": recs[i].id, "score": scores[i].score, "fpr": scores[i].fpr, "evidence": scores[i].evidence.iter().take(5).collect::<Vec<_>>()}))
         .collect();
-    out_line(&serde_json::to_string_pretty(&serde_json::json!({"verdict": v, "top_samples": top}))?)?;
+    out_line(&serde_json::to_string_pretty(
+        &serde_json::json!({"verdict": v, "top_samples": top}),
+    )?)?;
     Ok(())
 }
 
@@ -292,7 +311,9 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let dir = BenchDir::load(&a.dir)?;
     let pb = spinner("bench");
     let dense = bench_dense(&dir, a.fit.tiers.neural() || a.ablation)?;
-    let run = detector::bench::run(&dir, &a.fit.options(&dir), dense.as_ref(), &|m| pb.set_message(m.to_string()))?;
+    let run = detector::bench::run(&dir, &a.fit.options(&dir), dense.as_ref(), &|m| {
+        pb.set_message(m.to_string())
+    })?;
     let mut ablation = Vec::new();
     if a.ablation {
         for t in [Tiers::Lexical, Tiers::Neural, Tiers::Both] {
@@ -300,7 +321,8 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
                 run.metrics.clone()
             } else {
                 pb.set_message(format!("ablation: {t:?} tiers"));
-                detector::bench::run(&dir, &a.fit.options_with(&dir, t), dense.as_ref(), &|_| {})?.metrics
+                detector::bench::run(&dir, &a.fit.options_with(&dir, t), dense.as_ref(), &|_| {})?
+                    .metrics
             };
             ablation.push((t, m));
         }
@@ -308,7 +330,13 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     pb.finish_and_clear();
     let mut run = run;
     if !ablation.is_empty() {
-        run.metrics.extra.insert("ablation".into(), serde_json::json!(ablation.iter().map(|(t, m)| (format!("{t:?}").to_lowercase(), m)).collect::<std::collections::BTreeMap<_, _>>()));
+        run.metrics.extra.insert(
+            "ablation".into(),
+            serde_json::json!(ablation
+                .iter()
+                .map(|(t, m)| (format!("{t:?}").to_lowercase(), m))
+                .collect::<std::collections::BTreeMap<_, _>>()),
+        );
     }
     let table = crate::report::bench_table(&run);
     eprintln!("{table}");
@@ -318,8 +346,10 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     }
     out_line(&serde_json::to_string(&run.metrics)?)?;
     if let Some(path) = &a.no_regression_from {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let old: datasets::metrics::BenchMetrics = serde_json::from_str(text.trim()).with_context(|| format!("{}: not a bench JSON object", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let old: datasets::metrics::BenchMetrics = serde_json::from_str(text.trim())
+            .with_context(|| format!("{}: not a bench JSON object", path.display()))?;
         let drops = regressions(&old, &run.metrics);
         if !drops.is_empty() {
             bail!("bench regressed against {}: {}", path.display(), drops.join(", "));
@@ -327,24 +357,46 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         eprintln!("no regression against {}", path.display());
     }
     if a.check {
-        let failed: Vec<_> = datasets::metrics::compare_to_baseline(&run.metrics).into_iter().filter(|c| !c.ok).collect();
+        let failed: Vec<_> = datasets::metrics::compare_to_baseline(&run.metrics)
+            .into_iter()
+            .filter(|c| !c.ok)
+            .collect();
         if !failed.is_empty() {
-            bail!("below the baseline: {}", failed.iter().map(|c| format!("{} {} < {}", c.key, c.ours, c.baseline)).collect::<Vec<_>>().join(", "));
+            bail!(
+                "below the baseline: {}",
+                failed
+                    .iter()
+                    .map(|c| format!("{} {} < {}", c.key, c.ours, c.baseline))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
     Ok(())
 }
 
 /// Neural vectors of every response in the bench directory when `needed` (cached on disk).
-fn bench_dense(dir: &BenchDir, needed: bool) -> anyhow::Result<Option<detector::dense::DenseTable>> {
+fn bench_dense(
+    dir: &BenchDir,
+    needed: bool,
+) -> anyhow::Result<Option<detector::dense::DenseTable>> {
     if !needed {
         return Ok(None);
     }
-    let tier = crate::neural::NeuralTier::load().context("the neural tier needs the model weights")?;
+    let tier =
+        crate::neural::NeuralTier::load().context("the neural tier needs the model weights")?;
     let texts: Vec<&str> = dir.samples.iter().map(|s| s.response.as_str()).collect();
     let pb = ProgressBar::new(texts.len() as u64);
-    pb.set_style(ProgressStyle::with_template("embedding {bar:30} {pos}/{len} ({per_sec}, eta {eta})").expect("template"));
-    let table = tier.table(&[detector::dense::TIER_EMBEDDING.to_string()], texts, Some(&crate::neural::default_cache_dir()), &|done, _| pb.set_position(done as u64))?;
+    pb.set_style(
+        ProgressStyle::with_template("embedding {bar:30} {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("template"),
+    );
+    let table = tier.table(
+        &[detector::dense::TIER_EMBEDDING.to_string()],
+        texts,
+        Some(&crate::neural::default_cache_dir()),
+        &|done, _| pb.set_position(done as u64),
+    )?;
     pb.finish_and_clear();
     Ok(Some(table))
 }
@@ -353,14 +405,25 @@ fn bench_dense(dir: &BenchDir, needed: bool) -> anyhow::Result<Option<detector::
 // Comparisons are written negated on purpose: a NaN figure (a metric that could not be computed)
 // counts as a regression.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
-pub fn regressions(old: &datasets::metrics::BenchMetrics, new: &datasets::metrics::BenchMetrics) -> Vec<String> {
+pub fn regressions(
+    old: &datasets::metrics::BenchMetrics,
+    new: &datasets::metrics::BenchMetrics,
+) -> Vec<String> {
     use datasets::metrics::parse_fraction;
     let mut out = Vec::new();
     let nums = [
         ("sample_auroc_upstream", old.sample_auroc_upstream, new.sample_auroc_upstream),
-        ("sample_tpr_at_1fpr_upstream", old.sample_tpr_at_1fpr_upstream, new.sample_tpr_at_1fpr_upstream),
+        (
+            "sample_tpr_at_1fpr_upstream",
+            old.sample_tpr_at_1fpr_upstream,
+            new.sample_tpr_at_1fpr_upstream,
+        ),
         ("sample_auroc_student", old.sample_auroc_student, new.sample_auroc_student),
-        ("sample_tpr_at_1fpr_student", old.sample_tpr_at_1fpr_student, new.sample_tpr_at_1fpr_student),
+        (
+            "sample_tpr_at_1fpr_student",
+            old.sample_tpr_at_1fpr_student,
+            new.sample_tpr_at_1fpr_student,
+        ),
         ("suspect_auroc@10", old.suspect_auroc_at_10, new.suspect_auroc_at_10),
         ("suspect_auroc@50", old.suspect_auroc_at_50, new.suspect_auroc_at_50),
         ("suspect_auroc@all", old.suspect_auroc_at_all, new.suspect_auroc_at_all),
@@ -372,9 +435,19 @@ pub fn regressions(old: &datasets::metrics::BenchMetrics, new: &datasets::metric
     }
     let frac = |s: &str| parse_fraction(s).map_or(f64::NAN, |(k, n)| k as f64 / n.max(1) as f64);
     for (k, o, n, higher_is_better) in [
-        ("verdict_students_flagged", &old.verdict_students_flagged, &new.verdict_students_flagged, true),
+        (
+            "verdict_students_flagged",
+            &old.verdict_students_flagged,
+            &new.verdict_students_flagged,
+            true,
+        ),
         ("teacher_correct", &old.teacher_correct, &new.teacher_correct, true),
-        ("verdict_independents_flagged", &old.verdict_independents_flagged, &new.verdict_independents_flagged, false),
+        (
+            "verdict_independents_flagged",
+            &old.verdict_independents_flagged,
+            &new.verdict_independents_flagged,
+            false,
+        ),
     ] {
         let (o, n) = (frac(o), frac(n));
         let worse = if higher_is_better { !(n >= o) } else { !(n <= o) };
@@ -406,7 +479,10 @@ mod tests {
     #[test]
     fn regression_gate_catches_drops_and_false_alarms() {
         let old = m(0.83, "1/8", "0/4");
-        assert!(regressions(&old, &m(0.828, "1/8", "0/4")).is_empty(), "rounding-level change is not a regression");
+        assert!(
+            regressions(&old, &m(0.828, "1/8", "0/4")).is_empty(),
+            "rounding-level change is not a regression"
+        );
         assert_eq!(regressions(&old, &m(0.80, "1/8", "0/4")).len(), 1);
         assert_eq!(regressions(&old, &m(0.83, "0/8", "0/4")).len(), 1);
         assert_eq!(regressions(&old, &m(0.83, "1/8", "1/4")).len(), 1);

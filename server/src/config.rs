@@ -40,7 +40,9 @@ impl StoreArgs {
     pub async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
         let config = self.config();
         let what = crate::store::describe(&config);
-        let store = crate::store::open(&config).await.map_err(|e| anyhow::anyhow!("opening the store ({what}): {e}"))?;
+        let store = crate::store::open(&config)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the store ({what}): {e}"))?;
         tracing::info!(store = %what, "store opened");
         Ok(store)
     }
@@ -94,7 +96,12 @@ impl DatabaseUrl {
                 let params: Vec<String> = query
                     .split('&')
                     .map(|kv| match kv.split_once('=') {
-                        Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword") => format!("{k}=***"),
+                        Some((k, _))
+                            if k.eq_ignore_ascii_case("password")
+                                || k.eq_ignore_ascii_case("sslpassword") =>
+                        {
+                            format!("{k}=***")
+                        }
                         _ => kv.to_string(),
                     })
                     .collect();
@@ -246,9 +253,18 @@ mod tests {
     #[test]
     fn database_urls_are_redacted() {
         let r = |u: &str| DatabaseUrl::new(u).redacted();
-        assert_eq!(r("postgres://alice:s3cr%40t@db.example:5432/pedigree"), "postgres://alice:***@db.example:5432/pedigree");
-        assert_eq!(r("postgres://alice@db/p?sslmode=require"), "postgres://alice@db/p?sslmode=require");
-        assert_eq!(r("postgresql://db/p?user=a&password=pw&host=/run/pg"), "postgresql://db/p?user=a&password=***&host=/run/pg");
+        assert_eq!(
+            r("postgres://alice:s3cr%40t@db.example:5432/pedigree"),
+            "postgres://alice:***@db.example:5432/pedigree"
+        );
+        assert_eq!(
+            r("postgres://alice@db/p?sslmode=require"),
+            "postgres://alice@db/p?sslmode=require"
+        );
+        assert_eq!(
+            r("postgresql://db/p?user=a&password=pw&host=/run/pg"),
+            "postgresql://db/p?user=a&password=***&host=/run/pg"
+        );
         assert_eq!(r("postgres://a:b@c@host/db#frag"), "postgres://a:***@host/db#frag");
         assert_eq!(r("host=db password=pw"), "<database URL hidden>");
         let u = DatabaseUrl::new("postgres://u:hunter2@h/d");

@@ -54,13 +54,25 @@ impl Engine {
                 m.insert(name.clone(), Arc::new(p));
                 (Some(name), None, m)
             }
-            Ok(Err(e)) => (None, Some(format!("built-in profile failed to load: {e}")), BTreeMap::new()),
-            Err(p) => (None, Some(format!("built-in profile unavailable: {}", panic_message(&*p))), BTreeMap::new()),
+            Ok(Err(e)) => {
+                (None, Some(format!("built-in profile failed to load: {e}")), BTreeMap::new())
+            }
+            Err(p) => (
+                None,
+                Some(format!("built-in profile unavailable: {}", panic_message(&*p))),
+                BTreeMap::new(),
+            ),
         };
         if let Some(e) = &builtin_error {
             tracing::warn!("{e}");
         }
-        Engine { profiles: RwLock::new(map), builtin, builtin_error, cpu: Semaphore::new(cpu_workers.max(1)), neural: std::sync::OnceLock::new() }
+        Engine {
+            profiles: RwLock::new(map),
+            builtin,
+            builtin_error,
+            cpu: Semaphore::new(cpu_workers.max(1)),
+            neural: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn builtin_name(&self) -> Option<&str> {
@@ -115,7 +127,11 @@ impl Engine {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let _permit = self.cpu.acquire().await.map_err(|_| AppError::Unavailable("engine is shutting down".into()))?;
+        let _permit = self
+            .cpu
+            .acquire()
+            .await
+            .map_err(|_| AppError::Unavailable("engine is shutting down".into()))?;
         match tokio::task::spawn_blocking(f).await {
             Ok(v) => Ok(v),
             Err(e) if e.is_panic() => {
@@ -129,9 +145,11 @@ impl Engine {
     /// The neural service, loading it on first use (off the async runtime).
     async fn neural(&self, profile: &Profile) -> AppResult<Arc<crate::neural::NeuralService>> {
         if self.neural.get().is_none() {
-            let loaded = tokio::task::spawn_blocking(|| crate::neural::NeuralService::load().map(Arc::new).map_err(|e| e.to_string()))
-                .await
-                .map_err(|e| AppError::Internal(format!("loading the neural tier: {e}")))?;
+            let loaded = tokio::task::spawn_blocking(|| {
+                crate::neural::NeuralService::load().map(Arc::new).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| AppError::Internal(format!("loading the neural tier: {e}")))?;
             let _ = self.neural.set(loaded);
         }
         match self.neural.get().expect("set above") {
@@ -146,7 +164,11 @@ impl Engine {
 
     /// Score texts (with optional prompts) against a profile; profiles with neural tiers get
     /// their embeddings from the neural service first.
-    pub async fn score(&self, profile: Arc<Profile>, items: Vec<(String, Option<String>)>) -> AppResult<Vec<TextScore>> {
+    pub async fn score(
+        &self,
+        profile: Arc<Profile>,
+        items: Vec<(String, Option<String>)>,
+    ) -> AppResult<Vec<TextScore>> {
         let dense = if profile.neural_tiers().is_empty() {
             None
         } else {
@@ -158,7 +180,8 @@ impl Engine {
             })?)
         };
         self.run_cpu(move || {
-            let refs: Vec<(&str, Option<&str>)> = items.iter().map(|(t, p)| (t.as_str(), p.as_deref())).collect();
+            let refs: Vec<(&str, Option<&str>)> =
+                items.iter().map(|(t, p)| (t.as_str(), p.as_deref())).collect();
             match (&dense, refs.as_slice()) {
                 // one lexical text: no parallel batch machinery
                 (None, [(t, p)]) => Ok(vec![profile.score(t, *p)]),
@@ -170,7 +193,12 @@ impl Engine {
     }
 
     /// The set-level verdict from stored scores.
-    pub async fn verdict(&self, profile: Arc<Profile>, scores: Vec<TextScore>, opts: VerdictOptions) -> AppResult<Verdict> {
+    pub async fn verdict(
+        &self,
+        profile: Arc<Profile>,
+        scores: Vec<TextScore>,
+        opts: VerdictOptions,
+    ) -> AppResult<Verdict> {
         self.run_cpu(move || profile.verdict(&scores, &opts)).await
     }
 
@@ -195,7 +223,11 @@ impl Engine {
     /// `{"text": "…", "model": "gpt-4o", "family": "openai", "prompt": "…", "split": "train"|"calib"}`.
     /// Without `split`, lines are assigned by a hash of the prompt (or the text when there is no
     /// prompt): ~70% train, ~30% calibration, so that calibration never sees training prompts.
-    pub async fn build_profile(&self, dataset: std::path::PathBuf, params: serde_json::Value) -> AppResult<Profile> {
+    pub async fn build_profile(
+        &self,
+        dataset: std::path::PathBuf,
+        params: serde_json::Value,
+    ) -> AppResult<Profile> {
         self.run_cpu(move || build_profile_blocking(&dataset, &params)).await?
     }
 }
@@ -211,23 +243,36 @@ struct DatasetLine {
     split: Option<String>,
 }
 
-fn build_profile_blocking(dataset: &std::path::Path, params: &serde_json::Value) -> AppResult<Profile> {
+fn build_profile_blocking(
+    dataset: &std::path::Path,
+    params: &serde_json::Value,
+) -> AppResult<Profile> {
     use std::io::BufRead;
     let name = params["name"].as_str().unwrap_or("uploaded").to_string();
     let upstream = params["upstream"].as_str().unwrap_or("openai").to_string();
-    let f = std::fs::File::open(dataset).map_err(|e| AppError::Internal(format!("dataset: {e}")))?;
+    let f =
+        std::fs::File::open(dataset).map_err(|e| AppError::Internal(format!("dataset: {e}")))?;
     let mut rows = Vec::new();
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line.map_err(|e| AppError::Internal(format!("dataset: {e}")))?;
         if line.trim().is_empty() {
             continue;
         }
-        let row: DatasetLine = serde_json::from_str(&line)
-            .map_err(|e| AppError::Invalid(format!("dataset line {}: {e} (expected {{\"text\", \"model\", \"family\"}})", i + 1)))?;
+        let row: DatasetLine = serde_json::from_str(&line).map_err(|e| {
+            AppError::Invalid(format!(
+                "dataset line {}: {e} (expected {{\"text\", \"model\", \"family\"}})",
+                i + 1
+            ))
+        })?;
         let calib = match row.split.as_deref() {
             Some("train") => false,
             Some("calib") | Some("calibration") | Some("test") => true,
-            Some(other) => return Err(AppError::Invalid(format!("dataset line {}: unknown split `{other}`", i + 1))),
+            Some(other) => {
+                return Err(AppError::Invalid(format!(
+                    "dataset line {}: unknown split `{other}`",
+                    i + 1
+                )))
+            }
             None => {
                 use sha2::{Digest, Sha256};
                 let key = row.prompt.as_deref().unwrap_or(&row.text);
@@ -239,11 +284,18 @@ fn build_profile_blocking(dataset: &std::path::Path, params: &serde_json::Value)
     let lab = |want: bool| -> Vec<detector::LabeledText<'_>> {
         rows.iter()
             .filter(|(_, c)| *c == want)
-            .map(|(r, _)| detector::LabeledText { text: &r.text, model: &r.model, family: &r.family, dense: None, prompt: r.prompt.as_deref() })
+            .map(|(r, _)| detector::LabeledText {
+                text: &r.text,
+                model: &r.model,
+                family: &r.family,
+                dense: None,
+                prompt: r.prompt.as_deref(),
+            })
             .collect()
     };
     let (train, calib) = (lab(false), lab(true));
     let dataset = serde_json::json!({"source": "upload", "lines": rows.len(), "train": train.len(), "calib": calib.len()});
     let opts = detector::FitOptions::lexical(&name, &upstream, dataset);
-    Profile::fit(&train, &calib, &opts).map_err(|e| AppError::Invalid(format!("profile fit failed: {e}")))
+    Profile::fit(&train, &calib, &opts)
+        .map_err(|e| AppError::Invalid(format!("profile fit failed: {e}")))
 }

@@ -69,7 +69,9 @@ impl AppError {
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            AppError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            AppError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             AppError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             AppError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -88,7 +90,8 @@ impl IntoResponse for AppError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let body = ErrorBody { error: ErrorDetail { code: code.to_string(), message: self.to_string() } };
+        let body =
+            ErrorBody { error: ErrorDetail { code: code.to_string(), message: self.to_string() } };
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
@@ -100,8 +103,12 @@ impl IntoResponse for AppError {
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::JsonDataError(e) => AppError::Invalid(format!("invalid request body: {}", e.body_text())),
-            JsonRejection::JsonSyntaxError(e) => AppError::BadRequest(format!("malformed JSON: {}", e.body_text())),
+            JsonRejection::JsonDataError(e) => {
+                AppError::Invalid(format!("invalid request body: {}", e.body_text()))
+            }
+            JsonRejection::JsonSyntaxError(e) => {
+                AppError::BadRequest(format!("malformed JSON: {}", e.body_text()))
+            }
             JsonRejection::MissingJsonContentType(_) => {
                 AppError::UnsupportedMediaType("expected `Content-Type: application/json`".into())
             }
@@ -167,9 +174,15 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> 
     type Rejection = AppError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
-        let json = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json_content_type);
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json_content_type);
         if !json {
-            return Err(AppError::UnsupportedMediaType("expected `Content-Type: application/json`".into()));
+            return Err(AppError::UnsupportedMediaType(
+                "expected `Content-Type: application/json`".into(),
+            ));
         }
         let bytes = axum::body::Bytes::from_request(req, state).await?;
         reject_nul(&bytes)?;
@@ -181,7 +194,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> 
 /// `application/json` or any `application/…+json`, parameters ignored (as `axum::Json`).
 fn is_json_content_type(v: &str) -> bool {
     let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// `Err(422)` if a JSON (or JSON-lines) body holds the escape `\u0000` in a string. In valid JSON a
@@ -191,8 +205,12 @@ pub fn reject_nul(body: &[u8]) -> AppResult<()> {
     let mut i = 0;
     while i < body.len() {
         if body[i] == b'\\' {
-            if body.get(i + 1) == Some(&b'u') && body.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
-                return Err(AppError::Invalid("the body contains a NUL character (\\u0000), which no text field can hold".into()));
+            if body.get(i + 1) == Some(&b'u') && body.get(i + 2..i + 6) == Some(b"0000".as_slice())
+            {
+                return Err(AppError::Invalid(
+                    "the body contains a NUL character (\\u0000), which no text field can hold"
+                        .into(),
+                ));
             }
             i += 2;
         } else {
@@ -238,7 +256,12 @@ mod tests {
 
     #[test]
     fn json_content_types() {
-        for ok in ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json"] {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/vnd.api+json",
+        ] {
             assert!(is_json_content_type(ok), "{ok}");
         }
         for bad in ["text/plain", "application/x-ndjson", "", "application/jsonx"] {

@@ -135,7 +135,8 @@ impl JobManager {
                 if let Err(e) = me.store.set_job_state(&id, s, err).await {
                     tracing::error!(job = %id, error = %e, "could not record job state");
                 }
-                metrics::counter!("pedigree_jobs_finished_total", "state" => s.as_str()).increment(1);
+                metrics::counter!("pedigree_jobs_finished_total", "state" => s.as_str())
+                    .increment(1);
             }
             me.cancels.remove(&id);
         });
@@ -143,7 +144,11 @@ impl JobManager {
 
     /// Cancel a job: it stops after its current chunk; results so far are kept.
     pub async fn cancel(&self, id: &str) -> AppResult<JobRecord> {
-        let job = self.store.get_job(id).await?.ok_or_else(|| AppError::not_found(format!("job `{id}`")))?;
+        let job = self
+            .store
+            .get_job(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("job `{id}`")))?;
         ensure_cancellable("job", id, job.state)?;
         self.cancels.signal(id);
         self.store.set_job_state(id, JobState::Cancelled, None).await?;
@@ -171,18 +176,26 @@ impl JobManager {
     }
 
     async fn run_profile_build(&self, job: JobRecord) -> AppResult<Outcome> {
-        let input = self.config.resolve(job.input_path.as_deref().ok_or_else(|| AppError::Internal("job has no input".into()))?);
+        let input = self.config.resolve(
+            job.input_path
+                .as_deref()
+                .ok_or_else(|| AppError::Internal("job has no input".into()))?,
+        );
         let name = job.params["name"].as_str().unwrap_or("uploaded").to_string();
         let profile = self.engine.build_profile(input, job.params.clone()).await?;
         let path = self.config.profiles_dir().join(format!("{name}.pdg"));
         let bytes = {
             let p = profile.clone();
-            self.engine.run_cpu(move || p.to_bytes()).await?.map_err(|e| AppError::Internal(e.to_string()))?
+            self.engine
+                .run_cpu(move || p.to_bytes())
+                .await?
+                .map_err(|e| AppError::Internal(e.to_string()))?
         };
         let tmp = path.with_extension("pdg.tmp");
         tokio::fs::write(&tmp, &bytes).await?;
         tokio::fs::rename(&tmp, &path).await?;
-        let meta = serde_json::to_value(profile.meta()).map_err(|e| AppError::Internal(e.to_string()))?;
+        let meta =
+            serde_json::to_value(profile.meta()).map_err(|e| AppError::Internal(e.to_string()))?;
         self.store
             .upsert_profile(crate::store::ProfileRecord {
                 name: name.clone(),
@@ -217,8 +230,16 @@ impl JobManager {
             .map(|f| f.parse::<datasets::Format>())
             .transpose()
             .map_err(|e| AppError::Invalid(e.to_string()))?;
-        let input = self.config.resolve(job.input_path.as_deref().ok_or_else(|| AppError::Internal("job has no input".into()))?);
-        let opts = detector::audit::AuditOptions { sample: params.sample, seed: params.seed, ..Default::default() };
+        let input = self.config.resolve(
+            job.input_path
+                .as_deref()
+                .ok_or_else(|| AppError::Internal("job has no input".into()))?,
+        );
+        let opts = detector::audit::AuditOptions {
+            sample: params.sample,
+            seed: params.seed,
+            ..Default::default()
+        };
         // Restarted from scratch: progress starts again at zero.
         self.store.commit_job_chunk(&job.id, JobChunk::default()).await?;
         let bytes_read = Arc::new(AtomicU64::new(0));
@@ -244,9 +265,14 @@ impl JobManager {
                 let bytes = counter.load(Ordering::Relaxed).max(total.unwrap_or(0));
                 bytes_read.store(bytes, Ordering::Relaxed);
                 if run.texts == 0 {
-                    anyhow::bail!("no texts to audit (skipped {} malformed records, {} empty texts)", run.skipped, run.empty);
+                    anyhow::bail!(
+                        "no texts to audit (skipped {} malformed records, {} empty texts)",
+                        run.skipped,
+                        run.empty
+                    );
                 }
-                let (mut summary, _) = crate::cli_audit::audit_summary(&profile, &run, &opts, bytes, start, read_secs);
+                let (mut summary, _) =
+                    crate::cli_audit::audit_summary(&profile, &run, &opts, bytes, start, read_secs);
                 // Records without a source of their own name the input file: do not show the
                 // server's upload path to API clients.
                 let own_path = input.display().to_string();
@@ -295,9 +321,12 @@ impl JobManager {
     }
 
     fn parse_line(&self, line: &str) -> Result<InputLine, String> {
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("malformed JSON: {e}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("malformed JSON: {e}"))?;
         let parsed = match v {
-            serde_json::Value::String(text) => InputLine { text, prompt: None, id: None, source: None },
+            serde_json::Value::String(text) => {
+                InputLine { text, prompt: None, id: None, source: None }
+            }
             v @ serde_json::Value::Object(_) => {
                 serde_json::from_value::<InputLine>(v).map_err(|e| format!("invalid line: {e}"))?
             }
@@ -307,7 +336,11 @@ impl JobManager {
             return Err("`text` is empty".into());
         }
         // No store can hold U+0000 in text (PostgreSQL refuses it): an error for this line only.
-        if [Some(&parsed.text), parsed.prompt.as_ref(), parsed.source.as_ref()].into_iter().flatten().any(|s| s.contains('\0')) {
+        if [Some(&parsed.text), parsed.prompt.as_ref(), parsed.source.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|s| s.contains('\0'))
+        {
             return Err("the line contains a NUL character (\\u0000)".into());
         }
         if parsed.text.chars().count() > self.max_text_chars {
@@ -320,7 +353,11 @@ impl JobManager {
         let params: ScoreJobParams = serde_json::from_value(job.params.clone())
             .map_err(|e| AppError::Internal(format!("bad job parameters: {e}")))?;
         let (_, profile) = self.engine.resolve(Some(&params.profile))?;
-        let input = self.config.resolve(job.input_path.as_deref().ok_or_else(|| AppError::Internal("job has no input".into()))?);
+        let input = self.config.resolve(
+            job.input_path
+                .as_deref()
+                .ok_or_else(|| AppError::Internal("job has no input".into()))?,
+        );
         let mut file = tokio::fs::File::open(&input).await?;
         file.seek(std::io::SeekFrom::Start(job.cursor_offset as u64)).await?;
         let mut reader = BufReader::with_capacity(256 * 1024, file);
@@ -361,13 +398,17 @@ impl JobManager {
                 self.engine.score(profile.clone(), items).await?
             }
             .into_iter();
-            let mut chunk = JobChunk { cursor_offset: offset, cursor_line: line_no, ..Default::default() };
+            let mut chunk =
+                JobChunk { cursor_offset: offset, cursor_line: line_no, ..Default::default() };
             let mut samples = Vec::new();
             for (no, parsed) in lines {
                 match parsed {
                     Ok(l) => {
-                        let score = scores.next().ok_or_else(|| AppError::Internal("detector returned too few scores".into()))?;
-                        let score_json = serde_json::to_value(&score).map_err(|e| AppError::Internal(e.to_string()))?;
+                        let score = scores.next().ok_or_else(|| {
+                            AppError::Internal("detector returned too few scores".into())
+                        })?;
+                        let score_json = serde_json::to_value(&score)
+                            .map_err(|e| AppError::Internal(e.to_string()))?;
                         let mut r = serde_json::json!({
                             "line": no,
                             "id": l.id,
@@ -385,7 +426,9 @@ impl JobManager {
                             score: Some(score_json),
                         });
                     }
-                    Err(msg) => chunk.results.push((no, serde_json::json!({"line": no, "error": msg}))),
+                    Err(msg) => {
+                        chunk.results.push((no, serde_json::json!({"line": no, "error": msg})))
+                    }
                 }
             }
             let n_results = chunk.results.len() as u64;
@@ -400,7 +443,14 @@ impl JobManager {
             }
         }
         // Refresh the suspect's cached verdict for the dashboard (best effort).
-        if let Err(e) = crate::api::suspects::refresh_verdict(self.store.as_ref(), &self.engine, &params.suspect_id, Default::default()).await {
+        if let Err(e) = crate::api::suspects::refresh_verdict(
+            self.store.as_ref(),
+            &self.engine,
+            &params.suspect_id,
+            Default::default(),
+        )
+        .await
+        {
             tracing::info!(suspect = %params.suspect_id, error = %e, "verdict not refreshed after job");
         }
         Ok(Outcome::Finished)

@@ -44,7 +44,10 @@ pub struct LoadtestArgs {
     #[arg(long, env = "PEDIGREE_DEFAULT_PROFILE")]
     pub default_profile: Option<std::path::PathBuf>,
     /// The text to score.
-    #[arg(long, default_value = "Certainly! Let's delve into the key factors. Overall, it's important to note that each option has trade-offs.")]
+    #[arg(
+        long,
+        default_value = "Certainly! Let's delve into the key factors. Overall, it's important to note that each option has trade-offs."
+    )]
     pub text: String,
 }
 
@@ -68,7 +71,14 @@ impl Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "requests: {} in {:.2}s ({} errors, {} x 429)", self.requests, self.elapsed.as_secs_f64(), self.errors, self.status_429)?;
+        writeln!(
+            f,
+            "requests: {} in {:.2}s ({} errors, {} x 429)",
+            self.requests,
+            self.elapsed.as_secs_f64(),
+            self.errors,
+            self.status_429
+        )?;
         writeln!(f, "throughput: {:.0} requests/s", self.rps())?;
         write!(
             f,
@@ -96,11 +106,17 @@ fn loopback_addr(url: &str) -> anyhow::Result<(SocketAddr, String)> {
 }
 
 /// Run the load test against `addr` (loopback only).
-pub async fn load(addr: SocketAddr, host: &str, key: &str, args: &LoadtestArgs) -> anyhow::Result<Report> {
+pub async fn load(
+    addr: SocketAddr,
+    host: &str,
+    key: &str,
+    args: &LoadtestArgs,
+) -> anyhow::Result<Report> {
     if !addr.ip().is_loopback() {
         bail!("loadtest only targets loopback addresses");
     }
-    let body = Bytes::from(serde_json::to_vec(&serde_json::json!({"texts": [{"text": args.text}]}))?);
+    let body =
+        Bytes::from(serde_json::to_vec(&serde_json::json!({"texts": [{"text": args.text}]}))?);
     let auth = format!("Bearer {key}");
     let deadline = Instant::now() + Duration::from_secs(args.max_secs);
     let issued = Arc::new(AtomicU64::new(0));
@@ -114,7 +130,8 @@ pub async fn load(addr: SocketAddr, host: &str, key: &str, args: &LoadtestArgs) 
     let t0 = Arc::new(std::sync::OnceLock::<Instant>::new());
     for conn_no in 0..args.concurrency.max(1) {
         let (body, auth, host) = (body.clone(), auth.clone(), host.to_string());
-        let (issued, errors, s429, started) = (issued.clone(), errors.clone(), s429.clone(), started.clone());
+        let (issued, errors, s429, started) =
+            (issued.clone(), errors.clone(), s429.clone(), started.clone());
         let warmup = args.warmup;
         let rate = args.rate;
         let (barrier, t0) = (barrier.clone(), t0.clone());
@@ -124,7 +141,8 @@ pub async fn load(addr: SocketAddr, host: &str, key: &str, args: &LoadtestArgs) 
             let mut lat = Vec::new();
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
             tokio::spawn(conn);
             barrier.wait().await;
             let t_start = *t0.get_or_init(|| Instant::now() + Duration::from_millis(20));
@@ -140,7 +158,10 @@ pub async fn load(addr: SocketAddr, host: &str, key: &str, args: &LoadtestArgs) 
                 let scheduled = match rate {
                     Some(r) if r > 0.0 => {
                         // Connections are staggered so that the total stream is evenly spaced.
-                        let at = t_start + Duration::from_secs_f64((sent_here as f64 * conns + conn_no as f64) / r);
+                        let at = t_start
+                            + Duration::from_secs_f64(
+                                (sent_here as f64 * conns + conn_no as f64) / r,
+                            );
                         sent_here += 1;
                         tokio::time::sleep_until(at.into()).await;
                         Some(at)
@@ -204,14 +225,19 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             (addr, host, key, None)
         }
         None => {
-            let dir = std::env::temp_dir().join(format!("pedigree-loadtest-{}", crate::auth::random_base62(10)));
+            let dir = std::env::temp_dir()
+                .join(format!("pedigree-loadtest-{}", crate::auth::random_base62(10)));
             let mut cfg = Config::with_data(&dir);
             cfg.default_profile = args.default_profile.clone();
             cfg.max_inflight = cfg.max_inflight.max(args.concurrency * 2);
             let state = AppState::open(cfg).await?;
-            let (_, key) = crate::auth::create_key(state.store.as_ref(), "loadtest", crate::store::Role::Analyst)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (_, key) = crate::auth::create_key(
+                state.store.as_ref(),
+                "loadtest",
+                crate::store::Role::Analyst,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
             let app = crate::api::app(state);

@@ -7,7 +7,12 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         // A closed pipe (`pedigree score … | head`) ends the command quietly, like other filters.
         Command::Detect(cmd) => match server::cli_detect::run(cmd) {
-            Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => Ok(()),
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                Ok(())
+            }
             other => other,
         },
         other => {
@@ -25,4 +30,3 @@ fn main() -> anyhow::Result<()> {
         }
     }
 }
-

@@ -27,7 +27,8 @@ impl NeuralTier {
     }
 
     pub fn load_from(paths: &ModelPaths) -> Result<Self, models::ModelError> {
-        let embedder = Embedder::load(&paths.minilm_dir, &Device::Cpu)?.with_max_tokens(EMBED_MAX_TOKENS);
+        let embedder =
+            Embedder::load(&paths.minilm_dir, &Device::Cpu)?.with_max_tokens(EMBED_MAX_TOKENS);
         Ok(Self { embedder })
     }
 
@@ -35,7 +36,10 @@ impl NeuralTier {
     /// embedding; an unknown tier is an error, never silently skipped).
     pub fn vectors(&self, tiers: &[String], texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
         for t in tiers {
-            anyhow::ensure!(t == TIER_EMBEDDING, "this build cannot compute the neural tier {t:?} (it knows {TIER_EMBEDDING:?})");
+            anyhow::ensure!(
+                t == TIER_EMBEDDING,
+                "this build cannot compute the neural tier {t:?} (it knows {TIER_EMBEDDING:?})"
+            );
         }
         Ok(self.embedder.embed(texts)?)
     }
@@ -43,7 +47,13 @@ impl NeuralTier {
     /// Vectors of every distinct text, in chunks (so `progress` can report), cached on disk under
     /// `cache` by a hash of the model, the token limit and the texts: a second bench run over the
     /// same data reads them back instead of spending minutes on CPU inference.
-    pub fn table<'a>(&self, tiers: &[String], texts: impl IntoIterator<Item = &'a str>, cache: Option<&Path>, progress: &dyn Fn(usize, usize)) -> anyhow::Result<DenseTable> {
+    pub fn table<'a>(
+        &self,
+        tiers: &[String],
+        texts: impl IntoIterator<Item = &'a str>,
+        cache: Option<&Path>,
+        progress: &dyn Fn(usize, usize),
+    ) -> anyhow::Result<DenseTable> {
         let mut uniq: Vec<&str> = texts.into_iter().collect();
         uniq.sort_unstable();
         uniq.dedup();
@@ -63,7 +73,8 @@ impl NeuralTier {
                     progress(rows.len(), uniq.len());
                 }
                 if let Some(f) = &file {
-                    write_rows(f, &rows).with_context(|| format!("caching embeddings in {}", f.display()))?;
+                    write_rows(f, &rows)
+                        .with_context(|| format!("caching embeddings in {}", f.display()))?;
                 }
                 rows
             }
@@ -75,13 +86,19 @@ impl NeuralTier {
 /// Score texts with `profile` in the CLI: lexical profiles directly, profiles with neural tiers
 /// with their vectors from `tier`, loaded on first need and kept by the caller across batches
 /// (the server does the same through [`NeuralService`]).
-pub fn score_batch(profile: &detector::Profile, tier: &mut Option<NeuralTier>, texts: &[(&str, Option<&str>)]) -> anyhow::Result<Vec<detector::TextScore>> {
+pub fn score_batch(
+    profile: &detector::Profile,
+    tier: &mut Option<NeuralTier>,
+    texts: &[(&str, Option<&str>)],
+) -> anyhow::Result<Vec<detector::TextScore>> {
     let needed = profile.neural_tiers();
     if needed.is_empty() {
         return Ok(profile.score_batch(texts));
     }
     if tier.is_none() {
-        *tier = Some(NeuralTier::load().with_context(|| format!("profile {:?} needs the neural tier(s) {needed:?}", profile.meta().name))?);
+        *tier = Some(NeuralTier::load().with_context(|| {
+            format!("profile {:?} needs the neural tier(s) {needed:?}", profile.meta().name)
+        })?);
     }
     let plain: Vec<&str> = texts.iter().map(|(t, _)| *t).collect();
     let dense = tier.as_ref().expect("loaded above").vectors(needed, &plain)?;
@@ -93,14 +110,20 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("PEDIGREE_EMBED_CACHE").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    ModelPaths::default_root().parent().map(|p| p.join("embeddings")).unwrap_or_else(|| PathBuf::from(".cache/embeddings"))
+    ModelPaths::default_root()
+        .parent()
+        .map(|p| p.join("embeddings"))
+        .unwrap_or_else(|| PathBuf::from(".cache/embeddings"))
 }
 
 fn read_rows(path: &Path, n: usize) -> anyhow::Result<Vec<Vec<f32>>> {
     let bytes = std::fs::read(path)?;
     anyhow::ensure!(n > 0 && bytes.len() % (4 * n) == 0, "cache file size does not match");
     let dim = bytes.len() / 4 / n;
-    Ok(bytes.chunks_exact(4 * dim).map(|r| r.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()).collect())
+    Ok(bytes
+        .chunks_exact(4 * dim)
+        .map(|r| r.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        .collect())
 }
 
 fn write_rows(path: &Path, rows: &[Vec<f32>]) -> anyhow::Result<()> {

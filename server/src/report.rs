@@ -12,10 +12,18 @@ pub fn bench_table(run: &BenchRun) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "| metric | pedigree | baseline | ok |\n|---|---|---|---|");
     for c in compare_to_baseline(&run.metrics) {
-        let _ = writeln!(s, "| {} | {} | {} | {} |", c.key, c.ours, c.baseline, if c.ok { "yes" } else { "NO" });
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            c.key,
+            c.ours,
+            c.baseline,
+            if c.ok { "yes" } else { "NO" }
+        );
     }
     let m = &run.metrics;
-    let _ = writeln!(s, "| sample_tpr_at_1fpr_student | {:.3} | – | |", m.sample_tpr_at_1fpr_student);
+    let _ =
+        writeln!(s, "| sample_tpr_at_1fpr_student | {:.3} | – | |", m.sample_tpr_at_1fpr_student);
     let _ = writeln!(s, "| teacher_correct | {} | – | |", m.teacher_correct);
     s
 }
@@ -26,12 +34,18 @@ pub fn ablation_table(run: &BenchRun) -> String {
     let Some(serde_json::Value::Object(tiers)) = run.metrics.extra.get("ablation") else {
         return String::new();
     };
-    let mut s = format!("| metric | {} |\n|---|{}\n", tiers.keys().cloned().collect::<Vec<_>>().join(" | "), "---|".repeat(tiers.len()));
+    let mut s = format!(
+        "| metric | {} |\n|---|{}\n",
+        tiers.keys().cloned().collect::<Vec<_>>().join(" | "),
+        "---|".repeat(tiers.len())
+    );
     for key in datasets::metrics::PROTOCOL_KEYS {
         let cells: Vec<String> = tiers
             .values()
             .map(|m| match m.get(*key) {
-                Some(serde_json::Value::Number(x)) => format!("{:.3}", x.as_f64().unwrap_or(f64::NAN)),
+                Some(serde_json::Value::Number(x)) => {
+                    format!("{:.3}", x.as_f64().unwrap_or(f64::NAN))
+                }
                 Some(serde_json::Value::String(x)) => x.clone(),
                 _ => "–".into(),
             })
@@ -104,9 +118,16 @@ pub fn roc_svg(caption: &str, curves: &[(&str, &[(f64, f64)])]) -> anyhow::Resul
             chart
                 .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
                 .label(*name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
         }
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).position(SeriesLabelPosition::LowerRight).draw()?;
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
         root.present()?;
     }
     Ok(buf)
@@ -115,8 +136,18 @@ pub fn roc_svg(caption: &str, curves: &[(&str, &[(f64, f64)])]) -> anyhow::Resul
 /// Write `path` (markdown) and `path` with extension `svg` (the ROC plot).
 pub fn write_bench_report(path: &Path, dir: &BenchDir, run: &BenchRun) -> anyhow::Result<()> {
     let svg_path = path.with_extension("svg");
-    std::fs::write(&svg_path, roc_svg("ROC, per response (test prompts)", &[("upstream vs negatives", &run.roc_upstream), ("students vs negatives", &run.roc_student)])?)?;
-    let svg_name = svg_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    std::fs::write(
+        &svg_path,
+        roc_svg(
+            "ROC, per response (test prompts)",
+            &[
+                ("upstream vs negatives", &run.roc_upstream),
+                ("students vs negatives", &run.roc_student),
+            ],
+        )?,
+    )?;
+    let svg_name =
+        svg_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let cal = &run.profile.meta().calibration;
     let md = format!(
         "# pedigree bench: {name}\n\nUpstream: `{up}`. Data: {src} (licence: {lic}).\n\n## Protocol metrics\n\n{table}\n```json\n{json}\n```\n\n{ablation}## Per-suspect verdicts (α = 0.01)\n\n{sus}\n## Which null (what each flags at α = 0.01)\n\n{nulls}\n## ROC\n\n![ROC]({svg_name})\n\n## Calibration (null population)\n\n```json\n{cal}\n```\n",
@@ -137,7 +168,8 @@ pub fn write_bench_report(path: &Path, dir: &BenchDir, run: &BenchRun) -> anyhow
     std::fs::write(path, md)?;
     let mut lines = String::new();
     for (m, pid, sc) in &run.responses {
-        let _ = writeln!(lines, "{}", serde_json::json!({"model": m, "prompt_id": pid, "score": sc}));
+        let _ =
+            writeln!(lines, "{}", serde_json::json!({"model": m, "prompt_id": pid, "score": sc}));
     }
     std::fs::write(path.with_extension("scores.jsonl"), lines)?;
     Ok(())

@@ -36,7 +36,10 @@ pub fn metrics_handle() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     metrics_exporter_prometheus::Matcher::Suffix("duration_seconds".into()),
-                    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0, 10.0,
+                    ],
                 )
                 .expect("valid buckets");
             let recorder = builder.build_recorder();
@@ -72,7 +75,8 @@ impl AppState {
     }
 
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
-        let engine = Arc::new(Engine::with_default(config.cpu_workers(), config.default_profile.as_deref()));
+        let engine =
+            Arc::new(Engine::with_default(config.cpu_workers(), config.default_profile.as_deref()));
         if let Some(name) = engine.builtin_name() {
             let (_, p) = engine.resolve(Some(name)).map_err(|e| anyhow::anyhow!("{e}"))?;
             let meta = p.meta();
@@ -94,7 +98,9 @@ impl AppState {
             let Some(path) = &rec.path else { continue };
             match engine.load_profile(config.resolve(path)).await {
                 Ok(p) => engine.insert(&rec.name, Arc::new(p)),
-                Err(e) => tracing::error!(profile = %rec.name, error = %e, "stored profile failed to load; skipped"),
+                Err(e) => {
+                    tracing::error!(profile = %rec.name, error = %e, "stored profile failed to load; skipped")
+                }
             }
         }
         let audit = AuditSink::start(store.clone());
@@ -123,7 +129,10 @@ impl AppState {
         let Ok(jobs) = self.store.list_jobs(i64::MAX, 0).await else { return };
         let keep: std::collections::HashSet<std::ffi::OsString> = jobs
             .into_iter()
-            .filter_map(|j| j.input_path.and_then(|p| std::path::Path::new(&p).file_name().map(|n| n.to_os_string())))
+            .filter_map(|j| {
+                j.input_path
+                    .and_then(|p| std::path::Path::new(&p).file_name().map(|n| n.to_os_string()))
+            })
             .collect();
         let Ok(entries) = std::fs::read_dir(self.config.uploads_dir()) else { return };
         for e in entries.flatten() {

@@ -23,7 +23,14 @@ async fn ops_routes() {
     let r = t.raw(Method::GET, "/api-docs/openapi.json", None, None, Body::empty()).await;
     assert_eq!(r.status, 200);
     let doc = r.json();
-    for p in ["/v1/score", "/v1/suspects", "/v1/suspects/{id}/verdict", "/v1/jobs", "/v1/audit", "/v1/profiles"] {
+    for p in [
+        "/v1/score",
+        "/v1/suspects",
+        "/v1/suspects/{id}/verdict",
+        "/v1/jobs",
+        "/v1/audit",
+        "/v1/profiles",
+    ] {
         assert!(doc["paths"][p].is_object(), "missing {p} in OpenAPI");
     }
     let r = t.raw(Method::GET, "/docs/", None, None, Body::empty()).await;
@@ -49,9 +56,7 @@ async fn authentication() {
     assert_eq!(r.expect_error(401), "unauthorized");
     let r = t.get("/v1/suspects", "pdg_notakey").await;
     r.expect_error(401);
-    let r = t
-        .raw(Method::GET, "/v1/suspects", None, None, Body::empty())
-        .await;
+    let r = t.raw(Method::GET, "/v1/suspects", None, None, Body::empty()).await;
     r.expect_error(401);
     let r = t.get("/v1/whoami", &t.analyst).await;
     assert_eq!(r.status, 200);
@@ -62,14 +67,22 @@ async fn authentication() {
 async fn role_checks() {
     let t = TestApp::new().await;
     // viewer: reads only; the role is checked before the body is read
-    let r = t.raw(Method::POST, "/v1/score", Some(&t.viewer), Some("application/json"), "{broken").await;
+    let r = t
+        .raw(Method::POST, "/v1/score", Some(&t.viewer), Some("application/json"), "{broken")
+        .await;
     assert_eq!(r.expect_error(403), "forbidden");
     let r = t.post_json("/v1/score", &t.viewer, json!({"texts": [{"text": "hi there"}]})).await;
     assert_eq!(r.expect_error(403), "forbidden");
     t.post_json("/v1/suspects", &t.viewer, json!({"name": "x"})).await.expect_error(403);
-    t.raw(Method::POST, "/v1/jobs?suspect=x", Some(&t.viewer), Some("application/x-ndjson"), "{\"text\":\"a\"}\n")
-        .await
-        .expect_error(403);
+    t.raw(
+        Method::POST,
+        "/v1/jobs?suspect=x",
+        Some(&t.viewer),
+        Some("application/x-ndjson"),
+        "{\"text\":\"a\"}\n",
+    )
+    .await
+    .expect_error(403);
     assert_eq!(t.get("/v1/suspects", &t.viewer).await.status, 200);
     assert_eq!(t.get("/v1/profiles", &t.viewer).await.status, 200);
     assert_eq!(t.get("/v1/jobs", &t.viewer).await.status, 200);
@@ -77,14 +90,20 @@ async fn role_checks() {
     t.get("/v1/audit", &t.analyst).await.expect_error(403);
     t.get("/v1/keys", &t.analyst).await.expect_error(403);
     t.post_json("/v1/keys", &t.analyst, json!({"role": "admin"})).await.expect_error(403);
-    t.raw(Method::POST, "/v1/profiles", Some(&t.analyst), Some("application/octet-stream"), "x").await.expect_error(403);
+    t.raw(Method::POST, "/v1/profiles", Some(&t.analyst), Some("application/octet-stream"), "x")
+        .await
+        .expect_error(403);
     t.delete("/v1/profiles/whatever", &t.analyst).await.expect_error(403);
-    t.raw(Method::POST, "/v1/profiles/build?name=x", Some(&t.analyst), None, "x").await.expect_error(403);
+    t.raw(Method::POST, "/v1/profiles/build?name=x", Some(&t.analyst), None, "x")
+        .await
+        .expect_error(403);
     t.delete("/v1/keys/key_x", &t.analyst).await.expect_error(403);
     // viewer cannot delete suspects or cancel jobs
     let id = t.create_suspect("s").await;
     t.delete(&format!("/v1/suspects/{id}"), &t.viewer).await.expect_error(403);
-    t.raw(Method::POST, "/v1/jobs/job_x/cancel", Some(&t.viewer), None, Body::empty()).await.expect_error(403);
+    t.raw(Method::POST, "/v1/jobs/job_x/cancel", Some(&t.viewer), None, Body::empty())
+        .await
+        .expect_error(403);
     // admin: everything
     assert_eq!(t.get("/v1/audit", &t.admin).await.status, 200);
     assert_eq!(t.get("/v1/keys", &t.admin).await.status, 200);
@@ -93,7 +112,8 @@ async fn role_checks() {
 #[tokio::test]
 async fn score_one_and_many() {
     let t = TestApp::new().await;
-    let r = t.post_json("/v1/score", &t.analyst, json!({"texts": [{"text": sample_text(1)}]})).await;
+    let r =
+        t.post_json("/v1/score", &t.analyst, json!({"texts": [{"text": sample_text(1)}]})).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     let res = &v["results"][0];
@@ -117,7 +137,9 @@ async fn score_one_and_many() {
     assert_eq!(v["results"][2]["index"], 2);
     // The actual profile name works too.
     let name = v["profile"].as_str().unwrap().to_string();
-    let r = t.post_json("/v1/score", &t.analyst, json!({"profile": name, "texts": [{"text": "x y z"}]})).await;
+    let r = t
+        .post_json("/v1/score", &t.analyst, json!({"profile": name, "texts": [{"text": "x y z"}]}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
@@ -130,7 +152,9 @@ async fn score_errors() {
     })
     .await;
     let k = t.analyst.clone();
-    let send = |body: &'static str| t.raw(Method::POST, "/v1/score", Some(&k), Some("application/json"), body);
+    let send = |body: &'static str| {
+        t.raw(Method::POST, "/v1/score", Some(&k), Some("application/json"), body)
+    };
     assert_eq!(send("{\"texts\": [").await.expect_error(400), "bad_request");
     assert_eq!(send("not json").await.expect_error(400), "bad_request");
     assert_eq!(send("{\"texts\": \"hello\"}").await.expect_error(422), "invalid_input");
@@ -143,17 +167,26 @@ async fn score_errors() {
     let r = send(r#"{"texts": [{"text": "a\u0000b"}]}"#).await;
     assert_eq!(r.status, 422);
     assert!(r.text().contains("NUL"), "{}", r.text());
-    assert_eq!(send(r#"{"texts": [{"text": "ok", "prompt": "\u0000"}]}"#).await.expect_error(422), "invalid_input");
+    assert_eq!(
+        send(r#"{"texts": [{"text": "ok", "prompt": "\u0000"}]}"#).await.expect_error(422),
+        "invalid_input"
+    );
     assert_eq!(send(r#"{"texts": [{"text": "a\\u0000b"}]}"#).await.status, 200);
-    let r = send("{\"texts\": [{\"text\": \"a\"}, {\"text\": \"b\"}, {\"text\": \"c\"}, {\"text\": \"d\"}]}").await;
+    let r = send(
+        "{\"texts\": [{\"text\": \"a\"}, {\"text\": \"b\"}, {\"text\": \"c\"}, {\"text\": \"d\"}]}",
+    )
+    .await;
     assert_eq!(r.expect_error(413), "payload_too_large");
     let long = json!({"texts": [{"text": "x".repeat(51)}]});
     t.post_json("/v1/score", &k, long).await.expect_error(413);
     let huge = json!({"texts": [{"text": "y".repeat(10_000)}]});
     t.post_json("/v1/score", &k, huge).await.expect_error(413);
-    let r = t.post_json("/v1/score", &k, json!({"profile": "nope", "texts": [{"text": "hello"}]})).await;
+    let r = t
+        .post_json("/v1/score", &k, json!({"profile": "nope", "texts": [{"text": "hello"}]}))
+        .await;
     assert_eq!(r.expect_error(404), "not_found");
-    let r = t.raw(Method::POST, "/v1/score", Some(&k), None, "{\"texts\": [{\"text\": \"a\"}]}").await;
+    let r =
+        t.raw(Method::POST, "/v1/score", Some(&k), None, "{\"texts\": [{\"text\": \"a\"}]}").await;
     assert_eq!(r.expect_error(415), "unsupported_media_type");
 }
 
@@ -168,7 +201,9 @@ async fn admission_limit_answers_429_at_once() {
 #[tokio::test]
 async fn suspects_crud_and_listing() {
     let t = TestApp::new().await;
-    let r = t.post_json("/v1/suspects", &t.analyst, json!({"name": "rival-1", "description": "d"})).await;
+    let r = t
+        .post_json("/v1/suspects", &t.analyst, json!({"name": "rival-1", "description": "d"}))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let id = r.json()["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("sus_"));
@@ -187,7 +222,9 @@ async fn suspects_crud_and_listing() {
     t.get("/v1/suspects?limit=abc", &t.viewer).await.expect_error(400);
     t.post_json("/v1/suspects", &t.analyst, json!({"name": "  "})).await.expect_error(422);
     t.post_json("/v1/suspects", &t.analyst, json!({"name": 3})).await.expect_error(422);
-    t.post_json("/v1/suspects", &t.analyst, json!({"name": "x", "profile": "nope"})).await.expect_error(404);
+    t.post_json("/v1/suspects", &t.analyst, json!({"name": "x", "profile": "nope"}))
+        .await
+        .expect_error(404);
     let r = t.delete(&format!("/v1/suspects/{id}"), &t.analyst).await;
     assert_eq!(r.status, 204);
     t.get(&format!("/v1/suspects/{id}"), &t.viewer).await.expect_error(404);
@@ -215,7 +252,11 @@ async fn samples_json_jsonl_dedup_and_errors() {
     assert_eq!(v["duplicates"], 1);
     assert_eq!(v["samples"][0]["duplicate"], true);
     // JSONL upload
-    let jsonl = format!("{}\n\n{}\n", json!({"text": sample_text(4)}), json!({"text": sample_text(5), "source": "s"}));
+    let jsonl = format!(
+        "{}\n\n{}\n",
+        json!({"text": sample_text(4)}),
+        json!({"text": sample_text(5), "source": "s"})
+    );
     let r = t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/x-ndjson"), jsonl).await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["added"], 2);
@@ -229,20 +270,44 @@ async fn samples_json_jsonl_dedup_and_errors() {
     assert!(samples[0]["score"]["score"].is_number());
     assert_eq!(t.get(&format!("/v1/suspects/{id}"), &t.viewer).await.json()["samples"], 5);
     // errors
-    t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/json"), "[{").await.expect_error(400);
-    t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/json"), "[{\"text\": 1}]").await.expect_error(422);
-    t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/json"), "[]").await.expect_error(422);
-    t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/x-ndjson"), "{\"text\": \"a\"}\n{bad\n")
+    t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/json"), "[{")
         .await
         .expect_error(400);
-    t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/x-ndjson"), "{\"text\": \"a\\u0000\"}\n").await.expect_error(422);
-    t.post_json("/v1/suspects", &t.analyst, json!({"name": "nul\u{0}name"})).await.expect_error(422);
+    t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/json"), "[{\"text\": 1}]")
+        .await
+        .expect_error(422);
+    t.raw(Method::POST, &uri, Some(&t.analyst), Some("application/json"), "[]")
+        .await
+        .expect_error(422);
+    t.raw(
+        Method::POST,
+        &uri,
+        Some(&t.analyst),
+        Some("application/x-ndjson"),
+        "{\"text\": \"a\"}\n{bad\n",
+    )
+    .await
+    .expect_error(400);
+    t.raw(
+        Method::POST,
+        &uri,
+        Some(&t.analyst),
+        Some("application/x-ndjson"),
+        "{\"text\": \"a\\u0000\"}\n",
+    )
+    .await
+    .expect_error(422);
+    t.post_json("/v1/suspects", &t.analyst, json!({"name": "nul\u{0}name"}))
+        .await
+        .expect_error(422);
     t.get("/v1/suspects/a%00b", &t.viewer).await.expect_error(422);
     t.raw(Method::POST, &uri, Some(&t.analyst), Some("text/csv"), "a,b").await.expect_error(415);
     t.raw(Method::POST, &uri, Some(&t.analyst), None, "[]").await.expect_error(415);
     let big = json!([{"text": "z".repeat(9 * 1024 * 1024)}]);
     t.post_json(&uri, &t.analyst, big).await.expect_error(413);
-    t.post_json("/v1/suspects/sus_missing/samples", &t.analyst, json!([{"text": "a"}])).await.expect_error(404);
+    t.post_json("/v1/suspects/sus_missing/samples", &t.analyst, json!([{"text": "a"}]))
+        .await
+        .expect_error(404);
     t.get("/v1/suspects/sus_missing/samples", &t.viewer).await.expect_error(404);
 }
 
@@ -255,8 +320,16 @@ async fn verdict_and_dashboard_order() {
     assert_eq!(r.expect_error(409), "conflict");
     let upstreamish: Vec<_> = (0..30).map(|i| json!({"text": sample_text(2 * i + 1)})).collect();
     let other: Vec<_> = (0..30).map(|i| json!({"text": sample_text(2 * i)})).collect();
-    assert_eq!(t.post_json(&format!("/v1/suspects/{strong}/samples"), &t.analyst, json!(upstreamish)).await.status, 201);
-    assert_eq!(t.post_json(&format!("/v1/suspects/{weak}/samples"), &t.analyst, json!(other)).await.status, 201);
+    assert_eq!(
+        t.post_json(&format!("/v1/suspects/{strong}/samples"), &t.analyst, json!(upstreamish))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        t.post_json(&format!("/v1/suspects/{weak}/samples"), &t.analyst, json!(other)).await.status,
+        201
+    );
     let r = t.get(&format!("/v1/suspects/{strong}/verdict?top=3"), &t.viewer).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
@@ -265,15 +338,25 @@ async fn verdict_and_dashboard_order() {
     assert!(v.get("teacher").is_some() && v["decision"].is_string(), "{v}");
     // The decision rule's measured error rates travel with the verdict (built-in profile: 9
     // independent and 8 upstream calibration models).
-    assert_eq!((v["error_check"]["independents"].as_u64(), v["error_check"]["upstream_models"].as_u64()), (Some(9), Some(8)), "{v}");
+    assert_eq!(
+        (v["error_check"]["independents"].as_u64(), v["error_check"]["upstream_models"].as_u64()),
+        (Some(9), Some(8)),
+        "{v}"
+    );
     let top = v["top_evidence"].as_array().unwrap();
     assert!(!top.is_empty() && top.len() <= 3, "{v}");
     assert!(top[0]["text"].is_string() && top[0]["score"]["evidence"].is_array());
     let r = t.get(&format!("/v1/suspects/{weak}/verdict"), &t.viewer).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let (s_strong, s_weak) = (v["strength"].as_f64().unwrap(), r.json()["strength"].as_f64().unwrap());
+    let (s_strong, s_weak) =
+        (v["strength"].as_f64().unwrap(), r.json()["strength"].as_f64().unwrap());
     let list = t.get("/v1/suspects", &t.viewer).await.json();
-    let ids: Vec<_> = list["suspects"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<_> = list["suspects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
     if s_strong > s_weak {
         assert_eq!(ids[0], strong, "strongest first: {list}");
     } else if s_weak > s_strong {
@@ -295,27 +378,59 @@ async fn profiles_routes() {
     assert_eq!(r.status, 200);
     let v = r.json();
     let builtin = v["default"].as_str().unwrap().to_string();
-    assert!(v["profiles"].as_array().unwrap().iter().any(|p| p["name"] == builtin.as_str() && p["builtin"] == true));
+    assert!(v["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == builtin.as_str() && p["builtin"] == true));
     assert_eq!(t.get(&format!("/v1/profiles/{builtin}"), &t.viewer).await.status, 200);
     assert_eq!(t.get("/v1/profiles/builtin", &t.viewer).await.json()["name"], builtin.as_str());
     t.get("/v1/profiles/nope", &t.viewer).await.expect_error(404);
     // upload: garbage, valid, duplicate, replace, reserved name
     let ct = Some("application/octet-stream");
-    t.raw(Method::POST, "/v1/profiles?name=x", Some(&t.admin), ct, "garbage").await.expect_error(422);
-    t.raw(Method::POST, "/v1/profiles?name=x", Some(&t.admin), ct, Body::empty()).await.expect_error(422);
+    t.raw(Method::POST, "/v1/profiles?name=x", Some(&t.admin), ct, "garbage")
+        .await
+        .expect_error(422);
+    t.raw(Method::POST, "/v1/profiles?name=x", Some(&t.admin), ct, Body::empty())
+        .await
+        .expect_error(422);
     let bytes = common::default_profile_bytes();
-    let r = t.raw(Method::POST, "/v1/profiles?name=custom-1", Some(&t.admin), ct, bytes.clone()).await;
+    let r =
+        t.raw(Method::POST, "/v1/profiles?name=custom-1", Some(&t.admin), ct, bytes.clone()).await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["name"], "custom-1");
-    t.raw(Method::POST, "/v1/profiles?name=custom-1", Some(&t.admin), ct, bytes.clone()).await.expect_error(409);
-    let r = t.raw(Method::POST, "/v1/profiles?name=custom-1&replace=true", Some(&t.admin), ct, bytes.clone()).await;
+    t.raw(Method::POST, "/v1/profiles?name=custom-1", Some(&t.admin), ct, bytes.clone())
+        .await
+        .expect_error(409);
+    let r = t
+        .raw(
+            Method::POST,
+            "/v1/profiles?name=custom-1&replace=true",
+            Some(&t.admin),
+            ct,
+            bytes.clone(),
+        )
+        .await;
     assert_eq!(r.status, 201);
-    t.raw(Method::POST, "/v1/profiles?name=builtin", Some(&t.admin), ct, bytes.clone()).await.expect_error(409);
-    t.raw(Method::POST, "/v1/profiles?name=bad/name", Some(&t.admin), ct, bytes.clone()).await.expect_error(422);
-    let r = t.post_json("/v1/score", &t.analyst, json!({"profile": "custom-1", "texts": [{"text": "hello world"}]})).await;
+    t.raw(Method::POST, "/v1/profiles?name=builtin", Some(&t.admin), ct, bytes.clone())
+        .await
+        .expect_error(409);
+    t.raw(Method::POST, "/v1/profiles?name=bad/name", Some(&t.admin), ct, bytes.clone())
+        .await
+        .expect_error(422);
+    let r = t
+        .post_json(
+            "/v1/score",
+            &t.analyst,
+            json!({"profile": "custom-1", "texts": [{"text": "hello world"}]}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["profile"], "custom-1");
-    assert_eq!(t.get("/v1/profiles", &t.viewer).await.json()["profiles"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        t.get("/v1/profiles", &t.viewer).await.json()["profiles"].as_array().unwrap().len(),
+        2
+    );
     // a restart reloads uploaded profiles
     let mut cfg = server::Config::with_data(t.dir.path());
     cfg.default_profile = common::default_profile();
@@ -325,20 +440,44 @@ async fn profiles_routes() {
     t.delete("/v1/profiles/builtin", &t.admin).await.expect_error(409);
     assert_eq!(t.delete("/v1/profiles/custom-1", &t.admin).await.status, 204);
     t.delete("/v1/profiles/custom-1", &t.admin).await.expect_error(404);
-    t.post_json("/v1/score", &t.analyst, json!({"profile": "custom-1", "texts": [{"text": "hello"}]})).await.expect_error(404);
+    t.post_json(
+        "/v1/score",
+        &t.analyst,
+        json!({"profile": "custom-1", "texts": [{"text": "hello"}]}),
+    )
+    .await
+    .expect_error(404);
     // build from an uploaded dataset, as a job
     t.raw(Method::POST, "/v1/profiles/build", Some(&t.admin), None, "{}\n").await.expect_error(400);
-    t.raw(Method::POST, "/v1/profiles/build?name=builtin", Some(&t.admin), None, "{}\n").await.expect_error(409);
-    let r = t.raw(Method::POST, "/v1/profiles/build?name=built-1", Some(&t.admin), Some("application/x-ndjson"), dataset()).await;
+    t.raw(Method::POST, "/v1/profiles/build?name=builtin", Some(&t.admin), None, "{}\n")
+        .await
+        .expect_error(409);
+    let r = t
+        .raw(
+            Method::POST,
+            "/v1/profiles/build?name=built-1",
+            Some(&t.admin),
+            Some("application/x-ndjson"),
+            dataset(),
+        )
+        .await;
     assert_eq!(r.status, 202, "{}", r.text());
     let id = r.json()["job"]["id"].as_str().unwrap().to_string();
     let v = wait_job(&t, &id).await;
     assert_eq!(v["state"], "done", "{v}");
     assert_eq!(t.get("/v1/profiles/built-1", &t.viewer).await.status, 200);
-    let r = t.post_json("/v1/score", &t.analyst, json!({"profile": "built-1", "texts": [{"text": "hello world"}]})).await;
+    let r = t
+        .post_json(
+            "/v1/score",
+            &t.analyst,
+            json!({"profile": "built-1", "texts": [{"text": "hello world"}]}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     // a malformed dataset fails the job with a message
-    let r = t.raw(Method::POST, "/v1/profiles/build?name=bad-1", Some(&t.admin), None, "{\"text\": 1}\n").await;
+    let r = t
+        .raw(Method::POST, "/v1/profiles/build?name=bad-1", Some(&t.admin), None, "{\"text\": 1}\n")
+        .await;
     let id = r.json()["job"]["id"].as_str().unwrap().to_string();
     let v = wait_job(&t, &id).await;
     assert_eq!(v["state"], "failed", "{v}");
@@ -350,7 +489,9 @@ async fn profiles_routes() {
 fn dataset() -> String {
     common::synthetic_rows()
         .into_iter()
-        .map(|(text, prompt, m, fam, _)| json!({"text": text, "model": m, "family": fam, "prompt": prompt}).to_string() + "\n")
+        .map(|(text, prompt, m, fam, _)| {
+            json!({"text": text, "model": m, "family": fam, "prompt": prompt}).to_string() + "\n"
+        })
         .collect()
 }
 
@@ -380,7 +521,15 @@ async fn jobs_score_into_suspect() {
     body.push_str(&json!({"text": sample_text(1)}).to_string()); // duplicate sample
     body.push('\n');
     body.push_str(&json!({"text": "a NUL \u{0} inside"}).to_string()); // no store can hold it
-    let r = t.raw(Method::POST, &format!("/v1/jobs?suspect={sus}"), Some(&t.analyst), Some("application/x-ndjson"), body).await;
+    let r = t
+        .raw(
+            Method::POST,
+            &format!("/v1/jobs?suspect={sus}"),
+            Some(&t.analyst),
+            Some("application/x-ndjson"),
+            body,
+        )
+        .await;
     assert_eq!(r.status, 202, "{}", r.text());
     let job = r.json()["job"].clone();
     let id = job["id"].as_str().unwrap().to_string();
@@ -393,7 +542,8 @@ async fn jobs_score_into_suspect() {
     // JSONL download: one result per line, in order
     let r = t.get(&format!("/v1/jobs/{id}/results"), &t.viewer).await;
     assert_eq!(r.status, 200);
-    let lines: Vec<serde_json::Value> = r.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        r.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 44);
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["line"], i as i64 + 1);
@@ -406,7 +556,10 @@ async fn jobs_score_into_suspect() {
     let p = t.get(&format!("/v1/jobs/{id}/results?format=json&limit=20"), &t.viewer).await.json();
     assert_eq!(p["results"].as_array().unwrap().len(), 20);
     assert_eq!(p["next_after"], 20);
-    let p = t.get(&format!("/v1/jobs/{id}/results?format=json&after=40&limit=20"), &t.viewer).await.json();
+    let p = t
+        .get(&format!("/v1/jobs/{id}/results?format=json&after=40&limit=20"), &t.viewer)
+        .await
+        .json();
     assert_eq!(p["results"].as_array().unwrap().len(), 4);
     assert!(p["next_after"].is_null());
     t.get(&format!("/v1/jobs/{id}/results?format=xml"), &t.viewer).await.expect_error(422);
@@ -419,7 +572,9 @@ async fn jobs_score_into_suspect() {
     // listing, cancel of a finished job
     let list = t.get("/v1/jobs", &t.viewer).await.json();
     assert_eq!(list["jobs"][0]["id"], id.as_str());
-    let r = t.raw(Method::POST, &format!("/v1/jobs/{id}/cancel"), Some(&t.analyst), None, Body::empty()).await;
+    let r = t
+        .raw(Method::POST, &format!("/v1/jobs/{id}/cancel"), Some(&t.analyst), None, Body::empty())
+        .await;
     assert_eq!(r.expect_error(409), "conflict");
 }
 
@@ -449,7 +604,9 @@ async fn jobs_multipart_cancel_and_errors() {
     let id = r.json()["job"]["id"].as_str().unwrap().to_string();
     assert_eq!(r.json()["job"]["total"], 200);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let r = t.raw(Method::POST, &format!("/v1/jobs/{id}/cancel"), Some(&t.analyst), None, Body::empty()).await;
+    let r = t
+        .raw(Method::POST, &format!("/v1/jobs/{id}/cancel"), Some(&t.analyst), None, Body::empty())
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["state"], "cancelled");
     let v = wait_job(&t, &id).await;
@@ -459,18 +616,36 @@ async fn jobs_multipart_cancel_and_errors() {
     assert!(done < 200, "cancel stopped the job early ({done})");
     // errors
     let nd = Some("application/x-ndjson");
-    t.raw(Method::POST, "/v1/jobs", Some(&t.analyst), nd, "{\"text\": \"a\"}\n").await.expect_error(422);
-    t.raw(Method::POST, "/v1/jobs?suspect=sus_nope", Some(&t.analyst), nd, "{\"text\": \"a\"}\n").await.expect_error(404);
-    t.raw(Method::POST, &format!("/v1/jobs?suspect={sus}"), Some(&t.analyst), nd, "").await.expect_error(422);
-    t.raw(Method::POST, &format!("/v1/jobs?suspect={sus}&kind=probe"), Some(&t.analyst), nd, "x\n").await.expect_error(422);
-    t.raw(Method::POST, &format!("/v1/jobs?suspect={sus}&profile=nope"), Some(&t.analyst), nd, "{\"text\":\"a\"}\n")
+    t.raw(Method::POST, "/v1/jobs", Some(&t.analyst), nd, "{\"text\": \"a\"}\n")
+        .await
+        .expect_error(422);
+    t.raw(Method::POST, "/v1/jobs?suspect=sus_nope", Some(&t.analyst), nd, "{\"text\": \"a\"}\n")
         .await
         .expect_error(404);
+    t.raw(Method::POST, &format!("/v1/jobs?suspect={sus}"), Some(&t.analyst), nd, "")
+        .await
+        .expect_error(422);
+    t.raw(Method::POST, &format!("/v1/jobs?suspect={sus}&kind=probe"), Some(&t.analyst), nd, "x\n")
+        .await
+        .expect_error(422);
+    t.raw(
+        Method::POST,
+        &format!("/v1/jobs?suspect={sus}&profile=nope"),
+        Some(&t.analyst),
+        nd,
+        "{\"text\":\"a\"}\n",
+    )
+    .await
+    .expect_error(404);
     let big = "x".repeat(100_001);
-    t.raw(Method::POST, &format!("/v1/jobs?suspect={sus}"), Some(&t.analyst), nd, big).await.expect_error(413);
+    t.raw(Method::POST, &format!("/v1/jobs?suspect={sus}"), Some(&t.analyst), nd, big)
+        .await
+        .expect_error(413);
     t.get("/v1/jobs/job_nope", &t.viewer).await.expect_error(404);
     t.get("/v1/jobs/job_nope/results", &t.viewer).await.expect_error(404);
-    t.raw(Method::POST, "/v1/jobs/job_nope/cancel", Some(&t.analyst), None, Body::empty()).await.expect_error(404);
+    t.raw(Method::POST, "/v1/jobs/job_nope/cancel", Some(&t.analyst), None, Body::empty())
+        .await
+        .expect_error(404);
     // failed uploads leave no files behind
     let uploads: Vec<_> = std::fs::read_dir(t.dir.path().join("uploads")).unwrap().collect();
     assert_eq!(uploads.len(), 1, "only the accepted upload is kept");
@@ -486,10 +661,17 @@ async fn jobs_multipart_cancel_and_errors() {
 #[tokio::test]
 async fn audit_log_records_writes_and_scores() {
     let t = TestApp::new().await;
-    t.post_json("/v1/score", &t.analyst, json!({"texts": [{"text": "hello there"}, {"text": "again"}]})).await;
+    t.post_json(
+        "/v1/score",
+        &t.analyst,
+        json!({"texts": [{"text": "hello there"}, {"text": "again"}]}),
+    )
+    .await;
     let sus = t.create_suspect("audited").await;
     t.post_json("/v1/score", &t.viewer, json!({"texts": [{"text": "x"}]})).await.expect_error(403);
-    t.raw(Method::POST, "/v1/suspects", None, Some("application/json"), "{\"name\":\"x\"}").await.expect_error(401);
+    t.raw(Method::POST, "/v1/suspects", None, Some("application/json"), "{\"name\":\"x\"}")
+        .await
+        .expect_error(401);
     t.get("/v1/suspects", &t.viewer).await; // reads are not audited
     let r = t.get("/v1/audit", &t.admin).await;
     assert_eq!(r.status, 200);

@@ -55,7 +55,12 @@ fn audit(profile: &[String], corpus: &Path, extra: &[&str]) -> serde_json::Value
         .output()
         .expect("run pedigree");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "pedigree audit failed: {}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pedigree audit failed: {}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let last = stdout.lines().last().expect("a summary line");
     serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"))
 }
@@ -82,7 +87,8 @@ fn suspect_answers() -> Option<(Vec<Answer>, Vec<Answer>)> {
         return None;
     };
     let m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
-    let test: HashSet<&str> = m["test_prompts"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let test: HashSet<&str> =
+        m["test_prompts"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     let kind: BTreeMap<&str, &str> = m["models"]
         .as_object()
         .unwrap()
@@ -98,7 +104,11 @@ fn suspect_answers() -> Option<(Vec<Answer>, Vec<Answer>)> {
         }
         let model = s["model"].as_str().unwrap();
         let Some(&k) = kind.get(model) else { continue };
-        let a = Answer { model: model.to_string(), kind: k.to_string(), text: s["response"].as_str().unwrap().to_string() };
+        let a = Answer {
+            model: model.to_string(),
+            kind: k.to_string(),
+            text: s["response"].as_str().unwrap().to_string(),
+        };
         match k {
             "upstream" => up.push(a),
             "independent" => ind.push(a),
@@ -129,7 +139,15 @@ fn family_of<'a>(a: &Answer, upstream: &'a str) -> Option<(&'a str, bool)> {
 /// as possible; print every family's estimate against its true share and return the failures:
 /// an interval inconsistent with the truth (with every reading of it where a model's family is
 /// ambiguous), or `target_family` estimated above 5% in the corpus without any of it.
-fn run_mixtures(profile: &[String], name: &str, target_family: Option<&str>, target: &[&Answer], other: &[&Answer], seed: u64, extra: &[&str]) -> Vec<String> {
+fn run_mixtures(
+    profile: &[String],
+    name: &str,
+    target_family: Option<&str>,
+    target: &[&Answer],
+    other: &[&Answer],
+    seed: u64,
+    extra: &[&str],
+) -> Vec<String> {
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut failures = Vec::new();
@@ -150,7 +168,11 @@ fn run_mixtures(profile: &[String], name: &str, target_family: Option<&str>, tar
         assert_eq!(s["texts"].as_u64(), Some(texts.len() as u64));
         let mut names: Vec<&String> = s["families"].as_object().unwrap().keys().collect();
         names.sort();
-        assert_eq!(names, profile_families(profile).iter().collect::<Vec<_>>(), "every profile family: {s}");
+        assert_eq!(
+            names,
+            profile_families(profile).iter().collect::<Vec<_>>(),
+            "every profile family: {s}"
+        );
         let up_fam = s["upstream"].as_str().unwrap();
         let target_family = target_family.unwrap_or(up_fam);
         // Per family: the share of answers certainly of it, and of those that may be.
@@ -189,8 +211,21 @@ fn run_mixtures(profile: &[String], name: &str, target_family: Option<&str>, tar
 #[test]
 fn audit_interval_covers_true_upstream_fraction() {
     let (Some(profile), Some((up, ind))) = (profile_args(), suspect_answers()) else { return };
-    assert!(up.len() >= 200 && ind.len() >= 400, "unexpected bench: {} upstream, {} independent answers", up.len(), ind.len());
-    let failures = run_mixtures(&profile, "upstream", None, &up.iter().collect::<Vec<_>>(), &ind.iter().collect::<Vec<_>>(), 2024, &[]);
+    assert!(
+        up.len() >= 200 && ind.len() >= 400,
+        "unexpected bench: {} upstream, {} independent answers",
+        up.len(),
+        ind.len()
+    );
+    let failures = run_mixtures(
+        &profile,
+        "upstream",
+        None,
+        &up.iter().collect::<Vec<_>>(),
+        &ind.iter().collect::<Vec<_>>(),
+        2024,
+        &[],
+    );
     assert!(failures.is_empty(), "{failures:?}");
 }
 
@@ -206,9 +241,11 @@ fn audit_interval_covers_true_anthropic_fraction() {
         eprintln!("NOTE: skipping: the profile has no anthropic family");
         return;
     }
-    let (claude, rest): (Vec<&Answer>, Vec<&Answer>) = up.iter().chain(&ind).partition(|a| a.model == "claude-2.1");
+    let (claude, rest): (Vec<&Answer>, Vec<&Answer>) =
+        up.iter().chain(&ind).partition(|a| a.model == "claude-2.1");
     assert!(claude.len() >= 100, "unexpected bench: {} claude-2.1 answers", claude.len());
-    let failures = run_mixtures(&profile, "anthropic", Some("anthropic"), &claude, &rest, 7, &["--model-mix"]);
+    let failures =
+        run_mixtures(&profile, "anthropic", Some("anthropic"), &claude, &rest, 7, &["--model-mix"]);
     assert!(failures.is_empty(), "{failures:?}");
 }
 
@@ -216,7 +253,8 @@ fn audit_interval_covers_true_anthropic_fraction() {
 fn audit_summary_shape_sampling_and_formats() {
     let (Some(profile), Some((up, ind))) = (profile_args(), suspect_answers()) else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let texts: Vec<&str> = up.iter().take(100).chain(ind.iter().take(300)).map(|a| a.text.as_str()).collect();
+    let texts: Vec<&str> =
+        up.iter().take(100).chain(ind.iter().take(300)).map(|a| a.text.as_str()).collect();
     let path = tmp.path().join("c.jsonl");
     write_jsonl(&path, &texts);
     let s = audit(&profile, &path, &["--top", "3", "--bootstrap", "50"]);
@@ -225,7 +263,11 @@ fn audit_summary_shape_sampling_and_formats() {
     let top = s["top_texts"].as_array().unwrap();
     assert_eq!(top.len(), 3);
     assert!(top[0]["score"].as_f64() >= top[2]["score"].as_f64());
-    assert!(top[0]["text"].as_str().is_some_and(|t| !t.is_empty()) && top[0]["evidence"].is_array(), "{}", top[0]);
+    assert!(
+        top[0]["text"].as_str().is_some_and(|t| !t.is_empty()) && top[0]["evidence"].is_array(),
+        "{}",
+        top[0]
+    );
     assert!(s["bytes_per_second"].as_f64().unwrap() > 0.0);
     assert!(s["method"].as_str().unwrap().contains("mixture"));
 
@@ -247,7 +289,15 @@ fn audit_summary_shape_sampling_and_formats() {
     let c = audit(&profile, &csv, &["--format", "csv:text", "--bootstrap", "20"]);
     assert_eq!(c["texts"], 50);
     let bad = tmp.path().join("bad.jsonl");
-    std::fs::write(&bad, format!("{}\nnot json\n{}\n", serde_json::json!({"text": texts[0]}), serde_json::json!({"text": texts[1]}))).unwrap();
+    std::fs::write(
+        &bad,
+        format!(
+            "{}\nnot json\n{}\n",
+            serde_json::json!({"text": texts[0]}),
+            serde_json::json!({"text": texts[1]})
+        ),
+    )
+    .unwrap();
     let d = audit(&profile, &bad, &["--bootstrap", "20"]);
     assert_eq!(d["texts"], 2);
     assert_eq!(d["skipped_records"], 1);

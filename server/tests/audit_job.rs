@@ -11,7 +11,8 @@ const ND: Option<&str> = Some("application/x-ndjson");
 
 /// A few dozen short texts: half in the upstream's ("openai") house style, half casual.
 fn corpus() -> String {
-    let topics = ["gardening", "tax forms", "bread", "chess", "rust lifetimes", "sleep", "bikes", "tea"];
+    let topics =
+        ["gardening", "tax forms", "bread", "chess", "rust lifetimes", "sleep", "bikes", "tea"];
     let mut s = String::new();
     for i in 0..40 {
         let t = topics[i % topics.len()];
@@ -62,7 +63,10 @@ fn check_summary(s: &serde_json::Value, texts: u64) {
         let hi = fam["ci95"][1].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&f), "{s}");
         assert!(lo <= f && f <= hi, "{name}: ci95 [{lo}, {hi}] does not contain {f}");
-        assert!(fam["calibrated_models"].is_u64() && fam["identified"].is_boolean(), "{name}: {fam}");
+        assert!(
+            fam["calibrated_models"].is_u64() && fam["identified"].is_boolean(),
+            "{name}: {fam}"
+        );
         if fam["identified"] == false {
             assert_eq!(hi, 1.0, "an uncalibrated family's interval reaches 1: {name}: {fam}");
         }
@@ -98,7 +102,8 @@ async fn audit_job_runs_to_a_summary() {
     // The same summary through the results endpoint (JSONL: one line; JSON page: line 1).
     let r = t.get(&format!("/v1/jobs/{id}/results"), &t.viewer).await;
     assert_eq!(r.status, 200);
-    let lines: Vec<serde_json::Value> = r.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        r.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 1, "{}", r.text());
     check_summary(&lines[0], 40);
     let r = t.get(&format!("/v1/jobs/{id}/results?format=json"), &t.viewer).await;
@@ -109,13 +114,23 @@ async fn audit_job_runs_to_a_summary() {
     // Listed among the jobs; a finished job cannot be cancelled.
     let jobs = t.get("/v1/jobs", &t.viewer).await.json();
     assert!(jobs["jobs"].as_array().unwrap().iter().any(|j| j["id"] == id.as_str()));
-    t.raw(Method::POST, &format!("/v1/jobs/{id}/cancel"), Some(&t.analyst), None, "").await.expect_error(409);
+    t.raw(Method::POST, &format!("/v1/jobs/{id}/cancel"), Some(&t.analyst), None, "")
+        .await
+        .expect_error(409);
 }
 
 #[tokio::test]
 async fn audit_job_with_sample_and_explicit_format() {
     let t = TestApp::new().await;
-    let r = t.raw(Method::POST, "/v1/jobs?kind=audit&format=jsonl&sample=25&seed=7", Some(&t.analyst), ND, corpus()).await;
+    let r = t
+        .raw(
+            Method::POST,
+            "/v1/jobs?kind=audit&format=jsonl&sample=25&seed=7",
+            Some(&t.analyst),
+            ND,
+            corpus(),
+        )
+        .await;
     assert_eq!(r.status, 202, "{}", r.text());
     let id = r.json()["job"]["id"].as_str().unwrap().to_string();
     let v = wait_done(&t, &id).await;
@@ -134,15 +149,30 @@ async fn audit_job_errors() {
     let r = t.raw(Method::POST, "/v1/jobs?kind=audit", Some(&t.viewer), ND, corpus()).await;
     assert_eq!(r.expect_error(403), "forbidden");
     // bad parameters: JSON 4xx errors
-    let r = t.raw(Method::POST, "/v1/jobs?kind=audit&sample=abc", Some(&t.analyst), ND, corpus()).await;
+    let r =
+        t.raw(Method::POST, "/v1/jobs?kind=audit&sample=abc", Some(&t.analyst), ND, corpus()).await;
     assert!([400, 422].contains(&r.status.as_u16()), "{}", r.text());
     r.expect_error(r.status.as_u16());
-    t.raw(Method::POST, "/v1/jobs?kind=audit&sample=0", Some(&t.analyst), ND, corpus()).await.expect_error(422);
-    t.raw(Method::POST, "/v1/jobs?kind=audit&format=parquet", Some(&t.analyst), ND, corpus()).await.expect_error(422);
-    t.raw(Method::POST, "/v1/jobs?kind=audit&profile=nope", Some(&t.analyst), ND, corpus()).await.expect_error(404);
+    t.raw(Method::POST, "/v1/jobs?kind=audit&sample=0", Some(&t.analyst), ND, corpus())
+        .await
+        .expect_error(422);
+    t.raw(Method::POST, "/v1/jobs?kind=audit&format=parquet", Some(&t.analyst), ND, corpus())
+        .await
+        .expect_error(422);
+    t.raw(Method::POST, "/v1/jobs?kind=audit&profile=nope", Some(&t.analyst), ND, corpus())
+        .await
+        .expect_error(404);
     t.raw(Method::POST, "/v1/jobs?kind=audit", Some(&t.analyst), ND, "").await.expect_error(422);
     // A corpus with no usable texts: the job fails with a message (no summary).
-    let r = t.raw(Method::POST, "/v1/jobs?kind=audit&format=jsonl", Some(&t.analyst), ND, "{\"text\": \"   \"}\n").await;
+    let r = t
+        .raw(
+            Method::POST,
+            "/v1/jobs?kind=audit&format=jsonl",
+            Some(&t.analyst),
+            ND,
+            "{\"text\": \"   \"}\n",
+        )
+        .await;
     assert_eq!(r.status, 202, "{}", r.text());
     let id = r.json()["job"]["id"].as_str().unwrap().to_string();
     let t0 = Instant::now();
@@ -172,7 +202,8 @@ async fn audit_job_can_be_cancelled() {
     let r = t.raw(Method::POST, "/v1/jobs?kind=audit", Some(&t.analyst), ND, corpus()).await;
     let second = r.json()["job"]["id"].as_str().unwrap().to_string();
     for id in [&second, &first] {
-        let r = t.raw(Method::POST, &format!("/v1/jobs/{id}/cancel"), Some(&t.analyst), None, "").await;
+        let r =
+            t.raw(Method::POST, &format!("/v1/jobs/{id}/cancel"), Some(&t.analyst), None, "").await;
         if r.status == 409 {
             continue; // the first one may already have finished on a fast machine
         }
@@ -194,7 +225,8 @@ async fn unfinished_audit_job_restarts_from_scratch() {
     let body = corpus();
     std::fs::write(&path, &body).unwrap();
     let (profile, _) = t.state.engine.resolve(None).unwrap();
-    let params = json!({"profile": profile, "format": null, "sample": null, "seed": 1, "bytes": body.len()});
+    let params =
+        json!({"profile": profile, "format": null, "sample": null, "seed": 1, "bytes": body.len()});
     let store = &t.state.store;
     store
         .create_job(NewJob {
@@ -208,7 +240,13 @@ async fn unfinished_audit_job_restarts_from_scratch() {
         .await
         .unwrap();
     assert!(store.set_job_state("job_crashed", JobState::Running, None).await.unwrap());
-    store.commit_job_chunk("job_crashed", JobChunk { cursor_offset: 999, cursor_line: 17, ..Default::default() }).await.unwrap();
+    store
+        .commit_job_chunk(
+            "job_crashed",
+            JobChunk { cursor_offset: 999, cursor_line: 17, ..Default::default() },
+        )
+        .await
+        .unwrap();
     let v = t.get("/v1/jobs/job_crashed", &t.viewer).await.json();
     assert_eq!(v["done"], 17);
     assert!(v.get("result").is_none());

@@ -12,8 +12,12 @@ fn pedigree() -> Command {
 /// A tiny bench directory: two upstream models, two other-family models, and four suspects.
 fn write_bench(dir: &Path) {
     let topics: Vec<String> = (0..24).map(|i| format!("topic{i}")).collect();
-    let up = |t: &str, v: usize| format!("Certainly! Here are some facts about {t}:\n\n1. **First**, {t} matters.\n2. Additionally, {t} is fascinating (v{v}).\n\nI hope this helps!");
-    let other = |t: &str, v: usize| format!("{t} is simple. people like {t} a lot, i think. that is all (v{v}).");
+    let up = |t: &str, v: usize| {
+        format!("Certainly! Here are some facts about {t}:\n\n1. **First**, {t} matters.\n2. Additionally, {t} is fascinating (v{v}).\n\nI hope this helps!")
+    };
+    let other = |t: &str, v: usize| {
+        format!("{t} is simple. people like {t} a lot, i think. that is all (v{v}).")
+    };
     let mut lines = Vec::new();
     for (i, t) in topics.iter().enumerate() {
         let pid = format!("p{i}");
@@ -49,7 +53,13 @@ fn write_bench(dir: &Path) {
 }
 
 fn run_with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = pedigree().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = pedigree()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
     child.wait_with_output().expect("wait")
 }
@@ -59,14 +69,29 @@ fn bench_prints_every_protocol_key_and_writes_a_report() {
     let dir = tempfile::tempdir().expect("tmp");
     write_bench(dir.path());
     let report = dir.path().join("report.md");
-    let out = pedigree().args(["bench", dir.path().to_str().expect("utf8"), "--report", report.to_str().expect("utf8")]).output().expect("run");
+    let out = pedigree()
+        .args([
+            "bench",
+            dir.path().to_str().expect("utf8"),
+            "--report",
+            report.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let last = String::from_utf8_lossy(&out.stdout).lines().last().expect("a line").to_string();
     let v: serde_json::Value = serde_json::from_str(&last).expect("JSON");
     for k in [
-        "sample_auroc_upstream", "sample_tpr_at_1fpr_upstream", "sample_auroc_student", "sample_tpr_at_1fpr_student",
-        "suspect_auroc@10", "suspect_auroc@50", "suspect_auroc@all", "verdict_students_flagged",
-        "verdict_independents_flagged", "teacher_correct",
+        "sample_auroc_upstream",
+        "sample_tpr_at_1fpr_upstream",
+        "sample_auroc_student",
+        "sample_tpr_at_1fpr_student",
+        "suspect_auroc@10",
+        "suspect_auroc@50",
+        "suspect_auroc@all",
+        "verdict_students_flagged",
+        "verdict_independents_flagged",
+        "teacher_correct",
     ] {
         assert!(v.get(k).is_some(), "missing {k}: {last}");
     }
@@ -89,7 +114,15 @@ fn bench_prints_every_protocol_key_and_writes_a_report() {
     better["sample_auroc_upstream"] = serde_json::json!(1.5);
     let rec = dir.path().join("recorded.json");
     std::fs::write(&rec, better.to_string()).expect("write");
-    let out = pedigree().args(["bench", dir.path().to_str().expect("utf8"), "--no-regression-from", rec.to_str().expect("utf8")]).output().expect("run");
+    let out = pedigree()
+        .args([
+            "bench",
+            dir.path().to_str().expect("utf8"),
+            "--no-regression-from",
+            rec.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sample_auroc_upstream"));
 }
@@ -99,7 +132,10 @@ fn bench_prints_every_protocol_key_and_writes_a_report() {
 #[test]
 fn bench_ablation_reports_every_tier() {
     if models::ModelPaths::from_env_or_default().check().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "CI must fetch the model weights first (scripts/fetch-models.sh)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must fetch the model weights first (scripts/fetch-models.sh)"
+        );
         eprintln!("SKIPPED: model weights missing; run scripts/fetch-models.sh");
         return;
     }
@@ -110,7 +146,13 @@ fn bench_ablation_reports_every_tier() {
     let run = || {
         pedigree()
             .env("PEDIGREE_EMBED_CACHE", &cache)
-            .args(["bench", dir.path().to_str().expect("utf8"), "--ablation", "--report", report.to_str().expect("utf8")])
+            .args([
+                "bench",
+                dir.path().to_str().expect("utf8"),
+                "--ablation",
+                "--report",
+                report.to_str().expect("utf8"),
+            ])
             .output()
             .expect("run")
     };
@@ -119,13 +161,19 @@ fn bench_ablation_reports_every_tier() {
     let last = String::from_utf8_lossy(&out.stdout).lines().last().expect("a line").to_string();
     let v: serde_json::Value = serde_json::from_str(&last).expect("JSON");
     for tier in ["lexical", "neural", "both"] {
-        let auc = v["ablation"][tier]["sample_auroc_upstream"].as_f64().unwrap_or_else(|| panic!("no {tier} figures: {last}"));
+        let auc = v["ablation"][tier]["sample_auroc_upstream"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {tier} figures: {last}"));
         assert!((0.0..=1.0).contains(&auc), "{tier}: {auc}");
     }
     // The lexical column is the main run itself.
     assert_eq!(v["ablation"]["lexical"]["sample_auroc_upstream"], v["sample_auroc_upstream"]);
     let md = std::fs::read_to_string(&report).expect("report");
-    assert!(md.contains("## Ablation: feature tiers") && md.contains("| metric | both | lexical | neural |"), "{md}");
+    assert!(
+        md.contains("## Ablation: feature tiers")
+            && md.contains("| metric | both | lexical | neural |"),
+        "{md}"
+    );
     // One cache file, reused by a second run with identical figures.
     let files: Vec<_> = std::fs::read_dir(&cache).expect("cache dir").collect();
     assert_eq!(files.len(), 1);
@@ -133,28 +181,71 @@ fn bench_ablation_reports_every_tier() {
     assert!(again.status.success());
     let last2 = String::from_utf8_lossy(&again.stdout).lines().last().expect("a line").to_string();
     let v2: serde_json::Value = serde_json::from_str(&last2).expect("JSON");
-    assert_eq!(v2["ablation"]["neural"]["sample_auroc_upstream"], v["ablation"]["neural"]["sample_auroc_upstream"]);
+    assert_eq!(
+        v2["ablation"]["neural"]["sample_auroc_upstream"],
+        v["ablation"]["neural"]["sample_auroc_upstream"]
+    );
 
     // A profile built with both tiers: `score` and `verdict` compute the embeddings themselves;
     // `audit` refuses it with a message naming the tier.
     let prof = dir.path().join("both.pdg");
     let out = pedigree()
         .env("PEDIGREE_EMBED_CACHE", &cache)
-        .args(["profile", "build", "--tiers", "both", "--dataset", dir.path().to_str().expect("utf8"), "--out", prof.to_str().expect("utf8")])
+        .args([
+            "profile",
+            "build",
+            "--tiers",
+            "both",
+            "--dataset",
+            dir.path().to_str().expect("utf8"),
+            "--out",
+            prof.to_str().expect("utf8"),
+        ])
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run_with_stdin(&["score", "--profile", prof.to_str().expect("utf8")], "{\"text\": \"Certainly! Here are some facts about owls.\"}\n");
+    let out = run_with_stdin(
+        &["score", "--profile", prof.to_str().expect("utf8")],
+        "{\"text\": \"Certainly! Here are some facts about owls.\"}\n",
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let line: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().expect("a line")).expect("JSON");
-    assert!(line["evidence"].as_array().expect("evidence").iter().any(|e| e["label"] == "neural: minilm-embedding"), "{line}");
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().expect("a line"))
+            .expect("JSON");
+    assert!(
+        line["evidence"]
+            .as_array()
+            .expect("evidence")
+            .iter()
+            .any(|e| e["label"] == "neural: minilm-embedding"),
+        "{line}"
+    );
     let samples = dir.path().join("s.jsonl");
-    std::fs::write(&samples, "{\"text\": \"Certainly! owls.\"}\n{\"text\": \"owls are fine i guess\"}\n").expect("write");
-    let out = pedigree().args(["verdict", "--profile", prof.to_str().expect("utf8"), samples.to_str().expect("utf8")]).output().expect("run");
+    std::fs::write(
+        &samples,
+        "{\"text\": \"Certainly! owls.\"}\n{\"text\": \"owls are fine i guess\"}\n",
+    )
+    .expect("write");
+    let out = pedigree()
+        .args([
+            "verdict",
+            "--profile",
+            prof.to_str().expect("utf8"),
+            samples.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = pedigree().args(["audit", "--profile", prof.to_str().expect("utf8"), samples.to_str().expect("utf8")]).output().expect("run");
+    let out = pedigree()
+        .args(["audit", "--profile", prof.to_str().expect("utf8"), samples.to_str().expect("utf8")])
+        .output()
+        .expect("run");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("minilm-embedding"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("minilm-embedding"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -162,16 +253,30 @@ fn profile_build_then_score_and_verdict_with_it() {
     let dir = tempfile::tempdir().expect("tmp");
     write_bench(dir.path());
     let prof = dir.path().join("p.pdg");
-    let out = pedigree().args(["profile", "build", "--dataset", dir.path().to_str().expect("utf8"), "--out", prof.to_str().expect("utf8")]).output().expect("run");
+    let out = pedigree()
+        .args([
+            "profile",
+            "build",
+            "--dataset",
+            dir.path().to_str().expect("utf8"),
+            "--out",
+            prof.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let show = pedigree().args(["profile", "show", prof.to_str().expect("utf8")]).output().expect("run");
+    let show =
+        pedigree().args(["profile", "show", prof.to_str().expect("utf8")]).output().expect("run");
     let meta: serde_json::Value = serde_json::from_slice(&show.stdout).expect("meta JSON");
     assert_eq!(meta["upstream"], "up");
 
     let input = "{\"text\": \"Certainly! Here are some facts about owls:\\n\\n1. **First**, owls matter.\\n\\nI hope this helps!\", \"id\": \"a\"}\n{\"text\": \"owls are simple. people like owls a lot, i think.\", \"id\": \"b\"}\n";
     let out = run_with_stdin(&["score", "--profile", prof.to_str().expect("utf8")], input);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["id"], "a");
     assert!(rows[0]["score"].as_f64() > rows[1]["score"].as_f64());
@@ -179,16 +284,39 @@ fn profile_build_then_score_and_verdict_with_it() {
 
     let samples = dir.path().join("suspect.jsonl");
     std::fs::write(&samples, input.repeat(5)).expect("write");
-    let out = pedigree().args(["verdict", "--profile", prof.to_str().expect("utf8"), samples.to_str().expect("utf8")]).output().expect("run");
+    let out = pedigree()
+        .args([
+            "verdict",
+            "--profile",
+            prof.to_str().expect("utf8"),
+            samples.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verdict JSON");
     assert_eq!(v["verdict"]["n"], 10);
     assert!(v["verdict"]["p_value"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)));
     // An alpha outside (0, 0.5) is refused by name (it panicked in statrs at 1.5 or NaN).
     for bad in ["1.5", "NaN", "0.7"] {
-        let out = pedigree().args(["verdict", "--alpha", bad, "--profile", prof.to_str().expect("utf8"), samples.to_str().expect("utf8")]).output().expect("run");
+        let out = pedigree()
+            .args([
+                "verdict",
+                "--alpha",
+                bad,
+                "--profile",
+                prof.to_str().expect("utf8"),
+                samples.to_str().expect("utf8"),
+            ])
+            .output()
+            .expect("run");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && err.contains("alpha must be in (0, 0.5)") && !err.contains("panicked"), "{bad}: {err}");
+        assert!(
+            !out.status.success()
+                && err.contains("alpha must be in (0, 0.5)")
+                && !err.contains("panicked"),
+            "{bad}: {err}"
+        );
     }
 }
 
@@ -206,11 +334,17 @@ fn bad_input_is_named_and_fails() {
     let dir = tempfile::tempdir().expect("tmp");
     let junk = dir.path().join("junk.pdg");
     std::fs::write(&junk, b"definitely not a profile").expect("write");
-    let out = pedigree().args(["score", "--profile", junk.to_str().expect("utf8")]).output().expect("run");
+    let out = pedigree()
+        .args(["score", "--profile", junk.to_str().expect("utf8")])
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a pedigree profile"));
 
-    let out = pedigree().args(["bench", dir.path().join("missing").to_str().expect("utf8")]).output().expect("run");
+    let out = pedigree()
+        .args(["bench", dir.path().join("missing").to_str().expect("utf8")])
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.json"));
 }

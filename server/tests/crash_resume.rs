@@ -10,7 +10,14 @@ use std::time::{Duration, Instant};
 const LINES: usize = 300;
 
 async fn job(c: &reqwest::Client, base: &str, key: &str, id: &str) -> serde_json::Value {
-    c.get(format!("{base}/v1/jobs/{id}")).bearer_auth(key).send().await.unwrap().json().await.unwrap()
+    c.get(format!("{base}/v1/jobs/{id}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -34,7 +41,13 @@ async fn kill_9_mid_job(store_env: &[(&str, &str)]) -> tempfile::TempDir {
     let mut srv = start(dir.path(), &env);
     let c = reqwest::Client::new();
     let base = srv.base.clone();
-    let r = c.post(format!("{base}/v1/suspects")).bearer_auth(&key).json(&json!({"name": "crashy"})).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/v1/suspects"))
+        .bearer_auth(&key)
+        .json(&json!({"name": "crashy"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let sus = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
     let mut body = String::new();
@@ -51,7 +64,8 @@ async fn kill_9_mid_job(store_env: &[(&str, &str)]) -> tempfile::TempDir {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let id = r.json::<serde_json::Value>().await.unwrap()["job"]["id"].as_str().unwrap().to_string();
+    let id =
+        r.json::<serde_json::Value>().await.unwrap()["job"]["id"].as_str().unwrap().to_string();
 
     // Wait until the job is part-way, then kill -9.
     let t0 = Instant::now();
@@ -83,8 +97,17 @@ async fn kill_9_mid_job(store_env: &[(&str, &str)]) -> tempfile::TempDir {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(v["done"], LINES as u64);
-    let text = c.get(format!("{base}/v1/jobs/{id}/results")).bearer_auth(&key).send().await.unwrap().text().await.unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let text = c
+        .get(format!("{base}/v1/jobs/{id}/results"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), LINES, "exactly one result per input line");
     let mut seen = vec![0usize; LINES];
     for l in &lines {
@@ -95,7 +118,15 @@ async fn kill_9_mid_job(store_env: &[(&str, &str)]) -> tempfile::TempDir {
     }
     assert!(seen.iter().all(|&n| n == 1), "every line exactly once");
     // …and exactly one sample per line in the suspect.
-    let s: serde_json::Value = c.get(format!("{base}/v1/suspects/{sus}")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let s: serde_json::Value = c
+        .get(format!("{base}/v1/suspects/{sus}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(s["samples"], LINES as u64);
     drop(srv2);
     dir

@@ -10,7 +10,8 @@ use common::{sample_text, TestApp};
 use serde_json::json;
 
 fn is_svg(r: &common::Resp) -> bool {
-    r.headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("image/svg+xml") && r.text().starts_with("<svg")
+    r.headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("image/svg+xml")
+        && r.text().starts_with("<svg")
 }
 
 #[tokio::test]
@@ -40,7 +41,10 @@ async fn plots_need_a_key_and_a_viewer_can_read_them() {
     let scores = format!("/v1/suspects/{id}/plots/scores.svg");
     let growth = format!("/v1/suspects/{id}/plots/growth.svg");
     for path in [scores.as_str(), growth.as_str(), "/v1/profiles/builtin/plots/roc.svg"] {
-        assert_eq!(app.raw(Method::GET, path, None, None, Body::empty()).await.expect_error(401), "unauthorized");
+        assert_eq!(
+            app.raw(Method::GET, path, None, None, Body::empty()).await.expect_error(401),
+            "unauthorized"
+        );
     }
     // No samples yet: the score plot shows the calibration populations; growth has nothing to show.
     let r = app.get(&scores, &app.viewer).await;
@@ -49,7 +53,8 @@ async fn plots_need_a_key_and_a_viewer_can_read_them() {
     assert_eq!(app.get(&growth, &app.viewer).await.expect_error(409), "conflict");
 
     let samples: Vec<_> = (0..12).map(|i| json!({"text": sample_text(i)})).collect();
-    let r = app.post_json(&format!("/v1/suspects/{id}/samples"), &app.analyst, json!(samples)).await;
+    let r =
+        app.post_json(&format!("/v1/suspects/{id}/samples"), &app.analyst, json!(samples)).await;
     assert_eq!(r.status, 201, "{}", r.text());
     let r = app.get(&scores, &app.viewer).await;
     assert!(is_svg(&r) && r.text().contains("this suspect (12 responses)"), "{}", r.text());
@@ -67,7 +72,11 @@ async fn plots_need_a_key_and_a_viewer_can_read_them() {
 #[tokio::test]
 async fn plots_of_unknown_things_are_404() {
     let app = TestApp::new().await;
-    for path in ["/v1/suspects/sus_nope/plots/scores.svg", "/v1/suspects/sus_nope/plots/growth.svg", "/v1/profiles/nope/plots/roc.svg"] {
+    for path in [
+        "/v1/suspects/sus_nope/plots/scores.svg",
+        "/v1/suspects/sus_nope/plots/growth.svg",
+        "/v1/profiles/nope/plots/roc.svg",
+    ] {
         assert_eq!(app.get(path, &app.viewer).await.expect_error(404), "not_found", "{path}");
     }
 }
@@ -75,8 +84,13 @@ async fn plots_of_unknown_things_are_404() {
 #[tokio::test]
 async fn plot_routes_are_in_the_openapi_document() {
     let app = TestApp::new().await;
-    let doc = app.raw(Method::GET, "/api-docs/openapi.json", None, None, Body::empty()).await.json();
-    for p in ["/v1/suspects/{id}/plots/scores.svg", "/v1/suspects/{id}/plots/growth.svg", "/v1/profiles/{name}/plots/roc.svg"] {
+    let doc =
+        app.raw(Method::GET, "/api-docs/openapi.json", None, None, Body::empty()).await.json();
+    for p in [
+        "/v1/suspects/{id}/plots/scores.svg",
+        "/v1/suspects/{id}/plots/growth.svg",
+        "/v1/profiles/{name}/plots/roc.svg",
+    ] {
         assert!(doc["paths"][p]["get"].is_object(), "{p} missing from OpenAPI");
     }
 }
@@ -90,19 +104,29 @@ async fn score_plot_follows_the_verdicts_scale() {
 
     let app = TestApp::new().await;
     let ct = Some("application/octet-stream");
-    let r = app.raw(Method::POST, "/v1/profiles?name=aligned", Some(&app.admin), ct, p.to_bytes().unwrap()).await;
+    let r = app
+        .raw(Method::POST, "/v1/profiles?name=aligned", Some(&app.admin), ct, p.to_bytes().unwrap())
+        .await;
     assert!(r.status.is_success(), "{}", r.text());
     for (name, with_prompts) in [("aligned-suspect", true), ("raw-suspect", false)] {
-        let r = app.post_json("/v1/suspects", &app.analyst, json!({"name": name, "profile": "aligned"})).await;
+        let r = app
+            .post_json("/v1/suspects", &app.analyst, json!({"name": name, "profile": "aligned"}))
+            .await;
         assert_eq!(r.status, 201, "{}", r.text());
         let id = r.json()["id"].as_str().unwrap().to_string();
         let samples: Vec<_> = (0..8)
             .map(|i| {
                 let text = format!("Certainly! Let's delve into item {i}. Overall, it matters.");
-                if with_prompts { json!({"text": text, "prompt": format!("explain  TOPIC {}", 3 * i)}) } else { json!({"text": text}) }
+                if with_prompts {
+                    json!({"text": text, "prompt": format!("explain  TOPIC {}", 3 * i)})
+                } else {
+                    json!({"text": text})
+                }
             })
             .collect();
-        let r = app.post_json(&format!("/v1/suspects/{id}/samples"), &app.analyst, json!(samples)).await;
+        let r = app
+            .post_json(&format!("/v1/suspects/{id}/samples"), &app.analyst, json!(samples))
+            .await;
         assert_eq!(r.status, 201, "{}", r.text());
         let v = app.get(&format!("/v1/suspects/{id}/verdict"), &app.viewer).await.json();
         let svg = app.get(&format!("/v1/suspects/{id}/plots/scores.svg"), &app.viewer).await.text();

@@ -35,7 +35,9 @@ fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
             return Some(p.to_path_buf());
         }
         if !p.is_absolute() {
-            if let Some(dir) = std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|d| d.join(n)).find(|c| c.exists())) {
+            if let Some(dir) = std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path).map(|d| d.join(n)).find(|c| c.exists())
+            }) {
                 return Some(dir);
             }
         }
@@ -72,7 +74,9 @@ async fn start_driver(bin: &Path) -> Driver {
         let start = Instant::now();
         while start.elapsed() < WAIT {
             if let Ok(Some(status)) = child.try_wait() {
-                eprintln!("chromedriver exited ({status}) on port {port}; retrying on another port");
+                eprintln!(
+                    "chromedriver exited ({status}) on port {port}; retrying on another port"
+                );
                 break;
             }
             if let Ok(r) = http.get(format!("{url}/status")).send().await {
@@ -104,7 +108,12 @@ async fn browser(driver: &Driver, chromium: &Path, profile_dir: &Path) -> Client
             ],
         }),
     );
-    ClientBuilder::rustls().expect("rustls connector").capabilities(caps).connect(&driver.url).await.expect("WebDriver session")
+    ClientBuilder::rustls()
+        .expect("rustls connector")
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("WebDriver session")
 }
 
 /// Poll a JavaScript expression until it is truthy; fail with `what` and the page's state.
@@ -128,14 +137,22 @@ async fn wait_js(c: &Client, expr: &str, what: &str) -> Value {
                 .execute("return document.body.innerText.slice(0, 3000);", vec![])
                 .await
                 .unwrap_or(Value::Null);
-            panic!("timed out waiting for {what} ({expr}); page text:\n{}", body.as_str().unwrap_or(""));
+            panic!(
+                "timed out waiting for {what} ({expr}); page text:\n{}",
+                body.as_str().unwrap_or("")
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 async fn text_of(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no element {css}: {e}")).text().await.unwrap()
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+        .text()
+        .await
+        .unwrap()
 }
 
 async fn displayed(c: &Client, css: &str) -> bool {
@@ -162,7 +179,11 @@ async fn screenshot(c: &Client, dir: &Path, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "screenshot is not a PNG");
     let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
-    assert_eq!((size(16), size(20)), (1280, 800), "the {name} screenshot is not the 1280×800 viewport");
+    assert_eq!(
+        (size(16), size(20)),
+        (1280, 800),
+        "the {name} screenshot is not the 1280×800 viewport"
+    );
     std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
 }
 
@@ -176,8 +197,16 @@ async fn go(c: &Client, base: &str, hash: &str, page: &str) {
 /// characters outside the BMP ahead of the spans: highlights must count code points, not UTF-16.
 fn upstream_like() -> Vec<String> {
     let topics = [
-        "photosynthesis", "the French Revolution", "compound interest", "black holes", "the immune system",
-        "machine learning", "climate change", "the water cycle", "supply and demand", "plate tectonics",
+        "photosynthesis",
+        "the French Revolution",
+        "compound interest",
+        "black holes",
+        "the immune system",
+        "machine learning",
+        "climate change",
+        "the water cycle",
+        "supply and demand",
+        "plate tectonics",
     ];
     topics
         .iter()
@@ -197,8 +226,12 @@ fn upstream_like() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_end_to_end_in_headless_chromium() {
-    let chromium = find_binary("PEDIGREE_CHROMIUM", &["/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"]);
-    let chromedriver = find_binary("PEDIGREE_CHROMEDRIVER", &["/usr/bin/chromedriver", "chromedriver"]);
+    let chromium = find_binary(
+        "PEDIGREE_CHROMIUM",
+        &["/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"],
+    );
+    let chromedriver =
+        find_binary("PEDIGREE_CHROMEDRIVER", &["/usr/bin/chromedriver", "chromedriver"]);
     let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
         let msg = "Chromium or chromedriver not found: run scripts/install-browser.sh (Debian packages chromium and chromium-driver)";
         if std::env::var_os("CI").is_some() {
@@ -206,7 +239,10 @@ async fn dashboard_end_to_end_in_headless_chromium() {
         }
         // Straight to the process's stderr: libtest captures eprintln! of passing tests.
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "\n!!!!!!!!!! SKIPPED dashboard_end_to_end_in_headless_chromium: {msg} !!!!!!!!!!\n");
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!!!!!!! SKIPPED dashboard_end_to_end_in_headless_chromium: {msg} !!!!!!!!!!\n"
+        );
         return;
     };
     let started = Instant::now();
@@ -237,7 +273,12 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     let signin_input = c.find(Locator::Id("key")).await.unwrap();
     signin_input.send_keys("pdg_not_a_real_key_000000000000000000").await.unwrap();
     c.find(Locator::Id("signin-submit")).await.unwrap().click().await.unwrap();
-    wait_js(&c, "document.getElementById('signin-error').textContent.includes('unknown or revoked')", "the bad-key message").await;
+    wait_js(
+        &c,
+        "document.getElementById('signin-error').textContent.includes('unknown or revoked')",
+        "the bad-key message",
+    )
+    .await;
     screenshot(&c, &shots, "signin").await;
     signin_input.clear().await.unwrap();
     signin_input.send_keys(&analyst).await.unwrap();
@@ -248,9 +289,19 @@ async fn dashboard_end_to_end_in_headless_chromium() {
 
     // --- create a suspect through the form.
     c.find(Locator::Id("suspect-name")).await.unwrap().send_keys("rival-chat-7b").await.unwrap();
-    c.find(Locator::Id("suspect-description")).await.unwrap().send_keys("open-weights chat model, suspected distillation").await.unwrap();
+    c.find(Locator::Id("suspect-description"))
+        .await
+        .unwrap()
+        .send_keys("open-weights chat model, suspected distillation")
+        .await
+        .unwrap();
     c.find(Locator::Id("suspect-create")).await.unwrap().click().await.unwrap();
-    let id = wait_js(&c, "document.body.dataset.page === 'suspect' && document.getElementById('suspect').dataset.id", "the new suspect's page").await;
+    let id = wait_js(
+        &c,
+        "document.body.dataset.page === 'suspect' && document.getElementById('suspect').dataset.id",
+        "the new suspect's page",
+    )
+    .await;
     let id = id.as_str().unwrap().to_string();
     assert!(id.starts_with("sus_"), "{id}");
     assert!(text_of(&c, "#verdict").await.contains("No samples yet"));
@@ -262,13 +313,19 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     c.find(Locator::Id("samples-submit")).await.unwrap().click().await.unwrap();
     wait_js(&c, "document.getElementById('verdict-n') && document.getElementById('verdict-n').textContent === '10'", "the verdict over 10 samples").await;
     let decision = text_of(&c, "#verdict-decision").await;
-    assert!(["distilled", "independent", "undecided"].contains(&decision.as_str()), "decision {decision:?}");
+    assert!(
+        ["distilled", "independent", "undecided"].contains(&decision.as_str()),
+        "decision {decision:?}"
+    );
     let p: f64 = text_of(&c, "#verdict-p").await.parse().expect("p-value is a number");
     assert!((0.0..=1.0).contains(&p), "p = {p}");
     assert!(!text_of(&c, "#verdict-teacher").await.is_empty());
     // The decision rule's error check (the profile's calibration models, each left out) is shown.
     let check = text_of(&c, "#verdict-error-check").await;
-    assert!(check.contains("known independent models") && check.contains("upstream models"), "{check}");
+    assert!(
+        check.contains("known independent models") && check.contains("upstream models"),
+        "{check}"
+    );
     // Both plots arrive as real SVG images.
     for img in ["plot-scores", "plot-growth"] {
         wait_js(&c, &format!("document.getElementById('{img}') && document.getElementById('{img}').dataset.loaded === 'true' && document.getElementById('{img}').naturalWidth > 100"), img).await;
@@ -281,11 +338,21 @@ async fn dashboard_end_to_end_in_headless_chromium() {
         assert!(ok, "claim highlight is misaligned: {t:?} (all: {claims:?})");
     }
     assert!(
-        !c.find_all(Locator::Css("#evidence .sample-text mark.up, #evidence .sample-text mark.down")).await.unwrap().is_empty(),
+        !c.find_all(Locator::Css(
+            "#evidence .sample-text mark.up, #evidence .sample-text mark.down"
+        ))
+        .await
+        .unwrap()
+        .is_empty(),
         "no phrase highlights"
     );
     // Campaign section settles (a table, an empty list, or "not available yet"), never spins.
-    wait_js(&c, "!document.getElementById('campaigns-body').textContent.includes('Loading')", "the campaigns section").await;
+    wait_js(
+        &c,
+        "!document.getElementById('campaigns-body').textContent.includes('Loading')",
+        "the campaigns section",
+    )
+    .await;
     c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
     screenshot(&c, &shots, "suspect").await;
     c.execute("document.getElementById('evidence').scrollIntoView();", vec![]).await.unwrap();
@@ -293,15 +360,29 @@ async fn dashboard_end_to_end_in_headless_chromium() {
 
     // --- add samples by file upload (JSONL).
     let upload = data.path().join("more-samples.jsonl");
-    let lines: String = ["Sure! Delve into the details of rust ownership. I hope this helps!", "Certainly! Here is a haiku about autumn leaves.", "Great question! The answer depends on context."]
-        .iter()
-        .map(|t| format!("{}\n", json!({"text": t, "prompt": "say something"})))
-        .collect();
+    let lines: String = [
+        "Sure! Delve into the details of rust ownership. I hope this helps!",
+        "Certainly! Here is a haiku about autumn leaves.",
+        "Great question! The answer depends on context.",
+    ]
+    .iter()
+    .map(|t| format!("{}\n", json!({"text": t, "prompt": "say something"})))
+    .collect();
     std::fs::write(&upload, lines).unwrap();
-    c.find(Locator::Id("samples-file")).await.unwrap().send_keys(upload.to_str().unwrap()).await.unwrap();
+    c.find(Locator::Id("samples-file"))
+        .await
+        .unwrap()
+        .send_keys(upload.to_str().unwrap())
+        .await
+        .unwrap();
     c.find(Locator::Id("samples-upload")).await.unwrap().click().await.unwrap();
     wait_js(&c, "document.getElementById('verdict-n') && document.getElementById('verdict-n').textContent === '13'", "the verdict over 13 samples").await;
-    wait_js(&c, "document.getElementById('samples-result').textContent.includes('from more-samples.jsonl')", "the upload's result line").await;
+    wait_js(
+        &c,
+        "document.getElementById('samples-result').textContent.includes('from more-samples.jsonl')",
+        "the upload's result line",
+    )
+    .await;
     let decision = text_of(&c, "#verdict-decision").await;
 
     // --- the suspects list ranks it, with verdict, p-value, samples, teacher.
@@ -319,7 +400,14 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     screenshot(&c, &shots, "profiles").await;
 
     // --- a batch job (API) so the jobs page has something to show.
-    let job_body: String = (0..40).map(|i| format!("{}\n", json!({"text": format!("Batch response number {i}: certainly, here is an answer.")}))).collect();
+    let job_body: String = (0..40)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"text": format!("Batch response number {i}: certainly, here is an answer.")})
+            )
+        })
+        .collect();
     let r = http
         .post(format!("{base}/v1/jobs?suspect={id}"))
         .bearer_auth(&analyst)
@@ -350,18 +438,46 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     assert!(!displayed(&c, "#new-suspect").await, "a viewer must not see the new-suspect form");
     go(&c, &base, &format!("#/suspects/{id}"), "suspect").await;
     wait_js(&c, "document.getElementById('verdict-n') && document.getElementById('verdict-n').textContent === '53'", "the viewer's verdict (13 + 40 job samples)").await;
-    wait_js(&c, "document.getElementById('plot-scores').dataset.loaded === 'true'", "the viewer's score plot").await;
-    assert!(!displayed(&c, "#add-samples-card").await, "a viewer must not see the add-samples form");
+    wait_js(
+        &c,
+        "document.getElementById('plot-scores').dataset.loaded === 'true'",
+        "the viewer's score plot",
+    )
+    .await;
+    assert!(
+        !displayed(&c, "#add-samples-card").await,
+        "a viewer must not see the add-samples form"
+    );
     assert!(!displayed(&c, "#suspect-delete").await, "a viewer must not see the delete button");
     // Reveal the hidden controls as a tampered page would, and try to write anyway.
-    c.execute("document.querySelectorAll('.write').forEach(e => { e.hidden = false; });", vec![]).await.unwrap();
-    c.find(Locator::Id("samples-text")).await.unwrap().send_keys("A viewer trying to add a sample.").await.unwrap();
+    c.execute("document.querySelectorAll('.write').forEach(e => { e.hidden = false; });", vec![])
+        .await
+        .unwrap();
+    c.find(Locator::Id("samples-text"))
+        .await
+        .unwrap()
+        .send_keys("A viewer trying to add a sample.")
+        .await
+        .unwrap();
     c.find(Locator::Id("samples-submit")).await.unwrap().click().await.unwrap();
     let msg = wait_js(&c, "document.getElementById('samples-result').textContent.includes('403') && document.getElementById('samples-result').textContent", "the server's refusal").await;
     assert!(msg.as_str().unwrap().contains("forbidden"), "{msg}");
-    c.execute("document.getElementById('add-samples-card').scrollIntoView({block: 'center'});", vec![]).await.unwrap();
+    c.execute(
+        "document.getElementById('add-samples-card').scrollIntoView({block: 'center'});",
+        vec![],
+    )
+    .await
+    .unwrap();
     screenshot(&c, &shots, "viewer-refused").await;
-    let n = http.get(format!("{base}/v1/suspects/{id}")).bearer_auth(&viewer).send().await.unwrap().json::<Value>().await.unwrap();
+    let n = http
+        .get(format!("{base}/v1/suspects/{id}"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
     assert_eq!(n["samples"], json!(53), "the viewer's write must not have landed");
 
     // --- a probe campaign against a local replay of an OpenAI-compatible endpoint: the suspect
@@ -372,7 +488,13 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     replay.fallback = Some("Certainly! As an AI language model developed by OpenAI, I can help with that. I hope this helps!".into());
     replay.latency_ms = 600;
     tokio::spawn(replay::serve(listener, Arc::new(replay)));
-    let r = http.post(format!("{base}/v1/allowlist")).bearer_auth(&admin).json(&json!({"entry": format!("127.0.0.1:{port}")})).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/v1/allowlist"))
+        .bearer_auth(&admin)
+        .json(&json!({"entry": format!("127.0.0.1:{port}")}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
     c.refresh().await.unwrap(); // the viewer's page, before the campaign exists
     wait_js(&c, "document.body.dataset.page === 'suspect' && document.getElementById('campaigns-body').textContent.includes('No probe campaigns')", "no campaigns yet").await;
@@ -399,25 +521,41 @@ async fn dashboard_end_to_end_in_headless_chromium() {
             .await
             .unwrap();
         assert_eq!(v[0], json!(true), "the page reloaded instead of updating");
-        let (state, progress) = (v[1].as_str().unwrap().to_string(), v[2].as_str().unwrap().to_string());
+        let (state, progress) =
+            (v[1].as_str().unwrap().to_string(), v[2].as_str().unwrap().to_string());
         if seen.last() != Some(&progress) {
             seen.push(progress);
         }
         if ["done", "failed", "cancelled"].contains(&state.as_str()) {
             break state;
         }
-        assert!(start.elapsed() < WAIT * 2, "campaign still {state} after {:?}; progress seen: {seen:?}", start.elapsed());
+        assert!(
+            start.elapsed() < WAIT * 2,
+            "campaign still {state} after {:?}; progress seen: {seen:?}",
+            start.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(final_state, "done", "progress seen: {seen:?}");
     assert!(seen.len() >= 2, "no live progress: the page showed only {seen:?}");
     // The campaign's answers are samples: the verdict refreshes by itself.
-    wait_js(&c, "Number(document.getElementById('verdict-n').textContent) > 53", "the verdict over the campaign's answers").await;
-    c.execute("document.getElementById('campaigns').scrollIntoView({block: 'center'});", vec![]).await.unwrap();
+    wait_js(
+        &c,
+        "Number(document.getElementById('verdict-n').textContent) > 53",
+        "the verdict over the campaign's answers",
+    )
+    .await;
+    c.execute("document.getElementById('campaigns').scrollIntoView({block: 'center'});", vec![])
+        .await
+        .unwrap();
     screenshot(&c, &shots, "suspect-campaign").await;
 
     c.close().await.unwrap();
     drop(driver);
     drop(server);
-    eprintln!("dashboard e2e: {:.1} s; screenshots in {}", started.elapsed().as_secs_f64(), shots.display());
+    eprintln!(
+        "dashboard e2e: {:.1} s; screenshots in {}",
+        started.elapsed().as_secs_f64(),
+        shots.display()
+    );
 }

@@ -23,41 +23,93 @@ async fn real_server_on_postgres_end_to_end() {
     let analyst = create_key_env(dir.path(), "analyst", &env);
     let viewer = create_key_env(dir.path(), "viewer", &env);
     // The flag works as well as the environment variable.
-    let out = Command::new(BIN).args(["keys", "list", "--database-url", &url, "--data"]).arg(dir.path()).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["keys", "list", "--database-url", &url, "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
 
     let log_path = dir.path().join("serve.log");
-    let mut srv = start_with_stderr(dir.path(), &[env[0], ("RUST_LOG", "info")], Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    let mut srv = start_with_stderr(
+        dir.path(),
+        &[env[0], ("RUST_LOG", "info")],
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    );
     let c = reqwest::Client::new();
     let base = srv.base.clone();
     assert_eq!(c.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
-    let r = c.post(format!("{base}/v1/suspects")).bearer_auth(&analyst).json(&json!({"name": "rival-pg"})).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/v1/suspects"))
+        .bearer_auth(&analyst)
+        .json(&json!({"name": "rival-pg"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let sus = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
-    let samples: Vec<_> = (0..30).map(|i| json!({"text": sample_text(2 * i + 1), "source": "crawl"})).collect();
-    let r = c.post(format!("{base}/v1/suspects/{sus}/samples")).bearer_auth(&analyst).json(&samples).send().await.unwrap();
+    let samples: Vec<_> =
+        (0..30).map(|i| json!({"text": sample_text(2 * i + 1), "source": "crawl"})).collect();
+    let r = c
+        .post(format!("{base}/v1/suspects/{sus}/samples"))
+        .bearer_auth(&analyst)
+        .json(&samples)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["added"], 30);
     // Dedup by content hash, as on SQLite.
     let again = json!([{"text": sample_text(1)}, {"text": sample_text(100)}]);
-    let r = c.post(format!("{base}/v1/suspects/{sus}/samples")).bearer_auth(&analyst).json(&again).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/v1/suspects/{sus}/samples"))
+        .bearer_auth(&analyst)
+        .json(&again)
+        .send()
+        .await
+        .unwrap();
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!((v["added"].as_u64(), v["duplicates"].as_u64()), (Some(1), Some(1)), "{v}");
 
-    let r = c.get(format!("{base}/v1/suspects/{sus}/verdict?top=3")).bearer_auth(&viewer).send().await.unwrap();
+    let r = c
+        .get(format!("{base}/v1/suspects/{sus}/verdict?top=3"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["n"], 31);
-    assert!(v["p_value"].is_number() && v["strength"].is_number() && v["decision"].is_string(), "{v}");
+    assert!(
+        v["p_value"].is_number() && v["strength"].is_number() && v["decision"].is_string(),
+        "{v}"
+    );
     assert!(!v["top_evidence"].as_array().unwrap().is_empty(), "{v}");
-    let list: serde_json::Value = c.get(format!("{base}/v1/suspects")).bearer_auth(&viewer).send().await.unwrap().json().await.unwrap();
+    let list: serde_json::Value = c
+        .get(format!("{base}/v1/suspects"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let s = &list["suspects"][0];
     assert_eq!((s["id"].as_str(), s["samples"].as_u64()), (Some(sus.as_str()), Some(31)));
     assert!(s["verdict"].is_object(), "the verdict is cached in PostgreSQL: {list}");
-    let r = c.get(format!("{base}/v1/suspects/{sus}/samples?limit=2&offset=1")).bearer_auth(&viewer).send().await.unwrap();
+    let r = c
+        .get(format!("{base}/v1/suspects/{sus}/samples?limit=2&offset=1"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
     let page: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(page["samples"][0]["text"], sample_text(3), "samples page in insertion order: {page}");
+    assert_eq!(
+        page["samples"][0]["text"],
+        sample_text(3),
+        "samples page in insertion order: {page}"
+    );
     // An encoded NUL in a path or query value is a 422 naming it (PostgreSQL cannot compare with
     // it: a 500 before the check).
     for path in ["/v1/suspects/a%00b", "/v1/suspects?q=%00"] {
@@ -67,7 +119,11 @@ async fn real_server_on_postgres_end_to_end() {
     }
 
     // Graceful shutdown flushes the audit log into PostgreSQL.
-    assert!(Command::new("kill").args(["-TERM", &srv.child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &srv.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     assert!(srv.child.wait().unwrap().success());
 
     // Everything is in the database, nothing in a SQLite file.
@@ -76,15 +132,30 @@ async fn real_server_on_postgres_end_to_end() {
     let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
     assert_eq!(count("SELECT COUNT(*) FROM api_keys").fetch_one(&mut conn).await.unwrap(), 2);
     assert_eq!(count("SELECT COUNT(*) FROM samples").fetch_one(&mut conn).await.unwrap(), 31);
-    assert_eq!(count("SELECT COUNT(*) FROM suspects WHERE verdict IS NOT NULL").fetch_one(&mut conn).await.unwrap(), 1);
-    let audited = count("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'POST /v1/suspects%'").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(
+        count("SELECT COUNT(*) FROM suspects WHERE verdict IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap(),
+        1
+    );
+    let audited = count("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'POST /v1/suspects%'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(audited, 3, "suspect creation and two sample uploads audited");
-    let migrations = count("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(&mut conn).await.unwrap();
+    let migrations = count("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(migrations, 2);
 
     // The log says which store it opened, with the password redacted.
     let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(log.contains("store opened") && log.contains("postgres://postgres:***@localhost/"), "{log}");
+    assert!(
+        log.contains("store opened") && log.contains("postgres://postgres:***@localhost/"),
+        "{log}"
+    );
     assert!(!log.contains(PASSWORD), "the password was logged: {log}");
 }
 
@@ -95,13 +166,25 @@ fn a_bad_database_url_fails_without_printing_its_password() {
         format!("postgres://postgres:{PASSWORD}@localhost/nope?host=/nonexistent-pedigree-dir"),
         format!("mysql://root:{PASSWORD}@localhost/nope"),
     ] {
-        let out = Command::new(BIN).args(["keys", "list", "--data"]).arg(dir.path()).env("PEDIGREE_DATABASE_URL", &url).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["keys", "list", "--data"])
+            .arg(dir.path())
+            .env("PEDIGREE_DATABASE_URL", &url)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{url}: {stderr}");
-        assert!(stderr.contains(":***@localhost/nope"), "the error names the (redacted) URL: {stderr}");
+        assert!(
+            stderr.contains(":***@localhost/nope"),
+            "the error names the (redacted) URL: {stderr}"
+        );
         assert!(!stderr.contains(PASSWORD), "the password was printed: {stderr}");
         // `--help` never shows the value of the environment variable.
-        let help = Command::new(BIN).args(["serve", "--help"]).env("PEDIGREE_DATABASE_URL", &url).output().unwrap();
+        let help = Command::new(BIN)
+            .args(["serve", "--help"])
+            .env("PEDIGREE_DATABASE_URL", &url)
+            .output()
+            .unwrap();
         let help = String::from_utf8_lossy(&help.stdout);
         assert!(help.contains("--database-url") && !help.contains(PASSWORD), "{help}");
     }

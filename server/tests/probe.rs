@@ -28,17 +28,33 @@ fn answers(prompts: &[String]) -> HashMap<String, String> {
 }
 
 fn probes(prompts: &[String]) -> Vec<Probe> {
-    prompts.iter().enumerate().map(|(i, p)| Probe { id: format!("t{i}"), kind: "test".into(), prompt: p.clone() }).collect()
+    prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Probe { id: format!("t{i}"), kind: "test".into(), prompt: p.clone() })
+        .collect()
 }
 
 /// Fast retries, a 700 ms timeout, no rate limit to speak of.
 fn client(stream: bool) -> ClientOptions {
-    ClientOptions { timeout_ms: 700, max_attempts: 4, backoff_base_ms: 10, backoff_max_ms: 50, rate_per_sec: 500.0, stream, ..Default::default() }
+    ClientOptions {
+        timeout_ms: 700,
+        max_attempts: 4,
+        backoff_base_ms: 10,
+        backoff_max_ms: 50,
+        rate_per_sec: 500.0,
+        stream,
+        ..Default::default()
+    }
 }
 
 fn spec(base: &str, budget: usize, stream: bool) -> CampaignSpec {
     CampaignSpec {
-        endpoint: EndpointSpec { base_url: base.to_string(), model: MODEL.into(), api_key_secret: None },
+        endpoint: EndpointSpec {
+            base_url: base.to_string(),
+            model: MODEL.into(),
+            api_key_secret: None,
+        },
         upstream: None,
         probes: "custom".into(),
         budget: Budget { max_requests: budget, max_tokens: None },
@@ -59,15 +75,32 @@ struct Local {
 
 async fn local() -> Local {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db.sqlite")).await.unwrap());
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("db.sqlite")).await.unwrap());
     let engine = Arc::new(Engine::with_default(2, common::default_profile().as_deref()));
     Local { store, engine, _dir: dir }
 }
 
-async fn run_local(l: &Local, spec: CampaignSpec, prompts: &[String], allow: &[&str]) -> server::store::CampaignRecord {
-    let c = campaign::create(l.store.as_ref(), &l.engine, spec, probes(prompts), None, None).await.unwrap();
+async fn run_local(
+    l: &Local,
+    spec: CampaignSpec,
+    prompts: &[String],
+    allow: &[&str],
+) -> server::store::CampaignRecord {
+    let c = campaign::create(l.store.as_ref(), &l.engine, spec, probes(prompts), None, None)
+        .await
+        .unwrap();
     let allow: HashSet<String> = allow.iter().map(|s| s.to_string()).collect();
-    campaign::run(l.store.clone(), l.engine.clone(), &c.id, &allow, Arc::new(AtomicBool::new(false)), None).await.unwrap()
+    campaign::run(
+        l.store.clone(),
+        l.engine.clone(),
+        &c.id,
+        &allow,
+        Arc::new(AtomicBool::new(false)),
+        None,
+    )
+    .await
+    .unwrap()
 }
 
 /// Every fault of the bar, non-streaming and streaming: each probe ends answered or failed, with
@@ -75,7 +108,10 @@ async fn run_local(l: &Local, spec: CampaignSpec, prompts: &[String], allow: &[&
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_end_every_probe_answered_or_failed() {
     for stream in [false, true] {
-        let mut prompts: Vec<String> = ["p-429", "p-500", "p-slow", "p-trunc", "p-drop", "p-400"].iter().map(|s| format!("{s}: tell me about rivers")).collect();
+        let mut prompts: Vec<String> = ["p-429", "p-500", "p-slow", "p-trunc", "p-drop", "p-400"]
+            .iter()
+            .map(|s| format!("{s}: tell me about rivers"))
+            .collect();
         prompts.extend((0..6).map(|i| format!("plain question {i}")));
         let mut ans = answers(&prompts);
         ans.remove("plain question 5"); // unknown prompt: 404, not retried
@@ -95,22 +131,44 @@ async fn faults_end_every_probe_answered_or_failed() {
         let l = local().await;
         let c = run_local(&l, spec(&fake.base, 100, stream), &prompts, &[&fake.entry]).await;
         assert_eq!(c.state, JobState::Done, "{c:?}");
-        assert_eq!(c.probes.pending + c.probes.in_flight, 0, "every probe ends answered or failed: {:?}", c.probes);
+        assert_eq!(
+            c.probes.pending + c.probes.in_flight,
+            0,
+            "every probe ends answered or failed: {:?}",
+            c.probes
+        );
         let ps = l.store.campaign_probes(&c.id, None, 0, 100).await.unwrap();
-        let by: HashMap<&str, _> = ps.iter().map(|p| (p.prompt.split(':').next().unwrap(), p)).collect();
+        let by: HashMap<&str, _> =
+            ps.iter().map(|p| (p.prompt.split(':').next().unwrap(), p)).collect();
         let counts = fake.counts();
         for p in &ps {
             assert!(matches!(p.state, ProbeState::Answered | ProbeState::Failed), "{p:?}");
-            assert_eq!(counts.get(&p.prompt).copied().unwrap_or(0) as i64, p.attempts, "attempts recorded = requests seen: {p:?}");
+            assert_eq!(
+                counts.get(&p.prompt).copied().unwrap_or(0) as i64,
+                p.attempts,
+                "attempts recorded = requests seen: {p:?}"
+            );
         }
-        let expect = [("p-429", ProbeState::Answered, 2), ("p-500", ProbeState::Answered, 3), ("p-slow", ProbeState::Answered, 2),
-            ("p-trunc", ProbeState::Failed, 4), ("p-drop", ProbeState::Answered, 2), ("p-400", ProbeState::Failed, 1),
-            ("plain question 5", ProbeState::Failed, 1), ("plain question 0", ProbeState::Answered, 1)];
+        let expect = [
+            ("p-429", ProbeState::Answered, 2),
+            ("p-500", ProbeState::Answered, 3),
+            ("p-slow", ProbeState::Answered, 2),
+            ("p-trunc", ProbeState::Failed, 4),
+            ("p-drop", ProbeState::Answered, 2),
+            ("p-400", ProbeState::Failed, 1),
+            ("plain question 5", ProbeState::Failed, 1),
+            ("plain question 0", ProbeState::Answered, 1),
+        ];
         for (k, st, attempts) in expect {
             let p = by[k];
             assert_eq!((p.state, p.attempts), (st, attempts), "stream={stream} {k}: {p:?}");
         }
-        assert!(by["p-trunc"].error.as_deref().unwrap().contains("malformed") || by["p-trunc"].error.as_deref().unwrap().contains("stream"), "{:?}", by["p-trunc"].error);
+        assert!(
+            by["p-trunc"].error.as_deref().unwrap().contains("malformed")
+                || by["p-trunc"].error.as_deref().unwrap().contains("stream"),
+            "{:?}",
+            by["p-trunc"].error
+        );
         assert!(by["p-slow"].answer.is_some());
         // Answers are the replayed texts, scored and stored as the suspect's samples.
         assert_eq!(by["plain question 0"].answer.as_deref(), Some(common::sample_text(6).as_str()));
@@ -119,11 +177,20 @@ async fn faults_end_every_probe_answered_or_failed() {
         assert!(suspect.verdict.is_some(), "the suspect's verdict is refreshed");
         // Retry-After: 1 was honoured (backoff alone would retry after ≤ 50 ms).
         let log = fake.log();
-        let t: Vec<i64> = log.iter().filter(|e| e.prompt.starts_with("p-429")).map(|e| e.at_ms).collect();
-        assert!(t[1] - t[0] >= 950, "retry came {} ms after a 429 with Retry-After: 1", t[1] - t[0]);
+        let t: Vec<i64> =
+            log.iter().filter(|e| e.prompt.starts_with("p-429")).map(|e| e.at_ms).collect();
+        assert!(
+            t[1] - t[0] >= 950,
+            "retry came {} ms after a 429 with Retry-After: 1",
+            t[1] - t[0]
+        );
         assert!(log.iter().all(|e| e.stream == stream));
         // Retries of one probe carry the same idempotency key; different probes different ones.
-        let keys: HashSet<_> = log.iter().filter(|e| e.prompt.starts_with("p-500")).map(|e| e.idempotency_key.clone().unwrap()).collect();
+        let keys: HashSet<_> = log
+            .iter()
+            .filter(|e| e.prompt.starts_with("p-500"))
+            .map(|e| e.idempotency_key.clone().unwrap())
+            .collect();
         assert_eq!(keys.len(), 1);
         assert_eq!(c.stop_reason.as_deref(), Some("probes_exhausted"));
     }
@@ -135,7 +202,10 @@ async fn faults_end_every_probe_answered_or_failed() {
 /// failing the campaign; SQLite turned the sum into a REAL that no later read could decode.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_error_text_and_token_counts_are_stored_on_both_stores() {
-    let prompts: Vec<String> = ["p-nul", "p-huge-a", "p-huge-b", "plain"].iter().map(|s| format!("{s}: tell me about lakes")).collect();
+    let prompts: Vec<String> = ["p-nul", "p-huge-a", "p-huge-b", "plain"]
+        .iter()
+        .map(|s| format!("{s}: tell me about lakes"))
+        .collect();
     let pg = common::pg::fresh_db().await;
     for on_pg in [false, true] {
         // A new endpoint each time: its faults are scripted per request count.
@@ -146,17 +216,29 @@ async fn hostile_error_text_and_token_counts_are_stored_on_both_stores() {
         if on_pg {
             cfg.store.database_url = Some(server::config::DatabaseUrl::new(pg.url.clone()));
         }
-        let l = Local { store: server::store::open(&cfg).await.unwrap(), engine: local().await.engine, _dir: dir };
+        let l = Local {
+            store: server::store::open(&cfg).await.unwrap(),
+            engine: local().await.engine,
+            _dir: dir,
+        };
         let c = run_local(&l, spec(&fake.base, 100, false), &prompts, &[&fake.entry]).await;
         assert_eq!(c.state, JobState::Done, "pg={on_pg}: {c:?}");
         let ps = l.store.campaign_probes(&c.id, None, 0, 100).await.unwrap();
-        let by: HashMap<&str, _> = ps.iter().map(|p| (p.prompt.split(':').next().unwrap(), p)).collect();
+        let by: HashMap<&str, _> =
+            ps.iter().map(|p| (p.prompt.split(':').next().unwrap(), p)).collect();
         assert_eq!(by["p-nul"].state, ProbeState::Failed);
-        assert!(by["p-nul"].error.as_deref().unwrap().contains("bad\u{FFFD}request"), "{:?}", by["p-nul"].error);
+        assert!(
+            by["p-nul"].error.as_deref().unwrap().contains("bad\u{FFFD}request"),
+            "{:?}",
+            by["p-nul"].error
+        );
         assert_eq!(by["p-huge-a"].state, ProbeState::Answered);
         assert!(by["p-huge-a"].tokens.unwrap() < i64::MAX / 4, "{:?}", by["p-huge-a"].tokens);
         let listed = l.store.list_campaigns(10, 0).await.unwrap();
-        assert!(listed.iter().any(|x| x.id == c.id && x.tokens > 0 && x.tokens < i64::MAX / 2), "pg={on_pg}: {listed:?}");
+        assert!(
+            listed.iter().any(|x| x.id == c.id && x.tokens > 0 && x.tokens < i64::MAX / 2),
+            "pg={on_pg}: {listed:?}"
+        );
     }
 }
 
@@ -166,13 +248,20 @@ async fn hostile_error_text_and_token_counts_are_stored_on_both_stores() {
 async fn budget_stops_the_campaign_and_upstream_answers_are_stored() {
     let prompts: Vec<String> = (0..12).map(|i| format!("budget question {i}")).collect();
     let fake = FakeOpenAi::start(MODEL, answers(&prompts), vec![], 0);
-    let up_answers: HashMap<String, String> = prompts.iter().map(|p| (p.clone(), format!("Certainly! Upstream answer to {p}."))).collect();
+    let up_answers: HashMap<String, String> = prompts
+        .iter()
+        .map(|p| (p.clone(), format!("Certainly! Upstream answer to {p}.")))
+        .collect();
     let upstream = FakeOpenAi::start("gpt-up", up_answers, vec![], 0);
     let l = local().await;
     let mut s = spec(&fake.base, 5, false);
     // A tiny α so that no look can decide: the budget must be what stops the campaign.
     s.alpha = 1e-9;
-    s.upstream = Some(EndpointSpec { base_url: upstream.base.clone(), model: "gpt-up".into(), api_key_secret: None });
+    s.upstream = Some(EndpointSpec {
+        base_url: upstream.base.clone(),
+        model: "gpt-up".into(),
+        api_key_secret: None,
+    });
     let c = run_local(&l, s, &prompts, &[&fake.entry, &upstream.entry]).await;
     assert_eq!(c.stop_reason.as_deref(), Some("budget_requests"));
     assert_eq!((c.probes.sent, c.probes.answered, c.probes.pending), (5, 5, 7));
@@ -180,7 +269,8 @@ async fn budget_stops_the_campaign_and_upstream_answers_are_stored() {
     assert_eq!(upstream.log().len(), 5);
     assert_eq!(c.probes.upstream_answered, 5);
     let ps = l.store.campaign_probes(&c.id, Some(ProbeState::Answered), 0, 100).await.unwrap();
-    assert!(ps.iter().all(|p| p.upstream_answer.as_deref() == Some(format!("Certainly! Upstream answer to {}.", p.prompt).as_str())));
+    assert!(ps.iter().all(|p| p.upstream_answer.as_deref()
+        == Some(format!("Certainly! Upstream answer to {}.", p.prompt).as_str())));
     let sum = campaign::summary(l.store.as_ref(), &c).await.unwrap();
     assert_eq!(sum["probes_sent"], 5);
     assert_eq!(sum["stop_reason"], "budget_requests");
@@ -200,7 +290,16 @@ async fn budget_stops_the_campaign_and_upstream_answers_are_stored() {
     assert!(c2.tokens >= 30);
     // Re-running a finished campaign sends nothing.
     let n = fake.log().len();
-    let again = campaign::run(l.store.clone(), l.engine.clone(), &c.id, &HashSet::new(), Arc::new(AtomicBool::new(false)), None).await.unwrap();
+    let again = campaign::run(
+        l.store.clone(),
+        l.engine.clone(),
+        &c.id,
+        &HashSet::new(),
+        Arc::new(AtomicBool::new(false)),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.probes.sent, 5);
     assert_eq!(fake.log().len(), n);
 }
@@ -208,11 +307,27 @@ async fn budget_stops_the_campaign_and_upstream_answers_are_stored() {
 /// Identity claims in answers become evidence attributed to families.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_claims_are_attributed_to_families() {
-    let prompts: Vec<String> = ["Who made you?", "What model are you?", "你是谁开发的？", "Which base model are you built on?"].iter().map(|s| s.to_string()).collect();
+    let prompts: Vec<String> = [
+        "Who made you?",
+        "What model are you?",
+        "你是谁开发的？",
+        "Which base model are you built on?",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let ans: HashMap<String, String> = prompts
         .iter()
         .cloned()
-        .zip(["I was developed by OpenAI.", "I am ChatGPT, a large language model.", "我是由OpenAI开发的人工智能助手。", "I'm based on Claude."].map(String::from))
+        .zip(
+            [
+                "I was developed by OpenAI.",
+                "I am ChatGPT, a large language model.",
+                "我是由OpenAI开发的人工智能助手。",
+                "I'm based on Claude.",
+            ]
+            .map(String::from),
+        )
         .collect();
     let fake = FakeOpenAi::start(MODEL, ans, vec![], 0);
     let l = local().await;
@@ -222,7 +337,10 @@ async fn identity_claims_are_attributed_to_families() {
     assert_eq!(sum["identity_claims"]["anthropic"], 1, "{sum}");
     let ps = l.store.campaign_probes(&c.id, None, 0, 10).await.unwrap();
     let claim = &ps[0].claims.as_ref().unwrap()[0];
-    assert_eq!((claim["family"].as_str(), claim["kind"].as_str()), (Some("openai"), Some("creator")));
+    assert_eq!(
+        (claim["family"].as_str(), claim["kind"].as_str()),
+        (Some("openai"), Some("creator"))
+    );
     assert_eq!(claim["span"], json!([6, 25]), "spans locate the claim in the answer");
 }
 
@@ -258,15 +376,29 @@ async fn http_campaigns_allowlist_and_secrets() {
     assert!(r.json()["error"]["message"].as_str().unwrap().contains(&fake.entry));
     assert!(fake.log().is_empty(), "nothing was sent to a refused target");
     // Only admins manage the allowlist and secrets.
-    app.post_json("/v1/allowlist", &app.analyst, json!({"entry": fake.entry})).await.expect_error(403);
-    app.post_json("/v1/secrets", &app.analyst, json!({"name": "suspect_key", "value": SECRET})).await.expect_error(403);
-    app.post_json("/v1/allowlist", &app.admin, json!({"entry": "no-port.example"})).await.expect_error(422);
-    let r = app.post_json("/v1/allowlist", &app.admin, json!({"entry": fake.entry, "note": "test replay"})).await;
+    app.post_json("/v1/allowlist", &app.analyst, json!({"entry": fake.entry}))
+        .await
+        .expect_error(403);
+    app.post_json("/v1/secrets", &app.analyst, json!({"name": "suspect_key", "value": SECRET}))
+        .await
+        .expect_error(403);
+    app.post_json("/v1/allowlist", &app.admin, json!({"entry": "no-port.example"}))
+        .await
+        .expect_error(422);
+    let r = app
+        .post_json("/v1/allowlist", &app.admin, json!({"entry": fake.entry, "note": "test replay"}))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     // The secret is not set yet: the campaign is refused with a clear message.
     let r = app.post_json("/v1/campaigns", &app.analyst, body.clone()).await;
-    assert!(r.expect_error(422) == "invalid_input" && r.text().contains("PEDIGREE_SECRET_SUSPECT_KEY"), "{}", r.text());
-    let r = app.post_json("/v1/secrets", &app.admin, json!({"name": "suspect_key", "value": SECRET})).await;
+    assert!(
+        r.expect_error(422) == "invalid_input" && r.text().contains("PEDIGREE_SECRET_SUSPECT_KEY"),
+        "{}",
+        r.text()
+    );
+    let r = app
+        .post_json("/v1/secrets", &app.admin, json!({"name": "suspect_key", "value": SECRET}))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let r = app.post_json("/v1/campaigns", &app.analyst, body).await;
     assert_eq!(r.status, 202, "{}", r.text());
@@ -284,17 +416,38 @@ async fn http_campaigns_allowlist_and_secrets() {
     let verdict = app.get(&format!("/v1/suspects/{sus}/verdict"), &app.viewer).await.json();
     assert_eq!(verdict["n"], 6);
     // The key reached the endpoint…
-    assert!(fake.log().iter().all(|e| e.authorization.as_deref() == Some(&format!("Bearer {SECRET}"))));
+    assert!(fake
+        .log()
+        .iter()
+        .all(|e| e.authorization.as_deref() == Some(&format!("Bearer {SECRET}"))));
     // …and appears in no response.
     let mut seen = String::new();
-    for uri in ["/v1/campaigns", &format!("/v1/campaigns/{id}"), &format!("/v1/campaigns/{id}/probes"), "/v1/secrets", "/v1/audit", "/v1/allowlist"] {
+    for uri in [
+        "/v1/campaigns",
+        &format!("/v1/campaigns/{id}"),
+        &format!("/v1/campaigns/{id}/probes"),
+        "/v1/secrets",
+        "/v1/audit",
+        "/v1/allowlist",
+    ] {
         let r = app.get(uri, &app.admin).await;
         assert_eq!(r.status, 200, "{uri}: {}", r.text());
         seen.push_str(&r.text());
     }
     assert!(seen.contains("suspect_key") && !seen.contains(SECRET), "secret value leaked");
-    app.post_json(&format!("/v1/campaigns/{id}/cancel"), &app.analyst, json!({})).await.expect_error(409);
-    let doc = app.raw(axum::http::Method::GET, "/api-docs/openapi.json", None, None, axum::body::Body::empty()).await.text();
+    app.post_json(&format!("/v1/campaigns/{id}/cancel"), &app.analyst, json!({}))
+        .await
+        .expect_error(409);
+    let doc = app
+        .raw(
+            axum::http::Method::GET,
+            "/api-docs/openapi.json",
+            None,
+            None,
+            axum::body::Body::empty(),
+        )
+        .await
+        .text();
     for path in ["/v1/campaigns/{id}/probes", "/v1/allowlist", "/v1/secrets/{name}"] {
         assert!(doc.contains(path), "OpenAPI lacks {path}");
     }
@@ -302,15 +455,36 @@ async fn http_campaigns_allowlist_and_secrets() {
     assert_eq!(app.delete("/v1/secrets/suspect_key", &app.admin).await.status, 204);
 }
 
-fn probe_cmd(data: &std::path::Path, fake: &FakeOpenAi, probes_file: &std::path::Path, extra: &[&str]) -> std::process::Command {
+fn probe_cmd(
+    data: &std::path::Path,
+    fake: &FakeOpenAi,
+    probes_file: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Command {
     let mut cmd = std::process::Command::new(common::proc::BIN);
-    cmd.args(["probe", "--endpoint", &fake.base, "--model", MODEL, "--budget", "40", "--batch", "5", "--concurrency", "2", "--rate", "100", "--backoff-ms", "10"])
-        .arg("--data")
-        .arg(data)
-        .arg("--probes")
-        .arg(probes_file)
-        .args(extra)
-        .env("RUST_LOG", "warn");
+    cmd.args([
+        "probe",
+        "--endpoint",
+        &fake.base,
+        "--model",
+        MODEL,
+        "--budget",
+        "40",
+        "--batch",
+        "5",
+        "--concurrency",
+        "2",
+        "--rate",
+        "100",
+        "--backoff-ms",
+        "10",
+    ])
+    .arg("--data")
+    .arg(data)
+    .arg("--probes")
+    .arg(probes_file)
+    .args(extra)
+    .env("RUST_LOG", "warn");
     if let Some(p) = common::default_profile() {
         cmd.env("PEDIGREE_DEFAULT_PROFILE", p);
     }
@@ -333,9 +507,14 @@ fn cli_refuses_a_target_off_the_allowlist() {
     let out = probe_cmd(&dir.path().join("data"), &fake, &file, &[]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not on the allowlist") && err.contains(&format!("--allow {}", fake.entry)), "{err}");
+    assert!(
+        err.contains("not on the allowlist") && err.contains(&format!("--allow {}", fake.entry)),
+        "{err}"
+    );
     // Allowing another port does not help either.
-    let out = probe_cmd(&dir.path().join("data"), &fake, &file, &["--allow", "127.0.0.1:1"]).output().unwrap();
+    let out = probe_cmd(&dir.path().join("data"), &fake, &file, &["--allow", "127.0.0.1:1"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(fake.log().is_empty(), "no request reached a refused target");
 }
@@ -352,7 +531,10 @@ fn cli_campaign_survives_kill_9_without_sending_a_probe_twice() {
 fn cli_campaign_survives_kill_9_on_postgres() {
     let db = tokio::runtime::Runtime::new().unwrap().block_on(common::pg::fresh_db());
     let dir = cli_campaign_kill_9(&["--database-url", &db.url]);
-    assert!(!dir.path().join("data/pedigree.sqlite").exists(), "the campaign ran on PostgreSQL, not SQLite");
+    assert!(
+        !dir.path().join("data/pedigree.sqlite").exists(),
+        "the campaign ran on PostgreSQL, not SQLite"
+    );
 }
 
 /// `store_args` select the store; returns the temporary directory (`data/` is the data directory).
@@ -364,11 +546,18 @@ fn cli_campaign_kill_9(store_args: &[&str]) -> tempfile::TempDir {
     let fake = FakeOpenAi::start(MODEL, answers(&prompts), vec![], 150);
     let file = write_probes(dir.path(), &prompts);
     let allow = [&["--allow", fake.entry.as_str()], store_args].concat();
-    let mut child = probe_cmd(&data, &fake, &file, &allow).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = probe_cmd(&data, &fake, &file, &allow)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let t0 = Instant::now();
     while fake.log().len() < 8 {
         assert!(t0.elapsed() < Duration::from_secs(120), "campaign made no progress");
-        assert!(child.try_wait().unwrap().is_none(), "campaign ended before the kill; slow it down");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "campaign ended before the kill; slow it down"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL
@@ -387,9 +576,15 @@ fn cli_campaign_kill_9(store_args: &[&str]) -> tempfile::TempDir {
     let twice: Vec<_> = counts.iter().filter(|(_, &n)| n > 1).collect();
     assert!(twice.is_empty(), "probes sent twice: {twice:?}");
     let sent = summary["probes_sent"].as_u64().unwrap() as usize;
-    let (answered, failed) = (summary["probes_answered"].as_u64().unwrap() as usize, summary["probes_failed"].as_u64().unwrap() as usize);
+    let (answered, failed) = (
+        summary["probes_answered"].as_u64().unwrap() as usize,
+        summary["probes_failed"].as_u64().unwrap() as usize,
+    );
     assert_eq!(answered + failed, sent, "every sent probe ended answered or failed: {summary}");
-    assert!(fake.log().len() <= sent && fake.log().len() > before, "the second run continued where the first stopped");
+    assert!(
+        fake.log().len() <= sent && fake.log().len() > before,
+        "the second run continued where the first stopped"
+    );
     // Probes in flight at the kill were recorded as failed, not re-sent.
     assert!(failed <= 2, "at most `concurrency` probes were in flight: {summary}");
     // A third run reports the finished campaign and sends nothing.
@@ -406,9 +601,12 @@ fn cli_campaign_kill_9(store_args: &[&str]) -> tempfile::TempDir {
 /// the built-in profile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_independent_models_are_never_flagged_and_stop_early() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/alpaca-eval-dev");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/datasets/alpaca-eval-dev");
     if !dir.exists() || common::default_profile().is_some() {
-        eprintln!("NOTE: skipping: needs ../shared/datasets/alpaca-eval-dev and the built-in profile");
+        eprintln!(
+            "NOTE: skipping: needs ../shared/datasets/alpaca-eval-dev and the built-in profile"
+        );
         return;
     }
     let bench = datasets::BenchDir::load(&dir).unwrap();
@@ -416,7 +614,11 @@ async fn replayed_independent_models_are_never_flagged_and_stop_early() {
     for model in ["claude-2.1", "Meta-Llama-3-8B-Instruct", "guanaco-7b", "humpback-llama2-70b"] {
         let replay = server::probe::replay::Replay::from_bench(&dir, model).unwrap();
         let fake = FakeOpenAi::start(model, replay.answers.clone(), vec![], 0);
-        let prompts: Vec<String> = bench.samples_for(model, datasets::Split::Test).iter().map(|s| s.prompt.clone()).collect();
+        let prompts: Vec<String> = bench
+            .samples_for(model, datasets::Split::Test)
+            .iter()
+            .map(|s| s.prompt.clone())
+            .collect();
         let l = local().await;
         let mut s = spec(&fake.base, prompts.len(), false);
         s.endpoint.model = model.to_string();
@@ -432,7 +634,10 @@ async fn replayed_independent_models_are_never_flagged_and_stop_early() {
             early.push(model);
         }
     }
-    assert!(!early.is_empty(), "no independent model stopped early: the sequential stop is not working");
+    assert!(
+        !early.is_empty(),
+        "no independent model stopped early: the sequential stop is not working"
+    );
 }
 
 /// The HTTP service resumes unfinished campaigns when it starts: a probe left `sent` by a crash
@@ -448,8 +653,25 @@ async fn server_start_resumes_campaigns_at_most_once() {
         // A campaign whose probe 1 was in flight when the process died.
         let store = SqliteStore::open(&cfg.db_path()).await.unwrap();
         let engine = Engine::with_default(1, cfg.default_profile.as_deref());
-        store.add_allowlist(server::store::AllowEntry { entry: fake.entry.clone(), note: String::new(), created_by: None, created_ms: 0 }).await.unwrap();
-        let c = campaign::create(&store, &engine, spec(&fake.base, 10, false), probes(&prompts), None, None).await.unwrap();
+        store
+            .add_allowlist(server::store::AllowEntry {
+                entry: fake.entry.clone(),
+                note: String::new(),
+                created_by: None,
+                created_ms: 0,
+            })
+            .await
+            .unwrap();
+        let c = campaign::create(
+            &store,
+            &engine,
+            spec(&fake.base, 10, false),
+            probes(&prompts),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         assert!(store.mark_probe_sent(&c.id, 1).await.unwrap());
         store.close().await;
         c.id
@@ -480,15 +702,47 @@ async fn answers_join_an_existing_suspect() {
     let l = local().await;
     let (profile, _) = l.engine.resolve(None).unwrap();
     l.store.create_suspect("sus_known", "known", "", &profile).await.unwrap();
-    let sample = server::store::NewSample { content_hash: "h0".into(), text: "an earlier sample".into(), prompt: None, source: "t".into(), score: None };
+    let sample = server::store::NewSample {
+        content_hash: "h0".into(),
+        text: "an earlier sample".into(),
+        prompt: None,
+        source: "t".into(),
+        score: None,
+    };
     l.store.add_samples("sus_known", vec![sample]).await.unwrap();
-    let c = campaign::create(l.store.as_ref(), &l.engine, spec(&fake.base, 10, false), probes(&prompts), Some("sus_known".into()), None).await.unwrap();
+    let c = campaign::create(
+        l.store.as_ref(),
+        &l.engine,
+        spec(&fake.base, 10, false),
+        probes(&prompts),
+        Some("sus_known".into()),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(c.suspect_id, "sus_known");
     assert_eq!(c.spec["profile"], profile.as_str(), "scored with the suspect's profile");
     let allow: HashSet<String> = [fake.entry.clone()].into();
-    let c = campaign::run(l.store.clone(), l.engine.clone(), &c.id, &allow, Arc::new(AtomicBool::new(false)), None).await.unwrap();
+    let c = campaign::run(
+        l.store.clone(),
+        l.engine.clone(),
+        &c.id,
+        &allow,
+        Arc::new(AtomicBool::new(false)),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(c.probes.answered, 3);
     assert_eq!(l.store.get_suspect("sus_known").await.unwrap().unwrap().samples, 4);
-    let missing = campaign::create(l.store.as_ref(), &l.engine, spec(&fake.base, 10, false), probes(&prompts), Some("sus_nope".into()), None).await;
+    let missing = campaign::create(
+        l.store.as_ref(),
+        &l.engine,
+        spec(&fake.base, 10, false),
+        probes(&prompts),
+        Some("sus_nope".into()),
+        None,
+    )
+    .await;
     assert!(matches!(missing, Err(server::error::AppError::NotFound(_))));
 }

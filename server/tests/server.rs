@@ -20,7 +20,9 @@ async fn real_server_end_to_end() {
     let r = c
         .post(format!("{base}/v1/score"))
         .bearer_auth(&analyst)
-        .json(&json!({"texts": [{"text": "Certainly! Let's delve into it.", "prompt": "Explain."}]}))
+        .json(
+            &json!({"texts": [{"text": "Certainly! Let's delve into it.", "prompt": "Explain."}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -38,13 +40,31 @@ async fn real_server_end_to_end() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
-    let r = c.post(format!("{base}/v1/score")).bearer_auth(&viewer).json(&json!({"texts": [{"text": "a"}]})).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/v1/score"))
+        .bearer_auth(&viewer)
+        .json(&json!({"texts": [{"text": "a"}]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    let r = c.post(format!("{base}/v1/score")).json(&json!({"texts": [{"text": "a"}]})).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/v1/score"))
+        .json(&json!({"texts": [{"text": "a"}]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "unauthorized");
-    let r = c.post(format!("{base}/v1/score")).bearer_auth(&analyst).header("content-type", "application/json").body("{oops").send().await.unwrap();
+    let r = c
+        .post(format!("{base}/v1/score"))
+        .bearer_auth(&analyst)
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let r = c.get(format!("{base}/metrics")).send().await.unwrap();
     assert!(r.text().await.unwrap().contains("pedigree_http_requests_total"));
@@ -58,7 +78,12 @@ async fn real_server_end_to_end() {
     let status = srv.child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
     let srv = start(dir.path(), &[]);
-    let r = c.get(format!("{}/v1/audit?action=/v1/score", srv.base)).bearer_auth(&admin).send().await.unwrap();
+    let r = c
+        .get(format!("{}/v1/audit?action=/v1/score", srv.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["entries"].as_array().unwrap().len(), 5, "{v}");
 }
@@ -66,10 +91,18 @@ async fn real_server_end_to_end() {
 #[test]
 fn serve_reads_env_vars_and_keys_create_rejects_bad_role() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN).args(["keys", "create", "--role", "root"]).env("PEDIGREE_DATA", dir.path()).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["keys", "create", "--role", "root"])
+        .env("PEDIGREE_DATA", dir.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     // PEDIGREE_DATA is honoured by keys create
-    let out = Command::new(BIN).args(["keys", "create", "--role", "viewer"]).env("PEDIGREE_DATA", dir.path()).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["keys", "create", "--role", "viewer"])
+        .env("PEDIGREE_DATA", dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(dir.path().join("pedigree.sqlite").exists());
     // PEDIGREE_LISTEN / PEDIGREE_DATA are honoured by serve
@@ -87,7 +120,11 @@ fn serve_reads_env_vars_and_keys_create_rejects_bad_role() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
     assert!(data2.join("pedigree.sqlite").exists());
     child.kill().unwrap();
@@ -102,13 +139,26 @@ fn loadtest_subcommand_reports_figures() {
         cmd.env("PEDIGREE_DEFAULT_PROFILE", p);
     }
     let out = cmd
-        .args(["loadtest", "--concurrency", "20", "--requests", "300", "--warmup", "20", "--max-secs", "30"])
+        .args([
+            "loadtest",
+            "--concurrency",
+            "20",
+            "--requests",
+            "300",
+            "--warmup",
+            "20",
+            "--max-secs",
+            "30",
+        ])
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("requests/s") && stdout.contains("p50") && stdout.contains("p99"), "{stdout}");
+    assert!(
+        stdout.contains("requests/s") && stdout.contains("p50") && stdout.contains("p99"),
+        "{stdout}"
+    );
     assert!(stdout.contains("(0 errors"), "{stdout}");
     // open loop
     let mut cmd = Command::new(BIN);
@@ -116,7 +166,19 @@ fn loadtest_subcommand_reports_figures() {
         cmd.env("PEDIGREE_DEFAULT_PROFILE", p);
     }
     let out = cmd
-        .args(["loadtest", "--concurrency", "10", "--requests", "200", "--warmup", "10", "--rate", "500", "--max-secs", "30"])
+        .args([
+            "loadtest",
+            "--concurrency",
+            "10",
+            "--requests",
+            "200",
+            "--warmup",
+            "10",
+            "--rate",
+            "500",
+            "--max-secs",
+            "30",
+        ])
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();

@@ -23,7 +23,11 @@ pub struct AuditList {
 #[utoipa::path(get, path = "/v1/audit", tag = "admin", params(AuditQuery),
     responses((status = 200, body = AuditList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn audit(State(state): State<AppState>, Need(_caller): Need<ADMIN>, Query(q): Query<AuditQuery>) -> AppResult<Json<AuditList>> {
+pub async fn audit(
+    State(state): State<AppState>,
+    Need(_caller): Need<ADMIN>,
+    Query(q): Query<AuditQuery>,
+) -> AppResult<Json<AuditList>> {
     if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
         return Err(AppError::Invalid("`limit` must be between 1 and 1000".into()));
     }
@@ -39,7 +43,10 @@ pub struct KeyList {
 /// List API keys (never the keys themselves).
 #[utoipa::path(get, path = "/v1/keys", tag = "admin",
     responses((status = 200, body = KeyList), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_keys(State(state): State<AppState>, Need(_caller): Need<ADMIN>) -> AppResult<Json<KeyList>> {
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Need(_caller): Need<ADMIN>,
+) -> AppResult<Json<KeyList>> {
     Ok(Json(KeyList { keys: state.store.list_keys().await? }))
 }
 
@@ -62,7 +69,11 @@ pub struct KeyCreated {
 #[utoipa::path(post, path = "/v1/keys", tag = "admin", request_body = CreateKey,
     responses((status = 201, body = KeyCreated), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create_key(State(state): State<AppState>, Need(_caller): Need<ADMIN>, Json(req): Json<CreateKey>) -> AppResult<Response> {
+pub async fn create_key(
+    State(state): State<AppState>,
+    Need(_caller): Need<ADMIN>,
+    Json(req): Json<CreateKey>,
+) -> AppResult<Response> {
     let name = req.name.unwrap_or_else(|| format!("{}-key", req.role.as_str()));
     let (record, key) = crate::auth::create_key(state.store.as_ref(), &name, req.role).await?;
     let detail = serde_json::json!({"key_id": record.id, "role": record.role.as_str()});
@@ -74,7 +85,11 @@ pub async fn create_key(State(state): State<AppState>, Need(_caller): Need<ADMIN
 /// Revoke an API key.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "admin", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn revoke_key(State(state): State<AppState>, Need(_caller): Need<ADMIN>, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Need(_caller): Need<ADMIN>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     if !state.store.revoke_key(&id).await? {
         return Err(AppError::not_found(format!("active key `{id}`")));
     }

@@ -17,7 +17,6 @@ use utoipa::{IntoParams, ToSchema};
 
 type ErrorBody = crate::error::ErrorBody;
 
-
 /// A user-supplied probe.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ProbeIn {
@@ -76,22 +75,38 @@ async fn view(state: &AppState, c: CampaignRecord) -> AppResult<CampaignView> {
     responses((status = 202, body = CampaignView), (status = 403, description = "Role too low, or target not on the allowlist", body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, Need(caller): Need<ANALYST>, Json(req): Json<CreateCampaign>) -> AppResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    Need(caller): Need<ANALYST>,
+    Json(req): Json<CreateCampaign>,
+) -> AppResult<Response> {
     let (name, probes) = match (&req.probe_list, &req.probes) {
         (Some(list), None) => {
             let text: String = list
                 .iter()
-                .map(|p| serde_json::json!({"prompt": p.prompt, "id": p.id, "kind": p.kind}).to_string() + "\n")
+                .map(|p| {
+                    serde_json::json!({"prompt": p.prompt, "id": p.id, "kind": p.kind}).to_string()
+                        + "\n"
+                })
                 .collect();
-            ("custom".to_string(), probesets::parse(&text, "custom", "probe_list").map_err(AppError::Invalid)?)
+            (
+                "custom".to_string(),
+                probesets::parse(&text, "custom", "probe_list").map_err(AppError::Invalid)?,
+            )
         }
         (None, name) => {
             let name = name.clone().unwrap_or_else(|| "identity+general".into());
-            let set = probesets::builtin(&name)
-                .ok_or_else(|| AppError::Invalid(format!("unknown probe set `{name}` (built-in: {})", probesets::BUILTIN.join(", "))))?;
+            let set = probesets::builtin(&name).ok_or_else(|| {
+                AppError::Invalid(format!(
+                    "unknown probe set `{name}` (built-in: {})",
+                    probesets::BUILTIN.join(", ")
+                ))
+            })?;
             (name, set)
         }
-        (Some(_), Some(_)) => return Err(AppError::Invalid("give either `probes` or `probe_list`, not both".into())),
+        (Some(_), Some(_)) => {
+            return Err(AppError::Invalid("give either `probes` or `probe_list`, not both".into()))
+        }
     };
     if probes.len() > 100_000 {
         return Err(AppError::PayloadTooLarge("at most 100000 probes".into()));
@@ -111,7 +126,15 @@ pub async fn create(State(state): State<AppState>, Need(caller): Need<ANALYST>, 
     spec.validate().map_err(AppError::Invalid)?;
     // Refuse an off-allowlist target now, before anything is stored.
     campaign::check_targets(state.store.as_ref(), &spec, &HashSet::new()).await?;
-    let rec = campaign::create(state.store.as_ref(), &state.engine, spec, probes, req.suspect_id, Some(caller.key_id)).await?;
+    let rec = campaign::create(
+        state.store.as_ref(),
+        &state.engine,
+        spec,
+        probes,
+        req.suspect_id,
+        Some(caller.key_id),
+    )
+    .await?;
     state.campaigns.spawn(rec.id.clone());
     let detail = serde_json::json!({"campaign_id": rec.id, "suspect_id": rec.suspect_id, "probes": rec.probes.total});
     let v = view(&state, rec).await?;
@@ -134,19 +157,31 @@ pub struct CampaignList {
 /// List campaigns, newest first.
 #[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", params(Paging),
     responses((status = 200, body = CampaignList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, Need(_c): Need<VIEWER>, Query(p): Query<Paging>) -> AppResult<Json<CampaignList>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Need(_c): Need<VIEWER>,
+    Query(p): Query<Paging>,
+) -> AppResult<Json<CampaignList>> {
     let (limit, offset) = paging(p.limit, p.offset)?;
     Ok(Json(CampaignList { campaigns: state.store.list_campaigns(limit, offset).await? }))
 }
 
 async fn campaign_or_404(state: &AppState, id: &str) -> AppResult<CampaignRecord> {
-    state.store.get_campaign(id).await?.ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))
+    state
+        .store
+        .get_campaign(id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))
 }
 
 /// A campaign's progress: probe counts, current p-value, decision, stop reason, summary.
 #[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = CampaignView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, Need(_c): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Json<CampaignView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Need(_c): Need<VIEWER>,
+    Path(id): Path<String>,
+) -> AppResult<Json<CampaignView>> {
     let c = campaign_or_404(&state, &id).await?;
     Ok(Json(view(&state, c).await?))
 }
@@ -155,7 +190,11 @@ pub async fn get(State(state): State<AppState>, Need(_c): Need<VIEWER>, Path(id)
 #[utoipa::path(post, path = "/v1/campaigns/{id}/cancel", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = CampaignRecord), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn cancel(State(state): State<AppState>, Need(_c): Need<ANALYST>, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    Need(_c): Need<ANALYST>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let rec = state.campaigns.cancel(&id).await?;
     Ok(with_detail(Json(rec), serde_json::json!({"campaign_id": id})))
 }
@@ -181,17 +220,27 @@ pub struct ProbeList {
 #[utoipa::path(get, path = "/v1/campaigns/{id}/probes", tag = "campaigns", params(("id" = String, Path), ProbeQuery),
     responses((status = 200, body = ProbeList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn probes(State(state): State<AppState>, Need(_c): Need<VIEWER>, Path(id): Path<String>, Query(q): Query<ProbeQuery>) -> AppResult<Json<ProbeList>> {
+pub async fn probes(
+    State(state): State<AppState>,
+    Need(_c): Need<VIEWER>,
+    Path(id): Path<String>,
+    Query(q): Query<ProbeQuery>,
+) -> AppResult<Json<ProbeList>> {
     campaign_or_404(&state, &id).await?;
     let st = match q.state.as_deref() {
         None => None,
-        Some(s) => Some(ProbeState::parse(s).ok_or_else(|| AppError::Invalid(format!("unknown probe state `{s}`")))?),
+        Some(s) => Some(
+            ProbeState::parse(s)
+                .ok_or_else(|| AppError::Invalid(format!("unknown probe state `{s}`")))?,
+        ),
     };
     let limit = q.limit.unwrap_or(1000);
     if !(1..=1000).contains(&limit) {
         return Err(AppError::Invalid("`limit` must be between 1 and 1000".into()));
     }
-    Ok(Json(ProbeList { probes: state.store.campaign_probes(&id, st, q.after.unwrap_or(0), limit).await? }))
+    Ok(Json(ProbeList {
+        probes: state.store.campaign_probes(&id, st, q.after.unwrap_or(0), limit).await?,
+    }))
 }
 
 // --- allowlist
@@ -212,7 +261,10 @@ pub struct AllowList {
 /// The probe-target allowlist.
 #[utoipa::path(get, path = "/v1/allowlist", tag = "campaigns",
     responses((status = 200, body = AllowList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn allow_list(State(state): State<AppState>, Need(_c): Need<VIEWER>) -> AppResult<Json<AllowList>> {
+pub async fn allow_list(
+    State(state): State<AppState>,
+    Need(_c): Need<VIEWER>,
+) -> AppResult<Json<AllowList>> {
     Ok(Json(AllowList { entries: state.store.list_allowlist().await? }))
 }
 
@@ -220,9 +272,18 @@ pub async fn allow_list(State(state): State<AppState>, Need(_c): Need<VIEWER>) -
 #[utoipa::path(post, path = "/v1/allowlist", tag = "campaigns", request_body = AllowIn,
     responses((status = 201, body = AllowEntry), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn allow_add(State(state): State<AppState>, Need(caller): Need<ADMIN>, Json(req): Json<AllowIn>) -> AppResult<Response> {
+pub async fn allow_add(
+    State(state): State<AppState>,
+    Need(caller): Need<ADMIN>,
+    Json(req): Json<AllowIn>,
+) -> AppResult<Response> {
     let entry = allowlist::normalize_entry(&req.entry).map_err(AppError::Invalid)?;
-    let e = AllowEntry { entry: entry.clone(), note: req.note, created_by: Some(caller.key_id), created_ms: now_ms() };
+    let e = AllowEntry {
+        entry: entry.clone(),
+        note: req.note,
+        created_by: Some(caller.key_id),
+        created_ms: now_ms(),
+    };
     state.store.add_allowlist(e.clone()).await?;
     Ok(with_detail((StatusCode::CREATED, Json(e)), serde_json::json!({"entry": entry})))
 }
@@ -230,7 +291,11 @@ pub async fn allow_add(State(state): State<AppState>, Need(caller): Need<ADMIN>,
 /// Remove a probe target.
 #[utoipa::path(delete, path = "/v1/allowlist/{entry}", tag = "campaigns", params(("entry" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn allow_delete(State(state): State<AppState>, Need(_c): Need<ADMIN>, Path(entry): Path<String>) -> AppResult<Response> {
+pub async fn allow_delete(
+    State(state): State<AppState>,
+    Need(_c): Need<ADMIN>,
+    Path(entry): Path<String>,
+) -> AppResult<Response> {
     let entry = allowlist::normalize_entry(&entry).map_err(AppError::Invalid)?;
     if !state.store.delete_allowlist(&entry).await? {
         return Err(AppError::not_found(format!("allowlist entry `{entry}`")));
@@ -259,7 +324,11 @@ pub struct SecretList {
 #[utoipa::path(post, path = "/v1/secrets", tag = "campaigns", request_body = SecretIn,
     responses((status = 201, body = SecretInfo), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn secret_put(State(state): State<AppState>, Need(caller): Need<ADMIN>, Json(req): Json<SecretIn>) -> AppResult<Response> {
+pub async fn secret_put(
+    State(state): State<AppState>,
+    Need(caller): Need<ADMIN>,
+    Json(req): Json<SecretIn>,
+) -> AppResult<Response> {
     if !crate::probe::valid_secret_name(&req.name) {
         return Err(AppError::Invalid("`name` must be 1–64 characters of [A-Za-z0-9_-]".into()));
     }
@@ -273,14 +342,21 @@ pub async fn secret_put(State(state): State<AppState>, Need(caller): Need<ADMIN>
 /// Names of stored secrets.
 #[utoipa::path(get, path = "/v1/secrets", tag = "campaigns",
     responses((status = 200, body = SecretList), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn secret_list(State(state): State<AppState>, Need(_c): Need<ADMIN>) -> AppResult<Json<SecretList>> {
+pub async fn secret_list(
+    State(state): State<AppState>,
+    Need(_c): Need<ADMIN>,
+) -> AppResult<Json<SecretList>> {
     Ok(Json(SecretList { secrets: state.store.list_secrets().await? }))
 }
 
 /// Delete a stored secret.
 #[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "campaigns", params(("name" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn secret_delete(State(state): State<AppState>, Need(_c): Need<ADMIN>, Path(name): Path<String>) -> AppResult<Response> {
+pub async fn secret_delete(
+    State(state): State<AppState>,
+    Need(_c): Need<ADMIN>,
+    Path(name): Path<String>,
+) -> AppResult<Response> {
     if !state.store.delete_secret(&name).await? {
         return Err(AppError::not_found(format!("secret `{name}`")));
     }

@@ -86,9 +86,17 @@ impl UploadWriter {
 /// Stream a request body (raw JSONL, or the `file` field of a multipart form) to a new file
 /// under `DATA/uploads/`, never holding it in memory. Removes the file on any error.
 pub async fn stream_upload(state: &AppState, req: Request) -> AppResult<Upload> {
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         if len > state.config.max_upload_bytes {
-            return Err(AppError::PayloadTooLarge(format!("upload exceeds {} bytes", state.config.max_upload_bytes)));
+            return Err(AppError::PayloadTooLarge(format!(
+                "upload exceeds {} bytes",
+                state.config.max_upload_bytes
+            )));
         }
     }
     let is_multipart = req
@@ -103,14 +111,18 @@ pub async fn stream_upload(state: &AppState, req: Request) -> AppResult<Upload> 
         if is_multipart {
             let mut mp = Multipart::from_request(req, state).await?;
             let mut got_file = false;
-            while let Some(mut field) = mp.next_field().await.map_err(|e| AppError::BadRequest(e.body_text()))? {
+            while let Some(mut field) =
+                mp.next_field().await.map_err(|e| AppError::BadRequest(e.body_text()))?
+            {
                 let name = field.name().unwrap_or("").to_string();
                 if name == "file" || field.file_name().is_some() {
                     if got_file {
                         return Err(AppError::BadRequest("only one file per upload".into()));
                     }
                     got_file = true;
-                    while let Some(c) = field.chunk().await.map_err(|e| AppError::BadRequest(e.body_text()))? {
+                    while let Some(c) =
+                        field.chunk().await.map_err(|e| AppError::BadRequest(e.body_text()))?
+                    {
                         w.write(&c).await?;
                     }
                 } else {
@@ -124,7 +136,8 @@ pub async fn stream_upload(state: &AppState, req: Request) -> AppResult<Upload> 
         } else {
             let mut stream = req.into_body().into_data_stream();
             while let Some(c) = stream.next().await {
-                let c: Bytes = c.map_err(|e| AppError::BadRequest(format!("reading the upload: {e}")))?;
+                let c: Bytes =
+                    c.map_err(|e| AppError::BadRequest(format!("reading the upload: {e}")))?;
                 w.write(&c).await?;
             }
         }
@@ -165,12 +178,18 @@ pub struct CreateJobParams {
 }
 
 /// Check the `audit` parameters; returns `(profile name, format)`.
-fn audit_params(state: &AppState, profile: Option<&str>, format: Option<&str>, sample: Option<usize>) -> AppResult<(String, Option<String>)> {
+fn audit_params(
+    state: &AppState,
+    profile: Option<&str>,
+    format: Option<&str>,
+    sample: Option<usize>,
+) -> AppResult<(String, Option<String>)> {
     if sample == Some(0) {
         return Err(AppError::Invalid("`sample` must be at least 1".into()));
     }
     if let Some(f) = format {
-        f.parse::<datasets::Format>().map_err(|e| AppError::Invalid(format!("bad `format`: {e}")))?;
+        f.parse::<datasets::Format>()
+            .map_err(|e| AppError::Invalid(format!("bad `format`: {e}")))?;
     }
     let (profile, _) = state.engine.resolve(profile)?;
     Ok((profile, format.map(str::to_string)))
@@ -196,7 +215,12 @@ pub struct JobCreated {
               (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 501, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, Need(caller): Need<ANALYST>, Query(q): Query<CreateJobParams>, req: Request) -> AppResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    Need(caller): Need<ANALYST>,
+    Query(q): Query<CreateJobParams>,
+    req: Request,
+) -> AppResult<Response> {
     // Validate what we can before reading the body.
     if let Some(k) = q.kind.as_deref() {
         if k != KIND_SCORE && k != KIND_AUDIT {
@@ -217,24 +241,34 @@ pub async fn create(State(state): State<AppState>, Need(caller): Need<ANALYST>, 
         let kind = field("kind").or(q.kind.clone()).unwrap_or_else(|| KIND_SCORE.into());
         let (params, total) = match kind.as_str() {
             KIND_SCORE => {
-                let suspect_id = field("suspect")
-                    .or(q.suspect.clone())
-                    .ok_or_else(|| AppError::Invalid("`suspect` is required for score jobs".into()))?;
+                let suspect_id = field("suspect").or(q.suspect.clone()).ok_or_else(|| {
+                    AppError::Invalid("`suspect` is required for score jobs".into())
+                })?;
                 let suspect = suspect_or_404(state.store.as_ref(), &suspect_id).await?;
                 let profile = field("profile").or(q.profile.clone()).unwrap_or(suspect.profile);
                 let (profile, _) = state.engine.resolve(Some(&profile))?;
-                let params = serde_json::to_value(ScoreJobParams { suspect_id, profile }).map_err(|e| AppError::Internal(e.to_string()))?;
+                let params = serde_json::to_value(ScoreJobParams { suspect_id, profile })
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
                 (params, Some(upload.lines))
             }
             KIND_AUDIT => {
                 let num = |k: &str| -> AppResult<Option<u64>> {
-                    field(k).map(|v| v.trim().parse::<u64>().map_err(|_| AppError::Invalid(format!("`{k}` must be a non-negative integer")))).transpose()
+                    field(k)
+                        .map(|v| {
+                            v.trim().parse::<u64>().map_err(|_| {
+                                AppError::Invalid(format!("`{k}` must be a non-negative integer"))
+                            })
+                        })
+                        .transpose()
                 };
                 let sample = num("sample")?.map(|v| v as usize).or(q.sample);
-                let seed = num("seed")?.or(q.seed).unwrap_or(detector::audit::AuditOptions::default().seed);
+                let seed = num("seed")?
+                    .or(q.seed)
+                    .unwrap_or(detector::audit::AuditOptions::default().seed);
                 let profile = field("profile").or(q.profile.clone());
                 let format = field("format").or(q.format.clone());
-                let (profile, format) = audit_params(&state, profile.as_deref(), format.as_deref(), sample)?;
+                let (profile, format) =
+                    audit_params(&state, profile.as_deref(), format.as_deref(), sample)?;
                 let params = AuditJobParams { profile, format, sample, seed, bytes: upload.bytes };
                 // `total` stays unknown: input lines are not texts for every format.
                 (serde_json::to_value(params).map_err(|e| AppError::Internal(e.to_string()))?, None)
@@ -264,9 +298,11 @@ pub async fn create(State(state): State<AppState>, Need(caller): Need<ANALYST>, 
         }
     };
     state.jobs.spawn(job.id.clone());
-    let detail = serde_json::json!({"job_id": job.id, "bytes": upload.bytes, "lines": upload.lines});
+    let detail =
+        serde_json::json!({"job_id": job.id, "bytes": upload.bytes, "lines": upload.lines});
     let location = format!("/v1/jobs/{}", job.id);
-    let mut resp = (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(JobCreated { job })).into_response();
+    let mut resp = (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(JobCreated { job }))
+        .into_response();
     resp.extensions_mut().insert(AuditDetail(detail));
     Ok(resp)
 }
@@ -319,7 +355,11 @@ pub struct PageParams {
 /// List jobs, newest first.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(PageParams),
     responses((status = 200, body = JobList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Query(p): Query<PageParams>) -> AppResult<Json<JobList>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Need(_caller): Need<VIEWER>,
+    Query(p): Query<PageParams>,
+) -> AppResult<Json<JobList>> {
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let offset = p.offset.unwrap_or(0).max(0);
     let jobs = state.store.list_jobs(limit, offset).await?.into_iter().map(JobView::from).collect();
@@ -333,12 +373,17 @@ async fn job_or_404(state: &AppState, id: &str) -> AppResult<JobRecord> {
 /// A job's state and progress; a finished `audit` job also carries its summary as `result`.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Json<JobView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Need(_caller): Need<VIEWER>,
+    Path(id): Path<String>,
+) -> AppResult<Json<JobView>> {
     let job = job_or_404(&state, &id).await?;
     let with_result = job.kind == KIND_AUDIT && job.state == crate::store::JobState::Done;
     let mut view = JobView::from(job);
     if with_result {
-        view.result = state.store.job_results(&id, 0, 1).await?.into_iter().next().map(|r| r.result);
+        view.result =
+            state.store.job_results(&id, 0, 1).await?.into_iter().next().map(|r| r.result);
     }
     Ok(Json(view))
 }
@@ -348,7 +393,11 @@ pub async fn get(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Pat
     responses((status = 200, body = JobView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "Already finished", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn cancel(State(state): State<AppState>, Need(_caller): Need<ANALYST>, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    Need(_caller): Need<ANALYST>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let job = state.jobs.cancel(&id).await?;
     let mut resp = Json(JobView::from(job)).into_response();
     resp.extensions_mut().insert(AuditDetail(serde_json::json!({"job_id": id})));
@@ -395,7 +444,11 @@ pub async fn results(
                 return Err(AppError::Invalid("`limit` must be between 1 and 10000".into()));
             }
             let results = state.store.job_results(&id, after, limit).await?;
-            let next_after = if results.len() as i64 == limit { results.last().map(|r| r.line_no) } else { None };
+            let next_after = if results.len() as i64 == limit {
+                results.last().map(|r| r.line_no)
+            } else {
+                None
+            };
             Ok(Json(ResultPage { results, next_after }).into_response())
         }
         "jsonl" => {
@@ -424,7 +477,8 @@ pub async fn results(
                     }
                 }
             });
-            Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
+            Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream))
+                .into_response())
         }
         other => Err(AppError::Invalid(format!("unknown format `{other}`: use `jsonl` or `json`"))),
     }

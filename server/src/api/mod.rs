@@ -59,7 +59,9 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("pdg_…").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("pdg_…").build(),
+            ),
         );
     }
 }
@@ -101,13 +103,18 @@ async fn not_found(req: Request) -> AppError {
 /// Request count and latency per route.
 async fn track_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("pedigree_http_requests_total", &labels).increment(1);
-    metrics::histogram!("pedigree_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("pedigree_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
     resp
 }
 
@@ -115,7 +122,8 @@ async fn track_metrics(req: Request, next: Next) -> Response {
 /// and query values reach the store, and PostgreSQL cannot hold the character (a 500 otherwise).
 async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
     if req.uri().path_and_query().is_some_and(|pq| pq.as_str().contains("%00")) {
-        return AppError::Invalid("the URL holds an encoded NUL character (%00)".into()).into_response();
+        return AppError::Invalid("the URL holds an encoded NUL character (%00)".into())
+            .into_response();
     }
     next.run(req).await
 }
@@ -136,7 +144,10 @@ async fn json_errors(req: Request, next: Next) -> Response {
         return resp;
     }
     let (parts, body) = resp.into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let code = match status {
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
@@ -146,7 +157,11 @@ async fn json_errors(req: Request, next: Next) -> Response {
         s if s.is_server_error() => "internal",
         _ => "bad_request",
     };
-    let message = if text.trim().is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text };
+    let message = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
     let body = serde_json::json!({"error": {"code": code, "message": message}});
     let mut out = Response::from_parts(parts, Body::from(body.to_string()));
     out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -161,7 +176,9 @@ pub fn app(state: AppState) -> Router {
         .route("/score", post(score::score))
         .route(
             "/profiles",
-            get(profiles::list).post(profiles::upload).layer(DefaultBodyLimit::max(cfg.max_profile_bytes)),
+            get(profiles::list)
+                .post(profiles::upload)
+                .layer(DefaultBodyLimit::max(cfg.max_profile_bytes)),
         )
         .route("/profiles/build", post(profiles::build).layer(DefaultBodyLimit::disable()))
         .route("/profiles/{name}", get(profiles::get).delete(profiles::delete))

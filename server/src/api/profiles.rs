@@ -28,18 +28,35 @@ pub struct ProfileList {
 /// List profiles.
 #[utoipa::path(get, path = "/v1/profiles", tag = "profiles",
     responses((status = 200, body = ProfileList), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, Need(_caller): Need<VIEWER>) -> AppResult<Json<ProfileList>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Need(_caller): Need<VIEWER>,
+) -> AppResult<Json<ProfileList>> {
     let loaded = state.engine.names();
-    let profiles = state.store.list_profiles().await?.into_iter().filter(|p| loaded.contains(&p.name)).collect();
+    let profiles = state
+        .store
+        .list_profiles()
+        .await?
+        .into_iter()
+        .filter(|p| loaded.contains(&p.name))
+        .collect();
     Ok(Json(ProfileList { default: state.engine.builtin_name().map(str::to_string), profiles }))
 }
 
 /// Get a profile's metadata (`builtin` and `default` name the built-in profile).
 #[utoipa::path(get, path = "/v1/profiles/{name}", tag = "profiles", params(("name" = String, Path)),
     responses((status = 200, body = ProfileRecord), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(name): Path<String>) -> AppResult<Json<ProfileRecord>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Need(_caller): Need<VIEWER>,
+    Path(name): Path<String>,
+) -> AppResult<Json<ProfileRecord>> {
     let (name, _) = state.engine.resolve(Some(&name))?;
-    let rec = state.store.get_profile(&name).await?.ok_or_else(|| AppError::not_found(format!("profile `{name}`")))?;
+    let rec = state
+        .store
+        .get_profile(&name)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("profile `{name}`")))?;
     Ok(Json(rec))
 }
 
@@ -89,10 +106,14 @@ pub async fn upload(
     let name = p.name.clone().unwrap_or_else(|| profile.meta().name.clone());
     valid_name(&name)?;
     if state.engine.builtin_name() == Some(name.as_str()) {
-        return Err(AppError::Conflict(format!("`{name}` is the built-in profile and cannot be replaced")));
+        return Err(AppError::Conflict(format!(
+            "`{name}` is the built-in profile and cannot be replaced"
+        )));
     }
     if !p.replace && state.store.get_profile(&name).await?.is_some() {
-        return Err(AppError::Conflict(format!("profile `{name}` exists; pass ?replace=true to replace it")));
+        return Err(AppError::Conflict(format!(
+            "profile `{name}` exists; pass ?replace=true to replace it"
+        )));
     }
     let path = state.config.profiles_dir().join(format!("{name}.pdg"));
     let tmp = path.with_extension("pdg.tmp");
@@ -110,7 +131,8 @@ pub async fn upload(
     state.store.upsert_profile(rec.clone()).await?;
     state.engine.insert(&name, Arc::new(profile));
     let mut resp = (StatusCode::CREATED, Json(rec)).into_response();
-    resp.extensions_mut().insert(AuditDetail(serde_json::json!({"profile": name, "bytes": body.len()})));
+    resp.extensions_mut()
+        .insert(AuditDetail(serde_json::json!({"profile": name, "bytes": body.len()})));
     Ok(resp)
 }
 
@@ -118,11 +140,21 @@ pub async fn upload(
 #[utoipa::path(delete, path = "/v1/profiles/{name}", tag = "profiles", params(("name" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn delete(State(state): State<AppState>, Need(_caller): Need<ADMIN>, Path(name): Path<String>) -> AppResult<Response> {
-    if BUILTIN_ALIASES.contains(&name.as_str()) || state.engine.builtin_name() == Some(name.as_str()) {
+pub async fn delete(
+    State(state): State<AppState>,
+    Need(_caller): Need<ADMIN>,
+    Path(name): Path<String>,
+) -> AppResult<Response> {
+    if BUILTIN_ALIASES.contains(&name.as_str())
+        || state.engine.builtin_name() == Some(name.as_str())
+    {
         return Err(AppError::Conflict("the built-in profile cannot be deleted".into()));
     }
-    let rec = state.store.get_profile(&name).await?.ok_or_else(|| AppError::not_found(format!("profile `{name}`")))?;
+    let rec = state
+        .store
+        .get_profile(&name)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("profile `{name}`")))?;
     state.store.delete_profile(&name).await?;
     state.engine.remove(&name);
     if let Some(p) = rec.path {
@@ -145,7 +177,12 @@ pub struct BuildParams {
     request_body(content = String, content_type = "application/x-ndjson"),
     responses((status = 202, body = JobCreated), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn build(State(state): State<AppState>, Need(caller): Need<ADMIN>, Query(p): Query<BuildParams>, req: Request) -> AppResult<Response> {
+pub async fn build(
+    State(state): State<AppState>,
+    Need(caller): Need<ADMIN>,
+    Query(p): Query<BuildParams>,
+    req: Request,
+) -> AppResult<Response> {
     valid_name(&p.name)?;
     let upload = stream_upload(&state, req).await?;
     let id = format!("job_{}", crate::auth::random_base62(16));
@@ -163,6 +200,7 @@ pub async fn build(State(state): State<AppState>, Need(caller): Need<ADMIN>, Que
         .await?;
     state.jobs.spawn(id.clone());
     let mut resp = (StatusCode::ACCEPTED, Json(JobCreated { job })).into_response();
-    resp.extensions_mut().insert(AuditDetail(serde_json::json!({"job_id": id, "bytes": upload.bytes})));
+    resp.extensions_mut()
+        .insert(AuditDetail(serde_json::json!({"job_id": id, "bytes": upload.bytes})));
     Ok(resp)
 }

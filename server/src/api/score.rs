@@ -111,7 +111,11 @@ pub fn admit(state: &AppState) -> AppResult<tokio::sync::OwnedSemaphorePermit> {
     ),
     security(("bearer" = []))
 )]
-pub async fn score(State(state): State<AppState>, Need(_caller): Need<ANALYST>, Json(req): Json<ScoreRequest>) -> AppResult<Response> {
+pub async fn score(
+    State(state): State<AppState>,
+    Need(_caller): Need<ANALYST>,
+    Json(req): Json<ScoreRequest>,
+) -> AppResult<Response> {
     validate_texts(&state, req.texts.iter().map(|t| (t.text.as_str(), t.prompt.as_deref())))?;
     let (name, profile) = state.engine.resolve(req.profile.as_deref())?;
     let _permit = admit(&state)?;

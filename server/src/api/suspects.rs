@@ -72,25 +72,38 @@ pub(crate) fn with_detail(resp: impl IntoResponse, detail: serde_json::Value) ->
     responses((status = 201, body = SuspectRecord), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, description = "Unknown profile", body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, Need(_caller): Need<ANALYST>, Json(req): Json<CreateSuspect>) -> AppResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    Need(_caller): Need<ANALYST>,
+    Json(req): Json<CreateSuspect>,
+) -> AppResult<Response> {
     let name = req.name.trim();
     if name.is_empty() {
         return Err(AppError::Invalid("`name` is empty".into()));
     }
     if name.chars().count() > 200 || req.description.chars().count() > 10_000 {
-        return Err(AppError::Invalid("`name` (200) or `description` (10000 characters) is too long".into()));
+        return Err(AppError::Invalid(
+            "`name` (200) or `description` (10000 characters) is too long".into(),
+        ));
     }
     let (profile, _) = state.engine.resolve(req.profile.as_deref())?;
     let id = format!("sus_{}", random_base62(16));
     let rec = state.store.create_suspect(&id, name, &req.description, &profile).await?;
-    Ok(with_detail((StatusCode::CREATED, Json(rec)), serde_json::json!({"suspect_id": id, "name": name})))
+    Ok(with_detail(
+        (StatusCode::CREATED, Json(rec)),
+        serde_json::json!({"suspect_id": id, "name": name}),
+    ))
 }
 
 /// List suspects; by default the strongest evidence first (dashboards).
 #[utoipa::path(get, path = "/v1/suspects", tag = "suspects", params(ListParams),
     responses((status = 200, body = SuspectList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Query(p): Query<ListParams>) -> AppResult<Json<SuspectList>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Need(_caller): Need<VIEWER>,
+    Query(p): Query<ListParams>,
+) -> AppResult<Json<SuspectList>> {
     let (limit, offset) = paging(p.limit, p.offset)?;
     let suspects = state.store.list_suspects(p.order, limit, offset).await?;
     Ok(Json(SuspectList { suspects }))
@@ -99,14 +112,22 @@ pub async fn list(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Qu
 /// Get a suspect.
 #[utoipa::path(get, path = "/v1/suspects/{id}", tag = "suspects", params(("id" = String, Path)),
     responses((status = 200, body = SuspectRecord), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Json<SuspectRecord>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Need(_caller): Need<VIEWER>,
+    Path(id): Path<String>,
+) -> AppResult<Json<SuspectRecord>> {
     Ok(Json(suspect_or_404(state.store.as_ref(), &id).await?))
 }
 
 /// Delete a suspect and its samples.
 #[utoipa::path(delete, path = "/v1/suspects/{id}", tag = "suspects", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn delete(State(state): State<AppState>, Need(_caller): Need<ANALYST>, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Need(_caller): Need<ANALYST>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     if !state.store.delete_suspect(&id).await? {
         return Err(AppError::not_found(format!("suspect `{id}`")));
     }
@@ -155,13 +176,18 @@ pub struct AddSamplesResponse {
 fn json_error(e: serde_json::Error, what: &str) -> AppError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => AppError::BadRequest(format!("malformed JSON{what}: {e}")),
+        Category::Syntax | Category::Eof | Category::Io => {
+            AppError::BadRequest(format!("malformed JSON{what}: {e}"))
+        }
         Category::Data => AppError::Invalid(format!("invalid samples{what}: {e}")),
     }
 }
 
 /// Parse an add-samples body: JSON (array or `{"samples": [...]}`) or JSONL (one sample a line).
-pub fn parse_samples(headers: &HeaderMap, body: &[u8]) -> AppResult<(Vec<SampleIn>, Option<String>)> {
+pub fn parse_samples(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> AppResult<(Vec<SampleIn>, Option<String>)> {
     let ct = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -237,7 +263,9 @@ pub async fn add_samples(
             text: s.text,
             prompt: s.prompt,
             source: s.source.unwrap_or_else(|| default_source.clone()),
-            score: Some(serde_json::to_value(score).map_err(|e| AppError::Internal(e.to_string()))?),
+            score: Some(
+                serde_json::to_value(score).map_err(|e| AppError::Internal(e.to_string()))?,
+            ),
         });
     }
     let outcome = state.store.add_samples(&id, new).await?;
@@ -250,15 +278,24 @@ pub async fn add_samples(
             .iter()
             .zip(hashes)
             .enumerate()
-            .map(|(index, (id, content_hash))| SampleAdded { index, id: *id, duplicate: id.is_none(), content_hash })
+            .map(|(index, (id, content_hash))| SampleAdded {
+                index,
+                id: *id,
+                duplicate: id.is_none(),
+                content_hash,
+            })
             .collect(),
     };
     if added > 0 {
-        if let Err(e) = refresh_verdict(state.store.as_ref(), &state.engine, &id, VerdictOptions::default()).await {
+        if let Err(e) =
+            refresh_verdict(state.store.as_ref(), &state.engine, &id, VerdictOptions::default())
+                .await
+        {
             tracing::info!(suspect = %id, error = %e, "verdict not refreshed");
         }
     }
-    let detail = serde_json::json!({"suspect_id": id, "added": out.added, "duplicates": out.duplicates});
+    let detail =
+        serde_json::json!({"suspect_id": id, "added": out.added, "duplicates": out.duplicates});
     Ok(with_detail((StatusCode::CREATED, Json(out)), detail))
 }
 
@@ -333,18 +370,28 @@ pub fn strength(p: f64) -> f64 {
 }
 
 /// Compute a suspect's verdict from its stored scores and cache it on the suspect.
-pub async fn refresh_verdict(store: &dyn Store, engine: &Engine, id: &str, opts: VerdictOptions) -> AppResult<VerdictResponse> {
+pub async fn refresh_verdict(
+    store: &dyn Store,
+    engine: &Engine,
+    id: &str,
+    opts: VerdictOptions,
+) -> AppResult<VerdictResponse> {
     let suspect = suspect_or_404(store, id).await?;
     let (profile_name, profile) = engine.resolve(Some(&suspect.profile))?;
     let rows = store.sample_scores(id).await?;
     if rows.is_empty() {
-        return Err(AppError::Conflict(format!("suspect `{id}` has no scored samples yet; add samples first")));
+        return Err(AppError::Conflict(format!(
+            "suspect `{id}` has no scored samples yet; add samples first"
+        )));
     }
     let mut ids = Vec::with_capacity(rows.len());
     let mut scores = Vec::with_capacity(rows.len());
     for (sid, v) in rows {
         ids.push(sid);
-        scores.push(serde_json::from_value::<TextScore>(v).map_err(|e| AppError::Internal(format!("stored score: {e}")))?);
+        scores.push(
+            serde_json::from_value::<TextScore>(v)
+                .map_err(|e| AppError::Internal(format!("stored score: {e}")))?,
+        );
     }
     let verdict = engine.verdict(profile, scores.clone(), opts).await?;
     let strength = strength(verdict.p_value);
@@ -354,10 +401,22 @@ pub async fn refresh_verdict(store: &dyn Store, engine: &Engine, id: &str, opts:
     for &i in &verdict.top_samples {
         let (Some(&sid), Some(score)) = (ids.get(i), scores.get(i)) else { continue };
         if let Some(s) = store.get_sample(sid).await? {
-            top_evidence.push(TopEvidence { sample_id: sid, text: s.text, prompt: s.prompt, source: s.source, score: score.clone() });
+            top_evidence.push(TopEvidence {
+                sample_id: sid,
+                text: s.text,
+                prompt: s.prompt,
+                source: s.source,
+                score: score.clone(),
+            });
         }
     }
-    Ok(VerdictResponse { suspect_id: id.to_string(), profile: profile_name, strength, verdict, top_evidence })
+    Ok(VerdictResponse {
+        suspect_id: id.to_string(),
+        profile: profile_name,
+        strength,
+        verdict,
+        top_evidence,
+    })
 }
 
 /// The set-level verdict about a suspect: p-value, N, attributed teacher and top evidence.

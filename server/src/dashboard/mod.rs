@@ -26,7 +26,8 @@ const APP_JS: &str = include_str!("../../assets/app.js");
 const APP_CSS: &str = include_str!("../../assets/app.css");
 
 /// Scripts, styles and connections only from this origin; plots arrive as `blob:` images.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
                    connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -86,14 +87,20 @@ fn f32s(v: &[f32]) -> Vec<f64> {
     responses((status = 200, description = "SVG document", content_type = "image/svg+xml", body = String),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn suspect_scores_svg(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn suspect_scores_svg(
+    State(state): State<AppState>,
+    Need(_caller): Need<VIEWER>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let suspect = suspect_or_404(state.store.as_ref(), &id).await?;
     let (_, profile) = state.engine.resolve(Some(&suspect.profile))?;
     let rows = state.store.sample_scores(&id).await?;
-    let scores: Vec<f64> = rows.iter().filter_map(|(_, v)| v.get("score").and_then(|s| s.as_f64())).collect();
+    let scores: Vec<f64> =
+        rows.iter().filter_map(|(_, v)| v.get("score").and_then(|s| s.as_f64())).collect();
     // The same scale as the verdict: prompt-aligned when every response has an aligned score
     // (Profile::verdict's rule), else raw.
-    let aligned: Option<Vec<f64>> = rows.iter().map(|(_, v)| v.get("aligned").and_then(|s| s.as_f64())).collect();
+    let aligned: Option<Vec<f64>> =
+        rows.iter().map(|(_, v)| v.get("aligned").and_then(|s| s.as_f64())).collect();
     state
         .engine
         .run_cpu(move || {
@@ -103,11 +110,23 @@ pub async fn suspect_scores_svg(State(state): State<AppState>, Need(_caller): Ne
                 (Some(a), Some(ac)) if !a.is_empty() => {
                     // The aligned calibration keeps no per-response upstream scores: no upstream curve.
                     let critical = plots::critical_mean(&ac.set_null(), a.len(), alpha);
-                    plots::score_distribution_svg(&a, &f32s(&ac.null_scores), &[], critical, plots::ALIGNED_SCALE)
+                    plots::score_distribution_svg(
+                        &a,
+                        &f32s(&ac.null_scores),
+                        &[],
+                        critical,
+                        plots::ALIGNED_SCALE,
+                    )
                 }
                 _ => {
                     let critical = plots::critical_mean(&cal.set_null(), scores.len(), alpha);
-                    plots::score_distribution_svg(&scores, &f32s(&cal.null_scores), &f32s(&cal.upstream_scores), critical, plots::RAW_SCALE)
+                    plots::score_distribution_svg(
+                        &scores,
+                        &f32s(&cal.null_scores),
+                        &f32s(&cal.upstream_scores),
+                        critical,
+                        plots::RAW_SCALE,
+                    )
                 }
             }
         })
@@ -121,9 +140,14 @@ pub async fn suspect_scores_svg(State(state): State<AppState>, Need(_caller): Ne
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "No samples yet", body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn suspect_growth_svg(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn suspect_growth_svg(
+    State(state): State<AppState>,
+    Need(_caller): Need<VIEWER>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let permit = crate::api::score::admit(&state)?;
-    let v = refresh_verdict(state.store.as_ref(), &state.engine, &id, VerdictOptions::default()).await?;
+    let v = refresh_verdict(state.store.as_ref(), &state.engine, &id, VerdictOptions::default())
+        .await?;
     drop(permit);
     let (growth, alpha) = (v.verdict.growth, v.verdict.alpha);
     state.engine.run_cpu(move || plots::growth_svg(&growth, alpha)).await.and_then(svg)
@@ -134,7 +158,11 @@ pub async fn suspect_growth_svg(State(state): State<AppState>, Need(_caller): Ne
     responses((status = 200, description = "SVG document", content_type = "image/svg+xml", body = String),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn profile_roc_svg(State(state): State<AppState>, Need(_caller): Need<VIEWER>, Path(name): Path<String>) -> AppResult<Response> {
+pub async fn profile_roc_svg(
+    State(state): State<AppState>,
+    Need(_caller): Need<VIEWER>,
+    Path(name): Path<String>,
+) -> AppResult<Response> {
     let (_, profile) = state.engine.resolve(Some(&name))?;
     state
         .engine

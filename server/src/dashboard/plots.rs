@@ -59,7 +59,9 @@ fn steps(d: &[f64], lo: f64, w: f64) -> Vec<(f64, f64)> {
 }
 
 /// An SVG document of the dashboard's size, drawn by `draw` on a white background.
-fn svg_document(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> anyhow::Result<()>) -> anyhow::Result<String> {
+fn svg_document(
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
@@ -71,14 +73,24 @@ fn svg_document(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> anyhow
 }
 
 /// A chart with the dashboard's caption font, margins and axis-label areas.
-fn chart_builder<'a, 'b>(root: &'a DrawingArea<SVGBackend<'b>, Shift>, caption: &str, y_label_area: u32) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+fn chart_builder<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    y_label_area: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
     let mut b = ChartBuilder::on(root);
-    b.caption(caption, ("sans-serif", 16)).margin(10).x_label_area_size(34).y_label_area_size(y_label_area);
+    b.caption(caption, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(34)
+        .y_label_area_size(y_label_area);
     b
 }
 
 /// The legend box, the same on every plot but for its corner.
-fn legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, CT>, pos: SeriesLabelPosition) -> anyhow::Result<()> {
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    pos: SeriesLabelPosition,
+) -> anyhow::Result<()> {
     chart
         .configure_series_labels()
         .border_style(BLACK.mix(0.3))
@@ -92,7 +104,8 @@ fn legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, C
 /// The smallest mean of `n` responses that the set-level test calls significant at `alpha`
 /// (where the random-effects null's one-sided p-value falls to `alpha`), by bisection.
 pub const RAW_SCALE: &str = "upstream score (log-odds)";
-pub const ALIGNED_SCALE: &str = "prompt-aligned upstream score (minus known models' mean on the same prompt)";
+pub const ALIGNED_SCALE: &str =
+    "prompt-aligned upstream score (minus known models' mean on the same prompt)";
 
 pub fn critical_mean(null: &SetNull, n: usize, alpha: f64) -> Option<f64> {
     if n == 0 || null.models < 2 {
@@ -119,7 +132,13 @@ pub fn critical_mean(null: &SetNull, n: usize, alpha: f64) -> Option<f64> {
 /// `critical`: the mean the suspect's N responses must exceed for a `distilled` verdict.
 /// `x_label` names the scale: the raw upstream log-odds, or the prompt-aligned score when the
 /// suspect's verdict is prompt-aligned (then `null` is the aligned null).
-pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64], critical: Option<f64>, x_label: &str) -> anyhow::Result<String> {
+pub fn score_distribution_svg(
+    suspect: &[f64],
+    null: &[f64],
+    upstream: &[f64],
+    critical: Option<f64>,
+    x_label: &str,
+) -> anyhow::Result<String> {
     let suspect = finite_sorted(suspect.iter().copied());
     let null = finite_sorted(null.iter().copied());
     let upstream = finite_sorted(upstream.iter().copied());
@@ -143,12 +162,17 @@ pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64], c
     let (lo, hi) = (lo - pad, hi + pad);
     let bins = 40;
     let w = (hi - lo) / bins as f64;
-    let (dn, du, ds) = (density(&null, lo, hi, bins), density(&upstream, lo, hi, bins), density(&suspect, lo, hi, bins));
+    let (dn, du, ds) = (
+        density(&null, lo, hi, bins),
+        density(&upstream, lo, hi, bins),
+        density(&suspect, lo, hi, bins),
+    );
     let ymax = dn.iter().chain(&du).chain(&ds).copied().fold(0.0, f64::max).max(1e-6) * 1.12;
 
     svg_document(|root| {
         let mut chart =
-            chart_builder(root, "Per-response scores vs the independent-model null", 44).build_cartesian_2d(lo..hi, 0f64..ymax)?;
+            chart_builder(root, "Per-response scores vs the independent-model null", 44)
+                .build_cartesian_2d(lo..hi, 0f64..ymax)?;
         chart
             .configure_mesh()
             .x_desc(x_label)
@@ -156,34 +180,64 @@ pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64], c
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         chart
-            .draw_series(AreaSeries::new(steps(&dn, lo, w), 0.0, NULL_COLOR.mix(0.25)).border_style(NULL_COLOR.stroke_width(1)))?
+            .draw_series(
+                AreaSeries::new(steps(&dn, lo, w), 0.0, NULL_COLOR.mix(0.25))
+                    .border_style(NULL_COLOR.stroke_width(1)),
+            )?
             .label(format!("independent models (null, {} responses)", null.len()))
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], NULL_COLOR.mix(0.4).filled()));
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 16, y + 5)], NULL_COLOR.mix(0.4).filled())
+            });
         if !upstream.is_empty() {
             chart
                 .draw_series(LineSeries::new(steps(&du, lo, w), UPSTREAM_COLOR.stroke_width(2)))?
                 .label(format!("upstream's own models ({})", upstream.len()))
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], UPSTREAM_COLOR.stroke_width(2)));
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], UPSTREAM_COLOR.stroke_width(2))
+                });
         }
         if !suspect.is_empty() {
             chart
                 .draw_series(ds.iter().enumerate().filter(|(_, &y)| y > 0.0).map(|(i, &y)| {
                     let x0 = lo + i as f64 * w;
-                    Rectangle::new([(x0 + w * 0.1, 0.0), (x0 + w * 0.9, y)], SUSPECT_COLOR.mix(0.55).filled())
+                    Rectangle::new(
+                        [(x0 + w * 0.1, 0.0), (x0 + w * 0.9, y)],
+                        SUSPECT_COLOR.mix(0.55).filled(),
+                    )
                 }))?
                 .label(format!("this suspect ({} responses)", suspect.len()))
-                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], SUSPECT_COLOR.mix(0.55).filled()));
+                .legend(|(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 16, y + 5)], SUSPECT_COLOR.mix(0.55).filled())
+                });
             let mean = suspect.iter().sum::<f64>() / suspect.len() as f64;
             chart
-                .draw_series(LineSeries::new([(mean, 0.0), (mean, ymax)], SUSPECT_COLOR.stroke_width(2)))?
+                .draw_series(LineSeries::new(
+                    [(mean, 0.0), (mean, ymax)],
+                    SUSPECT_COLOR.stroke_width(2),
+                ))?
                 .label("suspect mean")
-                .legend(|(x, y)| PathElement::new(vec![(x + 8, y - 6), (x + 8, y + 6)], SUSPECT_COLOR.stroke_width(2)));
+                .legend(|(x, y)| {
+                    PathElement::new(
+                        vec![(x + 8, y - 6), (x + 8, y + 6)],
+                        SUSPECT_COLOR.stroke_width(2),
+                    )
+                });
         }
         if let Some(x) = critical {
             chart
-                .draw_series(DashedLineSeries::new([(x, 0.0), (x, ymax)], 5, 4, RED.mix(0.8).stroke_width(2)))?
+                .draw_series(DashedLineSeries::new(
+                    [(x, 0.0), (x, ymax)],
+                    5,
+                    4,
+                    RED.mix(0.8).stroke_width(2),
+                ))?
                 .label(format!("mean needed for `distilled` at N = {}", suspect.len()))
-                .legend(|(x, y)| PathElement::new(vec![(x + 8, y - 6), (x + 8, y + 6)], RED.mix(0.8).stroke_width(2)));
+                .legend(|(x, y)| {
+                    PathElement::new(
+                        vec![(x + 8, y - 6), (x + 8, y + 6)],
+                        RED.mix(0.8).stroke_width(2),
+                    )
+                });
         }
         legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
@@ -191,8 +245,11 @@ pub fn score_distribution_svg(suspect: &[f64], null: &[f64], upstream: &[f64], c
 
 /// The p-value after the first k responses (doubling grid) on log–log axes, with the α line.
 pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> anyhow::Result<String> {
-    let pts: Vec<(f64, f64)> =
-        growth.iter().filter(|g| g.n > 0 && g.p_value.is_finite()).map(|g| (g.n as f64, g.p_value.clamp(1e-300, 1.0))).collect();
+    let pts: Vec<(f64, f64)> = growth
+        .iter()
+        .filter(|g| g.n > 0 && g.p_value.is_finite())
+        .map(|g| (g.n as f64, g.p_value.clamp(1e-300, 1.0)))
+        .collect();
     let nmax = pts.iter().map(|p| p.0).fold(2.0, f64::max);
     let pmin = pts.iter().map(|p| p.1).fold(alpha, f64::min);
     let ylo = (pmin / 10.0).max(1e-300);
@@ -203,18 +260,31 @@ pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> anyhow::Result<String> 
             .configure_mesh()
             .x_desc("responses N")
             .y_desc("p-value")
-            .y_label_formatter(&|y| if *y >= 1e-3 { format!("{}", (y * 1e6).round() / 1e6) } else { format!("{y:.0e}") })
+            .y_label_formatter(&|y| {
+                if *y >= 1e-3 {
+                    format!("{}", (y * 1e6).round() / 1e6)
+                } else {
+                    format!("{y:.0e}")
+                }
+            })
             .x_label_formatter(&|x| format!("{x:.0}"))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         chart
-            .draw_series(LineSeries::new([(1.0, alpha), (nmax * 1.3, alpha)], RED.mix(0.8).stroke_width(1)))?
+            .draw_series(LineSeries::new(
+                [(1.0, alpha), (nmax * 1.3, alpha)],
+                RED.mix(0.8).stroke_width(1),
+            ))?
             .label(format!("α = {alpha}"))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED.mix(0.8).stroke_width(1)));
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], RED.mix(0.8).stroke_width(1))
+            });
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), SUSPECT_COLOR.stroke_width(2)))?
             .label("p-value after the first N responses")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], SUSPECT_COLOR.stroke_width(2)));
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], SUSPECT_COLOR.stroke_width(2))
+            });
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, SUSPECT_COLOR.filled())))?;
         legend(&mut chart, SeriesLabelPosition::LowerLeft)
     })
@@ -227,7 +297,9 @@ pub fn thin(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
         return points.to_vec();
     }
     let step = (points.len() - 1) as f64 / (max - 1) as f64;
-    let mut out: Vec<(f64, f64)> = (0..max).map(|i| points[((i as f64 * step).round() as usize).min(points.len() - 1)]).collect();
+    let mut out: Vec<(f64, f64)> = (0..max)
+        .map(|i| points[((i as f64 * step).round() as usize).min(points.len() - 1)])
+        .collect();
     out.dedup();
     out
 }
@@ -239,7 +311,10 @@ pub fn calibration_roc_svg(upstream: &[f64], null: &[f64]) -> anyhow::Result<Str
     let curve = thin(&datasets::metrics::roc_curve(upstream, null), 600);
     let auc = datasets::metrics::auroc(upstream, null);
     let label = format!("unseen upstream vs unseen independent (AUROC {auc:.3})");
-    crate::report::roc_svg("Calibration ROC, per response (leave-one-model-out)", &[(label.as_str(), &curve)])
+    crate::report::roc_svg(
+        "Calibration ROC, per response (leave-one-model-out)",
+        &[(label.as_str(), &curve)],
+    )
 }
 
 #[cfg(test)]
@@ -260,12 +335,23 @@ mod tests {
     #[test]
     fn critical_mean_is_where_the_p_value_reaches_alpha() {
         use detector::calibration::ModelNull;
-        let models: Vec<ModelNull> =
-            (0..6).map(|i| ModelNull { model: format!("m{i}"), family: "x".into(), n: 50, mean: i as f64 * 0.2, var: 1.0 }).collect();
+        let models: Vec<ModelNull> = (0..6)
+            .map(|i| ModelNull {
+                model: format!("m{i}"),
+                family: "x".into(),
+                n: 50,
+                mean: i as f64 * 0.2,
+                var: 1.0,
+            })
+            .collect();
         let null = SetNull::from_models(&models);
         for n in [1, 10, 1000] {
             let c = critical_mean(&null, n, 0.01).unwrap();
-            assert!((null.p_value(c, n) - 0.01).abs() < 1e-6, "n = {n}: p({c}) = {}", null.p_value(c, n));
+            assert!(
+                (null.p_value(c, n) - 0.01).abs() < 1e-6,
+                "n = {n}: p({c}) = {}",
+                null.p_value(c, n)
+            );
         }
         assert!(critical_mean(&null, 10, 0.01).unwrap() < critical_mean(&null, 1, 0.01).unwrap());
         assert_eq!(critical_mean(&null, 0, 0.01), None);
@@ -274,7 +360,8 @@ mod tests {
 
     #[test]
     fn thin_keeps_ends_and_bounds_length() {
-        let pts: Vec<(f64, f64)> = (0..=1000).map(|i| (i as f64 / 1000.0, i as f64 / 1000.0)).collect();
+        let pts: Vec<(f64, f64)> =
+            (0..=1000).map(|i| (i as f64 / 1000.0, i as f64 / 1000.0)).collect();
         let t = thin(&pts, 100);
         assert!(t.len() <= 100);
         assert_eq!(t.first(), Some(&(0.0, 0.0)));
@@ -284,11 +371,26 @@ mod tests {
 
     #[test]
     fn plots_are_svg_documents() {
-        let s = score_distribution_svg(&[1.0, 2.0], &[-1.0, 0.0, 0.5], &[1.5, 2.5], Some(1.2), RAW_SCALE).unwrap();
-        assert!(s.starts_with("<svg") && s.contains("this suspect (2 responses)") && s.contains("needed for"), "{s}");
+        let s = score_distribution_svg(
+            &[1.0, 2.0],
+            &[-1.0, 0.0, 0.5],
+            &[1.5, 2.5],
+            Some(1.2),
+            RAW_SCALE,
+        )
+        .unwrap();
+        assert!(
+            s.starts_with("<svg")
+                && s.contains("this suspect (2 responses)")
+                && s.contains("needed for"),
+            "{s}"
+        );
         let s = score_distribution_svg(&[], &[], &[], None, ALIGNED_SCALE).unwrap();
         assert!(s.starts_with("<svg"));
-        let g = [GrowthPoint { n: 1, statistic: 0.0, p_value: 0.5 }, GrowthPoint { n: 2, statistic: 1.0, p_value: 1e-5 }];
+        let g = [
+            GrowthPoint { n: 1, statistic: 0.0, p_value: 0.5 },
+            GrowthPoint { n: 2, statistic: 1.0, p_value: 1e-5 },
+        ];
         let s = growth_svg(&g, 0.01).unwrap();
         assert!(s.starts_with("<svg") && s.contains("α = 0.01"), "{s}");
         assert!(growth_svg(&[], 0.01).unwrap().starts_with("<svg"));

@@ -31,7 +31,11 @@ pub struct Target {
 /// Canonical `host:port` of a URL (lower-case host, IPv6 in brackets).
 pub fn host_port(url: &reqwest::Url) -> Result<(String, u16), String> {
     // `host_str` keeps IPv6 literals in brackets.
-    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{url}` has no host"))?.to_ascii_lowercase();
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("`{url}` has no host"))?
+        .to_ascii_lowercase();
     let port = url.port_or_known_default().ok_or_else(|| format!("`{url}` has no port"))?;
     Ok((host, port))
 }
@@ -40,7 +44,8 @@ pub fn host_port(url: &reqwest::Url) -> Result<(String, u16), String> {
 /// allowlist is about exact services, not hosts).
 pub fn normalize_entry(entry: &str) -> Result<String, String> {
     let e = entry.trim();
-    let url = reqwest::Url::parse(&format!("http://{e}/")).map_err(|_| format!("`{e}` is not host:port"))?;
+    let url = reqwest::Url::parse(&format!("http://{e}/"))
+        .map_err(|_| format!("`{e}` is not host:port"))?;
     if url.port().is_none() && !e.ends_with(":80") {
         return Err(format!("`{e}` needs a port: host:port"));
     }
@@ -98,7 +103,9 @@ pub async fn check(url: &str, allowed: &HashSet<String>) -> Result<Target, Strin
         return Err(format!("`{url}`: only http and https endpoints can be probed"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("`{url}`: credentials in the URL are not accepted; use a named secret"));
+        return Err(format!(
+            "`{url}`: credentials in the URL are not accepted; use a named secret"
+        ));
     }
     let (host, port) = host_port(&url)?;
     let entry = format!("{host}:{port}");
@@ -145,7 +152,19 @@ mod tests {
 
     #[test]
     fn internal_ranges() {
-        for a in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:10.0.0.1"] {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(is_internal(a.parse().unwrap()), "{a}");
         }
         for a in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
@@ -162,10 +181,21 @@ mod tests {
         // A listed name that resolves to loopback is still refused unless the address is listed.
         let e = check("http://localhost:9/v1", &set(&["localhost:9"])).await.unwrap_err();
         assert!(e.contains("internal address"), "{e}");
-        assert!(check("http://localhost:9/v1", &set(&["localhost:9", "127.0.0.1:9", "[::1]:9"])).await.is_ok());
-        assert!(check("ftp://127.0.0.1:9/", &set(&["127.0.0.1:9"])).await.unwrap_err().contains("http"));
-        assert!(check("http://u:p@127.0.0.1:9/", &set(&["127.0.0.1:9"])).await.unwrap_err().contains("credentials"));
+        assert!(check("http://localhost:9/v1", &set(&["localhost:9", "127.0.0.1:9", "[::1]:9"]))
+            .await
+            .is_ok());
+        assert!(check("ftp://127.0.0.1:9/", &set(&["127.0.0.1:9"]))
+            .await
+            .unwrap_err()
+            .contains("http"));
+        assert!(check("http://u:p@127.0.0.1:9/", &set(&["127.0.0.1:9"]))
+            .await
+            .unwrap_err()
+            .contains("credentials"));
         // Default ports count: https without a port is :443.
-        assert!(check("https://127.0.0.1/v1", &set(&["127.0.0.1:80"])).await.unwrap_err().contains("127.0.0.1:443"));
+        assert!(check("https://127.0.0.1/v1", &set(&["127.0.0.1:80"]))
+            .await
+            .unwrap_err()
+            .contains("127.0.0.1:443"));
     }
 }

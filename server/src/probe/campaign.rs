@@ -25,7 +25,10 @@ use super::client::{ChatClient, ClientOptions};
 use super::probesets::Probe;
 use crate::engine::Engine;
 use crate::error::{AppError, AppResult};
-use crate::store::{CampaignProgress, CampaignRecord, JobState, NewCampaign, NewProbe, NewSample, ProbeOutcome, ProbeRecord, ProbeState, Store};
+use crate::store::{
+    CampaignProgress, CampaignRecord, JobState, NewCampaign, NewProbe, NewSample, ProbeOutcome,
+    ProbeRecord, ProbeState, Store,
+};
 use detector::sequential::{Sequential, Spending};
 use detector::{Decision, TextScore, Verdict, VerdictOptions};
 use futures_util::StreamExt;
@@ -186,7 +189,10 @@ pub async fn create(
         spec: serde_json::to_value(&spec).map_err(|e| AppError::Internal(e.to_string()))?,
         fingerprint,
         created_by,
-        probes: probes.into_iter().map(|p| NewProbe { probe_id: p.id, kind: p.kind, prompt: p.prompt }).collect(),
+        probes: probes
+            .into_iter()
+            .map(|p| NewProbe { probe_id: p.id, kind: p.kind, prompt: p.prompt })
+            .collect(),
         upstream,
     };
     Ok(store.create_campaign(new).await?)
@@ -205,7 +211,9 @@ pub async fn campaign_verdict(
     level: f64,
 ) -> AppResult<Verdict> {
     let _ = upstream_refs;
-    engine.verdict(profile, scores, VerdictOptions { alpha: level.clamp(1e-300, 0.999), top: 5 }).await
+    engine
+        .verdict(profile, scores, VerdictOptions { alpha: level.clamp(1e-300, 0.999), top: 5 })
+        .await
 }
 
 /// The summary printed by `pedigree probe` and returned by `GET /v1/campaigns/{id}` (`summary`).
@@ -240,7 +248,11 @@ pub async fn summary(store: &dyn Store, c: &CampaignRecord) -> AppResult<serde_j
     }))
 }
 
-async fn all_probes(store: &dyn Store, id: &str, state: Option<ProbeState>) -> AppResult<Vec<ProbeRecord>> {
+async fn all_probes(
+    store: &dyn Store,
+    id: &str,
+    state: Option<ProbeState>,
+) -> AppResult<Vec<ProbeRecord>> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
@@ -265,11 +277,19 @@ pub async fn run(
     cancel: Arc<AtomicBool>,
     on_progress: Option<OnProgress>,
 ) -> AppResult<CampaignRecord> {
-    let c = store.get_campaign(id).await?.ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))?;
+    let c = store
+        .get_campaign(id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))?;
     if c.state.is_terminal() {
         return Ok(c);
     }
-    let lost = store.fail_in_flight_probes(id, "interrupted in flight by a restart; not re-sent (at-most-once policy)").await?;
+    let lost = store
+        .fail_in_flight_probes(
+            id,
+            "interrupted in flight by a restart; not re-sent (at-most-once policy)",
+        )
+        .await?;
     if lost > 0 {
         tracing::warn!(campaign = %id, lost, "probes in flight at the last stop were recorded as failed");
     }
@@ -282,10 +302,22 @@ pub async fn run(
         Ok(None) => (JobState::Cancelled, None, "cancelled".to_string()),
         Err(e) => (JobState::Failed, Some(e.to_string()), "error".to_string()),
     };
-    store.update_campaign_progress(id, CampaignProgress { stop_reason: Some(reason), ..Default::default() }).await?;
+    store
+        .update_campaign_progress(
+            id,
+            CampaignProgress { stop_reason: Some(reason), ..Default::default() },
+        )
+        .await?;
     store.set_campaign_state(id, state, err).await?;
     // The suspect's cached verdict (dashboard listing) now includes the answers (best effort).
-    if let Err(e) = crate::api::suspects::refresh_verdict(store.as_ref(), &engine, &c.suspect_id, Default::default()).await {
+    if let Err(e) = crate::api::suspects::refresh_verdict(
+        store.as_ref(),
+        &engine,
+        &c.suspect_id,
+        Default::default(),
+    )
+    .await
+    {
         tracing::info!(campaign = %id, error = %e, "suspect verdict not refreshed");
     }
     Ok(store.get_campaign(id).await?.unwrap_or(c))
@@ -296,8 +328,13 @@ struct Clients {
     upstream: Option<ChatClient>,
 }
 
-async fn connect(store: &dyn Store, spec: &CampaignSpec, extra_allow: &HashSet<String>) -> AppResult<Clients> {
-    let mut allowed: HashSet<String> = store.list_allowlist().await?.into_iter().map(|e| e.entry).collect();
+async fn connect(
+    store: &dyn Store,
+    spec: &CampaignSpec,
+    extra_allow: &HashSet<String>,
+) -> AppResult<Clients> {
+    let mut allowed: HashSet<String> =
+        store.list_allowlist().await?.into_iter().map(|e| e.entry).collect();
     allowed.extend(extra_allow.iter().cloned());
     let client = |t: Target, e: &EndpointSpec, key: Option<String>| {
         ChatClient::new(&t, &e.model, key, spec.client.clone()).map_err(AppError::Internal)
@@ -306,7 +343,9 @@ async fn connect(store: &dyn Store, spec: &CampaignSpec, extra_allow: &HashSet<S
     for e in std::iter::once(&spec.endpoint).chain(spec.upstream.as_ref()) {
         let t = allowlist::check(&e.base_url, &allowed).await.map_err(AppError::TargetRefused)?;
         let key = match &e.api_key_secret {
-            Some(name) => Some(super::resolve_secret(store, name).await.map_err(AppError::Invalid)?),
+            Some(name) => {
+                Some(super::resolve_secret(store, name).await.map_err(AppError::Invalid)?)
+            }
             None => None,
         };
         out.push(client(t, e, key)?);
@@ -316,7 +355,11 @@ async fn connect(store: &dyn Store, spec: &CampaignSpec, extra_allow: &HashSet<S
 }
 
 /// Check the targets of a spec against the allowlist now (creation time), without sending.
-pub async fn check_targets(store: &dyn Store, spec: &CampaignSpec, extra_allow: &HashSet<String>) -> AppResult<()> {
+pub async fn check_targets(
+    store: &dyn Store,
+    spec: &CampaignSpec,
+    extra_allow: &HashSet<String>,
+) -> AppResult<()> {
     connect(store, spec, extra_allow).await.map(|_| ())
 }
 
@@ -329,20 +372,33 @@ async fn drive(
     cancel: &AtomicBool,
     on_progress: Option<OnProgress>,
 ) -> AppResult<Option<String>> {
-    let spec: CampaignSpec = serde_json::from_value(c.spec.clone()).map_err(|e| AppError::Internal(format!("stored campaign spec: {e}")))?;
+    let spec: CampaignSpec = serde_json::from_value(c.spec.clone())
+        .map_err(|e| AppError::Internal(format!("stored campaign spec: {e}")))?;
     let (_, profile) = engine.resolve(spec.profile.as_deref())?;
     let clients = connect(store, &spec, extra_allow).await?;
     let mut seq: Sequential = match c.sequential.clone() {
-        Some(v) => serde_json::from_value(v).map_err(|e| AppError::Internal(format!("stored sequential state: {e}")))?,
-        None => Sequential::new(spec.alpha, spec.budget.max_requests, spec.batch, Spending::default()),
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| AppError::Internal(format!("stored sequential state: {e}")))?,
+        None => {
+            Sequential::new(spec.alpha, spec.budget.max_requests, spec.batch, Spending::default())
+        }
     };
     let consecutive_failed = AtomicUsize::new(0);
-    let ctx = ProbeCtx { store, engine, profile: profile.clone(), clients: &clients, campaign: &c.id, cancel, source: format!("campaign:{}", c.id) };
+    let ctx = ProbeCtx {
+        store,
+        engine,
+        profile: profile.clone(),
+        clients: &clients,
+        campaign: &c.id,
+        cancel,
+        source: format!("campaign:{}", c.id),
+    };
     loop {
         if cancel.load(Ordering::SeqCst) {
             return Ok(None);
         }
-        let now = store.get_campaign(&c.id).await?.ok_or_else(|| AppError::not_found("campaign"))?;
+        let now =
+            store.get_campaign(&c.id).await?.ok_or_else(|| AppError::not_found("campaign"))?;
         if now.state == JobState::Cancelled {
             return Ok(None);
         }
@@ -356,7 +412,18 @@ async fn drive(
         } else {
             None
         };
-        let batch = if stop.is_none() { store.campaign_probes(&c.id, Some(ProbeState::Pending), 0, remaining.min(spec.batch) as i64).await? } else { vec![] };
+        let batch = if stop.is_none() {
+            store
+                .campaign_probes(
+                    &c.id,
+                    Some(ProbeState::Pending),
+                    0,
+                    remaining.min(spec.batch) as i64,
+                )
+                .await?
+        } else {
+            vec![]
+        };
         let stop = stop.or(batch.is_empty().then_some("probes_exhausted"));
         if let Some(reason) = stop {
             look(&ctx, &mut seq, true).await?;
@@ -400,13 +467,19 @@ struct ProbeCtx<'a> {
 impl ProbeCtx<'_> {
     /// Send one probe (and its upstream twin). `Some(answered?)`, or `None` when it was not sent.
     async fn probe(&self, p: ProbeRecord) -> AppResult<Option<bool>> {
-        if self.cancel.load(Ordering::SeqCst) || !self.store.mark_probe_sent(self.campaign, p.seq).await? {
+        if self.cancel.load(Ordering::SeqCst)
+            || !self.store.mark_probe_sent(self.campaign, p.seq).await?
+        {
             return Ok(None);
         }
         let key = format!("{}:{}", self.campaign, p.seq);
         let outcome = match self.clients.suspect.ask(&p.prompt, &key, |_| {}).await {
             Ok(a) => {
-                let score = self.engine.score(self.profile.clone(), vec![(a.text.clone(), Some(p.prompt.clone()))]).await?.pop();
+                let score = self
+                    .engine
+                    .score(self.profile.clone(), vec![(a.text.clone(), Some(p.prompt.clone()))])
+                    .await?
+                    .pop();
                 let score = score.ok_or_else(|| AppError::Internal("no score".into()))?;
                 let claims = serde_json::to_value(&score.claims).ok();
                 let sample = NewSample {
@@ -416,14 +489,32 @@ impl ProbeCtx<'_> {
                     source: self.source.clone(),
                     score: serde_json::to_value(&score).ok(),
                 };
-                ProbeOutcome { answered: true, attempts: a.attempts as i64, answer: Some(a.text), error: None, tokens: Some(a.tokens), claims, sample: Some(sample) }
+                ProbeOutcome {
+                    answered: true,
+                    attempts: a.attempts as i64,
+                    answer: Some(a.text),
+                    error: None,
+                    tokens: Some(a.tokens),
+                    claims,
+                    sample: Some(sample),
+                }
             }
-            Err(f) => ProbeOutcome { answered: false, attempts: f.attempts as i64, answer: None, error: Some(f.error), tokens: None, claims: None, sample: None },
+            Err(f) => ProbeOutcome {
+                answered: false,
+                attempts: f.attempts as i64,
+                answer: None,
+                error: Some(f.error),
+                tokens: None,
+                claims: None,
+                sample: None,
+            },
         };
         let answered = outcome.answered;
         self.store.finish_probe(self.campaign, p.seq, outcome).await?;
         if let Some(up) = &self.clients.upstream {
-            if p.upstream_state == Some(ProbeState::Pending) && self.store.mark_upstream_sent(self.campaign, p.seq).await? {
+            if p.upstream_state == Some(ProbeState::Pending)
+                && self.store.mark_upstream_sent(self.campaign, p.seq).await?
+            {
                 let (a, e) = match up.ask(&p.prompt, &format!("{key}:upstream"), |_| {}).await {
                     Ok(a) => (Some(a.text), None),
                     Err(f) => (None, Some(f.error)),
@@ -437,14 +528,23 @@ impl ProbeCtx<'_> {
 
 /// Recompute the suspect's p-value (for progress) and, when a planned look is due (or this is the
 /// final look), run the sequential test and persist its state. Returns the look's decision.
-async fn look(ctx: &ProbeCtx<'_>, seq: &mut Sequential, final_look: bool) -> AppResult<Option<Decision>> {
-    let c = ctx.store.get_campaign(ctx.campaign).await?.ok_or_else(|| AppError::not_found("campaign"))?;
+async fn look(
+    ctx: &ProbeCtx<'_>,
+    seq: &mut Sequential,
+    final_look: bool,
+) -> AppResult<Option<Decision>> {
+    let c = ctx
+        .store
+        .get_campaign(ctx.campaign)
+        .await?
+        .ok_or_else(|| AppError::not_found("campaign"))?;
     let answered = c.probes.answered as usize;
     let rows = ctx.store.sample_scores(&c.suspect_id).await?;
     if rows.len() < 2 {
         return Ok(None);
     }
-    let scores: Vec<TextScore> = rows.into_iter().filter_map(|(_, v)| serde_json::from_value(v).ok()).collect();
+    let scores: Vec<TextScore> =
+        rows.into_iter().filter_map(|(_, v)| serde_json::from_value(v).ok()).collect();
     // Upstream reference answers keyed by prompt (read only when there is an upstream).
     let refs: HashMap<String, String> = if ctx.clients.upstream.is_some() {
         all_probes(ctx.store, ctx.campaign, Some(ProbeState::Answered))
@@ -459,15 +559,24 @@ async fn look(ctx: &ProbeCtx<'_>, seq: &mut Sequential, final_look: bool) -> App
     // full budget (then nothing is left and another look would decide nothing).
     let due = (final_look && seq.next_look().is_some()) || seq.due(answered);
     let mut progress = CampaignProgress::default();
-    let decision = if due && seq.stopped().is_none() && !seq.looks.last().is_some_and(|l| l.final_look) {
+    let decision = if due
+        && seq.stopped().is_none()
+        && !seq.looks.last().is_some_and(|l| l.final_look)
+    {
         let level = seq.level_at(answered, final_look);
-        let verdict = campaign_verdict(ctx.engine, ctx.profile.clone(), scores, refs, level).await?;
+        let verdict =
+            campaign_verdict(ctx.engine, ctx.profile.clone(), scores, refs, level).await?;
         let (l, v) = seq.look(answered, final_look, |_| verdict).expect("look allowed");
         tracing::info!(campaign = %ctx.campaign, n = l.n, level = l.level, p = l.p_value, decision = ?l.decision, "sequential look");
         progress.sequential = serde_json::to_value(&*seq).ok();
         progress.p_value = Some(v.p_value);
         progress.teacher = v.teacher.clone();
-        progress.decision = Some(serde_json::to_value(l.decision).ok().and_then(|d| d.as_str().map(String::from)).unwrap_or_default());
+        progress.decision = Some(
+            serde_json::to_value(l.decision)
+                .ok()
+                .and_then(|d| d.as_str().map(String::from))
+                .unwrap_or_default(),
+        );
         Some(l.decision)
     } else {
         // Between looks: the current p-value at the full α, for progress only (no decision).
@@ -505,9 +614,12 @@ impl CampaignManager {
         let flag = self.cancels.register(&id);
         let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = run(me.store.clone(), me.engine.clone(), &id, &HashSet::new(), flag, None).await {
+            if let Err(e) =
+                run(me.store.clone(), me.engine.clone(), &id, &HashSet::new(), flag, None).await
+            {
                 tracing::warn!(campaign = %id, error = %e, "campaign failed");
-                let _ = me.store.set_campaign_state(&id, JobState::Failed, Some(e.to_string())).await;
+                let _ =
+                    me.store.set_campaign_state(&id, JobState::Failed, Some(e.to_string())).await;
             }
             me.cancels.remove(&id);
         });
@@ -515,11 +627,20 @@ impl CampaignManager {
 
     /// Cancel: no new probe is sent; probes in flight finish and are recorded.
     pub async fn cancel(&self, id: &str) -> AppResult<CampaignRecord> {
-        let c = self.store.get_campaign(id).await?.ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))?;
+        let c = self
+            .store
+            .get_campaign(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))?;
         crate::jobs::ensure_cancellable("campaign", id, c.state)?;
         self.cancels.signal(id);
         self.store.set_campaign_state(id, JobState::Cancelled, None).await?;
-        self.store.update_campaign_progress(id, CampaignProgress { stop_reason: Some("cancelled".into()), ..Default::default() }).await?;
+        self.store
+            .update_campaign_progress(
+                id,
+                CampaignProgress { stop_reason: Some("cancelled".into()), ..Default::default() },
+            )
+            .await?;
         Ok(self.store.get_campaign(id).await?.unwrap_or(c))
     }
 }

@@ -98,15 +98,27 @@ pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
         anyhow::bail!("{e}");
     }
     let probes = probesets::load(&a.probes).map_err(|e| anyhow::anyhow!(e))?;
-    let set_name = if probesets::builtin(&a.probes).is_some() { a.probes.clone() } else { "custom".to_string() };
+    let set_name = if probesets::builtin(&a.probes).is_some() {
+        a.probes.clone()
+    } else {
+        "custom".to_string()
+    };
     let mut allow = HashSet::new();
     for e in &a.allow {
         allow.insert(allowlist::normalize_entry(e).map_err(|m| anyhow::anyhow!("--allow: {m}"))?);
     }
     let spec = CampaignSpec {
-        endpoint: EndpointSpec { base_url: a.endpoint.clone(), model: a.model.clone(), api_key_secret: a.api_key_secret.clone() },
+        endpoint: EndpointSpec {
+            base_url: a.endpoint.clone(),
+            model: a.model.clone(),
+            api_key_secret: a.api_key_secret.clone(),
+        },
         upstream: match (&a.upstream_endpoint, &a.upstream_model) {
-            (Some(u), Some(m)) => Some(EndpointSpec { base_url: u.clone(), model: m.clone(), api_key_secret: a.upstream_api_key_secret.clone() }),
+            (Some(u), Some(m)) => Some(EndpointSpec {
+                base_url: u.clone(),
+                model: m.clone(),
+                api_key_secret: a.upstream_api_key_secret.clone(),
+            }),
             _ => None,
         },
         probes: set_name,
@@ -128,28 +140,57 @@ pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
     };
     spec.validate().map_err(|e| anyhow::anyhow!(e))?;
     // Refuse an off-allowlist target before anything is stored or sent.
-    campaign::check_targets(store.as_ref(), &spec, &allow).await.map_err(|e| anyhow::anyhow!("refused: {e}"))?;
-    let existing = if a.new { None } else { store.campaign_by_fingerprint(&spec.fingerprint(&probes)).await? };
+    campaign::check_targets(store.as_ref(), &spec, &allow)
+        .await
+        .map_err(|e| anyhow::anyhow!("refused: {e}"))?;
+    let existing = if a.new {
+        None
+    } else {
+        store.campaign_by_fingerprint(&spec.fingerprint(&probes)).await?
+    };
     let rec = match existing {
         Some(c) if !c.state.is_terminal() => {
-            eprintln!("resuming campaign {} ({} of {} probes sent)", c.id, c.probes.sent, c.probes.total);
+            eprintln!(
+                "resuming campaign {} ({} of {} probes sent)",
+                c.id, c.probes.sent, c.probes.total
+            );
             c
         }
         Some(c) => {
-            eprintln!("campaign {} with these parameters already ended ({}); pass --new to run another", c.id, c.state.as_str());
+            eprintln!(
+                "campaign {} with these parameters already ended ({}); pass --new to run another",
+                c.id,
+                c.state.as_str()
+            );
             c
         }
         None => {
-            let c = campaign::create(store.as_ref(), &engine, spec, probes, a.suspect.clone(), Some("cli".into())).await?;
-            eprintln!("campaign {} against {} ({}): {} probes, budget {}", c.id, a.endpoint, a.model, c.probes.total, a.budget);
+            let c = campaign::create(
+                store.as_ref(),
+                &engine,
+                spec,
+                probes,
+                a.suspect.clone(),
+                Some("cli".into()),
+            )
+            .await?;
+            eprintln!(
+                "campaign {} against {} ({}): {} probes, budget {}",
+                c.id, a.endpoint, a.model, c.probes.total, a.budget
+            );
             c
         }
     };
     let total = (rec.probes.total as u64).min(a.budget as u64);
-    let pb = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} probes {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} probes {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let bar = pb.clone();
     let on_progress: campaign::OnProgress = Arc::new(move |c| {
@@ -157,7 +198,15 @@ pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
         let p = c.p_value.map_or("-".to_string(), |p| format!("{p:.4}"));
         bar.set_message(format!("answered {} failed {} p={p}", c.probes.answered, c.probes.failed));
     });
-    let done = campaign::run(store.clone(), engine, &rec.id, &allow, Arc::new(AtomicBool::new(false)), Some(on_progress)).await?;
+    let done = campaign::run(
+        store.clone(),
+        engine,
+        &rec.id,
+        &allow,
+        Arc::new(AtomicBool::new(false)),
+        Some(on_progress),
+    )
+    .await?;
     pb.finish_and_clear();
     let summary = campaign::summary(store.as_ref(), &done).await?;
     store.close().await?;
@@ -207,7 +256,10 @@ pub async fn run_replay(a: ReplayArgs) -> anyhow::Result<()> {
         };
         let mut text = String::new();
         for s in &samples {
-            text.push_str(&serde_json::json!({"id": s.prompt_id, "prompt": s.prompt, "kind": "bench"}).to_string());
+            text.push_str(
+                &serde_json::json!({"id": s.prompt_id, "prompt": s.prompt, "kind": "bench"})
+                    .to_string(),
+            );
             text.push('\n');
         }
         std::fs::write(out, text)?;

@@ -121,9 +121,14 @@ impl RateLimiter {
     /// every campaign) talking to the same endpoint shares it, at the strictest rate any of them
     /// asked for.
     pub fn for_endpoint(entry: &str, rate_per_sec: f64) -> std::sync::Arc<RateLimiter> {
-        static ALL: std::sync::OnceLock<Mutex<std::collections::HashMap<String, std::sync::Arc<RateLimiter>>>> = std::sync::OnceLock::new();
+        static ALL: std::sync::OnceLock<
+            Mutex<std::collections::HashMap<String, std::sync::Arc<RateLimiter>>>,
+        > = std::sync::OnceLock::new();
         let mut all = ALL.get_or_init(Default::default).lock().expect("rate limiters");
-        let l = all.entry(entry.to_string()).or_insert_with(|| std::sync::Arc::new(RateLimiter::new(rate_per_sec))).clone();
+        let l = all
+            .entry(entry.to_string())
+            .or_insert_with(|| std::sync::Arc::new(RateLimiter::new(rate_per_sec)))
+            .clone();
         {
             let mut st = l.state.lock().expect("rate limiter");
             st.0 = st.0.max(interval_of(rate_per_sec));
@@ -217,7 +222,12 @@ struct Msg {
 impl ChatClient {
     /// A client for a checked target. The host's checked addresses are pinned (no second DNS
     /// look-up that could answer differently) and redirects are refused.
-    pub fn new(target: &Target, model: &str, api_key: Option<String>, opts: ClientOptions) -> Result<ChatClient, String> {
+    pub fn new(
+        target: &Target,
+        model: &str,
+        api_key: Option<String>,
+        opts: ClientOptions,
+    ) -> Result<ChatClient, String> {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_millis(opts.timeout_ms.max(1)))
             .connect_timeout(Duration::from_millis(opts.timeout_ms.clamp(1, 10_000)))
@@ -232,7 +242,10 @@ impl ChatClient {
             url: completions_url(&target.url),
             model: model.to_string(),
             api_key,
-            limiter: RateLimiter::for_endpoint(&format!("{}:{}", target.host, target.port), opts.rate_per_sec),
+            limiter: RateLimiter::for_endpoint(
+                &format!("{}:{}", target.host, target.port),
+                opts.rate_per_sec,
+            ),
             opts,
         })
     }
@@ -242,7 +255,12 @@ impl ChatClient {
     }
 
     /// Ask one prompt, retrying as configured. `on_attempt(k)` is called before attempt k.
-    pub async fn ask(&self, prompt: &str, idempotency_key: &str, mut on_attempt: impl FnMut(u32)) -> Result<Answer, Failure> {
+    pub async fn ask(
+        &self,
+        prompt: &str,
+        idempotency_key: &str,
+        mut on_attempt: impl FnMut(u32),
+    ) -> Result<Answer, Failure> {
         let mut last = String::new();
         let max = self.opts.max_attempts.max(1);
         for attempt in 1..=max {
@@ -250,17 +268,30 @@ impl ChatClient {
             self.limiter.acquire().await;
             match self.attempt(prompt, idempotency_key).await {
                 Ok((text, tokens)) => return Ok(Answer { text, tokens, attempts: attempt }),
-                Err(AttemptError::Fatal(msg)) => return Err(Failure { error: msg, attempts: attempt }),
+                Err(AttemptError::Fatal(msg)) => {
+                    return Err(Failure { error: msg, attempts: attempt })
+                }
                 Err(AttemptError::Retry { msg, retry_after }) => {
                     last = msg;
                     if attempt == max {
                         break;
                     }
-                    let exp = self.opts.backoff_base_ms.saturating_mul(1u64 << (attempt - 1).min(20)).min(self.opts.backoff_max_ms);
-                    let jittered = Duration::from_millis(exp).mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
+                    let exp = self
+                        .opts
+                        .backoff_base_ms
+                        .saturating_mul(1u64 << (attempt - 1).min(20))
+                        .min(self.opts.backoff_max_ms);
+                    let jittered =
+                        Duration::from_millis(exp).mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
                     let wait = match retry_after {
                         Some(ra) if ra > Duration::from_millis(self.opts.retry_after_max_ms) => {
-                            return Err(Failure { error: format!("{last}; Retry-After {}s exceeds the limit", ra.as_secs()), attempts: attempt });
+                            return Err(Failure {
+                                error: format!(
+                                    "{last}; Retry-After {}s exceeds the limit",
+                                    ra.as_secs()
+                                ),
+                                attempts: attempt,
+                            });
                         }
                         Some(ra) => ra.max(jittered),
                         None => jittered,
@@ -276,14 +307,24 @@ impl ChatClient {
     /// One attempt. Its error messages quote the endpoint's body, which may hold U+0000 (that
     /// PostgreSQL cannot store, failing the whole campaign): replaced by U+FFFD, so the failure
     /// is recorded like any other.
-    async fn attempt(&self, prompt: &str, idempotency_key: &str) -> Result<(String, i64), AttemptError> {
+    async fn attempt(
+        &self,
+        prompt: &str,
+        idempotency_key: &str,
+    ) -> Result<(String, i64), AttemptError> {
         self.attempt_raw(prompt, idempotency_key).await.map_err(|e| match e {
-            AttemptError::Retry { msg, retry_after } => AttemptError::Retry { msg: msg.replace('\0', "\u{FFFD}"), retry_after },
+            AttemptError::Retry { msg, retry_after } => {
+                AttemptError::Retry { msg: msg.replace('\0', "\u{FFFD}"), retry_after }
+            }
             AttemptError::Fatal(msg) => AttemptError::Fatal(msg.replace('\0', "\u{FFFD}")),
         })
     }
 
-    async fn attempt_raw(&self, prompt: &str, idempotency_key: &str) -> Result<(String, i64), AttemptError> {
+    async fn attempt_raw(
+        &self,
+        prompt: &str,
+        idempotency_key: &str,
+    ) -> Result<(String, i64), AttemptError> {
         let mut body = serde_json::json!({
             "model": self.model,
             "messages": [{"role": "user", "content": prompt}],
@@ -293,11 +334,15 @@ impl ChatClient {
         if let Some(t) = self.opts.temperature {
             body["temperature"] = t.into();
         }
-        let mut req = self.http.post(self.url.clone()).json(&body).header("Idempotency-Key", idempotency_key);
+        let mut req =
+            self.http.post(self.url.clone()).json(&body).header("Idempotency-Key", idempotency_key);
         if let Some(k) = &self.api_key {
             req = req.bearer_auth(k);
         }
-        let resp = req.send().await.map_err(|e| AttemptError::Retry { msg: describe(&e), retry_after: None })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| AttemptError::Retry { msg: describe(&e), retry_after: None })?;
         let status = resp.status();
         if status.is_redirection() {
             return Err(AttemptError::Fatal(format!("HTTP {status}: redirects are not followed")));
@@ -305,7 +350,10 @@ impl ChatClient {
         if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
             let ra = retry_after(resp.headers());
             let text = resp.text().await.unwrap_or_default();
-            return Err(AttemptError::Retry { msg: format!("HTTP {status}: {}", snippet(&text)), retry_after: ra });
+            return Err(AttemptError::Retry {
+                msg: format!("HTTP {status}: {}", snippet(&text)),
+                retry_after: ra,
+            });
         }
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
@@ -316,22 +364,34 @@ impl ChatClient {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        let (text, usage) = if is_sse { self.read_stream(resp).await? } else { read_json(resp).await? };
+        let (text, usage) =
+            if is_sse { self.read_stream(resp).await? } else { read_json(resp).await? };
         if text.trim().is_empty() {
-            return Err(AttemptError::Retry { msg: "malformed answer: empty content".into(), retry_after: None });
+            return Err(AttemptError::Retry {
+                msg: "malformed answer: empty content".into(),
+                retry_after: None,
+            });
         }
         if text.contains('\0') {
-            return Err(AttemptError::Retry { msg: "malformed answer: content holds a NUL character".into(), retry_after: None });
+            return Err(AttemptError::Retry {
+                msg: "malformed answer: content holds a NUL character".into(),
+                retry_after: None,
+            });
         }
         // The endpoint's own count, bounded: a bogus huge value would overflow the campaign's
         // token sum (BIGINT on PostgreSQL, turned to REAL by SQLite).
-        let tokens = usage.map(|u| u.clamp(0, MAX_REPORTED_TOKENS)).unwrap_or_else(|| estimate_tokens(prompt, &text));
+        let tokens = usage
+            .map(|u| u.clamp(0, MAX_REPORTED_TOKENS))
+            .unwrap_or_else(|| estimate_tokens(prompt, &text));
         Ok((text, tokens))
     }
 
     /// Server-sent events: `data: {chunk}` lines until `data: [DONE]`. A stream that ends without
     /// `[DONE]` (dropped connection, truncation) is an error, not a short answer.
-    async fn read_stream(&self, resp: reqwest::Response) -> Result<(String, Option<i64>), AttemptError> {
+    async fn read_stream(
+        &self,
+        resp: reqwest::Response,
+    ) -> Result<(String, Option<i64>), AttemptError> {
         use futures_util::StreamExt;
         let mut stream = resp.bytes_stream();
         let mut buf: Vec<u8> = Vec::new();
@@ -340,8 +400,18 @@ impl ChatClient {
         loop {
             let chunk = match stream.next().await {
                 Some(Ok(c)) => c,
-                Some(Err(e)) => return Err(AttemptError::Retry { msg: format!("stream interrupted: {}", describe(&e)), retry_after: None }),
-                None => return Err(AttemptError::Retry { msg: "malformed answer: stream ended before [DONE]".into(), retry_after: None }),
+                Some(Err(e)) => {
+                    return Err(AttemptError::Retry {
+                        msg: format!("stream interrupted: {}", describe(&e)),
+                        retry_after: None,
+                    })
+                }
+                None => {
+                    return Err(AttemptError::Retry {
+                        msg: "malformed answer: stream ended before [DONE]".into(),
+                        retry_after: None,
+                    })
+                }
             };
             buf.extend_from_slice(&chunk);
             while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
@@ -353,13 +423,20 @@ impl ChatClient {
                 if data == "[DONE]" {
                     return Ok((text, usage));
                 }
-                let c: Completion = serde_json::from_str(data)
-                    .map_err(|e| AttemptError::Retry { msg: format!("malformed stream chunk: {e}: {}", snippet(data)), retry_after: None })?;
+                let c: Completion =
+                    serde_json::from_str(data).map_err(|e| AttemptError::Retry {
+                        msg: format!("malformed stream chunk: {e}: {}", snippet(data)),
+                        retry_after: None,
+                    })?;
                 if let Some(u) = c.usage.and_then(|u| u.total_tokens) {
                     usage = Some(u);
                 }
                 for ch in c.choices {
-                    if let Some(s) = ch.delta.and_then(|d| d.content).or_else(|| ch.message.and_then(|m| m.content)) {
+                    if let Some(s) = ch
+                        .delta
+                        .and_then(|d| d.content)
+                        .or_else(|| ch.message.and_then(|m| m.content))
+                    {
                         text.push_str(&s);
                     }
                 }
@@ -369,17 +446,21 @@ impl ChatClient {
 }
 
 async fn read_json(resp: reqwest::Response) -> Result<(String, Option<i64>), AttemptError> {
-    let bytes = resp.bytes().await.map_err(|e| AttemptError::Retry { msg: format!("reading the answer: {}", describe(&e)), retry_after: None })?;
+    let bytes = resp.bytes().await.map_err(|e| AttemptError::Retry {
+        msg: format!("reading the answer: {}", describe(&e)),
+        retry_after: None,
+    })?;
     let c: Completion = serde_json::from_slice(&bytes).map_err(|e| AttemptError::Retry {
         msg: format!("malformed answer: {e}: {}", snippet(&String::from_utf8_lossy(&bytes))),
         retry_after: None,
     })?;
-    let text = c
-        .choices
-        .into_iter()
-        .next()
-        .and_then(|ch| ch.message.and_then(|m| m.content))
-        .ok_or(AttemptError::Retry { msg: "malformed answer: no choices[0].message.content".into(), retry_after: None })?;
+    let text =
+        c.choices.into_iter().next().and_then(|ch| ch.message.and_then(|m| m.content)).ok_or(
+            AttemptError::Retry {
+                msg: "malformed answer: no choices[0].message.content".into(),
+                retry_after: None,
+            },
+        )?;
     Ok((text, c.usage.and_then(|u| u.total_tokens)))
 }
 

@@ -24,7 +24,10 @@ use crate::store::Store;
 /// The environment variable that can hold secret `name`: `PEDIGREE_SECRET_<NAME>` (upper-case,
 /// non-alphanumerics as `_`).
 pub fn secret_env_var(name: &str) -> String {
-    let n: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let n: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect();
     format!("PEDIGREE_SECRET_{n}")
 }
 
@@ -38,14 +41,19 @@ pub async fn resolve_secret(store: &dyn Store, name: &str) -> Result<String, Str
     }
     match store.get_secret(name).await {
         Ok(Some(v)) => Ok(v),
-        Ok(None) => Err(format!("secret `{name}` is not set (neither {} nor a stored secret)", secret_env_var(name))),
+        Ok(None) => Err(format!(
+            "secret `{name}` is not set (neither {} nor a stored secret)",
+            secret_env_var(name)
+        )),
         Err(e) => Err(format!("reading secret `{name}`: {e}")),
     }
 }
 
 /// A secret name: 1–64 characters of `[A-Za-z0-9_-]`.
 pub fn valid_secret_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 #[cfg(test)]
@@ -53,6 +61,10 @@ mod tests {
     #[test]
     fn secret_env_names() {
         assert_eq!(super::secret_env_var("openai-key"), "PEDIGREE_SECRET_OPENAI_KEY");
-        assert!(super::valid_secret_name("a_B-1") && !super::valid_secret_name("a b") && !super::valid_secret_name(""));
+        assert!(
+            super::valid_secret_name("a_B-1")
+                && !super::valid_secret_name("a b")
+                && !super::valid_secret_name("")
+        );
     }
 }

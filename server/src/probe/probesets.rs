@@ -41,10 +41,12 @@ pub fn parse(text: &str, default_kind: &str, what: &str) -> Result<Vec<Probe>, S
         if line.is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{what}:{}: malformed JSON: {e}", i + 1))?;
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| format!("{what}:{}: malformed JSON: {e}", i + 1))?;
         let l = match v {
             serde_json::Value::String(prompt) => Line { prompt, id: None, kind: None },
-            v => serde_json::from_value::<Line>(v).map_err(|e| format!("{what}:{}: {e} (expected {{\"prompt\": \"…\"}})", i + 1))?,
+            v => serde_json::from_value::<Line>(v)
+                .map_err(|e| format!("{what}:{}: {e} (expected {{\"prompt\": \"…\"}})", i + 1))?,
         };
         if l.prompt.trim().is_empty() {
             return Err(format!("{what}:{}: `prompt` is empty", i + 1));
@@ -84,7 +86,9 @@ pub fn load(spec: &str) -> Result<Vec<Probe>, String> {
     if let Some(v) = builtin(spec) {
         return Ok(v);
     }
-    let text = std::fs::read_to_string(spec).map_err(|e| format!("probe set `{spec}` is neither {} nor a readable file: {e}", BUILTIN.join(", ")))?;
+    let text = std::fs::read_to_string(spec).map_err(|e| {
+        format!("probe set `{spec}` is neither {} nor a readable file: {e}", BUILTIN.join(", "))
+    })?;
     parse(&text, "custom", spec)
 }
 
@@ -110,7 +114,8 @@ mod tests {
 
     #[test]
     fn user_sets_parse_with_line_numbers() {
-        let v = parse("{\"prompt\": \"a\"}\n\n\"b\"\n{\"prompt\": \"a\"}\n", "custom", "f.jsonl").unwrap();
+        let v = parse("{\"prompt\": \"a\"}\n\n\"b\"\n{\"prompt\": \"a\"}\n", "custom", "f.jsonl")
+            .unwrap();
         assert_eq!(v.iter().map(|p| p.prompt.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(v[1].id, "custom-3");
         let e = parse("{\"prompt\": \"a\"}\n{\"text\": 1}\n", "custom", "f.jsonl").unwrap_err();

@@ -81,10 +81,17 @@ impl Replay {
     /// Answers of `model` in a benchmark directory (every split).
     pub fn from_bench(dir: &std::path::Path, model: &str) -> anyhow::Result<Replay> {
         let bench = datasets::BenchDir::load(dir)?;
-        let answers: HashMap<String, String> =
-            bench.all_samples_for(model).into_iter().map(|s| (s.prompt.clone(), s.response.clone())).collect();
+        let answers: HashMap<String, String> = bench
+            .all_samples_for(model)
+            .into_iter()
+            .map(|s| (s.prompt.clone(), s.response.clone()))
+            .collect();
         if answers.is_empty() {
-            anyhow::bail!("no answers of model `{model}` in {} (models: {})", dir.display(), bench.known_models().join(", "));
+            anyhow::bail!(
+                "no answers of model `{model}` in {} (models: {})",
+                dir.display(),
+                bench.known_models().join(", ")
+            );
         }
         Ok(Replay::new(model, answers))
     }
@@ -130,18 +137,24 @@ pub async fn serve(listener: tokio::net::TcpListener, replay: Arc<Replay>) -> st
 }
 
 async fn models(State(r): State<Arc<Replay>>) -> Response {
-    axum::Json(serde_json::json!({"object": "list", "data": [{"id": r.model, "object": "model"}]})).into_response()
+    axum::Json(serde_json::json!({"object": "list", "data": [{"id": r.model, "object": "model"}]}))
+        .into_response()
 }
 
 fn error(status: StatusCode, msg: &str) -> Response {
-    (status, axum::Json(serde_json::json!({"error": {"message": msg, "type": "replay_error"}}))).into_response()
+    (status, axum::Json(serde_json::json!({"error": {"message": msg, "type": "replay_error"}})))
+        .into_response()
 }
 
 fn words(s: &str) -> i64 {
     s.split_whitespace().count() as i64
 }
 
-async fn chat(State(r): State<Arc<Replay>>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
+async fn chat(
+    State(r): State<Arc<Replay>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let Ok(req) = serde_json::from_slice::<ChatRequest>(&body) else {
         return error(StatusCode::BAD_REQUEST, "malformed request");
     };
@@ -168,7 +181,10 @@ async fn chat(State(r): State<Arc<Replay>>, headers: axum::http::HeaderMap, body
     let outcome = if req.model != r.model {
         "wrong_model".to_string()
     } else if let Some(f) = &fault {
-        serde_json::to_value(f).ok().and_then(|v| v["fault"].as_str().map(String::from)).unwrap_or_default()
+        serde_json::to_value(f)
+            .ok()
+            .and_then(|v| v["fault"].as_str().map(String::from))
+            .unwrap_or_default()
     } else if answer.is_none() {
         "unknown_prompt".to_string()
     } else {
@@ -194,10 +210,13 @@ async fn chat(State(r): State<Arc<Replay>>, headers: axum::http::HeaderMap, body
     match fault {
         Some(Fault::RateLimit { retry_after_secs }) => {
             let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "rate limited");
-            resp.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.to_string().parse().expect("header"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs.to_string().parse().expect("header"));
             return resp;
         }
-        Some(Fault::ServerError) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        Some(Fault::ServerError) => {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
         Some(Fault::BadRequest) => return error(StatusCode::BAD_REQUEST, "bad request"),
         Some(Fault::NulBody) => return (StatusCode::BAD_REQUEST, "bad\0request").into_response(),
         Some(Fault::Slow { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
@@ -206,7 +225,8 @@ async fn chat(State(r): State<Arc<Replay>>, headers: axum::http::HeaderMap, body
     let Some(answer) = answer else {
         return error(StatusCode::NOT_FOUND, "no recorded answer for this prompt");
     };
-    let total_tokens = if fault == Some(Fault::HugeUsage) { i64::MAX } else { words(&prompt) + words(&answer) };
+    let total_tokens =
+        if fault == Some(Fault::HugeUsage) { i64::MAX } else { words(&prompt) + words(&answer) };
     let full = serde_json::json!({
         "id": format!("chatcmpl-replay-{attempt}"),
         "object": "chat.completion",
@@ -223,16 +243,22 @@ async fn chat(State(r): State<Arc<Replay>>, headers: axum::http::HeaderMap, body
         Some(Fault::Drop) => {
             // Some bytes, then an error: hyper aborts the connection mid-body.
             let head = full[..full.len().min(20)].to_string();
-            let chunks: Vec<Result<String, std::io::Error>> = vec![Ok(head), Err(std::io::Error::other("dropped"))];
+            let chunks: Vec<Result<String, std::io::Error>> =
+                vec![Ok(head), Err(std::io::Error::other("dropped"))];
             let ct = if req.stream { "text/event-stream" } else { "application/json" };
-            ([(header::CONTENT_TYPE, ct)], Body::from_stream(futures_util::stream::iter(chunks))).into_response()
+            ([(header::CONTENT_TYPE, ct)], Body::from_stream(futures_util::stream::iter(chunks)))
+                .into_response()
         }
         _ if req.stream => {
             // One chunk per word, then usage and [DONE].
             let mut sse = String::new();
             let mut first = true;
             for w in answer.split_inclusive(' ') {
-                let delta = if first { serde_json::json!({"role": "assistant", "content": w}) } else { serde_json::json!({"content": w}) };
+                let delta = if first {
+                    serde_json::json!({"role": "assistant", "content": w})
+                } else {
+                    serde_json::json!({"content": w})
+                };
                 first = false;
                 sse.push_str(&format!("data: {}\n\n", serde_json::json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]})));
             }

@@ -58,16 +58,43 @@ on_both_backends!(
 );
 
 fn sample(h: &str) -> NewSample {
-    NewSample { content_hash: h.into(), text: format!("text {h}"), prompt: None, source: "t".into(), score: None }
+    NewSample {
+        content_hash: h.into(),
+        text: format!("text {h}"),
+        prompt: None,
+        source: "t".into(),
+        score: None,
+    }
 }
 
 fn new_job(id: &str, total: Option<i64>) -> NewJob {
-    NewJob { id: id.into(), kind: "score".into(), params: json!({}), input_path: None, total, created_by: None }
+    NewJob {
+        id: id.into(),
+        kind: "score".into(),
+        params: json!({}),
+        input_path: None,
+        total,
+        created_by: None,
+    }
 }
 
 fn new_campaign(id: &str, suspect: &str, n: usize, upstream: bool) -> NewCampaign {
-    let probes = (0..n).map(|i| NewProbe { probe_id: format!("p{i}"), kind: "general".into(), prompt: format!("q{i}") }).collect();
-    NewCampaign { id: id.into(), suspect_id: suspect.into(), spec: json!({}), fingerprint: format!("f-{id}"), created_by: None, probes, upstream }
+    let probes = (0..n)
+        .map(|i| NewProbe {
+            probe_id: format!("p{i}"),
+            kind: "general".into(),
+            prompt: format!("q{i}"),
+        })
+        .collect();
+    NewCampaign {
+        id: id.into(),
+        suspect_id: suspect.into(),
+        spec: json!({}),
+        fingerprint: format!("f-{id}"),
+        created_by: None,
+        probes,
+        upstream,
+    }
 }
 
 async fn samples_are_deduplicated_per_suspect_and_cascade(s: Arc<dyn Store>) {
@@ -102,11 +129,20 @@ async fn job_chunks_are_atomic_and_idempotent(s: Arc<dyn Store>) {
     assert_eq!(s.job_results("j", 2, 100).await.unwrap().len(), 2);
     assert_eq!(s.get_suspect("a").await.unwrap().unwrap().samples, 4);
     // A failing chunk (unknown suspect) rolls back entirely, cursor included.
-    let bad = JobChunk { cursor_offset: 99, cursor_line: 9, results: vec![(9, json!({}))], samples: Some(("zz".into(), vec![sample("q")])) };
+    let bad = JobChunk {
+        cursor_offset: 99,
+        cursor_line: 9,
+        results: vec![(9, json!({}))],
+        samples: Some(("zz".into(), vec![sample("q")])),
+    };
     assert!(s.commit_job_chunk("j", bad).await.is_err());
     let j = s.get_job("j").await.unwrap().unwrap();
     assert_eq!((j.done, j.cursor_offset), (4, 20));
-    assert_eq!(s.job_results("j", 0, 100).await.unwrap().len(), 4, "the failed chunk's result was rolled back");
+    assert_eq!(
+        s.job_results("j", 0, 100).await.unwrap().len(),
+        4,
+        "the failed chunk's result was rolled back"
+    );
 }
 
 async fn terminal_job_states_are_final(s: Arc<dyn Store>) {
@@ -131,8 +167,22 @@ async fn probes_leave_pending_once_and_in_flight_ones_fail_on_restart(s: Arc<dyn
     assert_eq!((rec.probes.total, rec.probes.pending, rec.state), (3, 3, JobState::Queued));
     assert!(s.mark_probe_sent("c", 1).await.unwrap());
     assert!(!s.mark_probe_sent("c", 1).await.unwrap(), "a probe is sent at most once");
-    let sample = NewSample { content_hash: "h".into(), text: "answer".into(), prompt: Some("q0".into()), source: "campaign:c".into(), score: None };
-    let o = ProbeOutcome { answered: true, attempts: 2, answer: Some("answer".into()), error: None, tokens: Some(7), claims: None, sample: Some(sample) };
+    let sample = NewSample {
+        content_hash: "h".into(),
+        text: "answer".into(),
+        prompt: Some("q0".into()),
+        source: "campaign:c".into(),
+        score: None,
+    };
+    let o = ProbeOutcome {
+        answered: true,
+        attempts: 2,
+        answer: Some("answer".into()),
+        error: None,
+        tokens: Some(7),
+        claims: None,
+        sample: Some(sample),
+    };
     s.finish_probe("c", 1, o).await.unwrap();
     assert!(s.mark_probe_sent("c", 2).await.unwrap());
     assert!(s.mark_upstream_sent("c", 2).await.unwrap());
@@ -140,7 +190,10 @@ async fn probes_leave_pending_once_and_in_flight_ones_fail_on_restart(s: Arc<dyn
     assert_eq!(s.fail_in_flight_probes("c", "lost").await.unwrap(), 2);
     assert!(!s.mark_probe_sent("c", 2).await.unwrap());
     let c = s.get_campaign("c").await.unwrap().unwrap();
-    assert_eq!((c.probes.answered, c.probes.failed, c.probes.pending, c.probes.sent, c.tokens), (1, 1, 1, 2, 7));
+    assert_eq!(
+        (c.probes.answered, c.probes.failed, c.probes.pending, c.probes.sent, c.tokens),
+        (1, 1, 1, 2, 7)
+    );
     assert_eq!(c.probes.upstream_failed, 1);
     let p = s.campaign_probes("c", Some(ProbeState::Answered), 0, 10).await.unwrap();
     assert_eq!(p.len(), 1);
@@ -177,7 +230,13 @@ async fn keys_and_audit(s: Arc<dyn Store>) {
         detail: json!({"x": 1}),
         status: 200,
     };
-    s.append_audit(vec![e(Some("k1"), "POST /v1/score"), e(None, "POST /v1/suspects"), e(Some("k1"), "DELETE /v1/x")]).await.unwrap();
+    s.append_audit(vec![
+        e(Some("k1"), "POST /v1/score"),
+        e(None, "POST /v1/suspects"),
+        e(Some("k1"), "DELETE /v1/x"),
+    ])
+    .await
+    .unwrap();
     let all = s.list_audit(AuditQuery::default()).await.unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].action, "DELETE /v1/x");
@@ -199,15 +258,32 @@ async fn keys_and_audit(s: Arc<dyn Store>) {
 /// Byte order for names and ids (SQLite's BINARY collation) whatever the database's locale;
 /// NULL strengths last; paging, negative limits (none) and offsets (zero) as SQLite has them.
 async fn lists_order_and_page_alike(s: Arc<dyn Store>) {
-    for (id, name) in [("s1", "b"), ("s2", "B"), ("s3", "a"), ("s4", "A"), ("s5", "_x"), ("s6", "é"), ("s7", "a")] {
+    for (id, name) in
+        [("s1", "b"), ("s2", "B"), ("s3", "a"), ("s4", "A"), ("s5", "_x"), ("s6", "é"), ("s7", "a")]
+    {
         s.create_suspect(id, name, "", "p").await.unwrap();
     }
     let names = |v: Vec<SuspectRecord>| v.into_iter().map(|r| r.name).collect::<Vec<_>>();
-    assert_eq!(names(s.list_suspects(SuspectOrder::Name, 100, 0).await.unwrap()), ["A", "B", "_x", "a", "a", "b", "é"]);
+    assert_eq!(
+        names(s.list_suspects(SuspectOrder::Name, 100, 0).await.unwrap()),
+        ["A", "B", "_x", "a", "a", "b", "é"]
+    );
     let ids = |v: Vec<SuspectRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
-    assert_eq!(ids(s.list_suspects(SuspectOrder::Name, 2, 3).await.unwrap()), ["s3", "s7"], "equal names: by id");
-    assert_eq!(s.list_suspects(SuspectOrder::Name, -1, 0).await.unwrap().len(), 7, "a negative limit is no limit");
-    assert_eq!(s.list_suspects(SuspectOrder::Name, 100, -5).await.unwrap().len(), 7, "a negative offset is 0");
+    assert_eq!(
+        ids(s.list_suspects(SuspectOrder::Name, 2, 3).await.unwrap()),
+        ["s3", "s7"],
+        "equal names: by id"
+    );
+    assert_eq!(
+        s.list_suspects(SuspectOrder::Name, -1, 0).await.unwrap().len(),
+        7,
+        "a negative limit is no limit"
+    );
+    assert_eq!(
+        s.list_suspects(SuspectOrder::Name, 100, -5).await.unwrap().len(),
+        7,
+        "a negative offset is 0"
+    );
     assert_eq!(s.list_suspects(SuspectOrder::Name, 0, 0).await.unwrap().len(), 0);
     // Strength: strongest first, unscored (and NaN, stored as NULL) last.
     s.set_verdict("s1", json!({"v": 1}), 3, 1.5).await.unwrap();
@@ -215,7 +291,10 @@ async fn lists_order_and_page_alike(s: Arc<dyn Store>) {
     s.set_verdict("s3", json!({"v": 3}), 3, f64::NAN).await.unwrap();
     s.set_verdict("s4", json!({"v": 4}), 3, 0.0).await.unwrap();
     let by_strength = s.list_suspects(SuspectOrder::Strength, 100, 0).await.unwrap();
-    assert_eq!(by_strength[..3].iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["s2", "s1", "s4"]);
+    assert_eq!(
+        by_strength[..3].iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["s2", "s1", "s4"]
+    );
     assert_eq!(by_strength[1].strength, Some(1.5));
     assert_eq!(by_strength[0].strength, Some(f64::INFINITY));
     let nan = s.get_suspect("s3").await.unwrap().unwrap();
@@ -223,14 +302,16 @@ async fn lists_order_and_page_alike(s: Arc<dyn Store>) {
     assert!(by_strength[3..].iter().all(|r| r.strength.is_none()));
     // Created: newest first, ties by id.
     let created = s.list_suspects(SuspectOrder::Created, 100, 0).await.unwrap();
-    assert!(created.windows(2).all(|w| w[0].created_ms > w[1].created_ms || (w[0].created_ms == w[1].created_ms && w[0].id < w[1].id)));
+    assert!(created.windows(2).all(|w| w[0].created_ms > w[1].created_ms
+        || (w[0].created_ms == w[1].created_ms && w[0].id < w[1].id)));
 
     for id in ["jb", "jA", "ja"] {
         s.create_job(new_job(id, None)).await.unwrap();
     }
     let jobs = s.list_jobs(i64::MAX, 0).await.unwrap();
     assert_eq!(jobs.len(), 3);
-    assert!(jobs.windows(2).all(|w| w[0].created_ms > w[1].created_ms || (w[0].created_ms == w[1].created_ms && w[0].id < w[1].id)));
+    assert!(jobs.windows(2).all(|w| w[0].created_ms > w[1].created_ms
+        || (w[0].created_ms == w[1].created_ms && w[0].id < w[1].id)));
     assert_eq!(s.list_jobs(1, 1).await.unwrap()[0].id, jobs[1].id);
     assert_eq!(s.unfinished_jobs().await.unwrap().len(), 3);
 
@@ -244,27 +325,57 @@ async fn lists_order_and_page_alike(s: Arc<dyn Store>) {
     let probes = s.campaign_probes("cb", None, 1, -1).await.unwrap();
     assert_eq!(probes.iter().map(|p| p.seq).collect::<Vec<_>>(), [2, 3]);
     assert_eq!(s.campaign_probes("cb", Some(ProbeState::Pending), 0, 2).await.unwrap().len(), 2);
-    assert!(s.campaign_probes("cb", None, 0, 10).await.unwrap().iter().all(|p| p.upstream_state.is_none()));
+    assert!(s
+        .campaign_probes("cb", None, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| p.upstream_state.is_none()));
 
     for (e, note) in [("b.example:443", "1"), ("A.example:443", "2"), ("a.example:443", "3")] {
-        s.add_allowlist(AllowEntry { entry: e.into(), note: note.into(), created_by: None, created_ms: 1 }).await.unwrap();
+        s.add_allowlist(AllowEntry {
+            entry: e.into(),
+            note: note.into(),
+            created_by: None,
+            created_ms: 1,
+        })
+        .await
+        .unwrap();
     }
-    s.add_allowlist(AllowEntry { entry: "a.example:443".into(), note: "new".into(), created_by: None, created_ms: 2 }).await.unwrap();
+    s.add_allowlist(AllowEntry {
+        entry: "a.example:443".into(),
+        note: "new".into(),
+        created_by: None,
+        created_ms: 2,
+    })
+    .await
+    .unwrap();
     let al = s.list_allowlist().await.unwrap();
-    assert_eq!(al.iter().map(|e| e.entry.as_str()).collect::<Vec<_>>(), ["A.example:443", "a.example:443", "b.example:443"]);
-    assert_eq!((al[1].note.as_str(), al[1].created_ms), ("new", 1), "an existing entry only gets the new note");
+    assert_eq!(
+        al.iter().map(|e| e.entry.as_str()).collect::<Vec<_>>(),
+        ["A.example:443", "a.example:443", "b.example:443"]
+    );
+    assert_eq!(
+        (al[1].note.as_str(), al[1].created_ms),
+        ("new", 1),
+        "an existing entry only gets the new note"
+    );
     assert!(s.delete_allowlist("a.example:443").await.unwrap());
     assert!(!s.delete_allowlist("a.example:443").await.unwrap());
 
     for n in ["b", "B", "a"] {
         s.put_secret(n, "v", Some("me".into())).await.unwrap();
     }
-    assert_eq!(s.list_secrets().await.unwrap().iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["B", "a", "b"]);
+    assert_eq!(
+        s.list_secrets().await.unwrap().iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+        ["B", "a", "b"]
+    );
 
     s.create_key("kb", "n", Role::Viewer, "h1").await.unwrap();
     s.create_key("kA", "n", Role::Analyst, "h2").await.unwrap();
     let keys = s.list_keys().await.unwrap();
-    assert!(keys.windows(2).all(|w| w[0].created_ms < w[1].created_ms || (w[0].created_ms == w[1].created_ms && w[0].id < w[1].id)));
+    assert!(keys.windows(2).all(|w| w[0].created_ms < w[1].created_ms
+        || (w[0].created_ms == w[1].created_ms && w[0].id < w[1].id)));
 
     // Profiles: built-in first, then by name; the built-in one cannot be deleted.
     let prof = |name: &str, builtin: bool| ProfileRecord {
@@ -278,7 +389,9 @@ async fn lists_order_and_page_alike(s: Arc<dyn Store>) {
     for (n, b) in [("b", false), ("z-builtin", true), ("B", false)] {
         s.upsert_profile(prof(n, b)).await.unwrap();
     }
-    s.upsert_profile(ProfileRecord { upstream: "anthropic".into(), ..prof("b", false) }).await.unwrap();
+    s.upsert_profile(ProfileRecord { upstream: "anthropic".into(), ..prof("b", false) })
+        .await
+        .unwrap();
     let ps = s.list_profiles().await.unwrap();
     assert_eq!(ps.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["z-builtin", "B", "b"]);
     assert!(ps[0].builtin && !ps[1].builtin);
@@ -302,13 +415,32 @@ async fn json_and_text_round_trip(s: Arc<dyn Store>) {
     assert_eq!(r.verdict.as_ref(), Some(&doc));
     assert_eq!((r.name.as_str(), r.description.as_str()), ("名前 \u{1F30D}", "multi\nline\t"));
     let text = "Bonjour — ça va? \u{1F600}\r\n\ttabs & 'quotes' \\ \u{7f}".to_string();
-    let n = NewSample { content_hash: "h".into(), text: text.clone(), prompt: Some("p\u{e9}".into()), source: "src".into(), score: Some(doc.clone()) };
+    let n = NewSample {
+        content_hash: "h".into(),
+        text: text.clone(),
+        prompt: Some("p\u{e9}".into()),
+        source: "src".into(),
+        score: Some(doc.clone()),
+    };
     let id = s.add_samples("x", vec![n]).await.unwrap().ids[0].unwrap();
     let got = s.get_sample(id).await.unwrap().unwrap();
-    assert_eq!((got.text.as_str(), got.prompt.as_deref(), got.score.as_ref()), (text.as_str(), Some("pé"), Some(&doc)));
+    assert_eq!(
+        (got.text.as_str(), got.prompt.as_deref(), got.score.as_ref()),
+        (text.as_str(), Some("pé"), Some(&doc))
+    );
     assert_eq!(s.sample_scores("x").await.unwrap(), vec![(id, doc.clone())]);
     s.create_job(NewJob { params: doc.clone(), ..new_job("j", None) }).await.unwrap();
-    s.commit_job_chunk("j", JobChunk { cursor_offset: 1, cursor_line: 1, results: vec![(1, doc.clone())], samples: None }).await.unwrap();
+    s.commit_job_chunk(
+        "j",
+        JobChunk {
+            cursor_offset: 1,
+            cursor_line: 1,
+            results: vec![(1, doc.clone())],
+            samples: None,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(s.get_job("j").await.unwrap().unwrap().params, doc);
     assert_eq!(s.job_results("j", 0, 10).await.unwrap()[0].result, doc);
     s.append_audit(vec![AuditEntry {
@@ -325,14 +457,28 @@ async fn json_and_text_round_trip(s: Arc<dyn Store>) {
     .unwrap();
     let a = &s.list_audit(AuditQuery::default()).await.unwrap()[0];
     assert_eq!((&a.detail, a.status, a.role.as_deref()), (&doc, 599, Some("admin")));
-    s.create_campaign(NewCampaign { spec: doc.clone(), ..new_campaign("c", "x", 1, false) }).await.unwrap();
-    let p = CampaignProgress { sequential: Some(doc.clone()), p_value: Some(0.01), decision: Some("undecided".into()), ..Default::default() };
+    s.create_campaign(NewCampaign { spec: doc.clone(), ..new_campaign("c", "x", 1, false) })
+        .await
+        .unwrap();
+    let p = CampaignProgress {
+        sequential: Some(doc.clone()),
+        p_value: Some(0.01),
+        decision: Some("undecided".into()),
+        ..Default::default()
+    };
     s.update_campaign_progress("c", p).await.unwrap();
     // Fields not given keep their values; NaN is stored as none.
-    let p = CampaignProgress { p_value: Some(f64::NAN), teacher: Some("gpt".into()), ..Default::default() };
+    let p = CampaignProgress {
+        p_value: Some(f64::NAN),
+        teacher: Some("gpt".into()),
+        ..Default::default()
+    };
     s.update_campaign_progress("c", p).await.unwrap();
     let c = s.get_campaign("c").await.unwrap().unwrap();
-    assert_eq!((c.spec, c.sequential, c.p_value, c.decision.as_deref(), c.teacher.as_deref()), (doc.clone(), Some(doc.clone()), Some(0.01), Some("undecided"), Some("gpt")));
+    assert_eq!(
+        (c.spec, c.sequential, c.p_value, c.decision.as_deref(), c.teacher.as_deref()),
+        (doc.clone(), Some(doc.clone()), Some(0.01), Some("undecided"), Some("gpt"))
+    );
 }
 
 async fn missing_rows_and_constraint_errors(s: Arc<dyn Store>) {
@@ -355,18 +501,33 @@ async fn missing_rows_and_constraint_errors(s: Arc<dyn Store>) {
     assert_eq!(s.fail_in_flight_probes("nope", "x").await.unwrap(), 0);
     assert!(s.job_results("nope", 0, 10).await.unwrap().is_empty());
     assert!(s.list_samples("nope", 10, 0).await.unwrap().is_empty());
-    let o = ProbeOutcome { answered: false, attempts: 1, answer: None, error: Some("e".into()), tokens: None, claims: None, sample: None };
-    assert!(s.finish_probe("nope", 1, o).await.is_err(), "finishing a probe of an unknown campaign is an error");
+    let o = ProbeOutcome {
+        answered: false,
+        attempts: 1,
+        answer: None,
+        error: Some("e".into()),
+        tokens: None,
+        claims: None,
+        sample: None,
+    };
+    assert!(
+        s.finish_probe("nope", 1, o).await.is_err(),
+        "finishing a probe of an unknown campaign is an error"
+    );
     // Unique and foreign keys.
     s.create_suspect("a", "A", "", "p").await.unwrap();
     assert!(s.create_suspect("a", "again", "", "p").await.is_err());
     s.create_job(new_job("j", None)).await.unwrap();
     assert!(s.create_job(new_job("j", None)).await.is_err());
-    assert!(s.create_campaign(new_campaign("c", "nope", 2, false)).await.is_err(), "campaign of an unknown suspect");
+    assert!(
+        s.create_campaign(new_campaign("c", "nope", 2, false)).await.is_err(),
+        "campaign of an unknown suspect"
+    );
     assert!(s.get_campaign("c").await.unwrap().is_none(), "nothing of it was kept");
     assert!(s.create_campaign(new_campaign("c", "a", 2, false)).await.is_ok());
     assert!(s.create_campaign(new_campaign("c", "a", 2, false)).await.is_err());
-    let chunk = JobChunk { cursor_offset: 1, cursor_line: 1, results: vec![(1, json!({}))], samples: None };
+    let chunk =
+        JobChunk { cursor_offset: 1, cursor_line: 1, results: vec![(1, json!({}))], samples: None };
     assert!(s.commit_job_chunk("nope", chunk).await.is_err(), "results of an unknown job");
     // Deleting a suspect removes its samples and campaigns (and their probes).
     assert!(s.delete_suspect("a").await.unwrap());
@@ -381,7 +542,13 @@ async fn concurrent_probe_sends_are_at_most_once(s: Arc<dyn Store>) {
         let tasks: Vec<_> = (0..8)
             .map(|i| {
                 let s = s.clone();
-                tokio::spawn(async move { if i % 2 == 0 { s.mark_probe_sent("c", seq).await } else { s.mark_upstream_sent("c", seq).await } })
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        s.mark_probe_sent("c", seq).await
+                    } else {
+                        s.mark_upstream_sent("c", seq).await
+                    }
+                })
             })
             .collect();
         let mut won = (0, 0);
@@ -401,8 +568,22 @@ async fn concurrent_probe_sends_are_at_most_once(s: Arc<dyn Store>) {
     for seq in 1..=4 {
         let s2 = s.clone();
         tasks.push(tokio::spawn(async move {
-            let sample = NewSample { content_hash: format!("h{seq}"), text: format!("a{seq}"), prompt: None, source: "c".into(), score: None };
-            let o = ProbeOutcome { answered: true, attempts: 1, answer: Some("x".into()), error: None, tokens: Some(1), claims: None, sample: Some(sample) };
+            let sample = NewSample {
+                content_hash: format!("h{seq}"),
+                text: format!("a{seq}"),
+                prompt: None,
+                source: "c".into(),
+                score: None,
+            };
+            let o = ProbeOutcome {
+                answered: true,
+                attempts: 1,
+                answer: Some("x".into()),
+                error: None,
+                tokens: Some(1),
+                claims: None,
+                sample: Some(sample),
+            };
             s2.finish_probe("c", seq, o).await.map(|_| 0)
         }));
     }
@@ -467,7 +648,10 @@ async fn concurrent_job_chunks_count_every_result(s: Arc<dyn Store>) {
                         cursor_offset: lines.end,
                         cursor_line: lines.end,
                         results: lines.clone().map(|l| (l, json!({"l": l}))).collect(),
-                        samples: Some(("a".into(), lines.map(|l| sample(&format!("h{l}"))).collect())),
+                        samples: Some((
+                            "a".into(),
+                            lines.map(|l| sample(&format!("h{l}"))).collect(),
+                        )),
                     };
                     s.commit_job_chunk("j", chunk).await.unwrap();
                 }
@@ -494,7 +678,13 @@ async fn repeated_probe_answers_point_at_one_sample(s: Arc<dyn Store>) {
         error: None,
         tokens: None,
         claims: Some(json!(["claims", 1])),
-        sample: Some(NewSample { content_hash: "same".into(), text: "same".into(), prompt: None, source: "c".into(), score: None }),
+        sample: Some(NewSample {
+            content_hash: "same".into(),
+            text: "same".into(),
+            prompt: None,
+            source: "c".into(),
+            score: None,
+        }),
     };
     for seq in [1, 2] {
         assert!(s.mark_probe_sent("c", seq).await.unwrap());
@@ -504,7 +694,9 @@ async fn repeated_probe_answers_point_at_one_sample(s: Arc<dyn Store>) {
     assert!(p[0].sample_id.is_some());
     assert_eq!(p[0].sample_id, p[1].sample_id);
     assert_eq!(p[1].claims, Some(json!(["claims", 1])));
-    assert!(p.iter().all(|p| p.sent_ms.is_some() && p.done_ms.is_some() && p.state == ProbeState::Answered));
+    assert!(p
+        .iter()
+        .all(|p| p.sent_ms.is_some() && p.done_ms.is_some() && p.state == ProbeState::Answered));
     let c = s.get_campaign("c").await.unwrap().unwrap();
     assert_eq!((c.tokens, c.probes.answered, c.probes.upstream_answered), (0, 2, 0));
     assert_eq!(s.get_suspect("a").await.unwrap().unwrap().samples, 1);
@@ -525,7 +717,8 @@ async fn open_selects_the_backend_from_the_config() {
     let db = super::test_pg::fresh_db().await;
     let data2 = dir.path().join("data2");
     let mut cfg = Config::with_data(&data2);
-    cfg.store.database_url = Some(crate::config::DatabaseUrl::new(db.url.replacen("postgres@", "postgres:hunter2@", 1)));
+    cfg.store.database_url =
+        Some(crate::config::DatabaseUrl::new(db.url.replacen("postgres@", "postgres:hunter2@", 1)));
     let s = open(&cfg).await.unwrap();
     assert!(s.get_suspect("a").await.unwrap().is_none(), "a fresh PostgreSQL database");
     s.create_suspect("b", "B", "", "p").await.unwrap();
@@ -534,7 +727,11 @@ async fn open_selects_the_backend_from_the_config() {
     let d = describe(&cfg);
     assert!(d.starts_with("PostgreSQL postgres://postgres:***@") && !d.contains("hunter2"), "{d}");
     let again = open(&cfg).await.unwrap();
-    assert_eq!(again.get_suspect("b").await.unwrap().unwrap().name, "B", "reopened: migrations are idempotent");
+    assert_eq!(
+        again.get_suspect("b").await.unwrap().unwrap().name,
+        "B",
+        "reopened: migrations are idempotent"
+    );
 
     // An empty URL is no URL; another scheme is refused, redacted.
     cfg.store.database_url = Some(crate::config::DatabaseUrl::new(""));
@@ -543,7 +740,9 @@ async fn open_selects_the_backend_from_the_config() {
     let e = open(&cfg).await.err().expect("mysql is refused").to_string();
     assert!(e.contains("mysql://root:***@db/x") && !e.contains("hunter2"), "{e}");
     // A server that is not there: the error does not show the password either.
-    cfg.store.database_url = Some(crate::config::DatabaseUrl::new("postgres://u:hunter2@localhost/x?host=/nonexistent-dir"));
+    cfg.store.database_url = Some(crate::config::DatabaseUrl::new(
+        "postgres://u:hunter2@localhost/x?host=/nonexistent-dir",
+    ));
     let e = open(&cfg).await.err().expect("no server").to_string();
     assert!(!e.contains("hunter2"), "{e}");
 }

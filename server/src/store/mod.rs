@@ -79,7 +79,17 @@ pub fn describe(config: &Config) -> String {
 
 /// API key roles, ordered: viewer < analyst < admin.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
     clap::ValueEnum,
 )]
 #[serde(rename_all = "snake_case")]
@@ -467,7 +477,13 @@ pub trait Store: Send + Sync + 'static {
     }
 
     // --- API keys
-    fn create_key(&self, id: &str, name: &str, role: Role, key_hash: &str) -> StoreFuture<'_, ApiKeyRecord>;
+    fn create_key(
+        &self,
+        id: &str,
+        name: &str,
+        role: Role,
+        key_hash: &str,
+    ) -> StoreFuture<'_, ApiKeyRecord>;
     fn key_by_hash(&self, key_hash: &str) -> StoreFuture<'_, Option<ApiKeyRecord>>;
     fn list_keys(&self) -> StoreFuture<'_, Vec<ApiKeyRecord>>;
     /// Revoke a key; `false` if there is no such (unrevoked) key.
@@ -484,14 +500,37 @@ pub trait Store: Send + Sync + 'static {
     fn delete_profile(&self, name: &str) -> StoreFuture<'_, bool>;
 
     // --- suspects and samples
-    fn create_suspect(&self, id: &str, name: &str, description: &str, profile: &str) -> StoreFuture<'_, SuspectRecord>;
+    fn create_suspect(
+        &self,
+        id: &str,
+        name: &str,
+        description: &str,
+        profile: &str,
+    ) -> StoreFuture<'_, SuspectRecord>;
     fn get_suspect(&self, id: &str) -> StoreFuture<'_, Option<SuspectRecord>>;
-    fn list_suspects(&self, order: SuspectOrder, limit: i64, offset: i64) -> StoreFuture<'_, Vec<SuspectRecord>>;
+    fn list_suspects(
+        &self,
+        order: SuspectOrder,
+        limit: i64,
+        offset: i64,
+    ) -> StoreFuture<'_, Vec<SuspectRecord>>;
     fn delete_suspect(&self, id: &str) -> StoreFuture<'_, bool>;
-    fn set_verdict(&self, id: &str, verdict: serde_json::Value, n: i64, strength: f64) -> StoreFuture<'_, ()>;
+    fn set_verdict(
+        &self,
+        id: &str,
+        verdict: serde_json::Value,
+        n: i64,
+        strength: f64,
+    ) -> StoreFuture<'_, ()>;
     /// Insert samples, skipping those whose content hash the suspect already has.
-    fn add_samples(&self, suspect_id: &str, samples: Vec<NewSample>) -> StoreFuture<'_, AddOutcome>;
-    fn list_samples(&self, suspect_id: &str, limit: i64, offset: i64) -> StoreFuture<'_, Vec<SampleRecord>>;
+    fn add_samples(&self, suspect_id: &str, samples: Vec<NewSample>)
+        -> StoreFuture<'_, AddOutcome>;
+    fn list_samples(
+        &self,
+        suspect_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> StoreFuture<'_, Vec<SampleRecord>>;
     /// `(sample id, score JSON)` of every scored sample of a suspect, in insertion order.
     fn sample_scores(&self, suspect_id: &str) -> StoreFuture<'_, Vec<(i64, serde_json::Value)>>;
     fn get_sample(&self, id: i64) -> StoreFuture<'_, Option<SampleRecord>>;
@@ -503,10 +542,20 @@ pub trait Store: Send + Sync + 'static {
     /// Jobs that must be (re)started: state `queued` or `running`.
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>>;
     /// Set a job's state. A terminal state is never left (returns `false` then).
-    fn set_job_state(&self, id: &str, state: JobState, error: Option<String>) -> StoreFuture<'_, bool>;
+    fn set_job_state(
+        &self,
+        id: &str,
+        state: JobState,
+        error: Option<String>,
+    ) -> StoreFuture<'_, bool>;
     /// Write a chunk's results, samples and the new cursor in ONE transaction.
     fn commit_job_chunk(&self, id: &str, chunk: JobChunk) -> StoreFuture<'_, ()>;
-    fn job_results(&self, id: &str, after_line: i64, limit: i64) -> StoreFuture<'_, Vec<JobResultRow>>;
+    fn job_results(
+        &self,
+        id: &str,
+        after_line: i64,
+        limit: i64,
+    ) -> StoreFuture<'_, Vec<JobResultRow>>;
 
     // --- probe campaigns (src/probe)
     /// Create a campaign and all its probes (state `pending`) in one transaction.
@@ -516,12 +565,24 @@ pub trait Store: Send + Sync + 'static {
     /// Campaigns that must be (re)started: state `queued` or `running`.
     fn unfinished_campaigns(&self) -> StoreFuture<'_, Vec<CampaignRecord>>;
     /// The newest campaign with this fingerprint, if any (the CLI resumes it).
-    fn campaign_by_fingerprint(&self, fingerprint: &str) -> StoreFuture<'_, Option<CampaignRecord>>;
+    fn campaign_by_fingerprint(&self, fingerprint: &str)
+        -> StoreFuture<'_, Option<CampaignRecord>>;
     /// Set a campaign's state; a terminal state is never left (returns `false` then).
-    fn set_campaign_state(&self, id: &str, state: JobState, error: Option<String>) -> StoreFuture<'_, bool>;
+    fn set_campaign_state(
+        &self,
+        id: &str,
+        state: JobState,
+        error: Option<String>,
+    ) -> StoreFuture<'_, bool>;
     fn update_campaign_progress(&self, id: &str, p: CampaignProgress) -> StoreFuture<'_, ()>;
     /// Probes in `seq` order after `after_seq`, optionally only those in `state`.
-    fn campaign_probes(&self, id: &str, state: Option<ProbeState>, after_seq: i64, limit: i64) -> StoreFuture<'_, Vec<ProbeRecord>>;
+    fn campaign_probes(
+        &self,
+        id: &str,
+        state: Option<ProbeState>,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreFuture<'_, Vec<ProbeRecord>>;
     /// `pending` → `sent` (committed before the request goes out). `false` if the probe was not
     /// pending: it must then not be sent.
     fn mark_probe_sent(&self, id: &str, seq: i64) -> StoreFuture<'_, bool>;
@@ -530,7 +591,13 @@ pub trait Store: Send + Sync + 'static {
     fn finish_probe(&self, id: &str, seq: i64, outcome: ProbeOutcome) -> StoreFuture<'_, ()>;
     /// Upstream side: `pending` → `sent`; `false` if it was not pending.
     fn mark_upstream_sent(&self, id: &str, seq: i64) -> StoreFuture<'_, bool>;
-    fn finish_upstream(&self, id: &str, seq: i64, answer: Option<String>, error: Option<String>) -> StoreFuture<'_, ()>;
+    fn finish_upstream(
+        &self,
+        id: &str,
+        seq: i64,
+        answer: Option<String>,
+        error: Option<String>,
+    ) -> StoreFuture<'_, ()>;
     /// Restart policy: every probe (and upstream request) still `sent` becomes `failed` with
     /// `error`; returns how many. Called before a campaign resumes.
     fn fail_in_flight_probes(&self, id: &str, error: &str) -> StoreFuture<'_, u64>;
@@ -539,7 +606,12 @@ pub trait Store: Send + Sync + 'static {
     fn list_allowlist(&self) -> StoreFuture<'_, Vec<AllowEntry>>;
     fn add_allowlist(&self, entry: AllowEntry) -> StoreFuture<'_, ()>;
     fn delete_allowlist(&self, entry: &str) -> StoreFuture<'_, bool>;
-    fn put_secret(&self, name: &str, value: &str, created_by: Option<String>) -> StoreFuture<'_, SecretInfo>;
+    fn put_secret(
+        &self,
+        name: &str,
+        value: &str,
+        created_by: Option<String>,
+    ) -> StoreFuture<'_, SecretInfo>;
     fn get_secret(&self, name: &str) -> StoreFuture<'_, Option<String>>;
     fn list_secrets(&self) -> StoreFuture<'_, Vec<SecretInfo>>;
     fn delete_secret(&self, name: &str) -> StoreFuture<'_, bool>;

@@ -91,13 +91,22 @@ impl Dialect {
     /// `sql` (written with `?` placeholders) in this dialect, for `sqlx::query`. The text is
     /// always the code's own (constants and fixed fragments), never user input.
     pub fn sql(&self, sql: &str) -> sqlx::AssertSqlSafe<String> {
-        sqlx::AssertSqlSafe(if self.dollar_placeholders { dollar_placeholders(sql) } else { sql.to_string() })
+        sqlx::AssertSqlSafe(if self.dollar_placeholders {
+            dollar_placeholders(sql)
+        } else {
+            sql.to_string()
+        })
     }
 
     /// `INSERT … <into_values> …` that skips a row whose unique key is already there.
     pub fn insert_ignore(&self, into_values: &str, returning: &str) -> String {
         let (before, after) = self.insert_ignore;
-        [before, into_values, after, returning].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ")
+        [before, into_values, after, returning]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// A LIMIT parameter (see [`Dialect::negative_limit_is_null`]).
@@ -1093,19 +1102,28 @@ mod tests {
 
     #[test]
     fn placeholders_become_numbered_in_order() {
-        assert_eq!(dollar_placeholders("UPDATE t SET a = ?, b = ? WHERE id = ?"), "UPDATE t SET a = $1, b = $2 WHERE id = $3");
+        assert_eq!(
+            dollar_placeholders("UPDATE t SET a = ?, b = ? WHERE id = ?"),
+            "UPDATE t SET a = $1, b = $2 WHERE id = $3"
+        );
         assert_eq!(dollar_placeholders("SELECT 1"), "SELECT 1");
         assert_eq!(dollar_placeholders("?"), "$1");
     }
 
     #[test]
     fn numbered_placeholders_keep_their_numbers() {
-        assert_eq!(dollar_placeholders("WHERE (?1 IS NULL OR k = ?1) AND x < ?12"), "WHERE ($1 IS NULL OR k = $1) AND x < $12");
+        assert_eq!(
+            dollar_placeholders("WHERE (?1 IS NULL OR k = ?1) AND x < ?12"),
+            "WHERE ($1 IS NULL OR k = $1) AND x < $12"
+        );
     }
 
     #[test]
     fn quoted_text_is_copied_as_is() {
-        assert_eq!(dollar_placeholders("SELECT 'it''s', \"a b\" FROM t WHERE s = 'x' AND id = ?"), "SELECT 'it''s', \"a b\" FROM t WHERE s = 'x' AND id = $1");
+        assert_eq!(
+            dollar_placeholders("SELECT 'it''s', \"a b\" FROM t WHERE s = 'x' AND id = ?"),
+            "SELECT 'it''s', \"a b\" FROM t WHERE s = 'x' AND id = $1"
+        );
     }
 
     #[test]
@@ -1124,9 +1142,18 @@ mod tests {
     fn dialect_fragments() {
         assert_eq!(SQLITE.sql("a = ?").0, "a = ?");
         assert_eq!(POSTGRES.sql("a = ?").0, "a = $1");
-        assert_eq!(SQLITE.insert_ignore("t (a) VALUES (?)", "RETURNING id"), "INSERT OR IGNORE INTO t (a) VALUES (?) RETURNING id");
-        assert_eq!(POSTGRES.insert_ignore("t (a) VALUES (?)", ""), "INSERT INTO t (a) VALUES (?) ON CONFLICT DO NOTHING");
-        assert_eq!((SQLITE.limit(-1), POSTGRES.limit(-1), POSTGRES.limit(0)), (Some(-1), None, Some(0)));
+        assert_eq!(
+            SQLITE.insert_ignore("t (a) VALUES (?)", "RETURNING id"),
+            "INSERT OR IGNORE INTO t (a) VALUES (?) RETURNING id"
+        );
+        assert_eq!(
+            POSTGRES.insert_ignore("t (a) VALUES (?)", ""),
+            "INSERT INTO t (a) VALUES (?) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            (SQLITE.limit(-1), POSTGRES.limit(-1), POSTGRES.limit(0)),
+            (Some(-1), None, Some(0))
+        );
         assert_eq!((offset(-3), real(Some(f64::NAN)), real(Some(1.5))), (0, None, Some(1.5)));
     }
 }

@@ -19,7 +19,12 @@ pub struct FakeOpenAi {
 
 impl FakeOpenAi {
     /// Serve `answers` (prompt → answer) as `model`, with `faults` scripted per prompt marker.
-    pub fn start(model: &str, answers: HashMap<String, String>, faults: Vec<(&str, Vec<Fault>)>, latency_ms: u64) -> FakeOpenAi {
+    pub fn start(
+        model: &str,
+        answers: HashMap<String, String>,
+        faults: Vec<(&str, Vec<Fault>)>,
+        latency_ms: u64,
+    ) -> FakeOpenAi {
         let mut r = Replay::new(model, answers);
         r.faults = faults.into_iter().map(|(m, f)| (m.to_string(), f)).collect();
         r.latency_ms = latency_ms;
@@ -28,7 +33,11 @@ impl FakeOpenAi {
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let r2 = replay.clone();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(l.local_addr().unwrap()).unwrap();
@@ -39,7 +48,12 @@ impl FakeOpenAi {
             });
         });
         let addr = addr_rx.recv().unwrap();
-        FakeOpenAi { base: format!("http://{addr}/v1"), entry: format!("127.0.0.1:{}", addr.port()), replay, stop: Some(stop) }
+        FakeOpenAi {
+            base: format!("http://{addr}/v1"),
+            entry: format!("127.0.0.1:{}", addr.port()),
+            replay,
+            stop: Some(stop),
+        }
     }
 
     pub fn log(&self) -> Vec<Logged> {

@@ -26,7 +26,8 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -35,8 +36,14 @@ impl Resp {
     pub fn expect_error(&self, status: u16) -> String {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.text());
         let v = self.json();
-        let code = v["error"]["code"].as_str().unwrap_or_else(|| panic!("no error.code in {v}")).to_string();
-        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "no error.message in {v}");
+        let code = v["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error.code in {v}"))
+            .to_string();
+        assert!(
+            v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "no error.message in {v}"
+        );
         code
     }
 }
@@ -54,7 +61,8 @@ impl TestApp {
         let state = AppState::open(cfg).await.unwrap();
         let mut keys = Vec::new();
         for role in [Role::Viewer, Role::Analyst, Role::Admin] {
-            let (_, k) = server::auth::create_key(state.store.as_ref(), role.as_str(), role).await.unwrap();
+            let (_, k) =
+                server::auth::create_key(state.store.as_ref(), role.as_str(), role).await.unwrap();
             keys.push(k);
         }
         let router = server::app(state.clone());
@@ -68,7 +76,14 @@ impl TestApp {
         }
     }
 
-    pub async fn raw(&self, method: Method, uri: &str, key: Option<&str>, content_type: Option<&str>, body: impl Into<Body>) -> Resp {
+    pub async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> Resp {
         let mut b = Request::builder().method(method).uri(uri);
         if let Some(k) = key {
             b = b.header("authorization", format!("Bearer {k}"));
@@ -96,7 +111,8 @@ impl TestApp {
     }
 
     pub async fn create_suspect(&self, name: &str) -> String {
-        let r = self.post_json("/v1/suspects", &self.analyst, serde_json::json!({"name": name})).await;
+        let r =
+            self.post_json("/v1/suspects", &self.analyst, serde_json::json!({"name": name})).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         r.json()["id"].as_str().unwrap().to_string()
     }
@@ -123,7 +139,8 @@ pub fn default_profile() -> Option<std::path::PathBuf> {
             return None;
         }
         let p = synthetic_profile("test-openai", false);
-        let path = std::env::temp_dir().join(format!("pedigree-test-default-{}.pdg", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("pedigree-test-default-{}.pdg", std::process::id()));
         p.save(&path).unwrap();
         Some(path)
     })
@@ -137,8 +154,16 @@ pub type SyntheticRow = (String, String, &'static str, &'static str, bool);
 /// the calibration split.
 pub fn synthetic_rows() -> Vec<SyntheticRow> {
     let styles = [
-        ("openai", ["gpt-a", "gpt-b"], "Certainly! Let's delve into {p}. Overall, it's important to note the trade-offs."),
-        ("anthropic", ["claude-a", "claude-b"], "I'd be happy to help with {p}. Here's a careful, nuanced look."),
+        (
+            "openai",
+            ["gpt-a", "gpt-b"],
+            "Certainly! Let's delve into {p}. Overall, it's important to note the trade-offs.",
+        ),
+        (
+            "anthropic",
+            ["claude-a", "claude-b"],
+            "I'd be happy to help with {p}. Here's a careful, nuanced look.",
+        ),
         ("meta", ["llama-a", "llama-b"], "Sure thing!! {p} is pretty cool lol, here is the deal."),
     ];
     let mut rows = Vec::new();
@@ -160,10 +185,17 @@ pub fn synthetic_profile(name: &str, prompts: bool) -> detector::Profile {
     let lab = |c: bool| {
         rows.iter()
             .filter(|r| r.4 == c)
-            .map(|r| detector::LabeledText { text: &r.0, model: r.2, family: r.3, dense: None, prompt: prompts.then_some(r.1.as_str()) })
+            .map(|r| detector::LabeledText {
+                text: &r.0,
+                model: r.2,
+                family: r.3,
+                dense: None,
+                prompt: prompts.then_some(r.1.as_str()),
+            })
             .collect::<Vec<_>>()
     };
-    let opts = detector::FitOptions::lexical(name, "openai", serde_json::json!({"synthetic": true}));
+    let opts =
+        detector::FitOptions::lexical(name, "openai", serde_json::json!({"synthetic": true}));
     detector::Profile::fit(&lab(false), &lab(true), &opts).expect("fit test profile")
 }
 

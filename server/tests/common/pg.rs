@@ -69,19 +69,26 @@ impl Cluster {
 /// PostgreSQL server binaries are missing).
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| start().unwrap_or_else(|e| panic!("starting a throwaway PostgreSQL cluster: {e}")))
+    CLUSTER.get_or_init(|| {
+        start().unwrap_or_else(|e| panic!("starting a throwaway PostgreSQL cluster: {e}"))
+    })
 }
 
 /// A new, empty database in the cluster.
 pub async fn fresh_db() -> PgDb {
     use sqlx::Connection;
     static N: AtomicUsize = AtomicUsize::new(0);
-    let c = tokio::task::spawn_blocking(cluster).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let c = tokio::task::spawn_blocking(cluster)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     let name = format!("t{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
     let mut admin = sqlx::PgConnection::connect(&c.url("postgres"))
         .await
         .unwrap_or_else(|e| panic!("connecting to the test cluster: {e}\n{}", c.log_tail()));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("create test database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
     let _ = admin.close().await;
     PgDb { url: c.url(&name), name }
 }
@@ -95,7 +102,8 @@ fn is_root() -> bool {
 /// layout, which is not on PATH).
 fn find_bins() -> Result<(PathBuf, PathBuf), String> {
     let on_path = |name: &str| {
-        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()))
+        std::env::var_os("PATH")
+            .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()))
     };
     if let (Some(i), Some(p)) = (on_path("initdb"), on_path("postgres")) {
         return Ok((i, p));
@@ -176,13 +184,26 @@ rm -rf "$PG_DIR"
 fn start() -> Result<Cluster, String> {
     let (initdb, postgres) = find_bins()?;
     let root = is_root();
-    if root && !Command::new("id").args(["-u", "postgres"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
-        return Err(format!("running as root and there is no `postgres` user to run the server as: {INSTALL_HINT}"));
+    if root
+        && !Command::new("id")
+            .args(["-u", "postgres"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        return Err(format!(
+            "running as root and there is no `postgres` user to run the server as: {INSTALL_HINT}"
+        ));
     }
     // Unix socket paths are limited to ~107 bytes: keep the directory short.
     let base = std::env::temp_dir();
     let base = if base.as_os_str().len() <= 40 { base } else { PathBuf::from("/tmp") };
-    let dir = tempfile::Builder::new().prefix("pedigree-pg-").tempdir_in(&base).map_err(|e| format!("temp dir: {e}"))?.keep();
+    let dir = tempfile::Builder::new()
+        .prefix("pedigree-pg-")
+        .tempdir_in(&base)
+        .map_err(|e| format!("temp dir: {e}"))?
+        .keep();
     let (data, socket_dir, log) = (dir.join("data"), dir.join("sock"), dir.join("postgres.log"));
     if let Err(e) = std::fs::create_dir(&socket_dir) {
         let _ = std::fs::remove_dir_all(&dir);
@@ -209,7 +230,9 @@ fn start() -> Result<Cluster, String> {
     let t0 = std::time::Instant::now();
     loop {
         let status = std::fs::read_to_string(data.join("postmaster.pid")).unwrap_or_default();
-        if status.lines().nth(7).is_some_and(|l| l.trim() == "ready") && socket_dir.join(".s.PGSQL.5432").exists() {
+        if status.lines().nth(7).is_some_and(|l| l.trim() == "ready")
+            && socket_dir.join(".s.PGSQL.5432").exists()
+        {
             break;
         }
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
@@ -217,7 +240,11 @@ fn start() -> Result<Cluster, String> {
             || read("postgres.log").contains("FATAL")
             || watchdog.try_wait().ok().flatten().is_some();
         if failed || t0.elapsed() > std::time::Duration::from_secs(120) {
-            let why = format!("the throwaway PostgreSQL cluster did not start:\n{}{}", read("initdb.log"), read("postgres.log"));
+            let why = format!(
+                "the throwaway PostgreSQL cluster did not start:\n{}{}",
+                read("initdb.log"),
+                read("postgres.log")
+            );
             drop(watchdog.stdin.take()); // stops the server (if any) and removes the directory
             let _ = watchdog.wait();
             return Err(why);
