@@ -187,7 +187,7 @@ pub fn run(
     // The verdict's own false-alarm rate on unseen independent models, from the calibration it
     // used (aligned when the suspects' scores are aligned), beside a pooled per-response null's.
     let (null_models, upstream_models) = profile.calibration().models(aligned);
-    let check = crate::calibration::NullCheck::run(null_models, upstream_models, vopts.alpha);
+    let check = crate::verdict::NullCheck::run(null_models, upstream_models, vopts.alpha);
     m.extra.insert(
         "verdict_null_models_flagged_lomo".into(),
         serde_json::json!(metrics::fraction(check.flagged_model_level.len(), check.models)),

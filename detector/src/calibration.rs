@@ -210,114 +210,8 @@ impl SetNull {
     }
 }
 
-/// How often a set-level null flags the known independent models themselves when each is
-/// treated as an unseen suspect: every null model in turn is tested at its own response count
-/// against the null built from the *other* null models (its scores are already
-/// leave-one-model-out). This is the verdict's false-alarm rate on new independent models, the
-/// error rate a report needs. Beside it: what a pooled-response null (responses treated as
-/// exchangeable across models, ignoring the between-model spread) would flag, and the power side
-/// (the upstream's own models, each left out, tested against the full null).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct NullCheck {
-    /// Null models tested (each needs ≥ 2 responses and ≥ 2 other null models to build its null
-    /// from; the others are not counted).
-    pub models: usize,
-    /// Flagged by the random-effects (model-level) null the verdict uses.
-    pub flagged_model_level: Vec<String>,
-    /// Flagged by a pooled per-response null (Welch z-test of the means).
-    pub flagged_per_response: Vec<String>,
-    /// The power side: the upstream's own models (each left out of the profile) that the
-    /// model-level null flags, out of `upstream_models`.
-    pub upstream_models: usize,
-    pub upstream_flagged_model_level: Vec<String>,
-}
-
-impl NullCheck {
-    pub fn run(models: &[ModelNull], upstream: &[ModelNull], alpha: f64) -> Self {
-        let full = SetNull::from_models(models);
-        let mut out = NullCheck {
-            models: 0,
-            flagged_model_level: Vec::new(),
-            flagged_per_response: Vec::new(),
-            upstream_models: upstream.len(),
-            // As the verdict: a set of fewer than 2 responses is never flagged.
-            upstream_flagged_model_level: upstream
-                .iter()
-                .filter(|u| u.n >= 2 && full.p_value(u.mean, u.n) < alpha)
-                .map(|u| u.model.clone())
-                .collect(),
-        };
-        for (i, m) in models.iter().enumerate() {
-            let others: Vec<ModelNull> = models
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j != i)
-                .map(|(_, o)| o.clone())
-                .collect();
-            if others.len() < 2 || m.n < 2 {
-                continue;
-            }
-            out.models += 1;
-            if SetNull::from_models(&others).p_value(m.mean, m.n) < alpha {
-                out.flagged_model_level.push(m.model.clone());
-            }
-            if PooledNull::from_models(&others).p_value(m.mean, m.var, m.n) < alpha {
-                out.flagged_per_response.push(m.model.clone());
-            }
-        }
-        out
-    }
-}
-
-/// The verdict's decision rule for a suspect's scores `s` (p-value already computed against
-/// `null`): "distilled" when p < alpha; "independent" when the suspect's mean is confidently (a
-/// one-sided 1 − alpha upper bound from its own responses) below the midpoint between the null
-/// mean and the mean of the upstream's own models; otherwise "undecided". Fewer than 2 responses
-/// decide nothing; without upstream models there is no midpoint, so never "independent".
-pub fn decide(
-    s: &[f64],
-    p_value: f64,
-    null: &SetNull,
-    upstream_models: &[ModelNull],
-    alpha: f64,
-) -> crate::Decision {
-    use crate::Decision;
-    let n = s.len();
-    if n < 2 {
-        return Decision::Undecided;
-    }
-    if p_value < alpha {
-        return Decision::Distilled;
-    }
-    if upstream_models.is_empty() {
-        return Decision::Undecided;
-    }
-    let up_mean =
-        upstream_models.iter().map(|m| m.mean).sum::<f64>() / upstream_models.len() as f64;
-    let midpoint = (null.mu + up_mean) / 2.0;
-    let stat = s.iter().sum::<f64>() / n as f64;
-    let var = s.iter().map(|x| (x - stat).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let ucb = stat + t_quantile(1.0 - alpha, (n - 1) as f64) * (var / n as f64).sqrt();
-    if ucb < midpoint {
-        Decision::Independent
-    } else {
-        Decision::Undecided
-    }
-}
-
-impl From<NullCheck> for crate::ErrorCheck {
-    fn from(c: NullCheck) -> Self {
-        crate::ErrorCheck {
-            independents: c.models,
-            independents_flagged: c.flagged_model_level.len(),
-            upstream_models: c.upstream_models,
-            upstream_flagged: c.upstream_flagged_model_level.len(),
-        }
-    }
-}
-
 /// The pooled per-response null (responses exchangeable across the null models): NOT what the
-/// verdict uses, kept to measure what it would do ([`NullCheck`], `pedigree bench`).
+/// verdict uses, kept to measure what it would do ([`crate::verdict::NullCheck`], `pedigree bench`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PooledNull {
     pub mu: f64,
@@ -346,11 +240,6 @@ impl PooledNull {
     }
 }
 
-/// Upper quantile of Student's t (for one-sided confidence bounds).
-pub fn t_quantile(p: f64, dof: f64) -> f64 {
-    StudentsT::new(0.0, 1.0, dof.max(1.0)).expect("valid t").inverse_cdf(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,33 +252,6 @@ mod tests {
         assert_eq!(c.fpr(2.5), 3.0 / 5.0);
         assert_eq!(c.fpr(-1.0), 1.0);
         assert!(c.fpr(c.threshold_at(0.4)) <= 0.4);
-    }
-
-    #[test]
-    fn null_check_separates_model_level_from_per_response_false_alarms() {
-        // Five independent models whose means spread (between-model s.d. ≈ 0.5) far more than the
-        // noise of a 200-response mean (0.07): the model-level null flags none of them, the pooled
-        // per-response null flags the top one, and a far outlier is flagged by both.
-        let mk = |i: usize, mean: f64| ModelNull {
-            model: format!("m{i}"),
-            family: "f".into(),
-            n: 200,
-            mean,
-            var: 1.0,
-        };
-        let ms: Vec<ModelNull> =
-            [-0.6, -0.3, 0.0, 0.3, 0.6].iter().enumerate().map(|(i, &m)| mk(i, m)).collect();
-        let c = NullCheck::run(&ms, &[mk(9, 5.0)], 0.01);
-        assert_eq!(c.models, 5);
-        assert!(c.flagged_model_level.is_empty(), "{c:?}");
-        assert!(c.flagged_per_response.contains(&"m4".to_string()), "{c:?}");
-        assert!(!c.flagged_per_response.contains(&"m0".to_string()), "{c:?}");
-        assert_eq!(c.upstream_flagged_model_level, vec!["m9".to_string()], "{c:?}");
-        let mut with_outlier = ms.clone();
-        with_outlier.push(mk(5, 8.0));
-        let c = NullCheck::run(&with_outlier, &[], 0.01);
-        assert!(c.flagged_model_level.contains(&"m5".to_string()), "{c:?}");
-        assert!(c.flagged_per_response.contains(&"m5".to_string()), "{c:?}");
     }
 
     #[test]
@@ -419,63 +281,5 @@ mod tests {
         assert!((s.p_value(1.0, 50) - 0.5).abs() < 1e-9);
         assert!(s.p_value(30.0, 50) < 0.01);
         assert!(s.p_value(1.5, 50) > 0.2);
-    }
-
-    #[test]
-    fn decision_rule_edges() {
-        use crate::Decision;
-        let mk = |i: usize, mean: f64| ModelNull {
-            model: format!("m{i}"),
-            family: "f".into(),
-            n: 50,
-            mean,
-            var: 1.0,
-        };
-        let null_models: Vec<ModelNull> =
-            [-1.0, -0.5, 0.0].iter().enumerate().map(|(i, &m)| mk(i, m)).collect();
-        let null = SetNull::from_models(&null_models);
-        let upstream = [mk(7, 1.5), mk(8, 2.5)];
-        let low = vec![-1.0, -1.2, -0.8, -1.1, -0.9, -1.0];
-        let p = null.p_value(-1.0, low.len());
-        // Confidently below the midpoint (−0.5 + 2.0) / 2 = 0.75: independent.
-        assert_eq!(decide(&low, p, &null, &upstream, 0.01), Decision::Independent);
-        // Without upstream models there is no midpoint: the same scores stay undecided (a +∞
-        // fallback once made every unflagged suspect "independent").
-        assert_eq!(decide(&low, p, &null, &[], 0.01), Decision::Undecided);
-        // One response decides nothing; a small p-value flags.
-        assert_eq!(decide(&low[..1], 0.0, &null, &upstream, 0.01), Decision::Undecided);
-        assert_eq!(decide(&low, 0.001, &null, &upstream, 0.01), Decision::Distilled);
-        // A NaN statistic is no evidence (statrs panics on it unguarded).
-        assert_eq!(null.p_value(f64::NAN, 10), 1.0);
-        assert_eq!(
-            decide(&[f64::NAN, 0.0], null.p_value(f64::NAN, 2), &null, &upstream, 0.01),
-            Decision::Undecided
-        );
-    }
-
-    #[test]
-    fn null_check_counts_only_the_models_it_could_test() {
-        let mk = |i: usize, mean: f64, n: usize| ModelNull {
-            model: format!("m{i}"),
-            family: "f".into(),
-            n,
-            mean,
-            var: 1.0,
-        };
-        // Two null models: each left out leaves one, too few to build a null from.
-        let c = NullCheck::run(&[mk(0, 0.0, 50), mk(1, 0.1, 50)], &[], 0.01);
-        assert_eq!(c.models, 0, "{c:?}");
-        // A model with one response is not tested (the verdict decides nothing on one response),
-        // and an upstream model with one response is not counted as detected.
-        let ms = [mk(0, 0.0, 50), mk(1, 0.1, 50), mk(2, -0.1, 50), mk(3, 0.05, 1)];
-        let c = NullCheck::run(&ms, &[mk(9, 50.0, 1), mk(10, 50.0, 50)], 0.01);
-        assert_eq!(c.models, 3, "{c:?}");
-        assert_eq!(c.upstream_flagged_model_level, vec!["m10".to_string()], "{c:?}");
-    }
-
-    #[test]
-    fn t_quantile_matches_tables() {
-        assert!((t_quantile(0.99, 8.0) - 2.896).abs() < 1e-3);
-        assert!((t_quantile(0.975, 1000.0) - 1.962).abs() < 1e-3);
     }
 }

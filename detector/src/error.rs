@@ -17,6 +17,9 @@ pub enum DetectorError {
     TierMissing { tiers: Vec<String> },
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A verdict's significance level outside (0, 0.5) ([`crate::VerdictOptions::check_alpha`]).
+    #[error("alpha must be in (0, 0.5), got {0}")]
+    Alpha(f64),
     #[error("not enough data: {0}")]
     NotEnoughData(String),
     #[error(transparent)]

@@ -184,7 +184,7 @@ fn verdict_flags_an_upstream_like_suspect_and_not_a_terse_one() {
     // The verdict carries its rule's leave-one-model-out error check, computed on the null it used.
     let cal = p.calibration();
     let expect: detector::ErrorCheck =
-        detector::calibration::NullCheck::run(&cal.null_models, &cal.upstream_models, 0.01).into();
+        detector::verdict::NullCheck::run(&cal.null_models, &cal.upstream_models, 0.01).into();
     assert_eq!(v_up.error_check.as_ref(), Some(&expect));
     assert_eq!(
         (expect.independents, expect.upstream_models),

@@ -460,7 +460,9 @@ pub fn regressions(
 
 /// `--alpha`: a number that [`VerdictOptions::check_alpha`] accepts.
 fn parse_alpha(s: &str) -> Result<f64, String> {
-    s.parse::<f64>().map_err(|e| format!("{s}: {e}")).and_then(VerdictOptions::check_alpha)
+    s.parse::<f64>()
+        .map_err(|e| format!("{s}: {e}"))
+        .and_then(|a| VerdictOptions::check_alpha(a).map_err(|e| e.to_string()))
 }
 
 #[cfg(test)]

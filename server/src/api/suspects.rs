@@ -361,13 +361,7 @@ pub struct VerdictResponse {
     pub top_evidence: Vec<TopEvidence>,
 }
 
-pub fn strength(p: f64) -> f64 {
-    if p.is_nan() {
-        0.0
-    } else {
-        -(p.clamp(1e-300, 1.0)).log10()
-    }
-}
+use detector::verdict::strength;
 
 /// Compute a suspect's verdict from its stored scores and cache it on the suspect.
 pub async fn refresh_verdict(
@@ -433,7 +427,8 @@ pub async fn verdict(
 ) -> AppResult<Json<VerdictResponse>> {
     let mut opts = VerdictOptions::default();
     if let Some(a) = p.alpha {
-        opts.alpha = VerdictOptions::check_alpha(a).map_err(AppError::Invalid)?;
+        opts.alpha =
+            VerdictOptions::check_alpha(a).map_err(|e| AppError::Invalid(e.to_string()))?;
     }
     if let Some(t) = p.top {
         if t > 100 {

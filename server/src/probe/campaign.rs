@@ -112,7 +112,7 @@ impl CampaignSpec {
         if self.budget.max_tokens.is_some_and(|t| t <= 0) {
             return Err("`budget.max_tokens` must be positive".into());
         }
-        VerdictOptions::check_alpha(self.alpha)?;
+        VerdictOptions::check_alpha(self.alpha).map_err(|e| e.to_string())?;
         if self.concurrency == 0 || self.concurrency > 64 {
             return Err("`concurrency` must be between 1 and 64".into());
         }
@@ -211,9 +211,7 @@ pub async fn campaign_verdict(
     level: f64,
 ) -> AppResult<Verdict> {
     let _ = upstream_refs;
-    engine
-        .verdict(profile, scores, VerdictOptions { alpha: level.clamp(1e-300, 0.999), top: 5 })
-        .await
+    engine.verdict(profile, scores, VerdictOptions::for_look(level)).await
 }
 
 /// The summary printed by `pedigree probe` and returned by `GET /v1/campaigns/{id}` (`summary`).

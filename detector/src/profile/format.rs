@@ -1,0 +1,98 @@
+//! The profile file: `PDGPROF1` magic, a little-endian u32 format version, then a gzip'd bincode
+//! [`ProfileFile`]. Any other version is refused with [`DetectorError::Version`].
+
+use super::{Body, Profile, ProfileMeta};
+use crate::features::STYLE_NAMES;
+use crate::{DetectorError, Result};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// Version of the on-disk profile format. Bump it whenever features, hashing or the stored
+/// structure change meaning.
+pub const FORMAT_VERSION: u32 = 3;
+const MAGIC: &[u8; 8] = b"PDGPROF1";
+static BUILTIN: &[u8] = include_bytes!("../../profiles/openai-alpaca-eval-dev.pdg");
+
+/// What is serialised (bincode cannot carry `serde_json::Value`, so metadata travels as JSON text).
+#[derive(Serialize, Deserialize)]
+struct ProfileFile {
+    meta_json: String,
+    body: Body,
+}
+
+impl Profile {
+    /// The built-in profile for upstream "openai", compiled into the binary.
+    pub fn builtin() -> Result<Profile> {
+        if BUILTIN.is_empty() {
+            return Err(DetectorError::Invalid(
+                "this build has no built-in profile; build one with `scripts/build-builtin-profile.sh`".into(),
+            ));
+        }
+        Self::from_bytes(BUILTIN)
+    }
+
+    pub fn load(path: &Path) -> Result<Profile> {
+        let bytes = std::fs::read(path)
+            .map_err(|source| DetectorError::Io { path: path.into(), source })?;
+        Self::from_bytes(&bytes)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Profile> {
+        if bytes.len() < 12 || &bytes[..8] != MAGIC {
+            return Err(DetectorError::NotAProfile);
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version != FORMAT_VERSION {
+            return Err(DetectorError::Version { found: version, expected: FORMAT_VERSION });
+        }
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[12..])
+            .read_to_end(&mut raw)
+            .map_err(|e| DetectorError::Corrupt(format!("decompress: {e}")))?;
+        let f: ProfileFile =
+            bincode::deserialize(&raw).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
+        let meta: ProfileMeta = serde_json::from_str(&f.meta_json)
+            .map_err(|e| DetectorError::Corrupt(e.to_string()))?;
+        let b = f.body;
+        if b.weights.dim != b.dim()
+            || b.weights.k != b.components.len()
+            || b.style_mean.len() != STYLE_NAMES.len()
+        {
+            return Err(DetectorError::Corrupt(
+                "weight shapes do not match the feature configuration".into(),
+            ));
+        }
+        Ok(Profile { meta, b })
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        // Borrowing serialisation: bincode writes the nested body exactly as flat fields.
+        #[derive(Serialize)]
+        struct Out<'a> {
+            meta_json: String,
+            body: &'a Body,
+        }
+        let f = Out {
+            meta_json: serde_json::to_string(&self.meta)
+                .map_err(|e| DetectorError::Corrupt(e.to_string()))?,
+            body: &self.b,
+        };
+        let raw = bincode::serialize(&f).map_err(|e| DetectorError::Corrupt(e.to_string()))?;
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::best());
+        gz.write_all(&raw)
+            .and_then(|_| gz.finish())
+            .map_err(|e| DetectorError::Corrupt(e.to_string()))
+    }
+
+    /// Write atomically (temp file + rename), so a crash never leaves half a profile.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        let tmp = path.with_extension("profile.tmp");
+        std::fs::write(&tmp, &bytes)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|source| DetectorError::Io { path: path.into(), source })
+    }
+}
