@@ -1,7 +1,17 @@
 //! pedigree's detection engine: per-text features, profiles (fitted fingerprints of an upstream
-//! model family), calibration, per-text scores, set-level verdicts ([`verdict`]) and evidence.
+//! model family), calibration, per-text scores, set-level verdicts and evidence.
 //!
-//! Pure library: no HTTP, no storage. The `server` crate wraps it.
+//! Pure library: no HTTP, no storage. The `server` crate wraps it. Where each concept lives:
+//!
+//! | concept | module |
+//! | --- | --- |
+//! | per-text features (lexical n-grams, style), tokens | [`features`], [`text`], [`identity`] |
+//! | the profile file, fitting, per-text scores, evidence | [`profile`] (`format`, `fit`, `score`, `evidence`) |
+//! | calibration data and its nulls (LOMO scores, [`calibration::SetNull`]) | [`calibration`], [`aligned`] |
+//! | every set-level decision (style triage, sequential looks, error checks) | [`verdict`] |
+//! | corpus audits (mixture proportion of upstream-like texts) | [`audit`] |
+//! | the bench protocol's detector side | [`bench`] |
+//! | result types shared with the server (`TextScore`, `Verdict`, `Decision`) | crate root |
 
 pub mod aligned;
 mod api_types;
