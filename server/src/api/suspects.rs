@@ -12,6 +12,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use detector::verdict::strength;
 use detector::{TextScore, Verdict, VerdictOptions};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -360,8 +361,6 @@ pub struct VerdictResponse {
     /// The most upstream-like samples with their evidence spans, strongest first.
     pub top_evidence: Vec<TopEvidence>,
 }
-
-use detector::verdict::strength;
 
 /// Compute a suspect's verdict from its stored scores and cache it on the suspect.
 pub async fn refresh_verdict(
