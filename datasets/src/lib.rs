@@ -4,6 +4,8 @@
 //!   FastChat, ShareGPT, OpenAI chat logs, CSV and bench files (`.gz` too) without loading
 //!   them whole; bad records become per-record errors naming file, line and field.
 //! * [`bench`](mod@bench) loads and validates a bench directory (`manifest.json` + `samples.jsonl`).
+//! * [`served`] reads served logs and answer files (any format above with a prompt) for the
+//!   membership test: prompt matching, account filter, per-account summary.
 //! * [`metrics`] implements the protocol's metrics (AUROC, TPR@FPR, suspect-level AUROC) and
 //!   the comparison against the published baseline.
 //!
@@ -37,9 +39,11 @@ mod error;
 mod format;
 pub mod metrics;
 mod reader;
+pub mod served;
 mod source;
 
 pub use bench::{BenchDir, Manifest, ModelInfo, Sample, Split, SuspectInfo, SuspectKind};
 pub use error::{DatasetError, Result};
 pub use format::{detect_format, Format};
 pub use reader::{open, RecordIter, TextRecord};
+pub use served::{normalize_prompt, read_answers, summarize, AccountSummary, ServedAnswer};

@@ -35,6 +35,14 @@ pub struct TextRecord {
     pub source: Option<String>,
     /// 1-based line of the record's start in `source` (CSV: the row's line).
     pub line: u64,
+    /// The API account the text was served to, when the format says (JSONL `account`/`user`,
+    /// OpenAI logs `user`). Used to filter served logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// When the text was created, Unix seconds (JSONL `created` as a number or an RFC 3339
+    /// string; OpenAI logs `created`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
 }
 
 type BoxIter = Box<dyn Iterator<Item = Result<TextRecord>> + Send>;
@@ -224,7 +232,16 @@ impl Ctx {
         text: String,
         model: Option<String>,
     ) -> TextRecord {
-        TextRecord { id, prompt, text, model, source: Some(self.source.clone()), line: self.line }
+        TextRecord {
+            id,
+            prompt,
+            text,
+            model,
+            source: Some(self.source.clone()),
+            line: self.line,
+            account: None,
+            created: None,
+        }
     }
 }
 
@@ -363,7 +380,46 @@ fn convert_jsonl(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
     let prompt = opt_str(ctx, &mut obj, &["prompt", "instruction"])?;
     let id = opt_id(ctx, &mut obj, &["id", "prompt_id"])?;
     let model = opt_str(ctx, &mut obj, &["model", "generator", "model_id"])?;
-    Ok(vec![ctx.record(id, prompt, text, model)])
+    // Lenient: some corpora use `user` for other things (an object, a turn); only a string or a
+    // number is an account.
+    let account = ["account", "account_id", "user"].iter().find_map(|k| match obj.get(*k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    });
+    let created = opt_time(ctx, &mut obj, &["created", "created_at", "timestamp"])?;
+    let mut rec = ctx.record(id, prompt, text, model);
+    (rec.account, rec.created) = (account, created);
+    Ok(vec![rec])
+}
+
+/// Optional time: Unix seconds (integer) or an RFC 3339 string; anything else is an error.
+fn opt_time(ctx: &Ctx, obj: &mut Map<String, Value>, keys: &[&str]) -> Result<Option<i64>> {
+    for &k in keys {
+        match obj.remove(k) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(t) => return Ok(Some(t)),
+                None => match n.as_f64() {
+                    Some(f) if f.is_finite() && f.abs() < 1e15 => return Ok(Some(f as i64)),
+                    _ => return Err(ctx.err(k, format!("time {n} is out of range"))),
+                },
+            },
+            Some(Value::String(s)) => match crate::served::parse_rfc3339(&s) {
+                Some(t) => return Ok(Some(t)),
+                None => {
+                    return Err(ctx.err(
+                        k,
+                        format!("{s:?} is not a time (expected Unix seconds or RFC 3339)"),
+                    ))
+                }
+            },
+            Some(other) => {
+                return Err(ctx.err(k, format!("expected a time, found {}", kind(&other))))
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn convert_alpaca(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
@@ -518,6 +574,9 @@ fn convert_openai(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
         .and_then(Value::as_str)
         .or_else(|| obj.get("custom_id").and_then(Value::as_str))
         .map(str::to_owned);
+    let account =
+        request.get("user").or_else(|| obj.get("user")).and_then(Value::as_str).map(str::to_owned);
+    let created = response.get("created").and_then(Value::as_i64);
     let choices = match response.get("choices") {
         Some(Value::Array(c)) => c,
         Some(other) => {
@@ -533,7 +592,11 @@ fn convert_openai(ctx: &Ctx, v: Value) -> Result<Vec<TextRecord>> {
             // A tool call or refusal-only choice has no text: nothing to analyse.
             None | Some(Value::Null) => continue,
             Some(c) => match content_text(c) {
-                Some(t) => out.push(ctx.record(None, prompt.clone(), t, model.clone())),
+                Some(t) => {
+                    let mut rec = ctx.record(None, prompt.clone(), t, model.clone());
+                    (rec.account, rec.created) = (account.clone(), created);
+                    out.push(rec)
+                }
                 None => {
                     return Err(ctx.err(
                         &format!("choices[{i}].message.content"),
@@ -661,6 +724,8 @@ impl Iterator for CsvRecords {
                     model: opt(self.model),
                     source: Some(self.source.clone()),
                     line,
+                    account: None,
+                    created: None,
                 }))
             }
             Err(e) => {

@@ -9,6 +9,7 @@
 //! | the profile file, fitting, per-text scores, evidence | [`profile`] (`format`, `fit`, `score`, `evidence`) |
 //! | calibration data and its nulls (LOMO scores, [`calibration::SetNull`]) | [`calibration`], [`aligned`] |
 //! | every set-level decision (style triage, sequential looks, error checks) | [`verdict`] |
+//! | the served-output membership test (exact sign-flip, exchangeability guard, evidence spans) | [`membership`] |
 //! | corpus audits (mixture proportion of upstream-like texts) | [`audit`] |
 //! | the bench protocol's detector side | [`bench`] |
 //! | result types shared with the server (`TextScore`, `Verdict`, `Decision`) | crate root |
@@ -23,6 +24,7 @@ pub mod error;
 pub mod features;
 pub mod identity;
 pub mod linear;
+pub mod membership;
 pub mod profile;
 pub mod text;
 mod time;

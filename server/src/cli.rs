@@ -30,6 +30,9 @@ pub enum Command {
     Probe(crate::probe::cli::ProbeArgs),
     /// Serve a benchmark model's recorded answers as a local OpenAI-compatible chat API.
     ReplayServer(crate::probe::cli::ReplayArgs),
+    /// The served-output membership test: did the suspect train on the answers we served?
+    /// Prints the JSON report alone on the last line of stdout.
+    Membership(crate::cli_membership::MembershipArgs),
     #[command(flatten)]
     Detect(crate::cli_detect::DetectCommand),
 }

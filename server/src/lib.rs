@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod cli_audit;
 pub mod cli_detect;
+pub mod cli_membership;
 pub mod config;
 pub mod dashboard;
 pub mod engine;

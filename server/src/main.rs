@@ -15,6 +15,7 @@ fn main() -> anyhow::Result<()> {
             }
             other => other,
         },
+        Command::Membership(args) => server::cli_membership::run(args),
         other => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
@@ -24,7 +25,7 @@ fn main() -> anyhow::Result<()> {
                     Command::Loadtest(args) => server::loadtest::run(args).await,
                     Command::Probe(args) => server::probe::cli::run_probe(args).await,
                     Command::ReplayServer(args) => server::probe::cli::run_replay(args).await,
-                    Command::Detect(_) => unreachable!(),
+                    Command::Detect(_) | Command::Membership(_) => unreachable!(),
                 }
             })
         }
