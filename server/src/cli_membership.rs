@@ -1,5 +1,6 @@
 //! `pedigree membership`: the served-output membership test from files.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -87,7 +88,9 @@ pub fn run(args: MembershipArgs) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let report = membership::run(&served, &fresh, &suspect, &controls, &opts)?;
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "membership: {} (p = {:.3e}, {} prompts compared, {} informative; effect {:+.4}: served-specific reuse {:.4} vs fresh-specific {:.4})",
         report.decision.as_str(),
         report.p_value,
@@ -96,16 +99,18 @@ pub fn run(args: MembershipArgs) -> anyhow::Result<()> {
         report.effect,
         report.served_reuse,
         report.fresh_reuse
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "guard: exchangeability p = {:.4} (shift z = {:.1}); {}",
         report.guard.p_value, report.guard.z, report.reason
-    );
+    )?;
     for c in &report.controls {
-        println!("control {}: p = {:.4} on {} prompts", c.name, c.p_value, c.prompts);
+        writeln!(out, "control {}: p = {:.4} on {} prompts", c.name, c.p_value, c.prompts)?;
     }
     for e in &report.evidence {
-        println!(
+        writeln!(
+            out,
             "evidence {:.1}: {:?}: {}/{} served-specific n-grams reused, {}/{} fresh-specific",
             e.evidence,
             e.prompt,
@@ -115,6 +120,6 @@ pub fn run(args: MembershipArgs) -> anyhow::Result<()> {
             e.fresh_specific[1]
         );
     }
-    println!("{}", serde_json::to_string(&report)?);
+    writeln!(out, "{}", serde_json::to_string(&report)?)?;
     Ok(())
 }

@@ -6,16 +6,8 @@ fn main() -> anyhow::Result<()> {
     server::serve::init_logging();
     match cli.command {
         // A closed pipe (`pedigree score … | head`) ends the command quietly, like other filters.
-        Command::Detect(cmd) => match server::cli_detect::run(cmd) {
-            Err(e)
-                if e.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
-            {
-                Ok(())
-            }
-            other => other,
-        },
-        Command::Membership(args) => server::cli_membership::run(args),
+        Command::Detect(cmd) => quiet_broken_pipe(server::cli_detect::run(cmd)),
+        Command::Membership(args) => quiet_broken_pipe(server::cli_membership::run(args)),
         other => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
@@ -29,5 +21,18 @@ fn main() -> anyhow::Result<()> {
                 }
             })
         }
+    }
+}
+
+/// A closed pipe (`pedigree score … | head`) ends a filter command quietly, like other filters.
+fn quiet_broken_pipe(r: anyhow::Result<()>) -> anyhow::Result<()> {
+    match r {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }

@@ -22,7 +22,9 @@
 //! Negative controls (answers of models that cannot have seen the served log, run through the
 //! main test: see `membership::run`) check the statistic itself.
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::grams::{words, Word};
 
@@ -140,10 +142,17 @@ pub fn exchangeability(
         acc.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>() - diag
     };
     let observed = stat(&mut |_, _| 0);
-    let mut null = Vec::with_capacity(permutations);
-    for _ in 0..permutations {
-        null.push(stat(&mut |_, len| rng.gen_range(0..len)));
-    }
+    // Parallel chunks with their own seeded generators (deterministic for a seed).
+    let chunks = super::split_chunks(permutations);
+    let seeds: Vec<u64> = chunks.iter().map(|_| rng.gen()).collect();
+    let null: Vec<f64> = chunks
+        .par_iter()
+        .zip(seeds)
+        .flat_map_iter(|(&len, seed)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..len).map(|_| stat(&mut |_, l| rng.gen_range(0..l))).collect::<Vec<_>>()
+        })
+        .collect();
     let tol = 1e-9 * observed.abs().max(1.0);
     let k = null.iter().filter(|&&t| t >= observed - tol).count();
     let mean = null.iter().sum::<f64>() / null.len().max(1) as f64;
@@ -159,9 +168,6 @@ pub fn exchangeability(
 
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-
     use super::*;
 
     #[test]

@@ -42,6 +42,7 @@ use std::collections::HashMap;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DetectorError;
@@ -285,7 +286,7 @@ pub fn run(
     let suspect_by = index_first(suspect, &mut dups);
     matched.duplicates_ignored += dups;
 
-    let mut prepared = Vec::new();
+    let mut rows = Vec::new();
     let mut suspect_texts = Vec::new();
     let mut fresh_total = 0usize;
     for (k, s) in &served_by {
@@ -298,9 +299,12 @@ pub fn run(
             continue;
         };
         fresh_total += fs.len();
-        prepared.push(prepare(&s.prompt, &s.text, fs));
+        rows.push((s, fs));
         suspect_texts.push(*x);
     }
+    // Per-prompt preparation (n-gram sets, guard features) is independent: in parallel.
+    let prepared: Vec<Prepared<'_>> =
+        rows.par_iter().map(|(s, fs)| prepare(&s.prompt, &s.text, fs)).collect();
     let n = prepared.len();
     if n < opts.min_prompts {
         return Err(DetectorError::NotEnoughData(format!(
@@ -328,13 +332,15 @@ pub fn run(
     for c in controls {
         let mut dups = 0;
         let by = index_first(&c.answers, &mut dups);
-        let (mut preps, mut texts) = (Vec::new(), Vec::new());
+        let (mut rows, mut texts) = (Vec::new(), Vec::new());
         for (k, s) in &served_by {
             if let (Some(fs), Some(x)) = (fresh_by.get(k), by.get(k)) {
-                preps.push(prepare(&s.prompt, &s.text, fs));
+                rows.push((s, fs));
                 texts.push(*x);
             }
         }
+        let preps: Vec<Prepared<'_>> =
+            rows.par_iter().map(|(s, fs)| prepare(&s.prompt, &s.text, fs)).collect();
         if preps.len() < opts.min_prompts {
             return Err(DetectorError::NotEnoughData(format!(
                 "control {:?} answers {} of the compared prompts; a control needs at least {}",
@@ -516,9 +522,9 @@ fn test_one(
     let mut all_e: Vec<Vec<f64>> = Vec::with_capacity(prepared.len());
     let (mut sizes, mut hits) = (Vec::new(), Vec::new());
     let (mut eff, mut sr, mut fr, mut cnt) = (0.0, 0.0, 0.0, 0usize);
-    for (p, x) in prepared.iter().zip(suspect) {
-        let xs = grams::grams(x);
-        let (nk, hk) = (p.specific.sizes(), p.specific.hits(&xs));
+    let suspect_grams: Vec<Vec<u64>> = suspect.par_iter().map(|x| grams::grams(x)).collect();
+    for (p, xs) in prepared.iter().zip(&suspect_grams) {
+        let (nk, hk) = (p.specific.sizes(), p.specific.hits(xs));
         all_e.push(log_evidence(&nk, &hk));
         if nk.iter().all(|&v| v > 0) {
             let r0 = f64::from(hk[0]) / f64::from(nk[0]);
@@ -583,27 +589,49 @@ pub fn randomization(
         }
         return (observed, k as f64 / total as f64, "exact", 1.0 / total as f64, n);
     }
-    let mut k = 0usize;
-    for _ in 0..permutations {
-        let t: f64 = if two {
-            // One random bit per prompt, 64 at a time.
-            let mut t = 0.0;
-            for chunk in inf.chunks(64) {
-                let bits: u64 = rng.gen();
-                for (i, v) in chunk.iter().enumerate() {
-                    t += v[(bits >> i & 1) as usize];
+    // Relabellings in parallel chunks, each with its own generator seeded from `rng`, so the
+    // result is a deterministic function of the seed whatever the number of threads.
+    let chunks = split_chunks(permutations);
+    let seeds: Vec<u64> = chunks.iter().map(|_| rng.gen()).collect();
+    let k: usize = chunks
+        .par_iter()
+        .zip(seeds)
+        .map(|(&len, seed)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut k = 0usize;
+            for _ in 0..len {
+                let t: f64 = if two {
+                    // One random bit per prompt, 64 at a time.
+                    let mut t = 0.0;
+                    for chunk in inf.chunks(64) {
+                        let bits: u64 = rng.gen();
+                        for (i, v) in chunk.iter().enumerate() {
+                            t += v[(bits >> i & 1) as usize];
+                        }
+                    }
+                    t
+                } else {
+                    inf.iter().map(|v| v[rng.gen_range(0..v.len())]).sum()
+                };
+                if t >= observed - tol {
+                    k += 1;
                 }
             }
-            t
-        } else {
-            inf.iter().map(|v| v[rng.gen_range(0..v.len())]).sum()
-        };
-        if t >= observed - tol {
-            k += 1;
-        }
-    }
+            k
+        })
+        .sum();
     let b = permutations as f64;
     (observed, (1 + k) as f64 / (1.0 + b), "monte_carlo", 1.0 / (1.0 + b), inf.len())
+}
+
+/// Splits `total` relabellings into fixed chunks of 256 (the last one shorter): the split
+/// depends only on `total`, never on the thread count.
+pub(crate) fn split_chunks(total: usize) -> Vec<usize> {
+    let mut v = vec![256; total / 256];
+    if total % 256 > 0 {
+        v.push(total % 256);
+    }
+    v
 }
 
 /// The suspect's segments shared with the served answer: maximal runs of suspect words covered

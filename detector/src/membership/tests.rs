@@ -245,3 +245,14 @@ fn several_fresh_answers_per_prompt() {
     let rep = run(&w.served, &fresh, &w.own, &[], &opts).unwrap();
     assert_eq!(rep.decision, MembershipDecision::NotDetected);
 }
+
+#[test]
+fn the_result_is_a_function_of_input_and_seed() {
+    let w = world(40, 15);
+    let opts = MembershipOptions { permutations: 999, ..Default::default() };
+    let a = run(&w.served, &w.fresh, &w.own, &[], &opts).unwrap();
+    let b = run(&w.served, &w.fresh, &w.own, &[], &opts).unwrap();
+    assert_eq!(a, b);
+    let c = run(&w.served, &w.fresh, &w.own, &[], &MembershipOptions { seed: 1, ..opts }).unwrap();
+    assert_eq!(a.statistic, c.statistic);
+}
