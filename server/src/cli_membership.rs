@@ -118,7 +118,7 @@ pub fn run(args: MembershipArgs) -> anyhow::Result<()> {
             e.served_specific[1],
             e.fresh_specific[0],
             e.fresh_specific[1]
-        );
+        )?;
     }
     writeln!(out, "{}", serde_json::to_string(&report)?)?;
     Ok(())
