@@ -33,6 +33,8 @@ pub enum Command {
     /// The served-output membership test: did the suspect train on the answers we served?
     /// Prints the JSON report alone on the last line of stdout.
     Membership(crate::cli_membership::MembershipArgs),
+    /// Summarise a served log per account (answers, distinct prompts, time span) as JSON lines.
+    ServedLog(crate::cli_membership::ServedLogArgs),
     #[command(flatten)]
     Detect(crate::cli_detect::DetectCommand),
 }

@@ -123,3 +123,34 @@ pub fn run(args: MembershipArgs) -> anyhow::Result<()> {
     writeln!(out, "{}", serde_json::to_string(&report)?)?;
     Ok(())
 }
+
+/// Summarise a served log per account: answers, distinct prompts, time span. Prints one JSON
+/// object per account, then a JSON total alone on the last line.
+#[derive(Debug, Args)]
+pub struct ServedLogArgs {
+    /// Only this account.
+    #[arg(long, env = "PEDIGREE_ACCOUNT")]
+    pub account: Option<String>,
+    /// The served log (any format with prompts).
+    pub file: PathBuf,
+}
+
+pub fn run_served_log(args: ServedLogArgs) -> anyhow::Result<()> {
+    let answers = datasets::read_answers(&args.file, None, args.account.as_deref())
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let summary = datasets::summarize(&answers);
+    let mut out = std::io::stdout().lock();
+    for s in &summary {
+        writeln!(out, "{}", serde_json::to_string(s)?)?;
+    }
+    let prompts: std::collections::HashSet<String> =
+        answers.iter().map(|a| datasets::normalize_prompt(&a.prompt)).collect();
+    let total = serde_json::json!({
+        "accounts": summary.iter().filter(|s| s.account.is_some()).count(),
+        "answers": answers.len(),
+        "prompts": prompts.len(),
+        "without_account": answers.iter().filter(|a| a.account.is_none()).count(),
+    });
+    writeln!(out, "{total}")?;
+    Ok(())
+}

@@ -8,6 +8,7 @@ fn main() -> anyhow::Result<()> {
         // A closed pipe (`pedigree score … | head`) ends the command quietly, like other filters.
         Command::Detect(cmd) => quiet_broken_pipe(server::cli_detect::run(cmd)),
         Command::Membership(args) => quiet_broken_pipe(server::cli_membership::run(args)),
+        Command::ServedLog(args) => quiet_broken_pipe(server::cli_membership::run_served_log(args)),
         other => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
@@ -17,7 +18,9 @@ fn main() -> anyhow::Result<()> {
                     Command::Loadtest(args) => server::loadtest::run(args).await,
                     Command::Probe(args) => server::probe::cli::run_probe(args).await,
                     Command::ReplayServer(args) => server::probe::cli::run_replay(args).await,
-                    Command::Detect(_) | Command::Membership(_) => unreachable!(),
+                    Command::Detect(_) | Command::Membership(_) | Command::ServedLog(_) => {
+                        unreachable!()
+                    }
                 }
             })
         }

@@ -167,3 +167,23 @@ fn bad_input_is_a_clear_error() {
     let (ok, _, err) = run(&["--served", "missing.jsonl", "--fresh", "fresh.json", "own.jsonl"], d);
     assert!(!ok && err.contains("missing.jsonl"), "{err}");
 }
+
+#[test]
+fn served_log_summary_per_account() {
+    let f = fixture();
+    let out =
+        pedigree().args(["served-log", "served.jsonl"]).current_dir(f.dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["account"], "acct-1");
+    assert_eq!((lines[0]["answers"].as_u64(), lines[0]["prompts"].as_u64()), (Some(40), Some(40)));
+    assert_eq!(lines[0]["first_created"], 1_700_000_000u64);
+    assert_eq!(lines[0]["last_created"], 1_700_000_039u64);
+    assert_eq!(lines[1]["account"], "acct-2");
+    assert_eq!(lines[2]["answers"], 45);
+}
