@@ -109,8 +109,8 @@ impl CampaignSpec {
         if self.budget.max_requests == 0 || self.budget.max_requests > 100_000 {
             return Err("`budget.max_requests` must be between 1 and 100000".into());
         }
-        if self.budget.max_tokens.is_some_and(|t| t <= 0) {
-            return Err("`budget.max_tokens` must be positive".into());
+        if self.budget.max_tokens.is_some_and(|t| !(1..=1_000_000_000_000).contains(&t)) {
+            return Err("`budget.max_tokens` must be between 1 and 10^12".into());
         }
         VerdictOptions::check_alpha(self.alpha).map_err(|e| e.to_string())?;
         if self.concurrency == 0 || self.concurrency > 64 {
@@ -119,12 +119,10 @@ impl CampaignSpec {
         if self.batch == 0 || self.batch > 1000 {
             return Err("`batch` must be between 1 and 1000".into());
         }
-        if !(self.client.rate_per_sec > 0.0 && self.client.rate_per_sec <= 1000.0) {
-            return Err("`client.rate_per_sec` must be in (0, 1000]".into());
+        if self.max_consecutive_failures == 0 || self.max_consecutive_failures > 100_000 {
+            return Err("`max_consecutive_failures` must be between 1 and 100000".into());
         }
-        if self.client.max_attempts == 0 || self.client.max_attempts > 20 {
-            return Err("`client.max_attempts` must be between 1 and 20".into());
-        }
+        self.client.validate()?;
         for e in std::iter::once(&self.endpoint).chain(self.upstream.as_ref()) {
             if e.model.trim().is_empty() {
                 return Err("endpoint `model` is empty".into());
@@ -294,7 +292,15 @@ pub async fn run(
     if !store.set_campaign_state(id, JobState::Running, None).await? {
         return Ok(store.get_campaign(id).await?.unwrap_or(c));
     }
-    let outcome = drive(store.as_ref(), &engine, &c, extra_allow, &cancel, on_progress).await;
+    let outcome = super::guard::catch_panic(drive(
+        store.as_ref(),
+        &engine,
+        &c,
+        extra_allow,
+        &cancel,
+        on_progress,
+    ))
+    .await;
     let (state, err, reason) = match outcome {
         Ok(Some(reason)) => (JobState::Done, None, reason),
         Ok(None) => (JobState::Cancelled, None, "cancelled".to_string()),
@@ -372,6 +378,9 @@ async fn drive(
 ) -> AppResult<Option<String>> {
     let spec: CampaignSpec = serde_json::from_value(c.spec.clone())
         .map_err(|e| AppError::Internal(format!("stored campaign spec: {e}")))?;
+    // A campaign stored by an older version (or written to the store by hand) is checked again:
+    // its values reach the limiter and the client.
+    spec.validate().map_err(|e| AppError::Invalid(format!("stored campaign spec: {e}")))?;
     let (_, profile) = engine.resolve(spec.profile.as_deref())?;
     let clients = connect(store, &spec, extra_allow).await?;
     let mut seq: Sequential = match c.sequential.clone() {

@@ -68,6 +68,40 @@ fn d_answer_tokens() -> u32 {
     512
 }
 
+impl ClientOptions {
+    /// Every numeric field within its documented range (README "Security and limits"); the
+    /// error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let int = |name: &str, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("`client.{name}` must be between {lo} and {hi} (got {v})"))
+            }
+        };
+        int("timeout_ms", self.timeout_ms, 100, 600_000)?;
+        int("max_attempts", self.max_attempts.into(), 1, 20)?;
+        int("backoff_base_ms", self.backoff_base_ms, 0, 60_000)?;
+        int("backoff_max_ms", self.backoff_max_ms, 0, 600_000)?;
+        int("retry_after_max_ms", self.retry_after_max_ms, 0, 3_600_000)?;
+        int("answer_max_tokens", self.answer_max_tokens.into(), 1, 32_768)?;
+        if !(MIN_RATE..=MAX_RATE).contains(&self.rate_per_sec) {
+            return Err(format!(
+                "`client.rate_per_sec` must be between {MIN_RATE} and {MAX_RATE} (got {})",
+                self.rate_per_sec
+            ));
+        }
+        if self.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+            return Err("`client.temperature` must be between 0 and 2".into());
+        }
+        Ok(())
+    }
+}
+
+/// Bounds of `client.rate_per_sec` (requests per second).
+pub const MIN_RATE: f64 = 0.001;
+pub const MAX_RATE: f64 = 1000.0;
+
 impl Default for ClientOptions {
     fn default() -> Self {
         serde_json::from_str("{}").expect("defaults")
@@ -104,12 +138,23 @@ pub struct RateLimiter {
     state: Mutex<(Duration, Instant)>,
 }
 
+/// The longest spacing a limiter applies (a rate below 1/3600 per second is treated as that):
+/// `1 / 1e-300` seconds is not a `Duration`, and an `Instant` that far ahead overflows.
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
 fn interval_of(rate_per_sec: f64) -> Duration {
     if rate_per_sec > 0.0 && rate_per_sec.is_finite() {
-        Duration::from_secs_f64(1.0 / rate_per_sec)
+        Duration::try_from_secs_f64(1.0 / rate_per_sec).unwrap_or(MAX_INTERVAL).min(MAX_INTERVAL)
     } else {
         Duration::ZERO
     }
+}
+
+/// The limiter state lock. Nothing that can panic runs under it, and a poisoned lock (a panic
+/// elsewhere while it was held) still holds a valid `(interval, slot)` pair, so it is taken
+/// over instead of poisoning every later campaign.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl RateLimiter {
@@ -124,13 +169,13 @@ impl RateLimiter {
         static ALL: std::sync::OnceLock<
             Mutex<std::collections::HashMap<String, std::sync::Arc<RateLimiter>>>,
         > = std::sync::OnceLock::new();
-        let mut all = ALL.get_or_init(Default::default).lock().expect("rate limiters");
+        let mut all = lock(ALL.get_or_init(Default::default));
         let l = all
             .entry(entry.to_string())
             .or_insert_with(|| std::sync::Arc::new(RateLimiter::new(rate_per_sec)))
             .clone();
         {
-            let mut st = l.state.lock().expect("rate limiter");
+            let mut st = lock(&l.state);
             st.0 = st.0.max(interval_of(rate_per_sec));
         }
         l
@@ -138,9 +183,9 @@ impl RateLimiter {
 
     pub async fn acquire(&self) {
         let slot = {
-            let mut st = self.state.lock().expect("rate limiter");
+            let mut st = lock(&self.state);
             let slot = st.1.max(Instant::now());
-            st.1 = slot + st.0;
+            st.1 = slot.checked_add(st.0).unwrap_or(slot);
             slot
         };
         tokio::time::sleep_until(slot).await;
@@ -508,6 +553,18 @@ mod tests {
         assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    /// Issue 14 item 1: `1 / 1e-300` s is no `Duration`, and `now + 1e19 s` overflows `Instant`:
+    /// both panicked while the limiter's lock was held.
+    #[tokio::test]
+    async fn tiny_rates_neither_panic_nor_poison_the_limiter() {
+        for rate in [1e-300, 1e-19, f64::MIN_POSITIVE] {
+            let l = RateLimiter::new(rate);
+            l.acquire().await;
+            let next = tokio::time::timeout(Duration::from_millis(20), l.acquire()).await;
+            assert!(next.is_err(), "the second slot is far away ({rate})");
+        }
     }
 
     #[tokio::test]

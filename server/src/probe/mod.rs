@@ -14,6 +14,7 @@ pub mod allowlist;
 pub mod campaign;
 pub mod cli;
 pub mod client;
+pub mod guard;
 pub mod probesets;
 pub mod replay;
 
