@@ -38,6 +38,10 @@ impl Profile {
         Self::from_bytes(&bytes)
     }
 
+    /// Profiles decompress to at most this many bytes (the built-in one: 5.6 MB); a larger
+    /// one is refused as corrupt (`decompressed profile exceeds …`).
+    pub const MAX_DECOMPRESSED: u64 = 128 * 1024 * 1024;
+
     pub fn from_bytes(bytes: &[u8]) -> Result<Profile> {
         if bytes.len() < 12 || &bytes[..8] != MAGIC {
             return Err(DetectorError::NotAProfile);
@@ -46,8 +50,10 @@ impl Profile {
         if version != FORMAT_VERSION {
             return Err(DetectorError::Version { found: version, expected: FORMAT_VERSION });
         }
+        // Bounded while decompressing: a 1 MB gzip bomb used to inflate to 1.2 GB first.
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[12..])
+        let gz = flate2::read::GzDecoder::new(&bytes[12..]);
+        LimitedRead { inner: gz, left: Self::MAX_DECOMPRESSED }
             .read_to_end(&mut raw)
             .map_err(|e| DetectorError::Corrupt(format!("decompress: {e}")))?;
         let f: ProfileFile =
@@ -94,5 +100,46 @@ impl Profile {
         std::fs::write(&tmp, &bytes)
             .and_then(|_| std::fs::rename(&tmp, path))
             .map_err(|source| DetectorError::Io { path: path.into(), source })
+    }
+}
+
+/// A reader that fails (instead of ending) once more than `left` bytes were read.
+struct LimitedRead<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for LimitedRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::other(format!(
+                "decompressed profile exceeds {} bytes",
+                Profile::MAX_DECOMPRESSED
+            )));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    /// Issue 14 item 6: a small gzip that inflates past the limit is refused while inflating.
+    #[test]
+    fn gzip_bombs_are_refused_at_the_decompression_limit() {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let mut gz = flate2::write::GzEncoder::new(bytes, flate2::Compression::fast());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..(Profile::MAX_DECOMPRESSED >> 20) + 8 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
+        let e = Profile::from_bytes(&bomb).err().expect("refused").to_string();
+        assert!(e.contains("exceeds"), "{e}");
     }
 }

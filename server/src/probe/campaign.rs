@@ -330,6 +330,8 @@ pub async fn run(
 struct Clients {
     suspect: ChatClient,
     upstream: Option<ChatClient>,
+    /// The `host:port` allowlist entries the clients talk to (re-checked before every probe).
+    entries: Vec<String>,
 }
 
 async fn connect(
@@ -337,25 +339,28 @@ async fn connect(
     spec: &CampaignSpec,
     extra_allow: &HashSet<String>,
 ) -> AppResult<Clients> {
-    let mut allowed: HashSet<String> =
-        store.list_allowlist().await?.into_iter().map(|e| e.entry).collect();
+    let list = store.list_allowlist().await?;
+    let ceilings: HashMap<String, f64> =
+        list.iter().filter_map(|e| Some((e.entry.clone(), e.max_rate_per_sec?))).collect();
+    let mut allowed: HashSet<String> = list.into_iter().map(|e| e.entry).collect();
     allowed.extend(extra_allow.iter().cloned());
+    let mut entries = Vec::new();
     let client = |t: Target, e: &EndpointSpec, key: Option<String>| {
         ChatClient::new(&t, &e.model, key, spec.client.clone()).map_err(AppError::Internal)
     };
     let mut out = Vec::new();
     for e in std::iter::once(&spec.endpoint).chain(spec.upstream.as_ref()) {
         let t = allowlist::check(&e.base_url, &allowed).await.map_err(AppError::TargetRefused)?;
+        let entry = format!("{}:{}", t.host, t.port);
         let key = match &e.api_key_secret {
-            Some(name) => {
-                Some(super::resolve_secret(store, name).await.map_err(AppError::Invalid)?)
-            }
+            Some(name) => Some(super::resolve_secret_for(store, name, &entry).await?),
             None => None,
         };
-        out.push(client(t, e, key)?);
+        out.push(client(t, e, key)?.with_ceiling(&entry, ceilings.get(&entry).copied()));
+        entries.push(entry);
     }
     let upstream = if out.len() > 1 { out.pop() } else { None };
-    Ok(Clients { suspect: out.pop().expect("suspect client"), upstream })
+    Ok(Clients { suspect: out.pop().expect("suspect client"), upstream, entries })
 }
 
 /// Check the targets of a spec against the allowlist now (creation time), without sending.
@@ -399,6 +404,7 @@ async fn drive(
         campaign: &c.id,
         cancel,
         source: format!("campaign:{}", c.id),
+        extra_allow,
     };
     loop {
         if cancel.load(Ordering::SeqCst) {
@@ -469,11 +475,28 @@ struct ProbeCtx<'a> {
     campaign: &'a str,
     cancel: &'a AtomicBool,
     source: String,
+    extra_allow: &'a HashSet<String>,
 }
 
 impl ProbeCtx<'_> {
     /// Send one probe (and its upstream twin). `Some(answered?)`, or `None` when it was not sent.
     async fn probe(&self, p: ProbeRecord) -> AppResult<Option<bool>> {
+        // An admin who removes a target from the allowlist stops the campaigns sending to it
+        // (issue 14 item 8): checked before each probe, so at most the probes in flight finish.
+        if !self.cancel.load(Ordering::SeqCst) {
+            let listed: HashSet<String> =
+                self.store.list_allowlist().await?.into_iter().map(|e| e.entry).collect();
+            if let Some(gone) = self
+                .clients
+                .entries
+                .iter()
+                .find(|e| !listed.contains(*e) && !self.extra_allow.contains(*e))
+            {
+                return Err(AppError::TargetRefused(format!(
+                    "`{gone}` was removed from the allowlist; the campaign stopped"
+                )));
+            }
+        }
         if self.cancel.load(Ordering::SeqCst)
             || !self.store.mark_probe_sent(self.campaign, p.seq).await?
         {

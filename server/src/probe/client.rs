@@ -162,9 +162,10 @@ impl RateLimiter {
         RateLimiter { state: Mutex::new((interval_of(rate_per_sec), Instant::now())) }
     }
 
-    /// The process-wide limiter of endpoint `host:port`: every campaign (and the upstream side of
-    /// every campaign) talking to the same endpoint shares it, at the strictest rate any of them
-    /// asked for.
+    /// The process-wide ceiling of endpoint `host:port` that an admin set on its allowlist entry
+    /// (`max_rate_per_sec`): every campaign talking to the endpoint shares it, on top of its own
+    /// limiter. The rate is the admin's latest value (it is set again each time a campaign
+    /// connects), never the strictest a campaign asked for.
     pub fn for_endpoint(entry: &str, rate_per_sec: f64) -> std::sync::Arc<RateLimiter> {
         static ALL: std::sync::OnceLock<
             Mutex<std::collections::HashMap<String, std::sync::Arc<RateLimiter>>>,
@@ -176,7 +177,7 @@ impl RateLimiter {
             .clone();
         {
             let mut st = lock(&l.state);
-            st.0 = st.0.max(interval_of(rate_per_sec));
+            st.0 = interval_of(rate_per_sec);
         }
         l
     }
@@ -198,7 +199,10 @@ pub struct ChatClient {
     model: String,
     api_key: Option<String>,
     opts: ClientOptions,
-    limiter: std::sync::Arc<RateLimiter>,
+    /// This client's own limiter (one campaign's side, at its `rate_per_sec`).
+    limiter: RateLimiter,
+    /// The endpoint's shared admin ceiling, if any.
+    ceiling: Option<std::sync::Arc<RateLimiter>>,
 }
 
 /// `{base}/chat/completions`, unless the URL already ends with it.
@@ -211,14 +215,10 @@ pub fn completions_url(base: &reqwest::Url) -> reqwest::Url {
     }
 }
 
-/// `Retry-After`: delta-seconds or an HTTP date.
+/// `Retry-After`: delta-seconds or an HTTP date, bounded ([`super::retry_after`]).
 fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(s) = v.parse::<f64>() {
-        return (s >= 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    super::retry_after::parse(v, std::time::SystemTime::now())
 }
 
 fn snippet(s: &str) -> String {
@@ -287,12 +287,16 @@ impl ChatClient {
             url: completions_url(&target.url),
             model: model.to_string(),
             api_key,
-            limiter: RateLimiter::for_endpoint(
-                &format!("{}:{}", target.host, target.port),
-                opts.rate_per_sec,
-            ),
+            limiter: RateLimiter::new(opts.rate_per_sec),
+            ceiling: None,
             opts,
         })
+    }
+
+    /// Also respect the admin's ceiling for endpoint `entry` (`None`: no ceiling).
+    pub fn with_ceiling(mut self, entry: &str, max_rate_per_sec: Option<f64>) -> ChatClient {
+        self.ceiling = max_rate_per_sec.map(|r| RateLimiter::for_endpoint(entry, r));
+        self
     }
 
     pub fn options(&self) -> &ClientOptions {
@@ -311,6 +315,9 @@ impl ChatClient {
         for attempt in 1..=max {
             on_attempt(attempt);
             self.limiter.acquire().await;
+            if let Some(c) = &self.ceiling {
+                c.acquire().await;
+            }
             match self.attempt(prompt, idempotency_key).await {
                 Ok((text, tokens)) => return Ok(Answer { text, tokens, attempts: attempt }),
                 Err(AttemptError::Fatal(msg)) => {
@@ -357,12 +364,21 @@ impl ChatClient {
         prompt: &str,
         idempotency_key: &str,
     ) -> Result<(String, i64), AttemptError> {
-        self.attempt_raw(prompt, idempotency_key).await.map_err(|e| match e {
-            AttemptError::Retry { msg, retry_after } => {
-                AttemptError::Retry { msg: msg.replace('\0', "\u{FFFD}"), retry_after }
+        // The endpoint may echo the API key (in an error, or in the answer itself): it is
+        // redacted before anything is stored, logged or returned.
+        let redact = |s: String| match &self.api_key {
+            Some(k) if !k.is_empty() => s.replace(k.as_str(), "[REDACTED]"),
+            _ => s,
+        };
+        match self.attempt_raw(prompt, idempotency_key).await {
+            Ok((text, tokens)) => Ok((redact(text), tokens)),
+            Err(AttemptError::Retry { msg, retry_after }) => {
+                Err(AttemptError::Retry { msg: redact(msg).replace('\0', "\u{FFFD}"), retry_after })
             }
-            AttemptError::Fatal(msg) => AttemptError::Fatal(msg.replace('\0', "\u{FFFD}")),
-        })
+            Err(AttemptError::Fatal(msg)) => {
+                Err(AttemptError::Fatal(redact(msg).replace('\0', "\u{FFFD}")))
+            }
+        }
     }
 
     async fn attempt_raw(
@@ -579,11 +595,15 @@ mod tests {
         assert!(t0.elapsed() >= Duration::from_millis(80), "{:?}", t0.elapsed());
     }
 
+    /// The endpoint ceiling is shared and follows the admin's latest value (it used to keep the
+    /// strictest rate any campaign had asked for, for ever).
     #[tokio::test]
-    async fn endpoints_share_one_limiter_at_the_strictest_rate() {
+    async fn endpoint_ceilings_are_shared_at_the_latest_rate() {
+        let strict = RateLimiter::for_endpoint("limiter-test:1", 0.001);
         let a = RateLimiter::for_endpoint("limiter-test:1", 1000.0);
         let b = RateLimiter::for_endpoint("limiter-test:1", 50.0);
-        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert!(std::sync::Arc::ptr_eq(&a, &b) && std::sync::Arc::ptr_eq(&a, &strict));
+        assert_eq!(lock(&a.state).0, Duration::from_millis(20), "not the strictest (1000 s)");
         let t0 = Instant::now();
         for _ in 0..3 {
             a.acquire().await;
