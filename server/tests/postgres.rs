@@ -148,7 +148,12 @@ async fn real_server_on_postgres_end_to_end() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(migrations, 2);
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations-pg"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+        .count();
+    assert_eq!(migrations as usize, files, "every PostgreSQL migration applied");
+    assert_eq!(files, 3, "0001 init, 0002 campaigns, 0003 secret hosts + rate ceilings");
 
     // The log says which store it opened, with the password redacted.
     let log = std::fs::read_to_string(&log_path).unwrap();
