@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod engine;
 pub mod error;
 pub mod files;
+pub mod hyper_errors;
 pub mod jobs;
 pub mod limits;
 pub mod listener;

@@ -64,8 +64,9 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-        let conn =
-            builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone()));
+        // hyper's own replies to unparseable request heads get a JSON body (hyper_errors.rs).
+        let io = TokioIo::new(crate::hyper_errors::JsonParseErrors::new(tcp));
+        let conn = builder.serve_connection(io, TowerToHyperService::new(app.clone()));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

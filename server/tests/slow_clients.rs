@@ -1,7 +1,8 @@
 //! Issue 14 item 3: half-sent requests (no key needed) used to stay open for ever, until the
 //! process ran out of file descriptors and `/healthz` timed out. Against the real binary with a
 //! 1 s header-read timeout and a 64-connection cap: a bounded number of slow sockets is closed by
-//! the server, and `/healthz` answers while they are open and after.
+//! the server, and `/healthz` answers while they are open and after. Item 12 too: hyper's own
+//! replies to unparseable request heads are JSON.
 
 mod common;
 
@@ -93,5 +94,62 @@ fn slow_sockets_are_closed_and_do_not_starve_healthz() {
     for s in slow.iter_mut() {
         assert!(closed_by_server(s, Duration::from_secs(5)), "a slow socket stayed open");
     }
+    assert!(healthy_within(&addr, Duration::from_secs(2)));
+}
+
+/// Everything the server sends on a fresh connection after `request`, up to its close.
+fn exchange(addr: &str, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(request); // the server may answer and close before reading it all
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Issue 14 item 12: the replies hyper writes itself for request heads it cannot parse (400,
+/// 414, 431) used to have an empty body; they are JSON like every other error.
+#[test]
+fn unparseable_request_heads_get_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = proc::start(dir.path(), &[]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let many_headers: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        (b"GARBAGE\r\n\r\n".to_vec(), "400", "bad_request"),
+        (b"GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(), "400", "bad_request"),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(70_000)).into_bytes(),
+            "414",
+            "uri_too_long",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\n{many_headers}\r\n").into_bytes(),
+            "431",
+            "header_fields_too_large",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n", "v".repeat(500_000))
+                .into_bytes(),
+            "431",
+            "header_fields_too_large",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let reply = exchange(&addr, &request);
+        let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{code}: {reply:?}");
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("\r\ncontent-type: application/json"), "{code}: {head}");
+        assert!(head.contains(&format!("\r\ncontent-length: {}", body.len())), "{head}");
+        let v: serde_json::Value = serde_json::from_str(body).expect(&reply);
+        assert_eq!(v["error"]["code"], code, "{reply}");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{reply}");
+    }
+    // A good request before a bad one on the same connection: answered, then the JSON 400.
+    let reply = exchange(&addr, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nNOT HTTP\r\n\r\n");
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    let second = &reply[reply.find("HTTP/1.1 400").expect(&reply)..];
+    assert!(second.ends_with("\"}}"), "{second}");
     assert!(healthy_within(&addr, Duration::from_secs(2)));
 }
