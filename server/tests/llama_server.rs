@@ -337,9 +337,16 @@ async fn relay(client: tokio::net::TcpStream, upstream: SocketAddr, conn: Arc<Mu
         }
     };
     // Either side closing ends the connection for both (a killed llama-server drops the prober).
+    // When llama-server's side closes first, the prober's side is closed for writing (FIN) but
+    // still read for a moment: a pooled keep-alive connection can carry a request that the
+    // prober wrote just before it saw the close, and that attempt crossed the wire too (without
+    // this, the test missed it and counted one request fewer than the probe's attempts).
+    tokio::pin!(to_server);
     tokio::select! {
-        _ = to_server => {},
-        _ = to_client => {},
+        _ = &mut to_server => {},
+        _ = to_client => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), to_server).await;
+        },
     }
 }
 
@@ -661,8 +668,11 @@ fn non_streaming_identity_campaign_against_llama_server() {
         return;
     };
     let t0 = Instant::now();
+    // A budget above the set's 24 probes: when both run out at once the campaign reports
+    // `budget_requests` (checked first), so only a larger budget makes `probes_exhausted` the
+    // one right answer.
     let out =
-        probe_cmd(&r.data, &r.proxy, &["--probes", "identity", "--budget", "24"]).output().unwrap();
+        probe_cmd(&r.data, &r.proxy, &["--probes", "identity", "--budget", "30"]).output().unwrap();
     let summary = summary_of(&out);
     let (c, probes) = stored(&r.data, summary["campaign"].as_str().unwrap());
     let ex = r.proxy.exchanges();
