@@ -206,3 +206,41 @@ mod tests {
         assert!(got.ends_with("}"), "{got}");
     }
 }
+
+/// Property-based fuzzing (issue 14, bar): any write is either left alone or replaced by one
+/// complete JSON reply; nothing panics.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_write(
+            status in proptest::sample::select(vec!["200 OK", "400 Bad Request", "414 URI Too Long", "431 X", "404 Y"]),
+            headers in proptest::collection::vec("[a-zA-Z-]{0,12}(: ?)?[ -~]{0,20}", 0..6),
+            tail in proptest::collection::vec(any::<u8>(), 0..40),
+            raw in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut w = format!("HTTP/1.1 {status}\r\n");
+            for h in &headers {
+                w.push_str(h);
+                w.push_str("\r\n");
+            }
+            let mut w = w.into_bytes();
+            w.extend_from_slice(&tail);
+            for input in [&w[..], &raw[..]] {
+                if let Some(out) = rewrite(input) {
+                    let out = String::from_utf8(out).unwrap();
+                    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+                    let len = format!("content-length: {}", body.len());
+                    prop_assert!(head.contains(&len), "{}", head);
+                    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+                    prop_assert!(v["error"]["code"].is_string());
+                }
+            }
+        }
+    }
+}

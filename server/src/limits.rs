@@ -80,3 +80,41 @@ mod tests {
         assert_eq!(read_line_bounded(&mut r, &mut buf, 10).await.unwrap(), (0, false));
     }
 }
+
+/// Property-based fuzzing of the bounded line reader (issue 14, bar): any upload, any limit and
+/// any buffer size: every byte is consumed exactly once, no kept line exceeds the limit, and a
+/// line is flagged too long exactly when it is.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn lines_are_bounded_and_complete(
+            data in proptest::collection::vec(prop_oneof![Just(b'\n'), any::<u8>()], 0..2000),
+            max in 0usize..64,
+            cap in 1usize..32,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let mut r = tokio::io::BufReader::with_capacity(cap, &data[..]);
+                let want: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
+                let mut total = 0;
+                for line in want {
+                    let mut buf = Vec::new();
+                    let (n, too_long) = read_line_bounded(&mut r, &mut buf, max).await.unwrap();
+                    assert_eq!(n, line.len());
+                    assert_eq!(too_long, line.len() > max, "{line:?} max {max}");
+                    assert_eq!(&buf[..], &line[..line.len().min(max)]);
+                    total += n;
+                }
+                let mut buf = Vec::new();
+                assert_eq!(read_line_bounded(&mut r, &mut buf, max).await.unwrap(), (0, false));
+                assert_eq!(total, data.len());
+            });
+        }
+    }
+}

@@ -69,3 +69,48 @@ mod tests {
         assert_eq!(p(&"9".repeat(100)), None, "over-long values are not parsed");
     }
 }
+
+/// Property-based fuzzing (issue 14, bar): whatever an endpoint sends as `Retry-After`, the
+/// parser neither panics nor returns more than the cap, and plain seconds parse exactly.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_value_is_bounded(v in "\\PC{0,80}", offset in 0u64..(400 * 365 * 86_400)) {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(offset);
+            if let Some(d) = parse(&v, now) {
+                prop_assert!(d <= MAX_RETRY_AFTER, "{v:?} -> {d:?}");
+            }
+        }
+
+        #[test]
+        fn numbers_and_dates(
+            secs in 0u64..200_000,
+            frac in 0u32..1000,
+            exp in -400i32..400,
+            ahead in 0u64..10_000_000,
+        ) {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let want = Duration::from_secs(secs).min(MAX_RETRY_AFTER);
+            prop_assert_eq!(parse(&secs.to_string(), now), Some(want));
+            let f = parse(&format!("{secs}.{frac:03}"), now).unwrap();
+            prop_assert!(f <= MAX_RETRY_AFTER && f >= want.min(MAX_RETRY_AFTER));
+            // Exponents: capped when finite, ignored (no wait asked for) when they overflow.
+            let v = format!("{secs}e{exp}");
+            let e = parse(&v, now);
+            if v.parse::<f64>().unwrap().is_finite() {
+                prop_assert!(e.is_some_and(|d| d <= MAX_RETRY_AFTER), "{v}: {e:?}");
+            } else {
+                prop_assert_eq!(e, None, "{}", v);
+            }
+            let at = httpdate::fmt_http_date(now + Duration::from_secs(ahead));
+            let d = parse(&at, now).unwrap();
+            prop_assert_eq!(d, Duration::from_secs(ahead).min(MAX_RETRY_AFTER), "{}", at);
+        }
+    }
+}
