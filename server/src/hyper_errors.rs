@@ -166,7 +166,9 @@ mod tests {
         let (h, body) = out.split_once("\r\n\r\n").unwrap();
         assert!(h.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "{h}");
         assert!(h.contains("\r\ndate: Wed, 02 Dec 2026 12:00:00 GMT"), "{h}");
-        assert!(h.contains("\r\ncontent-type: application/json") && h.contains("connection: close"));
+        assert!(
+            h.contains("\r\ncontent-type: application/json") && h.contains("connection: close")
+        );
         assert!(h.contains(&format!("content-length: {}", body.len())), "{h}");
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["error"]["code"], "header_fields_too_large");
