@@ -261,6 +261,22 @@ impl Proxy {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// [`Proxy::exchanges`] once the wire has settled: the prober may finish a probe on an SSE
+    /// stream's `[DONE]` before llama-server's last chunk (the chunked encoding's end) has
+    /// crossed the proxy, and such a response would parse as incomplete. Waits (at most 3 s)
+    /// until no 200 response is still incomplete.
+    fn settled_exchanges(&self) -> Vec<Exchange> {
+        let t0 = Instant::now();
+        loop {
+            let ex = self.exchanges();
+            let open = ex.iter().any(|e| e.status == Some(200) && e.answer.is_none());
+            if !open || t0.elapsed() > Duration::from_secs(3) {
+                return ex;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Every request seen so far with its response (as far as it got), in arrival order.
     fn exchanges(&self) -> Vec<Exchange> {
         let conns: Vec<_> = self.conns.lock().unwrap().clone();
@@ -336,16 +352,21 @@ async fn relay(client: tokio::net::TcpStream, upstream: SocketAddr, conn: Arc<Mu
             }
         }
     };
-    // Either side closing ends the connection for both (a killed llama-server drops the prober).
-    // When llama-server's side closes first, the prober's side is closed for writing (FIN) but
-    // still read for a moment: a pooled keep-alive connection can carry a request that the
-    // prober wrote just before it saw the close, and that attempt crossed the wire too (without
-    // this, the test missed it and counted one request fewer than the probe's attempts).
+    // Either side closing ends the connection for both (a killed llama-server drops the prober),
+    // but the other side is still read for a moment first (its write half is closed: FIN), so
+    // that what was already on its way is recorded: a request the prober wrote onto a pooled
+    // keep-alive connection just before it saw llama-server's close (an attempt that crossed the
+    // wire), or the end of a response (the chunked encoding's last chunk) that llama-server
+    // sends after the prober, done at the stream's `[DONE]`, has closed its side.
     tokio::pin!(to_server);
+    tokio::pin!(to_client);
+    let grace = Duration::from_secs(2);
     tokio::select! {
-        _ = &mut to_server => {},
-        _ = to_client => {
-            let _ = tokio::time::timeout(Duration::from_secs(2), to_server).await;
+        _ = &mut to_server => {
+            let _ = tokio::time::timeout(grace, to_client).await;
+        },
+        _ = &mut to_client => {
+            let _ = tokio::time::timeout(grace, to_server).await;
         },
     }
 }
@@ -610,8 +631,9 @@ fn check_campaign<'a>(
         assert!(answers.len() <= 1, "probe answered twice: {p:?}\n{answers:?}");
         match p.state {
             ProbeState::Answered => {
-                let e =
-                    answers.first().unwrap_or_else(|| panic!("answered, not on the wire: {p:?}"));
+                let e = answers
+                    .first()
+                    .unwrap_or_else(|| panic!("answered, not on the wire: {p:?}\n{seen:?}"));
                 assert_eq!(e.status, Some(200));
                 assert_eq!(e.event_stream, stream, "SSE iff streaming: {e:?}");
                 let wire = e.answer.as_deref().unwrap();
@@ -675,7 +697,7 @@ fn non_streaming_identity_campaign_against_llama_server() {
         probe_cmd(&r.data, &r.proxy, &["--probes", "identity", "--budget", "30"]).output().unwrap();
     let summary = summary_of(&out);
     let (c, probes) = stored(&r.data, summary["campaign"].as_str().unwrap());
-    let ex = r.proxy.exchanges();
+    let ex = r.proxy.settled_exchanges();
     let sent = check_campaign(&summary, &c, &probes, &ex, false);
     assert_eq!(c.probes.total, 24);
     assert_eq!(c.probes.failed, 0, "a healthy server answers every probe: {summary}");
@@ -704,7 +726,7 @@ fn streaming_general_campaign_against_llama_server() {
     let out = probe_cmd(&r.data, &r.proxy, &extra).output().unwrap();
     let summary = summary_of(&out);
     let (c, probes) = stored(&r.data, summary["campaign"].as_str().unwrap());
-    let ex = r.proxy.exchanges();
+    let ex = r.proxy.settled_exchanges();
     let sent = check_campaign(&summary, &c, &probes, &ex, true);
     assert_eq!((c.probes.sent, c.probes.answered), (12, 12), "{summary}");
     assert_eq!(summary["stop_reason"], "budget_requests", "{summary}");
@@ -762,7 +784,7 @@ fn campaign_survives_llama_server_kill_9_and_restart() {
     let out = child.wait_with_output().unwrap();
     let summary = summary_of(&out);
     let (c, probes) = stored(&r.data, summary["campaign"].as_str().unwrap());
-    let ex = r.proxy.exchanges();
+    let ex = r.proxy.settled_exchanges();
     let sent = check_campaign(&summary, &c, &probes, &ex, false);
     assert_eq!(c.probes.sent, BUDGET, "{summary}");
     assert_eq!(summary["stop_reason"], "budget_requests", "{summary}");
