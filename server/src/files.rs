@@ -10,7 +10,12 @@ pub fn restrict_sqlite_files(path: &Path) -> std::io::Result<()> {
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         if !path.exists() {
-            std::fs::OpenOptions::new().write(true).create(true).mode(0o600).open(path)?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)?;
         }
         let mut names = vec![path.to_path_buf()];
         for suffix in ["-wal", "-shm", "-journal"] {

@@ -154,7 +154,7 @@ mod limit_tests {
         }
         let bomb = gz.finish().unwrap();
         assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
-        let e = Profile::from_bytes(&bomb).err().expect("refused").to_string();
+        let e = Profile::from_bytes(&bomb).expect_err("refused").to_string();
         assert!(e.contains("exceeds"), "{e}");
     }
 }
