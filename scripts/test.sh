@@ -21,6 +21,7 @@ if [ "${avail_kb:-0}" -lt $((4 * 1024 * 1024)) ]; then
 fi
 
 scripts/fetch-models.sh
+scripts/build-llama-server.sh # llama.cpp's llama-server for server/tests/llama_server.rs (cached)
 # Debian's chromium + chromium-driver for the dashboard's browser test (no-op when installed).
 scripts/install-browser.sh
 scripts/install-postgres.sh

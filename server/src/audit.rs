@@ -19,6 +19,7 @@ enum Msg {
 #[derive(Clone)]
 pub struct AuditSink {
     tx: mpsc::Sender<Msg>,
+    failed_auth: Arc<crate::audit_window::FailedAuthWindow>,
 }
 
 impl AuditSink {
@@ -53,7 +54,36 @@ impl AuditSink {
                 }
             }
         });
-        AuditSink { tx }
+        AuditSink { tx, failed_auth: Default::default() }
+    }
+
+    /// Record a failed authentication, aggregated: per route, the first failure of each
+    /// [`crate::audit_window::WINDOW_MS`] window is written, and the ones after it are counted
+    /// and written as one `{"reason": "unauthenticated", "aggregated": N}` entry when the next
+    /// window starts (2,000 × 401 used to add 2,000 rows).
+    pub async fn record_failed_auth(&self, entry: AuditEntry) {
+        for e in self.failed_auth.admit(entry) {
+            self.record(e).await;
+        }
+    }
+
+    /// Delete entries older than `days` days, now and every hour (`days = 0`: keep all).
+    pub fn start_retention(store: Arc<dyn Store>, days: u64) {
+        if days == 0 {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let before = crate::store::now_ms().saturating_sub((days * 86_400_000) as i64);
+                match store.prune_audit(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, days, "audit entries past retention"),
+                    Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+                }
+            }
+        });
     }
 
     /// Queue an entry (waits only if the queue is full: backpressure instead of unbounded memory).

@@ -164,15 +164,17 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     };
     let Some(caller) = caller else {
         if is_audited(&method) {
-            record(
-                &state.audit,
-                None,
-                &action,
-                &target,
-                serde_json::json!({"reason": "unauthenticated"}),
-                401,
-            )
-            .await;
+            let entry = AuditEntry {
+                id: 0,
+                at_ms: now_ms(),
+                key_id: None,
+                role: None,
+                action: action.clone(),
+                target: target.clone(),
+                detail: serde_json::json!({"reason": "unauthenticated"}),
+                status: 401,
+            };
+            state.audit.record_failed_auth(entry).await;
         }
         return AppError::Unauthorized.into_response();
     };

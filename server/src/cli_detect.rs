@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum DetectCommand {
-    /// Build, inspect or export profiles.
+    /// Build or inspect profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
     /// Score texts: JSONL (or any format `datasets` reads) in, one JSON result per line out.

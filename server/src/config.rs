@@ -163,6 +163,11 @@ pub struct Config {
     #[arg(long, env = "PEDIGREE_MAX_TEXT_CHARS", default_value_t = 100_000)]
     pub max_text_chars: usize,
 
+    /// Longest line of a job upload, in bytes; a longer line is that line's error (it is never
+    /// held in memory whole).
+    #[arg(long, env = "PEDIGREE_MAX_LINE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_line_bytes: usize,
+
     /// Admission limit: scoring requests in flight at once; beyond it requests get 429 at once.
     #[arg(long, env = "PEDIGREE_MAX_INFLIGHT", default_value_t = 512)]
     pub max_inflight: usize,
@@ -190,6 +195,23 @@ pub struct Config {
     /// Seconds to wait for in-flight requests on shutdown.
     #[arg(long, env = "PEDIGREE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// Days audit entries are kept (deleted hourly after that); 0 keeps them for ever.
+    #[arg(long, env = "PEDIGREE_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u64,
+
+    /// Seconds a client has to send a complete request head; also the longest a keep-alive
+    /// connection stays open idle between requests (then it is closed).
+    #[arg(long, env = "PEDIGREE_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds one request may take, body upload included (then 408); 0 disables it.
+    #[arg(long, env = "PEDIGREE_REQUEST_TIMEOUT_SECS", default_value_t = 600)]
+    pub request_timeout_secs: u64,
+
+    /// Open connections at once; beyond it new connections are closed at once.
+    #[arg(long, env = "PEDIGREE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -203,6 +225,7 @@ impl Config {
             max_profile_bytes: 256 * 1024 * 1024,
             max_texts: 256,
             max_text_chars: 100_000,
+            max_line_bytes: 4 * 1024 * 1024,
             max_inflight: 512,
             cpu_workers: None,
             max_jobs: 2,
@@ -210,6 +233,10 @@ impl Config {
             job_pause_ms: 0,
             key_cache_secs: 5,
             shutdown_grace_secs: 20,
+            audit_retention_days: 365,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 600,
+            max_connections: 1024,
         }
     }
 

@@ -23,6 +23,9 @@ pub enum AppError {
     /// A probe target that is not on the allowlist (or resolves to a refused address).
     #[error("{0}")]
     TargetRefused(String),
+    /// A secret used for an endpoint it is not bound to.
+    #[error("{0}")]
+    SecretNotAllowed(String),
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -65,6 +68,7 @@ impl AppError {
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::TargetRefused(_) => (StatusCode::FORBIDDEN, "target_not_allowed"),
+            AppError::SecretNotAllowed(_) => (StatusCode::FORBIDDEN, "secret_not_allowed"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -87,12 +91,26 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        }
-        let body =
-            ErrorBody { error: ErrorDetail { code: code.to_string(), message: self.to_string() } };
+        // An internal error's text (store errors, file paths, I/O details) is for the log only:
+        // the client gets a generic message and a request id that finds the detail in the log.
+        let mut request_id = None;
+        let message = if let AppError::Internal(detail) = &self {
+            let id = crate::auth::random_base62(12);
+            tracing::error!(request_id = %id, error = %detail, "request failed");
+            let m = format!("internal error (request id {id}; the detail is in the server log)");
+            request_id = Some(id);
+            m
+        } else {
+            if status.is_server_error() {
+                tracing::error!(error = %self, "request failed");
+            }
+            self.to_string()
+        };
+        let body = ErrorBody { error: ErrorDetail { code: code.to_string(), message } };
         let mut resp = (status, axum::Json(body)).into_response();
+        if let Some(id) = request_id.and_then(|id| axum::http::HeaderValue::from_str(&id).ok()) {
+            resp.headers_mut().insert("x-request-id", id);
+        }
         if status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }
@@ -252,6 +270,20 @@ mod tests {
         assert!(reject_nul(br#"{"text": "\u00001 \n \"quoted\""}"#).is_err());
         assert!(reject_nul(br#"{"text": "\u0001 \u1000 fine"}"#).is_ok());
         assert!(reject_nul(b"").is_ok());
+    }
+
+    /// Issue 14 item 10: store errors and paths stay in the log.
+    #[tokio::test]
+    async fn internal_errors_are_generic_with_a_request_id() {
+        let resp = AppError::Internal("/srv/data/pedigree.sqlite: database is locked".into())
+            .into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(!msg.contains("sqlite") && !msg.contains("/srv") && msg.contains(&id), "{msg}");
+        assert_eq!(v["error"]["code"], "internal");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
+use tokio::io::{AsyncSeekExt, BufReader};
 use tokio::sync::Semaphore;
 
 pub const KIND_SCORE: &str = "score";
@@ -138,8 +138,22 @@ impl JobManager {
                 metrics::counter!("pedigree_jobs_finished_total", "state" => s.as_str())
                     .increment(1);
             }
+            me.remove_finished_upload(&id).await;
             me.cancels.remove(&id);
         });
+    }
+
+    /// A finished (done, failed or cancelled) job's upload is deleted: its results are in the
+    /// store, and the file would otherwise stay in `DATA/uploads/` for ever (issue 14 item 13).
+    async fn remove_finished_upload(&self, id: &str) {
+        let Ok(Some(job)) = self.store.get_job(id).await else { return };
+        if let (true, Some(p)) = (job.state.is_terminal(), job.input_path.as_deref()) {
+            match tokio::fs::remove_file(self.config.resolve(p)).await {
+                Ok(()) => tracing::debug!(job = %id, "upload removed"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(job = %id, error = %e, "could not remove the upload"),
+            }
+        }
     }
 
     /// Cancel a job: it stops after its current chunk; results so far are kept.
@@ -235,6 +249,7 @@ impl JobManager {
                 .as_deref()
                 .ok_or_else(|| AppError::Internal("job has no input".into()))?,
         );
+        let input_shown = input.display().to_string();
         let opts = detector::audit::AuditOptions {
             sample: params.sample,
             seed: params.seed,
@@ -307,7 +322,15 @@ impl JobManager {
         let summary = match res {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(Outcome::Cancelled),
-            Err(e) => return Err(AppError::Invalid(format!("{e:#}"))),
+            Err(e) => {
+                // Shown to API clients: the upload's path on the server is no business of theirs,
+                // and a file-name hint is no use to someone who sent an HTTP body.
+                let msg = format!("{e:#}").replace(&input_shown, "the upload").replace(
+                    "for CSV use a .csv name or csv:COLUMN",
+                    "for CSV give the parameter format=csv:COLUMN",
+                );
+                return Err(AppError::Invalid(msg));
+            }
         };
         let chunk = JobChunk {
             cursor_offset: bytes_read.load(Ordering::Relaxed) as i64,
@@ -374,15 +397,23 @@ impl JobManager {
             let mut eof = false;
             while lines.len() < self.chunk {
                 buf.clear();
-                let n = reader.read_until(b'\n', &mut buf).await?;
+                let max = self.config.max_line_bytes;
+                let (n, too_long) =
+                    crate::limits::read_line_bounded(&mut reader, &mut buf, max).await?;
                 if n == 0 {
                     eof = true;
                     break;
                 }
                 offset += n as i64;
                 line_no += 1;
+                if too_long {
+                    lines.push((line_no, Err(format!("line longer than {max} bytes"))));
+                    continue;
+                }
                 let s = String::from_utf8_lossy(&buf);
-                let s = s.trim();
+                // Blank means ASCII whitespace only, as the upload counted it (`\x0b` or
+                // U+3000 alone are a malformed line, not a skipped one: progress reaches 1).
+                let s = s.trim_matches(|c: char| c.is_ascii_whitespace());
                 if s.is_empty() {
                     continue;
                 }

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod audit_window;
 pub mod auth;
 pub mod cli;
 pub mod cli_audit;
@@ -11,8 +12,13 @@ pub mod config;
 pub mod dashboard;
 pub mod engine;
 pub mod error;
+pub mod files;
+pub mod hyper_errors;
 pub mod jobs;
+pub mod limits;
+pub mod listener;
 pub mod loadtest;
+pub mod metrics_labels;
 pub mod neural;
 pub mod probe;
 pub mod report;

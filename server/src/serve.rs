@@ -8,29 +8,30 @@ use std::time::Duration;
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::open(args.config.clone()).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data = %args.config.store.data.display(), profiles = ?state.engine.names(), "pedigree listening");
     // One machine-readable line on stdout (tests and scripts read the bound port from it).
     println!("listening on http://{addr}");
     let grace = Duration::from_secs(args.config.shutdown_grace_secs);
     let st = state.clone();
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutdown requested; draining in-flight requests");
-            st.shutting_down.store(true, Ordering::SeqCst);
-            tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
-                tracing::warn!("grace period over; exiting with requests still in flight");
-                std::process::exit(0);
-            });
-        })
-        .await?;
+    let limits = crate::listener::ConnLimits {
+        header_read_timeout: Duration::from_secs(args.config.header_read_timeout_secs.max(1)),
+        max_connections: args.config.max_connections,
+    };
+    crate::listener::serve(listener, app(state.clone()), limits, async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested; draining in-flight requests");
+        st.shutting_down.store(true, Ordering::SeqCst);
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            tracing::warn!("grace period over; exiting with requests still in flight");
+            std::process::exit(0);
+        });
+    })
+    .await?;
     state.audit.flush().await;
     tracing::info!("stopped; unfinished jobs resume on the next start");
     Ok(())
@@ -64,6 +65,11 @@ pub fn init_logging() {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let json = std::env::var("PEDIGREE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or journald gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = if json { b.json().try_init() } else { b.try_init() };
 }

@@ -148,7 +148,12 @@ async fn real_server_on_postgres_end_to_end() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(migrations, 2);
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations-pg"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+        .count();
+    assert_eq!(migrations as usize, files, "every PostgreSQL migration applied");
+    assert_eq!(files, 3, "0001 init, 0002 campaigns, 0003 secret hosts + rate ceilings");
 
     // The log says which store it opened, with the password redacted.
     let log = std::fs::read_to_string(&log_path).unwrap();
@@ -189,4 +194,74 @@ fn a_bad_database_url_fails_without_printing_its_password() {
         assert!(help.contains("--database-url") && !help.contains(PASSWORD), "{help}");
     }
     assert!(!dir.path().join("pedigree.sqlite").exists(), "a bad URL never falls back to SQLite");
+}
+
+/// Issue 14's PostgreSQL migration (0003: secret hosts, allowlist rate ceilings) on a database
+/// made by the schema before it (0001 + 0002) that already holds a secret and an allowlist
+/// entry: both survive, the secret is bound to no host (it must be stored again with `hosts`
+/// before use) and the entry has no ceiling; the real binary reads them back.
+#[tokio::test]
+async fn migration_0003_upgrades_a_database_with_secrets() {
+    let db = pg::fresh_db().await;
+    let old = tempfile::tempdir().unwrap();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations-pg");
+    for f in ["0001_init.sql", "0002_campaigns.sql"] {
+        std::fs::copy(format!("{src}/{f}"), old.path().join(f)).unwrap();
+    }
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::migrate::Migrator::new(old.path()).await.unwrap().run(&mut conn).await.unwrap();
+    sqlx::query("INSERT INTO secrets (name, value, created_ms) VALUES ('OLD', 'sk-old-1', 1)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO allowlist (entry, note, created_ms) VALUES ('api.example:443', 'n', 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("PEDIGREE_DATABASE_URL", db.url.as_str())];
+    let admin = create_key_env(dir.path(), "admin", &env); // opens the store: migrates
+    let hosts: String = sqlx::query_scalar("SELECT hosts FROM secrets WHERE name = 'OLD'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(hosts, "");
+    let ceiling: Option<f64> = sqlx::query_scalar(
+        "SELECT max_rate_per_sec FROM allowlist WHERE entry = 'api.example:443'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(ceiling, None);
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(applied, 3);
+
+    let srv = start_with_stderr(dir.path(), &env, Stdio::inherit());
+    let c = reqwest::Client::new();
+    let get = |path: &str| c.get(format!("{}{path}", srv.base)).bearer_auth(&admin).send();
+    let secrets: serde_json::Value = get("/v1/secrets").await.unwrap().json().await.unwrap();
+    let s = secrets.to_string();
+    assert!(s.contains("\"OLD\"") && !s.contains("sk-old-1"), "{s}");
+    let allow: serde_json::Value = get("/v1/allowlist").await.unwrap().json().await.unwrap();
+    assert!(allow.to_string().contains("api.example:443"), "{allow}");
+    // Re-binding the old secret works on the migrated schema.
+    let r = c
+        .post(format!("{}/v1/secrets", srv.base))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "OLD", "value": "sk-old-2", "hosts": ["api.example:443"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let hosts: String = sqlx::query_scalar("SELECT hosts FROM secrets WHERE name = 'OLD'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(hosts, "api.example:443");
 }

@@ -397,7 +397,11 @@ async fn http_campaigns_allowlist_and_secrets() {
         r.text()
     );
     let r = app
-        .post_json("/v1/secrets", &app.admin, json!({"name": "suspect_key", "value": SECRET}))
+        .post_json(
+            "/v1/secrets",
+            &app.admin,
+            json!({"name": "suspect_key", "value": SECRET, "hosts": [fake.entry]}),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let r = app.post_json("/v1/campaigns", &app.analyst, body).await;
@@ -659,6 +663,7 @@ async fn server_start_resumes_campaigns_at_most_once() {
                 note: String::new(),
                 created_by: None,
                 created_ms: 0,
+                max_rate_per_sec: None,
             })
             .await
             .unwrap();

@@ -251,6 +251,10 @@ pub struct AllowIn {
     pub entry: String,
     #[serde(default)]
     pub note: String,
+    /// Ceiling on the requests per second all campaigns together send to this endpoint
+    /// (0.001–1000; default: none, each campaign keeps its own `client.rate_per_sec`).
+    #[serde(default)]
+    pub max_rate_per_sec: Option<f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -278,11 +282,18 @@ pub async fn allow_add(
     Json(req): Json<AllowIn>,
 ) -> AppResult<Response> {
     let entry = allowlist::normalize_entry(&req.entry).map_err(AppError::Invalid)?;
+    use crate::probe::client::{MAX_RATE, MIN_RATE};
+    if req.max_rate_per_sec.is_some_and(|r| !(MIN_RATE..=MAX_RATE).contains(&r)) {
+        return Err(AppError::Invalid(format!(
+            "`max_rate_per_sec` must be between {MIN_RATE} and {MAX_RATE}"
+        )));
+    }
     let e = AllowEntry {
         entry: entry.clone(),
         note: req.note,
         created_by: Some(caller.key_id),
         created_ms: now_ms(),
+        max_rate_per_sec: req.max_rate_per_sec,
     };
     state.store.add_allowlist(e.clone()).await?;
     Ok(with_detail((StatusCode::CREATED, Json(e)), serde_json::json!({"entry": entry})))
@@ -311,6 +322,9 @@ pub struct SecretIn {
     pub name: String,
     /// The secret (e.g. an API key). Stored in the data directory's database; never returned.
     pub value: String,
+    /// The endpoints (`host:port`) campaigns may send it to (at least one; at most 64).
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -335,7 +349,21 @@ pub async fn secret_put(
     if req.value.is_empty() || req.value.len() > 16_384 {
         return Err(AppError::Invalid("`value` must be 1–16384 bytes".into()));
     }
+    if req.hosts.is_empty() || req.hosts.len() > 64 {
+        return Err(AppError::Invalid(
+            "`hosts` must list 1–64 endpoints (host:port) the secret may be sent to".into(),
+        ));
+    }
+    let hosts = req
+        .hosts
+        .iter()
+        .map(|h| {
+            allowlist::normalize_entry(h).map_err(|e| AppError::Invalid(format!("`hosts`: {e}")))
+        })
+        .collect::<AppResult<Vec<_>>>()?;
     let info = state.store.put_secret(&req.name, &req.value, Some(caller.key_id)).await?;
+    state.store.set_secret_hosts(&req.name, hosts.clone()).await?;
+    let info = SecretInfo { hosts, ..info };
     Ok(with_detail((StatusCode::CREATED, Json(info)), serde_json::json!({"name": req.name})))
 }
 

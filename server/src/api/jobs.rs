@@ -42,7 +42,7 @@ struct UploadWriter {
 impl UploadWriter {
     async fn new(state: &AppState) -> AppResult<UploadWriter> {
         let path = state.config.uploads_dir().join(format!("{}.jsonl", random_base62(20)));
-        let file = tokio::fs::File::create(&path).await?;
+        let file = crate::files::create_private(&path).await?;
         Ok(UploadWriter {
             path,
             file: tokio::io::BufWriter::with_capacity(256 * 1024, file),
@@ -126,7 +126,7 @@ pub async fn stream_upload(state: &AppState, req: Request) -> AppResult<Upload> 
                         w.write(&c).await?;
                     }
                 } else {
-                    let v = field.text().await.map_err(|e| AppError::BadRequest(e.body_text()))?;
+                    let v = crate::limits::multipart_text(&mut field).await?;
                     fields.insert(name, v);
                 }
             }

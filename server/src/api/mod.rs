@@ -100,7 +100,9 @@ async fn not_found(req: Request) -> AppError {
     AppError::NotFound(format!("no route for {} {}", req.method(), req.uri().path()))
 }
 
-/// Request count and latency per route.
+/// Request count and latency per route. Labels come from fixed sets only (the matched route
+/// template or `unmatched`, a known method or `other`, the status code), so that made-up methods
+/// or paths cannot grow `/metrics` without bound.
 async fn track_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = req
@@ -108,7 +110,7 @@ async fn track_metrics(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = crate::metrics_labels::method(req.method()).to_owned();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
@@ -214,6 +216,14 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn(refuse_nul_in_url))
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        // 0 disables the timeout: ~136 years (tokio clamps far deadlines).
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(match cfg.request_timeout_secs {
+                0 => u32::MAX.into(),
+                s => s,
+            }),
+        ))
         .layer(middleware::from_fn(track_metrics))
         .layer(middleware::from_fn(json_errors))
         .layer(TraceLayer::new_for_http())

@@ -109,8 +109,8 @@ impl CampaignSpec {
         if self.budget.max_requests == 0 || self.budget.max_requests > 100_000 {
             return Err("`budget.max_requests` must be between 1 and 100000".into());
         }
-        if self.budget.max_tokens.is_some_and(|t| t <= 0) {
-            return Err("`budget.max_tokens` must be positive".into());
+        if self.budget.max_tokens.is_some_and(|t| !(1..=1_000_000_000_000).contains(&t)) {
+            return Err("`budget.max_tokens` must be between 1 and 10^12".into());
         }
         VerdictOptions::check_alpha(self.alpha).map_err(|e| e.to_string())?;
         if self.concurrency == 0 || self.concurrency > 64 {
@@ -119,12 +119,10 @@ impl CampaignSpec {
         if self.batch == 0 || self.batch > 1000 {
             return Err("`batch` must be between 1 and 1000".into());
         }
-        if !(self.client.rate_per_sec > 0.0 && self.client.rate_per_sec <= 1000.0) {
-            return Err("`client.rate_per_sec` must be in (0, 1000]".into());
+        if self.max_consecutive_failures == 0 || self.max_consecutive_failures > 100_000 {
+            return Err("`max_consecutive_failures` must be between 1 and 100000".into());
         }
-        if self.client.max_attempts == 0 || self.client.max_attempts > 20 {
-            return Err("`client.max_attempts` must be between 1 and 20".into());
-        }
+        self.client.validate()?;
         for e in std::iter::once(&self.endpoint).chain(self.upstream.as_ref()) {
             if e.model.trim().is_empty() {
                 return Err("endpoint `model` is empty".into());
@@ -294,7 +292,15 @@ pub async fn run(
     if !store.set_campaign_state(id, JobState::Running, None).await? {
         return Ok(store.get_campaign(id).await?.unwrap_or(c));
     }
-    let outcome = drive(store.as_ref(), &engine, &c, extra_allow, &cancel, on_progress).await;
+    let outcome = super::guard::catch_panic(drive(
+        store.as_ref(),
+        &engine,
+        &c,
+        extra_allow,
+        &cancel,
+        on_progress,
+    ))
+    .await;
     let (state, err, reason) = match outcome {
         Ok(Some(reason)) => (JobState::Done, None, reason),
         Ok(None) => (JobState::Cancelled, None, "cancelled".to_string()),
@@ -324,6 +330,8 @@ pub async fn run(
 struct Clients {
     suspect: ChatClient,
     upstream: Option<ChatClient>,
+    /// The `host:port` allowlist entries the clients talk to (re-checked before every probe).
+    entries: Vec<String>,
 }
 
 async fn connect(
@@ -331,25 +339,28 @@ async fn connect(
     spec: &CampaignSpec,
     extra_allow: &HashSet<String>,
 ) -> AppResult<Clients> {
-    let mut allowed: HashSet<String> =
-        store.list_allowlist().await?.into_iter().map(|e| e.entry).collect();
+    let list = store.list_allowlist().await?;
+    let ceilings: HashMap<String, f64> =
+        list.iter().filter_map(|e| Some((e.entry.clone(), e.max_rate_per_sec?))).collect();
+    let mut allowed: HashSet<String> = list.into_iter().map(|e| e.entry).collect();
     allowed.extend(extra_allow.iter().cloned());
+    let mut entries = Vec::new();
     let client = |t: Target, e: &EndpointSpec, key: Option<String>| {
         ChatClient::new(&t, &e.model, key, spec.client.clone()).map_err(AppError::Internal)
     };
     let mut out = Vec::new();
     for e in std::iter::once(&spec.endpoint).chain(spec.upstream.as_ref()) {
         let t = allowlist::check(&e.base_url, &allowed).await.map_err(AppError::TargetRefused)?;
+        let entry = format!("{}:{}", t.host, t.port);
         let key = match &e.api_key_secret {
-            Some(name) => {
-                Some(super::resolve_secret(store, name).await.map_err(AppError::Invalid)?)
-            }
+            Some(name) => Some(super::resolve_secret_for(store, name, &entry).await?),
             None => None,
         };
-        out.push(client(t, e, key)?);
+        out.push(client(t, e, key)?.with_ceiling(&entry, ceilings.get(&entry).copied()));
+        entries.push(entry);
     }
     let upstream = if out.len() > 1 { out.pop() } else { None };
-    Ok(Clients { suspect: out.pop().expect("suspect client"), upstream })
+    Ok(Clients { suspect: out.pop().expect("suspect client"), upstream, entries })
 }
 
 /// Check the targets of a spec against the allowlist now (creation time), without sending.
@@ -372,6 +383,9 @@ async fn drive(
 ) -> AppResult<Option<String>> {
     let spec: CampaignSpec = serde_json::from_value(c.spec.clone())
         .map_err(|e| AppError::Internal(format!("stored campaign spec: {e}")))?;
+    // A campaign stored by an older version (or written to the store by hand) is checked again:
+    // its values reach the limiter and the client.
+    spec.validate().map_err(|e| AppError::Invalid(format!("stored campaign spec: {e}")))?;
     let (_, profile) = engine.resolve(spec.profile.as_deref())?;
     let clients = connect(store, &spec, extra_allow).await?;
     let mut seq: Sequential = match c.sequential.clone() {
@@ -390,6 +404,7 @@ async fn drive(
         campaign: &c.id,
         cancel,
         source: format!("campaign:{}", c.id),
+        extra_allow,
     };
     loop {
         if cancel.load(Ordering::SeqCst) {
@@ -460,11 +475,28 @@ struct ProbeCtx<'a> {
     campaign: &'a str,
     cancel: &'a AtomicBool,
     source: String,
+    extra_allow: &'a HashSet<String>,
 }
 
 impl ProbeCtx<'_> {
     /// Send one probe (and its upstream twin). `Some(answered?)`, or `None` when it was not sent.
     async fn probe(&self, p: ProbeRecord) -> AppResult<Option<bool>> {
+        // An admin who removes a target from the allowlist stops the campaigns sending to it
+        // (issue 14 item 8): checked before each probe, so at most the probes in flight finish.
+        if !self.cancel.load(Ordering::SeqCst) {
+            let listed: HashSet<String> =
+                self.store.list_allowlist().await?.into_iter().map(|e| e.entry).collect();
+            if let Some(gone) = self
+                .clients
+                .entries
+                .iter()
+                .find(|e| !listed.contains(*e) && !self.extra_allow.contains(*e))
+            {
+                return Err(AppError::TargetRefused(format!(
+                    "`{gone}` was removed from the allowlist; the campaign stopped"
+                )));
+            }
+        }
         if self.cancel.load(Ordering::SeqCst)
             || !self.store.mark_probe_sent(self.campaign, p.seq).await?
         {

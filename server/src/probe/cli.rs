@@ -23,7 +23,9 @@ pub struct ProbeArgs {
     /// The `model` to ask.
     #[arg(long, env = "PEDIGREE_PROBE_MODEL")]
     pub model: String,
-    /// Name of the secret with the suspect's API key (env PEDIGREE_SECRET_<NAME> or a stored secret).
+    /// Name of the secret with the suspect's API key (env PEDIGREE_SECRET_<NAME> or a stored
+    /// secret). It is sent only to an endpoint it is bound to: the stored secret's `hosts`, or
+    /// PEDIGREE_SECRET_<NAME>_HOSTS (comma-separated HOST:PORT) for one from the environment.
     #[arg(long, env = "PEDIGREE_PROBE_API_KEY_SECRET")]
     pub api_key_secret: Option<String>,
     /// `identity`, `general`, `identity+general` or a JSONL file (`{"prompt": …}` per line).
@@ -40,6 +42,7 @@ pub struct ProbeArgs {
     pub upstream_endpoint: Option<String>,
     #[arg(long, env = "PEDIGREE_PROBE_UPSTREAM_MODEL", requires = "upstream_endpoint")]
     pub upstream_model: Option<String>,
+    /// Name of the secret with the upstream's API key (bound to its hosts like --api-key-secret).
     #[arg(long, env = "PEDIGREE_PROBE_UPSTREAM_API_KEY_SECRET")]
     pub upstream_api_key_secret: Option<String>,
     /// Allow this HOST:PORT for this run in addition to the stored allowlist (repeatable).

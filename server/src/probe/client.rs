@@ -68,6 +68,40 @@ fn d_answer_tokens() -> u32 {
     512
 }
 
+impl ClientOptions {
+    /// Every numeric field within its documented range (README "Security and limits"); the
+    /// error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let int = |name: &str, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("`client.{name}` must be between {lo} and {hi} (got {v})"))
+            }
+        };
+        int("timeout_ms", self.timeout_ms, 100, 600_000)?;
+        int("max_attempts", self.max_attempts.into(), 1, 20)?;
+        int("backoff_base_ms", self.backoff_base_ms, 0, 60_000)?;
+        int("backoff_max_ms", self.backoff_max_ms, 0, 600_000)?;
+        int("retry_after_max_ms", self.retry_after_max_ms, 0, 3_600_000)?;
+        int("answer_max_tokens", self.answer_max_tokens.into(), 1, 32_768)?;
+        if !(MIN_RATE..=MAX_RATE).contains(&self.rate_per_sec) {
+            return Err(format!(
+                "`client.rate_per_sec` must be between {MIN_RATE} and {MAX_RATE} (got {})",
+                self.rate_per_sec
+            ));
+        }
+        if self.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+            return Err("`client.temperature` must be between 0 and 2".into());
+        }
+        Ok(())
+    }
+}
+
+/// Bounds of `client.rate_per_sec` (requests per second).
+pub const MIN_RATE: f64 = 0.001;
+pub const MAX_RATE: f64 = 1000.0;
+
 impl Default for ClientOptions {
     fn default() -> Self {
         serde_json::from_str("{}").expect("defaults")
@@ -104,12 +138,23 @@ pub struct RateLimiter {
     state: Mutex<(Duration, Instant)>,
 }
 
+/// The longest spacing a limiter applies (a rate below 1/3600 per second is treated as that):
+/// `1 / 1e-300` seconds is not a `Duration`, and an `Instant` that far ahead overflows.
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
 fn interval_of(rate_per_sec: f64) -> Duration {
     if rate_per_sec > 0.0 && rate_per_sec.is_finite() {
-        Duration::from_secs_f64(1.0 / rate_per_sec)
+        Duration::try_from_secs_f64(1.0 / rate_per_sec).unwrap_or(MAX_INTERVAL).min(MAX_INTERVAL)
     } else {
         Duration::ZERO
     }
+}
+
+/// The limiter state lock. Nothing that can panic runs under it, and a poisoned lock (a panic
+/// elsewhere while it was held) still holds a valid `(interval, slot)` pair, so it is taken
+/// over instead of poisoning every later campaign.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl RateLimiter {
@@ -117,30 +162,31 @@ impl RateLimiter {
         RateLimiter { state: Mutex::new((interval_of(rate_per_sec), Instant::now())) }
     }
 
-    /// The process-wide limiter of endpoint `host:port`: every campaign (and the upstream side of
-    /// every campaign) talking to the same endpoint shares it, at the strictest rate any of them
-    /// asked for.
+    /// The process-wide ceiling of endpoint `host:port` that an admin set on its allowlist entry
+    /// (`max_rate_per_sec`): every campaign talking to the endpoint shares it, on top of its own
+    /// limiter. The rate is the admin's latest value (it is set again each time a campaign
+    /// connects), never the strictest a campaign asked for.
     pub fn for_endpoint(entry: &str, rate_per_sec: f64) -> std::sync::Arc<RateLimiter> {
         static ALL: std::sync::OnceLock<
             Mutex<std::collections::HashMap<String, std::sync::Arc<RateLimiter>>>,
         > = std::sync::OnceLock::new();
-        let mut all = ALL.get_or_init(Default::default).lock().expect("rate limiters");
+        let mut all = lock(ALL.get_or_init(Default::default));
         let l = all
             .entry(entry.to_string())
             .or_insert_with(|| std::sync::Arc::new(RateLimiter::new(rate_per_sec)))
             .clone();
         {
-            let mut st = l.state.lock().expect("rate limiter");
-            st.0 = st.0.max(interval_of(rate_per_sec));
+            let mut st = lock(&l.state);
+            st.0 = interval_of(rate_per_sec);
         }
         l
     }
 
     pub async fn acquire(&self) {
         let slot = {
-            let mut st = self.state.lock().expect("rate limiter");
+            let mut st = lock(&self.state);
             let slot = st.1.max(Instant::now());
-            st.1 = slot + st.0;
+            st.1 = slot.checked_add(st.0).unwrap_or(slot);
             slot
         };
         tokio::time::sleep_until(slot).await;
@@ -153,7 +199,10 @@ pub struct ChatClient {
     model: String,
     api_key: Option<String>,
     opts: ClientOptions,
-    limiter: std::sync::Arc<RateLimiter>,
+    /// This client's own limiter (one campaign's side, at its `rate_per_sec`).
+    limiter: RateLimiter,
+    /// The endpoint's shared admin ceiling, if any.
+    ceiling: Option<std::sync::Arc<RateLimiter>>,
 }
 
 /// `{base}/chat/completions`, unless the URL already ends with it.
@@ -166,14 +215,10 @@ pub fn completions_url(base: &reqwest::Url) -> reqwest::Url {
     }
 }
 
-/// `Retry-After`: delta-seconds or an HTTP date.
+/// `Retry-After`: delta-seconds or an HTTP date, bounded ([`super::retry_after`]).
 fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(s) = v.parse::<f64>() {
-        return (s >= 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    super::retry_after::parse(v, std::time::SystemTime::now())
 }
 
 fn snippet(s: &str) -> String {
@@ -242,12 +287,16 @@ impl ChatClient {
             url: completions_url(&target.url),
             model: model.to_string(),
             api_key,
-            limiter: RateLimiter::for_endpoint(
-                &format!("{}:{}", target.host, target.port),
-                opts.rate_per_sec,
-            ),
+            limiter: RateLimiter::new(opts.rate_per_sec),
+            ceiling: None,
             opts,
         })
+    }
+
+    /// Also respect the admin's ceiling for endpoint `entry` (`None`: no ceiling).
+    pub fn with_ceiling(mut self, entry: &str, max_rate_per_sec: Option<f64>) -> ChatClient {
+        self.ceiling = max_rate_per_sec.map(|r| RateLimiter::for_endpoint(entry, r));
+        self
     }
 
     pub fn options(&self) -> &ClientOptions {
@@ -266,6 +315,9 @@ impl ChatClient {
         for attempt in 1..=max {
             on_attempt(attempt);
             self.limiter.acquire().await;
+            if let Some(c) = &self.ceiling {
+                c.acquire().await;
+            }
             match self.attempt(prompt, idempotency_key).await {
                 Ok((text, tokens)) => return Ok(Answer { text, tokens, attempts: attempt }),
                 Err(AttemptError::Fatal(msg)) => {
@@ -312,12 +364,21 @@ impl ChatClient {
         prompt: &str,
         idempotency_key: &str,
     ) -> Result<(String, i64), AttemptError> {
-        self.attempt_raw(prompt, idempotency_key).await.map_err(|e| match e {
-            AttemptError::Retry { msg, retry_after } => {
-                AttemptError::Retry { msg: msg.replace('\0', "\u{FFFD}"), retry_after }
+        // The endpoint may echo the API key (in an error, or in the answer itself): it is
+        // redacted before anything is stored, logged or returned.
+        let redact = |s: String| match &self.api_key {
+            Some(k) if !k.is_empty() => s.replace(k.as_str(), "[REDACTED]"),
+            _ => s,
+        };
+        match self.attempt_raw(prompt, idempotency_key).await {
+            Ok((text, tokens)) => Ok((redact(text), tokens)),
+            Err(AttemptError::Retry { msg, retry_after }) => {
+                Err(AttemptError::Retry { msg: redact(msg).replace('\0', "\u{FFFD}"), retry_after })
             }
-            AttemptError::Fatal(msg) => AttemptError::Fatal(msg.replace('\0', "\u{FFFD}")),
-        })
+            Err(AttemptError::Fatal(msg)) => {
+                Err(AttemptError::Fatal(redact(msg).replace('\0', "\u{FFFD}")))
+            }
+        }
     }
 
     async fn attempt_raw(
@@ -510,6 +571,18 @@ mod tests {
         assert_eq!(retry_after(&h), None);
     }
 
+    /// Issue 14 item 1: `1 / 1e-300` s is no `Duration`, and `now + 1e19 s` overflows `Instant`:
+    /// both panicked while the limiter's lock was held.
+    #[tokio::test]
+    async fn tiny_rates_neither_panic_nor_poison_the_limiter() {
+        for rate in [1e-300, 1e-19, f64::MIN_POSITIVE] {
+            let l = RateLimiter::new(rate);
+            l.acquire().await;
+            let next = tokio::time::timeout(Duration::from_millis(20), l.acquire()).await;
+            assert!(next.is_err(), "the second slot is far away ({rate})");
+        }
+    }
+
     #[tokio::test]
     async fn rate_limiter_spaces_requests() {
         let l = RateLimiter::new(50.0);
@@ -522,11 +595,15 @@ mod tests {
         assert!(t0.elapsed() >= Duration::from_millis(80), "{:?}", t0.elapsed());
     }
 
+    /// The endpoint ceiling is shared and follows the admin's latest value (it used to keep the
+    /// strictest rate any campaign had asked for, for ever).
     #[tokio::test]
-    async fn endpoints_share_one_limiter_at_the_strictest_rate() {
+    async fn endpoint_ceilings_are_shared_at_the_latest_rate() {
+        let strict = RateLimiter::for_endpoint("limiter-test:1", 0.001);
         let a = RateLimiter::for_endpoint("limiter-test:1", 1000.0);
         let b = RateLimiter::for_endpoint("limiter-test:1", 50.0);
-        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert!(std::sync::Arc::ptr_eq(&a, &b) && std::sync::Arc::ptr_eq(&a, &strict));
+        assert_eq!(lock(&a.state).0, Duration::from_millis(20), "not the strictest (1000 s)");
         let t0 = Instant::now();
         for _ in 0..3 {
             a.acquire().await;

@@ -14,8 +14,10 @@ pub mod allowlist;
 pub mod campaign;
 pub mod cli;
 pub mod client;
+pub mod guard;
 pub mod probesets;
 pub mod replay;
+pub mod retry_after;
 
 pub use campaign::{CampaignManager, CampaignSpec, EndpointSpec};
 
@@ -47,6 +49,38 @@ pub async fn resolve_secret(store: &dyn Store, name: &str) -> Result<String, Str
         )),
         Err(e) => Err(format!("reading secret `{name}`: {e}")),
     }
+}
+
+/// Secret `name`'s value for endpoint `entry` (`host:port`): refused unless an admin bound the
+/// secret to that endpoint (the stored secret's `hosts`, or `PEDIGREE_SECRET_<NAME>_HOSTS`,
+/// comma-separated, for a secret given in the environment), so that an analyst cannot send a
+/// key to another allowlisted host that might log or echo it.
+pub async fn resolve_secret_for(
+    store: &dyn Store,
+    name: &str,
+    entry: &str,
+) -> crate::error::AppResult<String> {
+    use crate::error::AppError;
+    let value = resolve_secret(store, name).await.map_err(AppError::Invalid)?;
+    let from_env = std::env::var(secret_env_var(name)).is_ok_and(|v| !v.is_empty());
+    let hosts = if from_env {
+        let var = format!("{}_HOSTS", secret_env_var(name));
+        crate::store::split_hosts(&std::env::var(var).unwrap_or_default())
+            .iter()
+            .filter_map(|h| allowlist::normalize_entry(h).ok())
+            .collect()
+    } else {
+        store.secret_hosts(name).await?.unwrap_or_default()
+    };
+    if !hosts.iter().any(|h| h == entry) {
+        return Err(AppError::SecretNotAllowed(format!(
+            "secret `{name}` may not be sent to `{entry}` (it is bound to: {}); an admin binds it \
+             with POST /v1/secrets {{\"name\", \"value\", \"hosts\"}} or {}_HOSTS",
+            if hosts.is_empty() { "no host".to_string() } else { hosts.join(", ") },
+            secret_env_var(name)
+        )));
+    }
+    Ok(value)
 }
 
 /// A secret name: 1–64 characters of `[A-Za-z0-9_-]`.

@@ -26,6 +26,10 @@ use std::time::Duration;
 pub enum Fault {
     /// 429 with `Retry-After: secs`.
     RateLimit { retry_after_secs: u64 },
+    /// 429 with `Retry-After: <value>` verbatim (hostile values: `1e300`, `inf`, year 9999).
+    RetryAfterRaw { value: String },
+    /// 401 whose body echoes the request's `Authorization` header (a careless endpoint).
+    EchoAuthorization,
     /// 500 with a JSON error body.
     ServerError,
     /// Answer normally, but only after `ms` milliseconds.
@@ -213,6 +217,17 @@ async fn chat(
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, retry_after_secs.to_string().parse().expect("header"));
             return resp;
+        }
+        Some(Fault::RetryAfterRaw { ref value }) => {
+            let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "rate limited");
+            if let Ok(v) = header::HeaderValue::from_str(value) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return resp;
+        }
+        Some(Fault::EchoAuthorization) => {
+            let auth = hdr("authorization").unwrap_or_default();
+            return error(StatusCode::UNAUTHORIZED, &format!("invalid API key: {auth}"));
         }
         Some(Fault::ServerError) => {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

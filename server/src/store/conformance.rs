@@ -210,6 +210,15 @@ async fn secrets_list_names_only(s: Arc<dyn Store>) {
     assert_eq!(s.get_secret("OPENAI").await.unwrap().as_deref(), Some("sk-456"));
     let l = serde_json::to_string(&s.list_secrets().await.unwrap()).unwrap();
     assert!(l.contains("OPENAI") && !l.contains("sk-"));
+    // Hosts a secret is bound to (issue 14 item 5): kept when the value is replaced.
+    assert_eq!(s.secret_hosts("OPENAI").await.unwrap(), Some(vec![]));
+    let hosts = vec!["api.example:443".to_string(), "[::1]:8080".to_string()];
+    assert!(s.set_secret_hosts("OPENAI", hosts.clone()).await.unwrap());
+    assert!(!s.set_secret_hosts("NOPE", hosts.clone()).await.unwrap());
+    assert_eq!(s.secret_hosts("NOPE").await.unwrap(), None);
+    assert_eq!(s.put_secret("OPENAI", "sk-789", None).await.unwrap().hosts, hosts);
+    assert_eq!(s.secret_hosts("OPENAI").await.unwrap(), Some(hosts.clone()));
+    assert_eq!(s.list_secrets().await.unwrap()[0].hosts, hosts);
     assert!(s.delete_secret("OPENAI").await.unwrap());
     assert!(s.get_secret("OPENAI").await.unwrap().is_none());
 }
@@ -338,6 +347,7 @@ async fn lists_order_and_page_alike(s: Arc<dyn Store>) {
             note: note.into(),
             created_by: None,
             created_ms: 1,
+            max_rate_per_sec: None,
         })
         .await
         .unwrap();
@@ -347,6 +357,7 @@ async fn lists_order_and_page_alike(s: Arc<dyn Store>) {
         note: "new".into(),
         created_by: None,
         created_ms: 2,
+        max_rate_per_sec: Some(0.5),
     })
     .await
     .unwrap();
@@ -360,6 +371,7 @@ async fn lists_order_and_page_alike(s: Arc<dyn Store>) {
         ("new", 1),
         "an existing entry only gets the new note"
     );
+    assert_eq!((al[1].max_rate_per_sec, al[0].max_rate_per_sec), (Some(0.5), None), "and ceiling");
     assert!(s.delete_allowlist("a.example:443").await.unwrap());
     assert!(!s.delete_allowlist("a.example:443").await.unwrap());
 

@@ -456,6 +456,10 @@ pub struct AllowEntry {
     pub note: String,
     pub created_by: Option<String>,
     pub created_ms: i64,
+    /// Ceiling on the requests per second all campaigns together send to this endpoint (each
+    /// campaign also keeps its own `client.rate_per_sec`); `None`: no ceiling.
+    #[serde(default)]
+    pub max_rate_per_sec: Option<f64>,
 }
 
 /// A stored secret's metadata. The value is never part of this record.
@@ -464,6 +468,9 @@ pub struct SecretInfo {
     pub name: String,
     pub created_by: Option<String>,
     pub created_ms: i64,
+    /// The endpoints (`host:port`) the secret may be sent to.
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 /// The server's persistence. Implementations must be safe to share between tasks.
@@ -492,6 +499,8 @@ pub trait Store: Send + Sync + 'static {
     // --- audit log
     fn append_audit(&self, entries: Vec<AuditEntry>) -> StoreFuture<'_, ()>;
     fn list_audit(&self, q: AuditQuery) -> StoreFuture<'_, Vec<AuditEntry>>;
+    /// Delete audit entries older than `before_ms` (the retention setting); returns how many.
+    fn prune_audit(&self, before_ms: i64) -> StoreFuture<'_, u64>;
 
     // --- profiles
     fn upsert_profile(&self, rec: ProfileRecord) -> StoreFuture<'_, ()>;
@@ -613,9 +622,15 @@ pub trait Store: Send + Sync + 'static {
         created_by: Option<String>,
     ) -> StoreFuture<'_, SecretInfo>;
     fn get_secret(&self, name: &str) -> StoreFuture<'_, Option<String>>;
+    /// Bind secret `name` to these endpoints (replacing its list); `false` if there is no such secret.
+    fn set_secret_hosts(&self, name: &str, hosts: Vec<String>) -> StoreFuture<'_, bool>;
+    /// The endpoints secret `name` may be sent to; `None` if there is no such secret.
+    fn secret_hosts(&self, name: &str) -> StoreFuture<'_, Option<Vec<String>>>;
     fn list_secrets(&self) -> StoreFuture<'_, Vec<SecretInfo>>;
     fn delete_secret(&self, name: &str) -> StoreFuture<'_, bool>;
 }
+
+pub use sql::split_hosts;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -488,6 +488,13 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            fn prune_audit(&self, before_ms: i64) -> StoreFuture<'_, u64> {
+                Box::pin(async move {
+                    let r = sqlx::query(D.sql("DELETE FROM audit_log WHERE at_ms < ?")).bind(before_ms).execute(self.writer()).await?;
+                    Ok(r.rows_affected())
+                })
+            }
+
             fn list_audit(&self, q: AuditQuery) -> StoreFuture<'_, Vec<AuditEntry>> {
                 Box::pin(async move {
                     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -1021,6 +1028,7 @@ macro_rules! impl_sql_store {
                                 note: r.try_get("note")?,
                                 created_by: r.try_get("created_by")?,
                                 created_ms: r.try_get("created_ms")?,
+                                max_rate_per_sec: r.try_get("max_rate_per_sec")?,
                             })
                         })
                         .collect()
@@ -1030,13 +1038,14 @@ macro_rules! impl_sql_store {
             fn add_allowlist(&self, e: AllowEntry) -> StoreFuture<'_, ()> {
                 Box::pin(async move {
                     sqlx::query(D.sql(
-                        "INSERT INTO allowlist (entry, note, created_by, created_ms) VALUES (?, ?, ?, ?) \
-                         ON CONFLICT (entry) DO UPDATE SET note = excluded.note",
+                        "INSERT INTO allowlist (entry, note, created_by, created_ms, max_rate_per_sec) VALUES (?, ?, ?, ?, ?) \
+                         ON CONFLICT (entry) DO UPDATE SET note = excluded.note, max_rate_per_sec = excluded.max_rate_per_sec",
                     ))
                     .bind(e.entry)
                     .bind(e.note)
                     .bind(e.created_by)
                     .bind(e.created_ms)
+                    .bind(e.max_rate_per_sec)
                     .execute(self.writer())
                     .await?;
                     Ok(())
@@ -1052,7 +1061,7 @@ macro_rules! impl_sql_store {
             }
 
             fn put_secret(&self, name: &str, value: &str, created_by: Option<String>) -> StoreFuture<'_, SecretInfo> {
-                let info = SecretInfo { name: name.to_string(), created_by, created_ms: now_ms() };
+                let info = SecretInfo { name: name.to_string(), created_by, created_ms: now_ms(), hosts: vec![] };
                 let value = value.to_string();
                 Box::pin(async move {
                     sqlx::query(D.sql(
@@ -1065,7 +1074,24 @@ macro_rules! impl_sql_store {
                     .bind(info.created_ms)
                     .execute(self.writer())
                     .await?;
-                    Ok(info)
+                    let hosts: String = sqlx::query_scalar(D.sql("SELECT hosts FROM secrets WHERE name = ?")).bind(&info.name).fetch_one(self.writer()).await?;
+                    Ok(SecretInfo { hosts: super::sql::split_hosts(&hosts), ..info })
+                })
+            }
+
+            fn set_secret_hosts(&self, name: &str, hosts: Vec<String>) -> StoreFuture<'_, bool> {
+                let name = name.to_string();
+                Box::pin(async move {
+                    let r = sqlx::query(D.sql("UPDATE secrets SET hosts = ? WHERE name = ?")).bind(hosts.join(",")).bind(name).execute(self.writer()).await?;
+                    Ok(r.rows_affected() > 0)
+                })
+            }
+
+            fn secret_hosts(&self, name: &str) -> StoreFuture<'_, Option<Vec<String>>> {
+                let name = name.to_string();
+                Box::pin(async move {
+                    let h: Option<String> = sqlx::query_scalar(D.sql("SELECT hosts FROM secrets WHERE name = ?")).bind(name).fetch_optional(self.reader()).await?;
+                    Ok(h.map(|h| super::sql::split_hosts(&h)))
                 })
             }
 
@@ -1078,9 +1104,9 @@ macro_rules! impl_sql_store {
 
             fn list_secrets(&self) -> StoreFuture<'_, Vec<SecretInfo>> {
                 Box::pin(async move {
-                    let rows = sqlx::query("SELECT name, created_by, created_ms FROM secrets ORDER BY name").fetch_all(self.reader()).await?;
+                    let rows = sqlx::query("SELECT name, created_by, created_ms, hosts FROM secrets ORDER BY name").fetch_all(self.reader()).await?;
                     rows.iter()
-                        .map(|r| Ok(SecretInfo { name: r.try_get("name")?, created_by: r.try_get("created_by")?, created_ms: r.try_get("created_ms")? }))
+                        .map(|r| Ok(SecretInfo { name: r.try_get("name")?, created_by: r.try_get("created_by")?, created_ms: r.try_get("created_ms")?, hosts: super::sql::split_hosts(&r.try_get::<String, _>("hosts")?) }))
                         .collect()
                 })
             }
@@ -1094,6 +1120,11 @@ macro_rules! impl_sql_store {
             }
         }
     };
+}
+
+/// The stored form of a secret's hosts: `host:port` entries joined by commas (none holds one).
+pub fn split_hosts(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from).collect()
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Open (creating if missing) `path` and run the migrations.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        crate::files::restrict_sqlite_files(path)?;
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -80,5 +81,26 @@ mod tests {
         assert_eq!(mode, "wal");
         let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&s.write).await.unwrap();
         assert_eq!(fk, 1);
+    }
+
+    /// Issue 14 item 5: the database holds secrets and key hashes: owner-only (it was 0644).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn database_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        let s = SqliteStore::open(&path).await.unwrap();
+        sqlx::query("CREATE TABLE t (x)").execute(&s.write).await.unwrap();
+        for f in ["t.sqlite", "t.sqlite-wal", "t.sqlite-shm"] {
+            let mode = std::fs::metadata(dir.path().join(f)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}: {mode:o}");
+        }
+        // An existing world-readable database is tightened on open.
+        s.close().await;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        SqliteStore::open(&path).await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 }
