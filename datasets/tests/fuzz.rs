@@ -163,3 +163,52 @@ proptest! {
         }
     }
 }
+
+/// Served-log import: `read_answers` (with and without an account filter), the per-account
+/// summary and the time parser on random input: `Ok` / `Err`, never a panic.
+fn served_doc() -> impl Strategy<Value = Vec<u8>> {
+    let fields = proptest::sample::select(
+        &[
+            "\"account\"",
+            "\"user\"",
+            "\"created\"",
+            "\"created_at\"",
+            "\"timestamp\"",
+            "\"2023-05-01T12:00:00Z\"",
+            "\"2023-05-01 12:00:00+02:00\"",
+            "\"9999-99-99T99:99:99Z\"",
+            "1700000000",
+            "-9223372036854775808",
+            "1e308",
+            "\"acct\"",
+        ][..],
+    );
+    prop_oneof![
+        document(),
+        proptest::collection::vec(prop_oneof![proptest::sample::select(TOKENS), fields], 0..200)
+            .prop_map(|t| t.concat().into_bytes()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn served_log_import_never_panics(doc in served_doc(), name in proptest::sample::select(NAMES)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, &doc).unwrap();
+        for account in [None, Some("acct")] {
+            if let Ok(a) = datasets::read_answers(&path, None, account) {
+                let s = datasets::summarize(&a);
+                prop_assert!(s.iter().map(|x| x.answers).sum::<usize>() == a.len());
+            }
+        }
+    }
+
+    #[test]
+    fn time_parser_never_panics(s in "\\PC{0,40}", t in "[0-9:T .+Zz-]{0,32}") {
+        let _ = datasets::served::parse_rfc3339(&s);
+        let _ = datasets::served::parse_rfc3339(&t);
+    }
+}

@@ -528,7 +528,7 @@ fn read_answer(e: &mut Exchange, b: &[u8]) {
 fn probe_cmd(data: &Path, proxy: &Proxy, extra: &[&str]) -> Command {
     let mut cmd = Command::new(common::proc::BIN);
     cmd.args(["probe", "--endpoint", &proxy.base(), "--model", MODEL, "--allow", &proxy.entry()])
-        .args(["--concurrency", "2", "--rate", "50", "--timeout-ms", "30000", "--batch", "6"])
+        .args(["--concurrency", "2", "--rate", "50", "--timeout-ms", "90000", "--batch", "6"])
         .args(["--answer-max-tokens", &ANSWER_TOKENS.to_string()])
         .arg("--data")
         .arg(data)
