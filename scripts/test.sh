@@ -6,7 +6,8 @@
 #     crate's tests (unit, integration, real-server, kill -9 crash-resume on SQLite and PostgreSQL,
 #     audit mixtures, the dashboard in headless Chromium, whose screenshots land in
 #     artifacts/screenshots/);
-#  3. builds the release binary and runs the bench protocol on ../shared/datasets/alpaca-eval-dev,
+#  3. checks formatting (rustfmt.toml) and lints (`cargo clippy -D warnings`, workspace lints);
+#  4. builds the release binary and runs the bench protocol on ../shared/datasets/alpaca-eval-dev,
 #     failing if any dev metric falls below the figures recorded in bench/alpaca-eval-dev.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,10 +27,35 @@ scripts/build-llama-server.sh # llama.cpp's llama-server for server/tests/llama_
 scripts/install-browser.sh
 scripts/install-postgres.sh
 
+# The plain closing line CI reads, from cargo's own counts; printed on every exit path below.
+summary() {
+  local passed failed
+  passed=$(grep -E "^test result:" /tmp/pedigree-test.log | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
+  failed=$(grep -E "^test result:" /tmp/pedigree-test.log | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')
+  echo "${passed} passed, ${failed} failed"
+}
+
+# `set -e` + pipefail would exit on a failing `cargo test | tee` before the check and the
+# closing line: take cargo's status from PIPESTATUS instead.
+set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/pedigree-test.log
-# tee hides cargo's status: re-check the summary lines.
-if grep -qE "^test result: FAILED|^error: (test failed|[0-9]+ target failed)|could not compile" /tmp/pedigree-test.log; then
-  echo "cargo test failed" >&2
+test_status=${PIPESTATUS[0]}
+set -e
+if [ "$test_status" -ne 0 ] || grep -qE "^test result: FAILED|^error: (test failed|[0-9]+ target failed)|could not compile" /tmp/pedigree-test.log; then
+  echo "cargo test failed (status $test_status)" >&2
+  summary
+  exit 1
+fi
+
+# Formatting and lints are enforced, after the tests so a style slip never hides a test result.
+if ! cargo fmt --all --check; then
+  echo "cargo fmt --all --check failed: run cargo fmt --all" >&2
+  summary
+  exit 1
+fi
+if ! cargo clippy --workspace --all-targets -- -D warnings; then
+  echo "cargo clippy failed (warnings are errors)" >&2
+  summary
   exit 1
 fi
 
@@ -40,8 +66,16 @@ if [ -d "$bench_dir" ]; then
   if [ -n "${CI:-}" ]; then du -sh target/debug | sed 's/^/disk used: /'; rm -rf target/debug; fi
   cargo build --release -p server
   mkdir -p artifacts
+  set +e
   ./target/release/pedigree bench "$bench_dir" --report artifacts/bench.md \
     --no-regression-from bench/alpaca-eval-dev.json | tee artifacts/bench.json
+  bench_status=${PIPESTATUS[0]}
+  set -e
+  if [ "$bench_status" -ne 0 ]; then
+    echo "bench regression gate failed (status $bench_status)" >&2
+    summary
+    exit 1
+  fi
 else
   echo "note: $bench_dir not found; bench regression gate skipped" >&2
 fi
@@ -49,7 +83,4 @@ fi
 du -sh target/debug target/release 2>/dev/null | sed 's/^/disk used: /' || true
 df -h . | sed 's/^/disk after: /'
 
-# The plain closing line CI reads, from cargo's own counts.
-passed=$(grep -E "^test result:" /tmp/pedigree-test.log | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -E "^test result:" /tmp/pedigree-test.log | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')
-echo "${passed} passed, ${failed} failed"
+summary

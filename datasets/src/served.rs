@@ -113,8 +113,9 @@ pub struct AccountSummary {
 
 /// Per-account summary, accounts in lexical order (answers without an account last).
 pub fn summarize(answers: &[ServedAnswer]) -> Vec<AccountSummary> {
-    let mut by: BTreeMap<Option<&str>, (usize, HashSet<String>, Option<i64>, Option<i64>)> =
-        BTreeMap::new();
+    /// answers, distinct prompts, first and last `created`
+    type Acc = (usize, HashSet<String>, Option<i64>, Option<i64>);
+    let mut by: BTreeMap<Option<&str>, Acc> = BTreeMap::new();
     for a in answers {
         let e = by.entry(a.account.as_deref()).or_default();
         e.0 += 1;

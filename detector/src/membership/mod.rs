@@ -463,10 +463,11 @@ fn index_first<'a>(answers: &'a [Answer], dups: &mut usize) -> HashMap<String, &
     let mut m: HashMap<String, &'a str> = HashMap::new();
     for a in answers {
         let k = prompt_key(&a.prompt);
-        if m.contains_key(&k) {
-            *dups += 1;
-        } else {
-            m.insert(k, a.text.as_str());
+        match m.entry(k) {
+            std::collections::hash_map::Entry::Occupied(_) => *dups += 1,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(a.text.as_str());
+            }
         }
     }
     m
@@ -628,7 +629,7 @@ pub fn randomization(
 /// depends only on `total`, never on the thread count.
 pub(crate) fn split_chunks(total: usize) -> Vec<usize> {
     let mut v = vec![256; total / 256];
-    if total % 256 > 0 {
+    if !total.is_multiple_of(256) {
         v.push(total % 256);
     }
     v
@@ -673,9 +674,9 @@ fn shared_segments(p: &Prepared<'_>, suspect: &str) -> Vec<SharedSegment> {
     let served_runs = runs(&served_cov);
     // Where each served bigram starts (word index), for pairing.
     let mut bigram_at: HashMap<u64, usize> = HashMap::new();
-    for i in 1..p.served_words.len() {
+    for (i, &covered) in served_cov.iter().enumerate().skip(1) {
         for (len, h) in grams_ending_at(&p.served_words, i) {
-            if len == 2 && served_cov[i] {
+            if len == 2 && covered {
                 bigram_at.entry(h).or_insert(i - 1);
             }
         }

@@ -197,7 +197,7 @@ fn a_flagged_negative_control_makes_the_test_invalid() {
     let w = world(60, 12);
     let opts = MembershipOptions { permutations: 999, ..Default::default() };
     let ok = Control { name: "ref-a".into(), answers: w.own.clone() };
-    let r = run(&w.served, &w.fresh, &student(&w, 10), &[ok.clone()], &opts).unwrap();
+    let r = run(&w.served, &w.fresh, &student(&w, 10), std::slice::from_ref(&ok), &opts).unwrap();
     assert_eq!(r.decision, MembershipDecision::TrainedOnServed, "{}", r.reason);
     assert_eq!(r.controls.len(), 1);
     // A "control" that did see the served answers: the null is broken for this setup.
