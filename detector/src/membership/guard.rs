@@ -34,10 +34,14 @@ pub const DIM: usize = 256;
 
 /// The guard's feature vector of one answer (see the module doc).
 pub fn features(text: &str) -> Vec<f32> {
+    features_of(text, &words(text))
+}
+
+/// [`features`] from the answer's words, when the caller has them already.
+pub fn features_of(text: &str, ws: &[Word]) -> Vec<f32> {
     use std::collections::HashMap;
-    let ws: Vec<Word> = words(text);
     let mut counts: HashMap<u64, u32> = HashMap::new();
-    for w in &ws {
+    for w in ws {
         *counts.entry(w.hash).or_default() += 1;
     }
     for p in ws.windows(2) {

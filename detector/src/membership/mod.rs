@@ -38,7 +38,7 @@ pub mod grams;
 pub mod guard;
 pub mod stat;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -268,10 +268,10 @@ pub fn run(
     let mut matched = MatchCounts::default();
     // First served answer per prompt, in input order.
     let mut served_by: Vec<(String, &Answer)> = Vec::new();
-    let mut seen: HashMap<String, ()> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for a in served {
         let k = prompt_key(&a.prompt);
-        if seen.insert(k.clone(), ()).is_some() {
+        if !seen.insert(k.clone()) {
             matched.duplicates_ignored += 1;
         } else {
             served_by.push((k, a));
@@ -286,25 +286,36 @@ pub fn run(
     let suspect_by = index_first(suspect, &mut dups);
     matched.duplicates_ignored += dups;
 
+    // The controls' answers by prompt, so each served prompt is prepared once for everyone.
+    let control_by: Vec<HashMap<String, &str>> =
+        controls.iter().map(|c| index_first(&c.answers, &mut 0)).collect();
+    // Served prompts with a fresh answer that the suspect or a control answered.
     let mut rows = Vec::new();
-    let mut suspect_texts = Vec::new();
-    let mut fresh_total = 0usize;
     for (k, s) in &served_by {
         let Some(fs) = fresh_by.get(k) else {
             matched.without_fresh += 1;
             continue;
         };
-        let Some(x) = suspect_by.get(k) else {
+        let x = suspect_by.get(k).copied();
+        if x.is_none() {
             matched.without_suspect += 1;
-            continue;
-        };
-        fresh_total += fs.len();
-        rows.push((s, fs));
-        suspect_texts.push(*x);
+        }
+        if x.is_some() || control_by.iter().any(|c| c.contains_key(k)) {
+            rows.push((k, s, fs, x));
+        }
     }
     // Per-prompt preparation (n-gram sets, guard features) is independent: in parallel.
-    let prepared: Vec<Prepared<'_>> =
-        rows.par_iter().map(|(s, fs)| prepare(&s.prompt, &s.text, fs)).collect();
+    let base: Vec<Prepared<'_>> =
+        rows.par_iter().map(|(_, s, fs, _)| prepare(&s.prompt, &s.text, fs)).collect();
+    let (mut prepared, mut suspect_texts) = (Vec::new(), Vec::new());
+    let mut fresh_total = 0usize;
+    for ((_, _, fs, x), p) in rows.iter().zip(&base) {
+        if let Some(x) = x {
+            prepared.push(p);
+            suspect_texts.push(*x);
+            fresh_total += fs.len();
+        }
+    }
     let n = prepared.len();
     if n < opts.min_prompts {
         return Err(DetectorError::NotEnoughData(format!(
@@ -329,18 +340,14 @@ pub fn run(
 
     // Guard 2: negative controls, each on the prompts it answered.
     let mut control_results = Vec::new();
-    for c in controls {
-        let mut dups = 0;
-        let by = index_first(&c.answers, &mut dups);
-        let (mut rows, mut texts) = (Vec::new(), Vec::new());
-        for (k, s) in &served_by {
-            if let (Some(fs), Some(x)) = (fresh_by.get(k), by.get(k)) {
-                rows.push((s, fs));
+    for (c, by) in controls.iter().zip(&control_by) {
+        let (mut preps, mut texts) = (Vec::new(), Vec::new());
+        for ((k, ..), p) in rows.iter().zip(&base) {
+            if let Some(x) = by.get(*k) {
+                preps.push(p);
                 texts.push(*x);
             }
         }
-        let preps: Vec<Prepared<'_>> =
-            rows.par_iter().map(|(s, fs)| prepare(&s.prompt, &s.text, fs)).collect();
         if preps.len() < opts.min_prompts {
             return Err(DetectorError::NotEnoughData(format!(
                 "control {:?} answers {} of the compared prompts; a control needs at least {}",
@@ -420,7 +427,7 @@ pub fn run(
         .into_iter()
         .take(opts.top_evidence)
         .map(|i| {
-            let p = &prepared[i];
+            let p = prepared[i];
             let (nk, hk) = (&main.sizes[i], &main.hits[i]);
             PromptEvidence {
                 prompt: truncate_chars(p.prompt, 300),
@@ -489,13 +496,15 @@ fn truncate_chars(s: &str, max: usize) -> String {
 }
 
 fn prepare<'a>(prompt: &'a str, served: &'a str, fresh: &[&'a str]) -> Prepared<'a> {
+    // Each answer's words once, for both its n-gram set and its guard features.
+    let fresh_words: Vec<Vec<Word>> = fresh.iter().map(|f| words(f)).collect();
     let served_words = words(served);
     let mut sets = vec![grams::gram_set(&served_words)];
-    sets.extend(fresh.iter().map(|f| grams::grams(f)));
+    sets.extend(fresh_words.iter().map(|w| grams::gram_set(w)));
     let refs: Vec<&[u64]> = sets.iter().map(Vec::as_slice).collect();
     let specific = Specific::new(&refs);
-    let mut guard_features = vec![guard::features(served)];
-    guard_features.extend(fresh.iter().map(|f| guard::features(f)));
+    let mut guard_features = vec![guard::features_of(served, &served_words)];
+    guard_features.extend(fresh.iter().zip(&fresh_words).map(|(f, w)| guard::features_of(f, w)));
     Prepared { prompt, specific, served_words, guard_features }
 }
 
@@ -515,7 +524,7 @@ pub(crate) struct TestOutcome {
 }
 
 fn test_one(
-    prepared: &[Prepared<'_>],
+    prepared: &[&Prepared<'_>],
     suspect: &[&str],
     permutations: usize,
     rng: &mut impl Rng,
