@@ -19,15 +19,7 @@ fn answers(prompts: &[String]) -> HashMap<String, String> {
 }
 
 async fn wait_done(app: &TestApp, id: &str) -> serde_json::Value {
-    let t0 = Instant::now();
-    loop {
-        let v = app.get(&format!("/v1/campaigns/{id}"), &app.viewer).await.json();
-        if ["done", "failed", "cancelled"].contains(&v["state"].as_str().unwrap()) {
-            return v;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(60), "campaign did not finish: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_finished(&format!("/v1/campaigns/{id}"), Duration::from_secs(60)).await
 }
 
 fn campaign_body(
@@ -240,15 +232,7 @@ async fn metrics_labels_are_bounded() {
 }
 
 async fn wait_job(t: &TestApp, id: &str) -> serde_json::Value {
-    let t0 = Instant::now();
-    loop {
-        let v = t.get(&format!("/v1/jobs/{id}"), &t.viewer).await.json();
-        if ["done", "failed", "cancelled"].contains(&v["state"].as_str().unwrap()) {
-            return v;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(60), "job did not finish: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    t.wait_finished(&format!("/v1/jobs/{id}"), Duration::from_secs(60)).await
 }
 
 async fn job_results(t: &TestApp, id: &str) -> Vec<serde_json::Value> {

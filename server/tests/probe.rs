@@ -345,15 +345,7 @@ async fn identity_claims_are_attributed_to_families() {
 }
 
 async fn wait_done(app: &TestApp, id: &str) -> serde_json::Value {
-    let t0 = Instant::now();
-    loop {
-        let v = app.get(&format!("/v1/campaigns/{id}"), &app.viewer).await.json();
-        if ["done", "failed", "cancelled"].contains(&v["state"].as_str().unwrap()) {
-            return v;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(120), "campaign did not finish: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_finished(&format!("/v1/campaigns/{id}"), Duration::from_secs(120)).await
 }
 
 /// Over HTTP: an off-allowlist target is refused with 403 + JSON; only admins manage the

@@ -116,6 +116,20 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         r.json()["id"].as_str().unwrap().to_string()
     }
+
+    /// Polls `GET path` (a job or a campaign) as the viewer every 50 ms until its state is
+    /// final (`done`, `failed` or `cancelled`) and returns it; fails the test after `limit`.
+    pub async fn wait_finished(&self, path: &str, limit: std::time::Duration) -> serde_json::Value {
+        let t0 = std::time::Instant::now();
+        loop {
+            let v = self.get(path, &self.viewer).await.json();
+            if ["done", "failed", "cancelled"].contains(&v["state"].as_str().unwrap()) {
+                return v;
+            }
+            assert!(t0.elapsed() < limit, "{path} did not finish: {v}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// Distinct, realistic-looking responses; odd ones lean "upstream".
