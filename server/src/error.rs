@@ -177,6 +177,20 @@ impl From<crate::store::StoreError> for AppError {
     }
 }
 
+/// The service layer's errors, by kind of cause, to their HTTP status (the one mapping).
+impl From<crate::service::ServiceError> for AppError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError;
+        match e {
+            ServiceError::Invalid(m) => AppError::Invalid(m),
+            ServiceError::NotFound(what) => AppError::not_found(what),
+            ServiceError::Conflict(m) => AppError::Conflict(m),
+            ServiceError::Store(e) => e.into(),
+            ServiceError::Internal(m) => AppError::Internal(m),
+        }
+    }
+}
+
 impl From<std::io::Error> for AppError {
     fn from(e: std::io::Error) -> Self {
         AppError::Internal(format!("I/O error: {e}"))

@@ -23,6 +23,7 @@ pub mod neural;
 pub mod probe;
 pub mod report;
 pub mod serve;
+pub mod service;
 pub mod state;
 pub mod store;
 

@@ -149,14 +149,34 @@ impl Sequential {
         final_look: bool,
         test: impl FnOnce(f64) -> Verdict,
     ) -> Option<(Look, Verdict)> {
+        let mut verdict = None;
+        let look = self.look_with(n, final_look, |level| {
+            let v = test(level);
+            let out = (v.p_value, v.decision);
+            verdict = Some(v);
+            out
+        })?;
+        Some((look, verdict.expect("the test ran")))
+    }
+
+    /// [`Sequential::look`] for a test that is not a style verdict (the membership test): `test`
+    /// gets the look's level and returns its p-value and decision (`Distilled` to reject, i.e.
+    /// to stop with a finding; `Undecided` to go on). A rejection whose p-value is not below the
+    /// level is recorded as `Undecided`.
+    pub fn look_with(
+        &mut self,
+        n: usize,
+        final_look: bool,
+        test: impl FnOnce(f64) -> (f64, Decision),
+    ) -> Option<Look> {
         if self.stopped().is_some() || self.looks.last().is_some_and(|l| l.final_look) {
             return None;
         }
         let level = self.level_at(n, final_look);
-        let verdict = test(level.max(MIN_LEVEL));
+        let (p_value, decision) = test(level.max(MIN_LEVEL));
         // Guard against a test that ignores the level it was given.
-        let decision = match verdict.decision {
-            Decision::Distilled if verdict.p_value >= level => Decision::Undecided,
+        let decision = match decision {
+            Decision::Distilled if p_value >= level => Decision::Undecided,
             d => d,
         };
         self.spent += level;
@@ -165,12 +185,12 @@ impl Sequential {
             t: if final_look { 1.0 } else { (n as f64 / self.max_n as f64).min(1.0) },
             level,
             spent: self.spent,
-            p_value: verdict.p_value,
+            p_value,
             decision,
             final_look,
         };
         self.looks.push(look.clone());
-        Some((look, verdict))
+        Some(look)
     }
 }
 

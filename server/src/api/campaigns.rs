@@ -3,7 +3,7 @@
 use crate::api::suspects::{paging, with_detail};
 use crate::auth::{Need, ADMIN, ANALYST, VIEWER};
 use crate::error::{AppError, AppResult, Json, Path, Query};
-use crate::probe::campaign::{self, Budget, CampaignSpec, EndpointSpec};
+use crate::probe::campaign::{self, Budget, CampaignSpec, EndpointSpec, MembershipCampaign};
 use crate::probe::client::ClientOptions;
 use crate::probe::{allowlist, probesets};
 use crate::state::AppState;
@@ -53,6 +53,10 @@ pub struct CreateCampaign {
     /// Timeouts, retries, rate limit (requests/s), streaming, `max_tokens` per answer.
     #[serde(default)]
     pub client: Option<ClientOptions>,
+    /// A served-log campaign: probe with the prompts of this served log, take the `upstream`'s
+    /// answers as fresh answers, and decide with the membership test (instead of `probes`).
+    #[serde(default)]
+    pub membership: Option<MembershipCampaign>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -81,6 +85,7 @@ pub async fn create(
     Json(req): Json<CreateCampaign>,
 ) -> AppResult<Response> {
     let (name, probes) = match (&req.probe_list, &req.probes) {
+        _ if req.membership.is_some() => served_log_probes(&state, &req).await?,
         (Some(list), None) => {
             let text: String = list
                 .iter()
@@ -122,6 +127,7 @@ pub async fn create(
         max_consecutive_failures: 20,
         profile: req.profile,
         client: req.client.unwrap_or_default(),
+        membership: req.membership,
     };
     spec.validate().map_err(AppError::Invalid)?;
     // Refuse an off-allowlist target now, before anything is stored.
@@ -139,6 +145,32 @@ pub async fn create(
     let detail = serde_json::json!({"campaign_id": rec.id, "suspect_id": rec.suspect_id, "probes": rec.probes.total});
     let v = view(&state, rec).await?;
     Ok(with_detail((StatusCode::ACCEPTED, Json(v)), detail))
+}
+
+/// The probes of a served-log campaign: the log's distinct prompts, at most the request budget.
+async fn served_log_probes(
+    state: &AppState,
+    req: &CreateCampaign,
+) -> AppResult<(String, Vec<probesets::Probe>)> {
+    let m = req.membership.as_ref().expect("a served-log campaign");
+    if req.probes.is_some() || req.probe_list.is_some() {
+        return Err(AppError::Invalid(
+            "a served-log campaign probes with the served log's prompts: give `membership` or `probes`/`probe_list`, not both".into(),
+        ));
+    }
+    let prompts = crate::service::membership::campaign_prompts(
+        state.store.as_ref(),
+        &m.served_log,
+        m.account.as_deref(),
+        req.budget.max_requests.min(100_000),
+    )
+    .await?;
+    let probes = prompts
+        .into_iter()
+        .enumerate()
+        .map(|(i, prompt)| probesets::Probe { id: format!("served-{}", i + 1), kind: "served".into(), prompt })
+        .collect();
+    Ok((format!("served_log:{}", m.served_log), probes))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -5,6 +5,7 @@ pub mod campaigns;
 pub mod jobs;
 pub mod profiles;
 pub mod score;
+pub mod served;
 pub mod suspects;
 
 use crate::error::{AppError, ErrorBody};
@@ -36,6 +37,7 @@ use utoipa_swagger_ui::SwaggerUi;
         campaigns::create, campaigns::list, campaigns::get, campaigns::cancel, campaigns::probes,
         campaigns::allow_list, campaigns::allow_add, campaigns::allow_delete,
         campaigns::secret_put, campaigns::secret_list, campaigns::secret_delete,
+        served::upload, served::list, served::get, served::answers, served::delete, served::test, served::results,
         crate::dashboard::suspect_scores_svg, crate::dashboard::suspect_growth_svg, crate::dashboard::profile_roc_svg,
     ),
     components(schemas(ErrorBody, crate::error::ErrorDetail)),
@@ -45,6 +47,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "suspects", description = "Suspect models, their samples and verdicts"),
         (name = "profiles", description = "Detection profiles"),
         (name = "jobs", description = "Batch jobs"),
+        (name = "membership", description = "Served logs and the served-output membership test: did a suspect train on the answers we served?"),
         (name = "admin", description = "Keys and audit log"),
         (name = "campaigns", description = "Probe campaigns against suspect endpoints, the target allowlist, secrets"),
         (name = "ops", description = "Health, readiness, metrics"),
@@ -188,6 +191,13 @@ pub fn app(state: AppState) -> Router {
         .route("/suspects/{id}", get(suspects::get).delete(suspects::delete))
         .route("/suspects/{id}/samples", get(suspects::list_samples).post(suspects::add_samples))
         .route("/suspects/{id}/verdict", get(suspects::verdict))
+        .route("/suspects/{id}/membership", get(served::results).post(served::test))
+        .route(
+            "/served-logs",
+            get(served::list).post(served::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/served-logs/{id}", get(served::get).delete(served::delete))
+        .route("/served-logs/{id}/answers", get(served::answers))
         .route("/jobs", get(jobs::list).post(jobs::create).layer(DefaultBodyLimit::disable()))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/cancel", post(jobs::cancel))

@@ -89,6 +89,34 @@ pub struct CampaignSpec {
     pub profile: Option<String>,
     #[serde(default)]
     pub client: ClientOptions,
+    /// A served-log campaign: the probes are the prompts of a served log, the upstream's answers
+    /// are the fresh answers, and the set-level test is the membership test (not the style
+    /// verdict). Absent for style campaigns (and from their stored spec and fingerprint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<MembershipCampaign>,
+}
+
+/// The membership side of a served-log campaign.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipCampaign {
+    /// The served log (`srv_…`, kind `served`) whose prompts are sent.
+    pub served_log: String,
+    /// Only the prompts served to this account.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Fresh answers asked of the upstream per prompt, 1..=8 (same settings as when served:
+    /// the campaign's `client.temperature` and `answer_max_tokens` go to both endpoints).
+    #[serde(default = "d_fresh")]
+    pub fresh_per_prompt: usize,
+    /// The test's options; `alpha` is the campaign's own `alpha` (spent over the looks), so it
+    /// cannot be set here.
+    #[serde(default)]
+    pub options: crate::service::membership::OptionsIn,
+}
+
+fn d_fresh() -> usize {
+    1
 }
 
 fn d_concurrency() -> usize {
@@ -123,6 +151,18 @@ impl CampaignSpec {
             return Err("`max_consecutive_failures` must be between 1 and 100000".into());
         }
         self.client.validate()?;
+        if let Some(m) = &self.membership {
+            if self.upstream.is_none() {
+                return Err("a served-log campaign needs `upstream`: its answers are the fresh answers the test compares with".into());
+            }
+            if !(1..=8).contains(&m.fresh_per_prompt) {
+                return Err("`membership.fresh_per_prompt` must be between 1 and 8".into());
+            }
+            if m.options.alpha.is_some() {
+                return Err("set the campaign's `alpha`, not `membership.options.alpha`: it is spent over the looks".into());
+            }
+            m.options.resolve().map_err(|e| e.to_string())?;
+        }
         for e in std::iter::once(&self.endpoint).chain(self.upstream.as_ref()) {
             if e.model.trim().is_empty() {
                 return Err("endpoint `model` is empty".into());
@@ -224,9 +264,14 @@ pub async fn summary(store: &dyn Store, c: &CampaignRecord) -> AppResult<serde_j
         }
     }
     let seq: Option<Sequential> = c.sequential.clone().and_then(|v| serde_json::from_value(v).ok());
+    let membership = c.spec.get("membership").cloned();
     Ok(serde_json::json!({
         "campaign": c.id,
         "suspect": c.suspect_id,
+        // `membership` (a served-log campaign: decision trained_on_served / not_detected /
+        // invalid) or `style` (triage: distilled / independent / undecided).
+        "test": if membership.is_some() { "membership" } else { "style" },
+        "membership": membership,
         "state": c.state,
         "decision": c.decision.clone().unwrap_or_else(|| "undecided".into()),
         "teacher": c.teacher,
@@ -388,12 +433,25 @@ async fn drive(
     spec.validate().map_err(|e| AppError::Invalid(format!("stored campaign spec: {e}")))?;
     let (_, profile) = engine.resolve(spec.profile.as_deref())?;
     let clients = connect(store, &spec, extra_allow).await?;
+    // A membership look needs `min_prompts` compared prompts: no look is planned before that.
+    let first_look = match &spec.membership {
+        Some(m) => spec.batch.max(m.options.resolve()?.min_prompts),
+        None => spec.batch,
+    };
     let mut seq: Sequential = match c.sequential.clone() {
         Some(v) => serde_json::from_value(v)
             .map_err(|e| AppError::Internal(format!("stored sequential state: {e}")))?,
         None => {
-            Sequential::new(spec.alpha, spec.budget.max_requests, spec.batch, Spending::default())
+            Sequential::new(spec.alpha, spec.budget.max_requests, first_look, Spending::default())
         }
+    };
+    let membership = match &spec.membership {
+        Some(m) => Some((
+            m,
+            crate::service::membership::served_by_prompt(store, &m.served_log, m.account.as_deref())
+                .await?,
+        )),
+        None => None,
     };
     let consecutive_failed = AtomicUsize::new(0);
     let ctx = ProbeCtx {
@@ -405,6 +463,9 @@ async fn drive(
         cancel,
         source: format!("campaign:{}", c.id),
         extra_allow,
+        fresh_per_prompt: spec.membership.as_ref().map_or(1, |m| m.fresh_per_prompt),
+        membership,
+        suspect_id: c.suspect_id.clone(),
     };
     loop {
         if cancel.load(Ordering::SeqCst) {
@@ -439,7 +500,7 @@ async fn drive(
         };
         let stop = stop.or(batch.is_empty().then_some("probes_exhausted"));
         if let Some(reason) = stop {
-            look(&ctx, &mut seq, true).await?;
+            ctx.look(&mut seq, true).await?;
             return Ok(Some(reason.to_string()));
         }
         let results = futures_util::stream::iter(batch)
@@ -461,7 +522,7 @@ async fn drive(
                 cb(&rec);
             }
         }
-        if look(&ctx, &mut seq, false).await?.is_some_and(|d| d != Decision::Undecided) {
+        if ctx.look(&mut seq, false).await? {
             return Ok(Some("decision".to_string()));
         }
     }
@@ -476,9 +537,22 @@ struct ProbeCtx<'a> {
     cancel: &'a AtomicBool,
     source: String,
     extra_allow: &'a HashSet<String>,
+    /// Requests to the upstream per probe (a served-log campaign's `fresh_per_prompt`).
+    fresh_per_prompt: usize,
+    /// A served-log campaign's test: its spec and the served answers by prompt key.
+    membership: Option<(&'a MembershipCampaign, HashMap<String, String>)>,
+    suspect_id: String,
 }
 
 impl ProbeCtx<'_> {
+    /// The look of whichever test the campaign runs; `true` when it decided (stop).
+    async fn look(&self, seq: &mut Sequential, final_look: bool) -> AppResult<bool> {
+        match &self.membership {
+            Some((m, served)) => membership_look(self, m, served, seq, final_look).await,
+            None => Ok(look(self, seq, final_look).await?.is_some_and(|d| d != Decision::Undecided)),
+        }
+    }
+
     /// Send one probe (and its upstream twin). `Some(answered?)`, or `None` when it was not sent.
     async fn probe(&self, p: ProbeRecord) -> AppResult<Option<bool>> {
         // An admin who removes a target from the allowlist stops the campaigns sending to it
@@ -545,11 +619,18 @@ impl ProbeCtx<'_> {
             if p.upstream_state == Some(ProbeState::Pending)
                 && self.store.mark_upstream_sent(self.campaign, p.seq).await?
             {
-                let (a, e) = match up.ask(&p.prompt, &format!("{key}:upstream"), |_| {}).await {
-                    Ok(a) => (Some(a.text), None),
-                    Err(f) => (None, Some(f.error)),
-                };
-                self.store.finish_upstream(self.campaign, p.seq, a, e).await?;
+                let (mut answers, mut error) = (Vec::new(), None);
+                for i in 0..self.fresh_per_prompt {
+                    // The first request keeps the key style campaigns always used.
+                    let k = if i == 0 { format!("{key}:upstream") } else { format!("{key}:upstream:{i}") };
+                    match up.ask(&p.prompt, &k, |_| {}).await {
+                        Ok(a) => answers.push(a.text),
+                        Err(f) => error = Some(f.error),
+                    }
+                }
+                let first = (!answers.is_empty()).then(|| answers.remove(0));
+                let error = if first.is_some() { None } else { error };
+                self.store.finish_upstream(self.campaign, p.seq, first, answers, error).await?;
             }
         }
         Ok(Some(answered))
@@ -617,6 +698,119 @@ async fn look(
     };
     ctx.store.update_campaign_progress(ctx.campaign, progress).await?;
     Ok(decision)
+}
+
+/// A served-log campaign's look: the membership test on the prompts that both the suspect and
+/// the upstream answered (the upstream's answers are the fresh ones). At a planned look the test
+/// runs at the look's spent level, with enough relabellings to resolve it; a rejection whose
+/// exchangeability checks pass stops the campaign `trained_on_served`, a rejection whose checks
+/// fail stops it `invalid` (the fresh answers do not match the served snapshot: more probes would
+/// not help). The final look decides `not_detected` (or `invalid`). Between looks the p-value is
+/// recomputed with 999 relabellings for progress only. The look that stops the campaign is
+/// stored as a membership result of the suspect, with the looks as its trajectory. No look is
+/// taken before `min_prompts` prompts are compared: none spends α.
+async fn membership_look(
+    ctx: &ProbeCtx<'_>,
+    m: &MembershipCampaign,
+    served_by_key: &HashMap<String, String>,
+    seq: &mut Sequential,
+    final_look: bool,
+) -> AppResult<bool> {
+    use crate::service::membership::{evidence_texts, record, StoredReport, TrajectoryPoint};
+    use detector::membership::{self, prompt_key, Answer, MembershipDecision};
+    let (mut served, mut fresh, mut suspect) = (Vec::new(), Vec::new(), Vec::new());
+    for p in all_probes(ctx.store, ctx.campaign, Some(ProbeState::Answered)).await? {
+        let (Some(answer), Some(up)) = (p.answer, p.upstream_answer) else { continue };
+        let Some(sv) = served_by_key.get(&prompt_key(&p.prompt)) else { continue };
+        served.push(Answer::new(p.prompt.clone(), sv.clone()));
+        fresh.push(Answer::new(p.prompt.clone(), up));
+        fresh.extend(p.upstream_extra.into_iter().map(|x| Answer::new(p.prompt.clone(), x)));
+        suspect.push(Answer::new(p.prompt, answer));
+    }
+    let n = suspect.len();
+    let base = m.options.resolve()?;
+    if n < base.min_prompts {
+        return Ok(false);
+    }
+    let can_look = ((final_look && seq.next_look().is_some()) || seq.due(n))
+        && seq.stopped().is_none()
+        && !seq.looks.last().is_some_and(|l| l.final_look);
+    let mut opts = base.clone();
+    let level = seq.level_at(n, final_look);
+    if can_look {
+        opts.alpha = level.clamp(1e-300, 0.49);
+        // Monte-Carlo resolution 1/(1+B) well below the level (the exact test needs none).
+        opts.permutations =
+            ((20.0 / level.max(1e-6)).ceil() as usize).clamp(base.permutations, 1_000_000);
+    } else {
+        (opts.permutations, opts.guard_permutations, opts.top_evidence) = (999, 99, 0);
+    }
+    let inputs = (served, fresh, suspect);
+    let (report, inputs) = ctx
+        .engine
+        .run_cpu(move || {
+            let r = membership::run(&inputs.0, &inputs.1, &inputs.2, &[], &opts);
+            (r, inputs)
+        })
+        .await?;
+    let report = report.map_err(|e| AppError::Invalid(format!("membership test: {e}")))?;
+    let mut progress = CampaignProgress { p_value: Some(report.p_value), ..Default::default() };
+    if !can_look {
+        ctx.store.update_campaign_progress(ctx.campaign, progress).await?;
+        return Ok(false);
+    }
+    let flagged = report.decision == MembershipDecision::TrainedOnServed;
+    let d = if flagged { Decision::Distilled } else { Decision::Undecided };
+    let look = seq.look_with(n, final_look, |_| (report.p_value, d)).expect("look allowed");
+    let decided = look.decision == Decision::Distilled;
+    let refused = report.decision == MembershipDecision::Invalid
+        && (report.p_value <= level || final_look);
+    tracing::info!(campaign = %ctx.campaign, n, level, p = report.p_value, decided, refused, "membership look");
+    let decision = if decided {
+        "trained_on_served"
+    } else if refused {
+        "invalid"
+    } else if final_look {
+        "not_detected"
+    } else {
+        "undecided"
+    };
+    progress.sequential = serde_json::to_value(&*seq).ok();
+    progress.decision = Some(decision.to_string());
+    let stop = decided || refused;
+    if stop || final_look {
+        let trajectory =
+            seq.looks.iter().map(|l| TrajectoryPoint { prompts: l.n, p_value: l.p_value }).collect();
+        let evidence_texts = evidence_texts(&report, &inputs.0, &inputs.2);
+        let mut report = report;
+        // The stored decision is the campaign's (a final look's non-rejection is not_detected).
+        report.decision = match decision {
+            "trained_on_served" => MembershipDecision::TrainedOnServed,
+            "invalid" => MembershipDecision::Invalid,
+            _ => MembershipDecision::NotDetected,
+        };
+        let inputs = serde_json::json!({
+            "campaign": ctx.campaign,
+            "served_log": m.served_log,
+            "account": m.account,
+            "fresh_per_prompt": m.fresh_per_prompt,
+            "look": seq.looks.len(),
+            "level": level,
+            "alpha_spent": seq.spent,
+        });
+        let stored = StoredReport { report, inputs, trajectory, evidence_texts };
+        let rec = record(
+            &ctx.suspect_id,
+            &m.served_log,
+            m.account.clone(),
+            Some(ctx.campaign.to_string()),
+            stored,
+            None,
+        )?;
+        ctx.store.add_membership_result(rec).await?;
+    }
+    ctx.store.update_campaign_progress(ctx.campaign, progress).await?;
+    Ok(stop)
 }
 
 /// Background campaigns of the HTTP service (like [`crate::jobs::JobManager`]): spawned on

@@ -140,6 +140,7 @@ pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
             answer_max_tokens: a.answer_max_tokens,
             ..Default::default()
         },
+        membership: None,
     };
     spec.validate().map_err(|e| anyhow::anyhow!(e))?;
     // Refuse an off-allowlist target before anything is stored or sent.

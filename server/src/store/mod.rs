@@ -6,6 +6,9 @@
 /// The SQL both stores share (every `Store` method), and their dialects.
 #[macro_use]
 mod sql;
+/// The served-log and membership-result methods, expanded into both stores' `Store` impls.
+#[macro_use]
+mod served_sql;
 mod postgres;
 mod sqlite;
 
@@ -422,6 +425,9 @@ pub struct ProbeRecord {
     pub upstream_state: Option<ProbeState>,
     pub upstream_answer: Option<String>,
     pub upstream_error: Option<String>,
+    /// Further fresh answers of the upstream (a served-log campaign with `fresh_per_prompt` > 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream_extra: Vec<String>,
     pub sent_ms: Option<i64>,
     pub done_ms: Option<i64>,
 }
@@ -471,6 +477,80 @@ pub struct SecretInfo {
     /// The endpoints (`host:port`) the secret may be sent to.
     #[serde(default)]
     pub hosts: Vec<String>,
+}
+
+/// What a served log holds: the answers the provider **served** to an account, or **fresh**
+/// answers of the same snapshot, with the same settings, to the same prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServedKind {
+    Served,
+    Fresh,
+}
+
+impl ServedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServedKind::Served => "served",
+            ServedKind::Fresh => "fresh",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ServedKind> {
+        match s {
+            "served" => Some(ServedKind::Served),
+            "fresh" => Some(ServedKind::Fresh),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServedLogRecord {
+    pub id: String,
+    pub name: String,
+    pub kind: ServedKind,
+    /// The format the upload was read as (`openai-chat`, `jsonl`, …).
+    pub format: String,
+    pub answers: i64,
+    /// Distinct prompts (after case and white-space normalisation).
+    pub prompts: i64,
+    /// Per account: answers, distinct prompts, first and last `created` (unix seconds); answers
+    /// logged without an account last, as `account: null`.
+    #[schema(value_type = Vec<Object>)]
+    pub accounts: Vec<datasets::AccountSummary>,
+    pub created_by: Option<String>,
+    pub created_ms: i64,
+}
+
+/// One stored answer of a served log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServedAnswerRow {
+    /// 1-based order in the uploaded file.
+    pub seq: i64,
+    pub prompt: String,
+    pub response: String,
+    pub account: Option<String>,
+    /// The record's own time (unix seconds), if the log had one.
+    pub created: Option<i64>,
+}
+
+/// A membership test's stored result (`POST /v1/suspects/{id}/membership` or a campaign's look).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MembershipRecord {
+    pub id: String,
+    pub suspect_id: String,
+    pub served_log: String,
+    pub account: Option<String>,
+    pub campaign_id: Option<String>,
+    /// `trained_on_served`, `not_detected` or `invalid`.
+    pub decision: String,
+    pub p_value: f64,
+    pub prompts: i64,
+    /// The full report: the detector's `MembershipReport`, the inputs and the p-value trajectory.
+    #[schema(value_type = Object)]
+    pub report: serde_json::Value,
+    pub created_by: Option<String>,
+    pub created_ms: i64,
 }
 
 /// The server's persistence. Implementations must be safe to share between tasks.
@@ -600,11 +680,13 @@ pub trait Store: Send + Sync + 'static {
     fn finish_probe(&self, id: &str, seq: i64, outcome: ProbeOutcome) -> StoreFuture<'_, ()>;
     /// Upstream side: `pending` → `sent`; `false` if it was not pending.
     fn mark_upstream_sent(&self, id: &str, seq: i64) -> StoreFuture<'_, bool>;
+    /// Record the upstream outcome: its first answer and any further ones (`extra`), or the error.
     fn finish_upstream(
         &self,
         id: &str,
         seq: i64,
         answer: Option<String>,
+        extra: Vec<String>,
         error: Option<String>,
     ) -> StoreFuture<'_, ()>;
     /// Restart policy: every probe (and upstream request) still `sent` becomes `failed` with
@@ -628,6 +710,34 @@ pub trait Store: Send + Sync + 'static {
     fn secret_hosts(&self, name: &str) -> StoreFuture<'_, Option<Vec<String>>>;
     fn list_secrets(&self) -> StoreFuture<'_, Vec<SecretInfo>>;
     fn delete_secret(&self, name: &str) -> StoreFuture<'_, bool>;
+
+    // --- served logs and membership results (store/served_sql.rs)
+    /// Store a served log and all its answers in one transaction (`answers` in file order;
+    /// `log.answers` and `log.prompts` are taken as given).
+    fn create_served_log(
+        &self,
+        log: ServedLogRecord,
+        answers: Vec<ServedAnswerRow>,
+    ) -> StoreFuture<'_, ServedLogRecord>;
+    fn get_served_log(&self, id: &str) -> StoreFuture<'_, Option<ServedLogRecord>>;
+    /// Newest first.
+    fn list_served_logs(&self, limit: i64, offset: i64) -> StoreFuture<'_, Vec<ServedLogRecord>>;
+    fn delete_served_log(&self, id: &str) -> StoreFuture<'_, bool>;
+    /// Answers in `seq` order after `after_seq`; only `account`'s when given.
+    fn served_answers(
+        &self,
+        id: &str,
+        account: Option<String>,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreFuture<'_, Vec<ServedAnswerRow>>;
+    fn add_membership_result(&self, rec: MembershipRecord) -> StoreFuture<'_, ()>;
+    /// A suspect's membership results, newest first.
+    fn membership_results(
+        &self,
+        suspect_id: &str,
+        limit: i64,
+    ) -> StoreFuture<'_, Vec<MembershipRecord>>;
 }
 
 pub use sql::split_hosts;

@@ -61,4 +61,6 @@ impl_sql_store!(PgStore, sqlx::Postgres, super::sql::POSTGRES;
             Ok(())
         })
     }
+    served_store_methods!();
 );
+served_row_mappers!();

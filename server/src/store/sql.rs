@@ -294,6 +294,9 @@ macro_rules! impl_sql_store {
                 upstream_state: up.as_deref().and_then(ProbeState::parse),
                 upstream_answer: r.try_get("upstream_answer")?,
                 upstream_error: r.try_get("upstream_error")?,
+                upstream_extra: json_col(r, "upstream_extra")?
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_default(),
                 sent_ms: r.try_get("sent_ms")?,
                 done_ms: r.try_get("done_ms")?,
             })
@@ -975,14 +978,16 @@ macro_rules! impl_sql_store {
                 })
             }
 
-            fn finish_upstream(&self, id: &str, seq: i64, answer: Option<String>, error: Option<String>) -> StoreFuture<'_, ()> {
+            fn finish_upstream(&self, id: &str, seq: i64, answer: Option<String>, extra: Vec<String>, error: Option<String>) -> StoreFuture<'_, ()> {
                 let id = id.to_string();
                 Box::pin(async move {
+                    let extra = (!extra.is_empty()).then(|| serde_json::Value::from(extra).to_string());
                     sqlx::query(D.sql(
-                        "UPDATE campaign_probes SET upstream_state = ?, upstream_answer = ?, upstream_error = ? WHERE campaign_id = ? AND seq = ?",
+                        "UPDATE campaign_probes SET upstream_state = ?, upstream_answer = ?, upstream_extra = ?, upstream_error = ? WHERE campaign_id = ? AND seq = ?",
                     ))
                     .bind(if answer.is_some() { "answered" } else { "failed" })
                     .bind(answer)
+                    .bind(extra)
                     .bind(error)
                     .bind(id)
                     .bind(seq)

@@ -64,7 +64,9 @@ impl_sql_store!(SqliteStore, sqlx::Sqlite, super::sql::SQLITE;
             Ok(())
         })
     }
+    served_store_methods!();
 );
+served_row_mappers!();
 
 /// SQLite-only checks; the behaviour every store shares is tested against both backends in
 /// `store::conformance`.
