@@ -8,43 +8,9 @@ fn pedigree() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pedigree"))
 }
 
-/// A small deterministic generator (no test dependency needed).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
-fn word(mut i: u64) -> String {
-    let mut s = String::new();
-    loop {
-        s.push((b'a' + (i % 26) as u8) as char);
-        i /= 26;
-        if i == 0 {
-            return s;
-        }
-    }
-}
-
-fn answer(r: &mut Lcg, topic: u64) -> String {
-    (0..4)
-        .map(|_| {
-            let ws: Vec<String> = (0..12)
-                .map(|j| {
-                    if j % 4 == 0 {
-                        word(1000 + topic * 3 + r.next(3))
-                    } else {
-                        word(30 + r.next(870))
-                    }
-                })
-                .collect();
-            ws.join(" ") + "."
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+#[path = "common/answers.rs"]
+mod answers;
+use answers::{answer, word, Lcg};
 
 struct Fixture {
     dir: tempfile::TempDir,

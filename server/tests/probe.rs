@@ -64,6 +64,7 @@ fn spec(base: &str, budget: usize, stream: bool) -> CampaignSpec {
         max_consecutive_failures: 20,
         profile: None,
         client: client(stream),
+        membership: None,
     }
 }
 

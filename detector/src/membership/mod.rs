@@ -203,7 +203,7 @@ pub struct MatchCounts {
     pub without_fresh: usize,
     pub without_suspect: usize,
     /// Further answers to an already-seen prompt that were ignored (served and suspect keep the
-    /// first; fresh keeps all).
+    /// first; fresh keeps all but exact repeats of a fresh answer to the same prompt).
     pub duplicates_ignored: usize,
     /// Mean number of fresh answers per compared prompt.
     pub fresh_per_prompt: f64,
@@ -278,9 +278,18 @@ pub fn run(
         }
     }
     matched.served_prompts = served_by.len();
+    // A fresh answer identical to an earlier one of its prompt is dropped: a deterministic
+    // upstream (temperature 0) repeats itself, and a repeat is the same sample seen twice. Kept,
+    // the copies would share every n-gram, so no fresh n-gram would be specific to either copy
+    // and each relabelling that called a copy "served" would see nothing, which hides a student.
     let mut fresh_by: HashMap<String, Vec<&str>> = HashMap::new();
     for a in fresh {
-        fresh_by.entry(prompt_key(&a.prompt)).or_default().push(&a.text);
+        let texts = fresh_by.entry(prompt_key(&a.prompt)).or_default();
+        if texts.contains(&a.text.as_str()) {
+            matched.duplicates_ignored += 1;
+        } else {
+            texts.push(&a.text);
+        }
     }
     let mut dups = 0;
     let suspect_by = index_first(suspect, &mut dups);

@@ -256,3 +256,17 @@ fn the_result_is_a_function_of_input_and_seed() {
     let c = run(&w.served, &w.fresh, &w.own, &[], &MembershipOptions { seed: 1, ..opts }).unwrap();
     assert_eq!(a.statistic, c.statistic);
 }
+
+/// A deterministic upstream (temperature 0) answers a prompt the same way every time: the copies
+/// are one sample seen twice, and must not hide a student.
+#[test]
+fn identical_fresh_answers_count_once() {
+    let w = world(40, 15);
+    let mut fresh = w.fresh.clone();
+    fresh.extend(w.fresh.iter().cloned());
+    let opts = MembershipOptions { permutations: 999, ..Default::default() };
+    let rep = run(&w.served, &fresh, &student(&w, 8), &[], &opts).unwrap();
+    assert_eq!(rep.matched.fresh_per_prompt, 1.0, "{:?}", rep.matched);
+    assert_eq!(rep.matched.duplicates_ignored, 40);
+    assert_eq!(rep.decision, MembershipDecision::TrainedOnServed, "{}", rep.reason);
+}

@@ -168,7 +168,11 @@ async fn served_log_probes(
     let probes = prompts
         .into_iter()
         .enumerate()
-        .map(|(i, prompt)| probesets::Probe { id: format!("served-{}", i + 1), kind: "served".into(), prompt })
+        .map(|(i, prompt)| probesets::Probe {
+            id: format!("served-{}", i + 1),
+            kind: "served".into(),
+            prompt,
+        })
         .collect();
     Ok((format!("served_log:{}", m.served_log), probes))
 }

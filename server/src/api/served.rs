@@ -63,7 +63,8 @@ pub async fn upload(
     // The answers are in the database now (or the upload was refused): the file is not needed.
     let _ = tokio::fs::remove_file(&upload.path).await;
     let log = res?;
-    let detail = serde_json::json!({"served_log": log.id, "answers": log.answers, "kind": log.kind});
+    let detail =
+        serde_json::json!({"served_log": log.id, "answers": log.answers, "kind": log.kind});
     Ok(with_detail((StatusCode::CREATED, Json(log)), detail))
 }
 
@@ -179,7 +180,8 @@ pub async fn test(
     let _permit = crate::api::score::admit(&state)?;
     let rec =
         svc::test_suspect(state.store.as_ref(), &id, req, Some(caller.key_id.clone())).await?;
-    let detail = serde_json::json!({"suspect_id": id, "membership": rec.id, "decision": rec.decision});
+    let detail =
+        serde_json::json!({"suspect_id": id, "membership": rec.id, "decision": rec.decision});
     Ok(with_detail((StatusCode::CREATED, Json(rec)), detail))
 }
 

@@ -360,6 +360,10 @@ pub struct VerdictResponse {
     pub verdict: Verdict,
     /// The most upstream-like samples with their evidence spans, strongest first.
     pub top_evidence: Vec<TopEvidence>,
+    /// The latest served-output membership result (`POST /v1/suspects/{id}/membership` or a
+    /// served-log campaign), if any: the decision an exact test supports, beside the style
+    /// evidence above (which is triage).
+    pub membership: Option<crate::service::membership::MembershipSummary>,
 }
 
 /// Compute a suspect's verdict from its stored scores and cache it on the suspect.
@@ -409,6 +413,7 @@ pub async fn refresh_verdict(
         strength,
         verdict,
         top_evidence,
+        membership: crate::service::membership::latest(store, id).await?,
     })
 }
 

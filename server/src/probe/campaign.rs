@@ -448,8 +448,12 @@ async fn drive(
     let membership = match &spec.membership {
         Some(m) => Some((
             m,
-            crate::service::membership::served_by_prompt(store, &m.served_log, m.account.as_deref())
-                .await?,
+            crate::service::membership::served_by_prompt(
+                store,
+                &m.served_log,
+                m.account.as_deref(),
+            )
+            .await?,
         )),
         None => None,
     };
@@ -549,7 +553,9 @@ impl ProbeCtx<'_> {
     async fn look(&self, seq: &mut Sequential, final_look: bool) -> AppResult<bool> {
         match &self.membership {
             Some((m, served)) => membership_look(self, m, served, seq, final_look).await,
-            None => Ok(look(self, seq, final_look).await?.is_some_and(|d| d != Decision::Undecided)),
+            None => {
+                Ok(look(self, seq, final_look).await?.is_some_and(|d| d != Decision::Undecided))
+            }
         }
     }
 
@@ -622,7 +628,11 @@ impl ProbeCtx<'_> {
                 let (mut answers, mut error) = (Vec::new(), None);
                 for i in 0..self.fresh_per_prompt {
                     // The first request keeps the key style campaigns always used.
-                    let k = if i == 0 { format!("{key}:upstream") } else { format!("{key}:upstream:{i}") };
+                    let k = if i == 0 {
+                        format!("{key}:upstream")
+                    } else {
+                        format!("{key}:upstream:{i}")
+                    };
                     match up.ask(&p.prompt, &k, |_| {}).await {
                         Ok(a) => answers.push(a.text),
                         Err(f) => error = Some(f.error),
@@ -763,8 +773,10 @@ async fn membership_look(
     let d = if flagged { Decision::Distilled } else { Decision::Undecided };
     let look = seq.look_with(n, final_look, |_| (report.p_value, d)).expect("look allowed");
     let decided = look.decision == Decision::Distilled;
-    let refused = report.decision == MembershipDecision::Invalid
-        && (report.p_value <= level || final_look);
+    // The plan's last point spends the rest of α like a final look: no look can follow it.
+    let final_look = final_look || seq.next_look().is_none();
+    let refused =
+        report.decision == MembershipDecision::Invalid && (report.p_value <= level || final_look);
     tracing::info!(campaign = %ctx.campaign, n, level, p = report.p_value, decided, refused, "membership look");
     let decision = if decided {
         "trained_on_served"
@@ -779,8 +791,11 @@ async fn membership_look(
     progress.decision = Some(decision.to_string());
     let stop = decided || refused;
     if stop || final_look {
-        let trajectory =
-            seq.looks.iter().map(|l| TrajectoryPoint { prompts: l.n, p_value: l.p_value }).collect();
+        let trajectory = seq
+            .looks
+            .iter()
+            .map(|l| TrajectoryPoint { prompts: l.n, p_value: l.p_value })
+            .collect();
         let evidence_texts = evidence_texts(&report, &inputs.0, &inputs.2);
         let mut report = report;
         // The stored decision is the campaign's (a final look's non-rejection is not_detected).

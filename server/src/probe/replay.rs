@@ -69,6 +69,9 @@ pub struct Replay {
     pub answers: HashMap<String, String>,
     /// Answer for prompts without a recorded one (`None`: 404).
     pub fallback: Option<String>,
+    /// Prompt → further recorded answers: the k-th request (k ≥ 2) for the prompt gets the
+    /// (k−1)-th of them when there is one (a sampling model answers differently each time).
+    pub variants: HashMap<String, Vec<String>>,
     /// `(marker, faults)`: requests whose prompt contains `marker` get these faults in order.
     pub faults: Vec<(String, Vec<Fault>)>,
     /// Delay before every answer (ms).
@@ -181,7 +184,10 @@ async fn chat(
         .iter()
         .find(|(marker, _)| prompt.contains(marker.as_str()))
         .and_then(|(_, f)| f.get(attempt as usize - 1).cloned());
-    let answer = r.answers.get(&prompt).cloned().or_else(|| r.fallback.clone());
+    let variant = (attempt >= 2)
+        .then(|| r.variants.get(&prompt).and_then(|v| v.get(attempt as usize - 2)))
+        .flatten();
+    let answer = variant.or_else(|| r.answers.get(&prompt)).cloned().or_else(|| r.fallback.clone());
     let outcome = if req.model != r.model {
         "wrong_model".to_string()
     } else if let Some(f) = &fault {

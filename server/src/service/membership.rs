@@ -9,14 +9,14 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use detector::membership::{self, prompt_key, Answer, Control, MembershipOptions, MembershipReport};
+use detector::membership::{
+    self, prompt_key, Answer, Control, MembershipOptions, MembershipReport,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{blocking, ServiceError, ServiceResult};
-use crate::store::{
-    now_ms, MembershipRecord, ServedAnswerRow, ServedKind, ServedLogRecord, Store,
-};
+use crate::store::{now_ms, MembershipRecord, ServedAnswerRow, ServedKind, ServedLogRecord, Store};
 
 /// Most answers one served log may hold (a bigger log: split it by account or by time).
 pub const MAX_LOG_ANSWERS: usize = 1_000_000;
@@ -117,7 +117,10 @@ pub async fn import_served_log(
 }
 
 pub async fn served_log(store: &dyn Store, id: &str) -> ServiceResult<ServedLogRecord> {
-    store.get_served_log(id).await?.ok_or_else(|| ServiceError::NotFound(format!("served log `{id}`")))
+    store
+        .get_served_log(id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("served log `{id}`")))
 }
 
 /// All answers of a log (only `account`'s when given; an account the log does not have is an
@@ -272,7 +275,10 @@ pub fn evidence_texts(
 }
 
 /// The suspect's stored answers that have a prompt, and how many had none.
-async fn suspect_answers(store: &dyn Store, suspect_id: &str) -> ServiceResult<(Vec<Answer>, usize)> {
+async fn suspect_answers(
+    store: &dyn Store,
+    suspect_id: &str,
+) -> ServiceResult<(Vec<Answer>, usize)> {
     let (mut out, mut without) = (Vec::new(), 0);
     let mut offset = 0;
     loop {
@@ -318,7 +324,8 @@ pub async fn test_suspect(
     }
     if req.fresh_logs.contains(&req.served_log) {
         return Err(ServiceError::Invalid(
-            "the served log cannot also be a fresh log: the test compares two different samples".into(),
+            "the served log cannot also be a fresh log: the test compares two different samples"
+                .into(),
         ));
     }
     if req.controls.iter().any(|c| c == suspect_id) {
@@ -371,7 +378,8 @@ pub fn record(
     created_by: Option<String>,
 ) -> ServiceResult<MembershipRecord> {
     let r = &stored.report;
-    let (decision, p_value, prompts) = (r.decision.as_str().to_string(), r.p_value, r.prompts as i64);
+    let (decision, p_value, prompts) =
+        (r.decision.as_str().to_string(), r.p_value, r.prompts as i64);
     Ok(MembershipRecord {
         id: format!("mem_{}", crate::auth::random_base62(16)),
         suspect_id: suspect_id.to_string(),
@@ -463,4 +471,46 @@ pub async fn served_by_prompt(
         out.entry(prompt_key(&r.prompt)).or_insert(r.response);
     }
     Ok(out)
+}
+
+/// The latest membership result of a suspect, as the verdict shows it beside the style evidence.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MembershipSummary {
+    pub id: String,
+    /// `trained_on_served`, `not_detected` (never "independent") or `invalid`.
+    pub decision: String,
+    pub p_value: f64,
+    pub prompts: i64,
+    pub effect: Option<f64>,
+    /// Why the decision is what it is (e.g. the guard's finding).
+    pub reason: Option<String>,
+    pub served_log: String,
+    pub account: Option<String>,
+    pub campaign_id: Option<String>,
+    pub created_ms: i64,
+}
+
+impl From<&MembershipRecord> for MembershipSummary {
+    fn from(r: &MembershipRecord) -> Self {
+        MembershipSummary {
+            id: r.id.clone(),
+            decision: r.decision.clone(),
+            p_value: r.p_value,
+            prompts: r.prompts,
+            effect: r.report["effect"].as_f64(),
+            reason: r.report["reason"].as_str().map(str::to_string),
+            served_log: r.served_log.clone(),
+            account: r.account.clone(),
+            campaign_id: r.campaign_id.clone(),
+            created_ms: r.created_ms,
+        }
+    }
+}
+
+/// The latest membership result of a suspect, if any.
+pub async fn latest(
+    store: &dyn Store,
+    suspect_id: &str,
+) -> ServiceResult<Option<MembershipSummary>> {
+    Ok(store.membership_results(suspect_id, 1).await?.first().map(MembershipSummary::from))
 }

@@ -28,6 +28,11 @@ impl FakeOpenAi {
         let mut r = Replay::new(model, answers);
         r.faults = faults.into_iter().map(|(m, f)| (m.to_string(), f)).collect();
         r.latency_ms = latency_ms;
+        Self::serve(r)
+    }
+
+    /// Serve a replay configured by the caller (e.g. with `variants`).
+    pub fn serve(r: Replay) -> FakeOpenAi {
         let replay = Arc::new(r);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
