@@ -55,6 +55,7 @@ on_both_backends!(
     concurrent_overlapping_sample_inserts_dedup_without_errors,
     concurrent_job_chunks_count_every_result,
     repeated_probe_answers_point_at_one_sample,
+    served_logs_round_trip_filter_page_and_cascade,
 );
 
 fn sample(h: &str) -> NewSample {
@@ -757,4 +758,116 @@ async fn open_selects_the_backend_from_the_config() {
     ));
     let e = open(&cfg).await.err().expect("no server").to_string();
     assert!(!e.contains("hunter2"), "{e}");
+}
+
+/// Served logs: answers kept in order with accounts and times (NUL-free Unicode round-trips),
+/// the account filter and paging, newest-first listing, the upstream's further fresh answers,
+/// membership results newest first and kept when their suspect's log is deleted, gone with
+/// the suspect.
+async fn served_logs_round_trip_filter_page_and_cascade(s: Arc<dyn Store>) {
+    use crate::store::{MembershipRecord, ServedAnswerRow, ServedKind, ServedLogRecord};
+    let log = |id: &str, ms: i64| ServedLogRecord {
+        id: id.into(),
+        name: format!("log {id}"),
+        kind: ServedKind::Served,
+        format: "jsonl".into(),
+        answers: 3,
+        prompts: 2,
+        accounts: vec![datasets::AccountSummary {
+            account: Some("a".into()),
+            answers: 2,
+            prompts: 2,
+            first_created: Some(1),
+            last_created: Some(2),
+        }],
+        created_by: Some("k".into()),
+        created_ms: ms,
+    };
+    let rows = vec![
+        ServedAnswerRow {
+            seq: 1,
+            prompt: "p1 ünï".into(),
+            response: "r1 — 😀".into(),
+            account: Some("a".into()),
+            created: Some(1),
+        },
+        ServedAnswerRow {
+            seq: 2,
+            prompt: "p2".into(),
+            response: "r2".into(),
+            account: None,
+            created: None,
+        },
+        ServedAnswerRow {
+            seq: 3,
+            prompt: "p1".into(),
+            response: "r3".into(),
+            account: Some("a".into()),
+            created: Some(2),
+        },
+    ];
+    let got = s.create_served_log(log("srv_1", 10), rows.clone()).await.unwrap();
+    assert_eq!(got.id, "srv_1");
+    s.create_served_log(log("srv_2", 20), vec![]).await.unwrap();
+    assert!(s.create_served_log(log("srv_1", 30), vec![]).await.is_err(), "duplicate id");
+    let back = s.get_served_log("srv_1").await.unwrap().unwrap();
+    assert_eq!((back.kind, back.answers, back.prompts), (ServedKind::Served, 3, 2));
+    assert_eq!(back.accounts[0].last_created, Some(2));
+    assert!(s.get_served_log("srv_x").await.unwrap().is_none());
+    let ids: Vec<String> =
+        s.list_served_logs(10, 0).await.unwrap().into_iter().map(|l| l.id).collect();
+    assert_eq!(ids, ["srv_2", "srv_1"]);
+    assert_eq!(s.list_served_logs(1, 1).await.unwrap()[0].id, "srv_1");
+    assert_eq!(s.served_answers("srv_1", None, 0, 100).await.unwrap(), rows);
+    let a = s.served_answers("srv_1", Some("a".into()), 0, 100).await.unwrap();
+    assert_eq!(a.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 3]);
+    let page = s.served_answers("srv_1", None, 1, 1).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
+
+    s.create_suspect("sus_m", "m", "", "p").await.unwrap();
+    let rec = |id: &str, ms: i64| MembershipRecord {
+        id: id.into(),
+        suspect_id: "sus_m".into(),
+        served_log: "srv_1".into(),
+        account: Some("a".into()),
+        campaign_id: None,
+        decision: "not_detected".into(),
+        p_value: 0.5,
+        prompts: 20,
+        report: json!({"effect": 0.01, "evidence": [{"prompt": "p1 ünï"}]}),
+        created_by: None,
+        created_ms: ms,
+    };
+    s.add_membership_result(rec("mem_1", 1)).await.unwrap();
+    s.add_membership_result(rec("mem_2", 2)).await.unwrap();
+    let r = s.membership_results("sus_m", 10).await.unwrap();
+    assert_eq!(r.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["mem_2", "mem_1"]);
+    assert_eq!(r[0].report["evidence"][0]["prompt"], "p1 ünï");
+    assert_eq!(s.membership_results("sus_m", 1).await.unwrap().len(), 1);
+    assert!(s.delete_served_log("srv_1").await.unwrap());
+    assert!(!s.delete_served_log("srv_1").await.unwrap());
+    assert!(s.served_answers("srv_1", None, 0, 100).await.unwrap().is_empty(), "answers cascade");
+    assert_eq!(
+        s.membership_results("sus_m", 10).await.unwrap().len(),
+        2,
+        "results outlive the log"
+    );
+    assert!(s.delete_suspect("sus_m").await.unwrap());
+    assert!(
+        s.membership_results("sus_m", 10).await.unwrap().is_empty(),
+        "results go with the suspect"
+    );
+
+    // The upstream's further fresh answers round-trip on the probe.
+    s.create_suspect("sus_c", "c", "", "p").await.unwrap();
+    s.create_campaign(new_campaign("cmp_u", "sus_c", 1, true)).await.unwrap();
+    assert!(s.mark_upstream_sent("cmp_u", 1).await.unwrap());
+    s.finish_upstream("cmp_u", 1, Some("f1".into()), vec!["f2".into(), "f3 ü".into()], None)
+        .await
+        .unwrap();
+    let p = &s.campaign_probes("cmp_u", None, 0, 10).await.unwrap()[0];
+    assert_eq!(
+        (p.upstream_answer.as_deref(), p.upstream_extra.clone()),
+        (Some("f1"), vec!["f2".to_string(), "f3 ü".to_string()])
+    );
 }
