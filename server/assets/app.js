@@ -539,6 +539,73 @@ function campaignsCard(s, onProgress) {
   return card;
 }
 
+// ---------------------------------------------------------------- membership
+
+/** `text` with the char spans `[start, end)` (Unicode scalar values, as the API counts) marked. */
+function markedSpans(text, spans, cls) {
+  const chars = Array.from(text || '');
+  const sorted = spans.map((s) => [Math.max(0, s[0]), Math.min(chars.length, s[1])]).filter((s) => s[1] > s[0]).sort((a, b) => a[0] - b[0]);
+  const merged = [];
+  for (const s of sorted) {
+    const last = merged[merged.length - 1];
+    if (last && s[0] <= last[1]) last[1] = Math.max(last[1], s[1]);
+    else merged.push([s[0], s[1]]);
+  }
+  const out = [];
+  let at = 0;
+  for (const [a, b] of merged) {
+    if (a > at) out.push(chars.slice(at, a).join(''));
+    out.push(h('mark', { class: cls }, chars.slice(a, b).join('')));
+    at = b;
+  }
+  if (at < chars.length) out.push(chars.slice(at).join(''));
+  return h('div', { class: 'sample-text' }, out);
+}
+
+/** The latest served-output membership result: the decision an exact test supports. */
+function membershipCard(m, base) {
+  if (!m) {
+    return h('section', { class: 'card', id: 'membership' }, h('h2', {}, 'Served-output membership test'),
+      h('p', { class: 'empty', id: 'membership-empty' }, 'Not run yet. Upload the answers served to the suspect\'s account and fresh answers of the same snapshot (',
+        h('code', {}, 'POST /v1/served-logs'), '), then run ', h('code', {}, 'POST /v1/suspects/{id}/membership'), ' or a served-log campaign. This is the test that decides; the style evidence below is triage.'));
+  }
+  const r = m.report || {};
+  const stat = (label, value, id, title) => h('div', { class: 'stat', title: title || '' }, h('div', { class: 'label' }, label), h('div', { class: 'value', id }, value));
+  const img = h('img', { id: 'plot-membership', class: 'plot', alt: 'Membership p-value against the number of prompts compared' });
+  loadPlot(img, `${base}/plots/membership.svg`);
+  const texts = r.evidence_texts || [];
+  const prompts = (r.evidence || []).map((e, i) => {
+    const t = texts[i] || {};
+    const segs = e.segments || [];
+    return h('article', { class: 'evidence membership-evidence', 'data-prompt-index': i },
+      h('div', { class: 'evidence-head' }, h('strong', {}, `#${i + 1}`),
+        h('span', {}, `evidence ${fmtNum(e.evidence, 1)}`),
+        h('span', {}, `served-specific n-grams reused ${e.served_specific[0]} / ${e.served_specific[1]}`),
+        h('span', {}, `fresh-specific ${e.fresh_specific[0]} / ${e.fresh_specific[1]}`)),
+      h('div', { class: 'prompt muted' }, 'Prompt: ', e.prompt),
+      h('div', { class: 'side-by-side' },
+        h('div', {}, h('div', { class: 'label' }, 'Suspect\'s answer'), markedSpans(t.suspect, segs.map((s) => s.suspect), 'shared')),
+        h('div', {}, h('div', { class: 'label' }, 'Answer served to the account'), markedSpans(t.served, segs.map((s) => s.served), 'shared'))));
+  });
+  const controls = (r.controls || []).map((c) => `${c.name}: p ${fmtP(c.p_value)} on ${c.prompts} prompts`).join(' · ');
+  return h('section', { class: 'card', id: 'membership' },
+    h('h2', {}, 'Served-output membership test'),
+    h('div', { class: 'grid-2' }, h('div', {}, h('div', { class: 'stats' },
+      stat('Decision', decisionBadge(m.decision), 'membership-decision', 'trained_on_served: p ≤ α and the exchangeability checks passed; not_detected is never a finding of independence'),
+      stat('p-value', fmtP(m.p_value), 'membership-p', `${r.p_method || ''}; smallest reportable ${fmtP(r.p_resolution)}`),
+      stat('α', String(r.alpha), 'membership-alpha'),
+      stat('Prompts compared', String(m.prompts), 'membership-prompts', `${r.informative_prompts} carry evidence`),
+      stat('Effect', fmtNum(r.effect, 3), 'membership-effect', `served-specific reuse ${fmtNum(r.served_reuse)} − fresh-specific reuse ${fmtNum(r.fresh_reuse)}`),
+      stat('Guard p', fmtP(r.guard && r.guard.p_value), 'membership-guard', 'exchangeability of served and fresh answers (paired two-sample test)')),
+    h('p', { id: 'membership-reason' }, r.reason || ''),
+    controls ? h('p', { class: 'muted small', id: 'membership-controls' }, 'Negative controls: ', controls) : null,
+    h('p', { class: 'muted small' }, `Served log ${m.served_log}${m.account ? ' · account ' + m.account : ''}${m.campaign_id ? ' · campaign ' + m.campaign_id : ''} · ${fmtTime(m.created_ms)}. The null assumes: ${r.null_assumes || ''}`)),
+    img),
+    h('h3', {}, 'Prompts that weigh most'),
+    h('p', { class: 'muted small' }, h('mark', { class: 'shared' }, 'Shared with the served answer'), ' and with no fresh answer.'),
+    prompts.length ? prompts : h('p', { class: 'empty' }, 'No prompt carries evidence.'));
+}
+
 async function renderSuspect(main, id) {
   const base = `/v1/suspects/${encodeURIComponent(id)}`;
   const s = await api(base);
@@ -548,7 +615,8 @@ async function renderSuspect(main, id) {
   let addCard = null;
   let campaigns = null;
   const reload = async () => {
-    const [fresh, samples] = await Promise.all([api(base), api(`${base}/samples?limit=50`)]);
+    const [fresh, samples, mem] = await Promise.all([api(base), api(`${base}/samples?limit=50`), api(`${base}/membership?limit=1`)]);
+    const latest = (mem.results || [])[0] || null;
     let v = null;
     if (fresh.samples > 0) v = await api(`${base}/verdict?top=5`);
     const scoresImg = h('img', { id: 'plot-scores', class: 'plot', alt: 'Score distribution of this suspect against the independent-model null' });
@@ -564,9 +632,11 @@ async function renderSuspect(main, id) {
     container.replaceChildren(
       h('div', { class: 'page-head' },
         h('p', { class: 'crumbs' }, h('a', { href: '#/suspects' }, 'Suspects'), ' / '),
-        h('h1', { id: 'suspect-name-title' }, fresh.name, ' ', decisionBadge(v && v.decision)),
+        // The exact test's decision when there is one; else the style triage's.
+        h('h1', { id: 'suspect-name-title' }, fresh.name, ' ', decisionBadge(latest ? latest.decision : v && v.decision)),
         h('p', { class: 'muted' }, fresh.description || '', fresh.description ? ' · ' : '', `profile ${fresh.profile} · ${fresh.samples} samples · updated ${fmtTime(fresh.updated_ms)}`),
         del),
+      membershipCard(latest, base),
       h('div', { class: 'grid-2' },
         verdictCard(fresh, v),
         h('section', { class: 'card' }, h('h2', {}, 'Scores vs independent models'), scoresImg)),

@@ -4,12 +4,17 @@
 //! the plots and the highlighted evidence appear, browse profiles and jobs, and check that a viewer
 //! sees no write controls *and* that the server refuses a viewer's write made through the page.
 //!
+//! A served-output membership result shows on the suspect page first: decision, p-value, the
+//! p-value plot and the top prompts with the shared spans marked in both answers.
+//!
 //! Screenshots of every page (a 1280×800 viewport) go to `artifacts/screenshots/`.
 //!
 //! The browser comes from `scripts/install-browser.sh` (called by `scripts/test.sh`). When it is
 //! missing the test fails if `CI` is set and is skipped loudly otherwise. `PEDIGREE_CHROMIUM` and
 //! `PEDIGREE_CHROMEDRIVER` override the binaries' paths.
 
+#[path = "common/answers.rs"]
+mod answers;
 mod common;
 
 use common::proc;
@@ -549,6 +554,84 @@ async fn dashboard_end_to_end_in_headless_chromium() {
         .await
         .unwrap();
     screenshot(&c, &shots, "suspect-campaign").await;
+
+    // --- the membership panel: a served log, fresh answers, a student's answers, one test.
+    let rows = answers::rows(40, 5);
+    let log: String = rows
+        .iter()
+        .map(|r| {
+            json!({"prompt": r.prompt, "response": r.served, "account": "acct-9"}).to_string()
+                + "\n"
+        })
+        .collect();
+    let fresh: String = rows
+        .iter()
+        .map(|r| json!({"prompt": r.prompt, "response": r.fresh}).to_string() + "\n")
+        .collect();
+    let mut ids = Vec::new();
+    for (kind, body) in [("served", log), ("fresh", fresh)] {
+        let r = http
+            .post(format!("{base}/v1/served-logs?kind={kind}"))
+            .bearer_auth(&analyst)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        ids.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    }
+    let r = http
+        .post(format!("{base}/v1/suspects"))
+        .bearer_auth(&analyst)
+        .json(&json!({"name": "student-of-served"}))
+        .send()
+        .await
+        .unwrap();
+    let sid = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let samples: Vec<Value> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| json!({"prompt": r.prompt, "text": if i % 2 == 0 { answers::copied(&r.served) } else { r.own.clone() }}))
+        .collect();
+    let r = http
+        .post(format!("{base}/v1/suspects/{sid}/samples"))
+        .bearer_auth(&analyst)
+        .json(&samples)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r = http
+        .post(format!("{base}/v1/suspects/{sid}/membership"))
+        .bearer_auth(&analyst)
+        .json(&json!({"served_log": ids[0], "account": "acct-9", "fresh_logs": [ids[1]], "options": {"permutations": 999}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    go(&c, &base, &format!("#/suspects/{sid}"), "suspect").await;
+    wait_js(&c, "document.getElementById('membership-decision') && document.getElementById('membership-decision').textContent === 'trained_on_served'", "the membership decision").await;
+    let marks = wait_js(
+        &c,
+        "document.querySelectorAll('#membership .side-by-side mark.shared').length",
+        "shared spans",
+    )
+    .await;
+    assert!(marks.as_f64().unwrap() >= 2.0, "{marks}");
+    // The marked text is the same words in both answers (the served one keeps its case).
+    let pair = c
+        .execute("const m = document.querySelectorAll('#membership .membership-evidence')[0].querySelectorAll('.side-by-side > div'); return [m[0].querySelector('mark').textContent, m[1].querySelector('mark').textContent];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pair[0].as_str().unwrap(), pair[1].as_str().unwrap().to_lowercase(), "{pair}");
+    wait_js(
+        &c,
+        "document.getElementById('plot-membership').naturalWidth > 0",
+        "the membership plot",
+    )
+    .await;
+    screenshot(&c, &shots, "suspect-membership").await;
 
     c.close().await.unwrap();
     drop(driver);

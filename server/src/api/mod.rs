@@ -38,7 +38,7 @@ use utoipa_swagger_ui::SwaggerUi;
         campaigns::allow_list, campaigns::allow_add, campaigns::allow_delete,
         campaigns::secret_put, campaigns::secret_list, campaigns::secret_delete,
         served::upload, served::list, served::get, served::answers, served::delete, served::test, served::results,
-        crate::dashboard::suspect_scores_svg, crate::dashboard::suspect_growth_svg, crate::dashboard::profile_roc_svg,
+        crate::dashboard::suspect_scores_svg, crate::dashboard::suspect_growth_svg, crate::dashboard::suspect_membership_svg, crate::dashboard::profile_roc_svg,
     ),
     components(schemas(ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),

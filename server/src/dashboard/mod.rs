@@ -66,6 +66,7 @@ pub fn plot_routes() -> Router<AppState> {
     Router::new()
         .route("/suspects/{id}/plots/scores.svg", get(suspect_scores_svg))
         .route("/suspects/{id}/plots/growth.svg", get(suspect_growth_svg))
+        .route("/suspects/{id}/plots/membership.svg", get(suspect_membership_svg))
         .route("/profiles/{name}/plots/roc.svg", get(profile_roc_svg))
 }
 
@@ -151,6 +152,35 @@ pub async fn suspect_growth_svg(
     drop(permit);
     let (growth, alpha) = (v.verdict.growth, v.verdict.alpha);
     state.engine.run_cpu(move || plots::growth_svg(&growth, alpha)).await.and_then(svg)
+}
+
+/// The latest membership result's p-value against the number of prompts compared (404 when
+/// the suspect has none).
+#[utoipa::path(get, path = "/v1/suspects/{id}/plots/membership.svg", tag = "dashboard", params(("id" = String, Path)),
+    responses((status = 200, description = "SVG document", content_type = "image/svg+xml", body = String),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn suspect_membership_svg(
+    State(state): State<AppState>,
+    Need(_caller): Need<VIEWER>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    suspect_or_404(state.store.as_ref(), &id).await?;
+    let rec = state.store.membership_results(&id, 1).await?.pop().ok_or_else(|| {
+        AppError::NotFound(format!("suspect `{id}` has no membership result yet"))
+    })?;
+    // A campaign's look ran at its spent level; the line shows the campaign's α spent so far.
+    let alpha = rec.report["inputs"]["alpha_spent"]
+        .as_f64()
+        .or_else(|| rec.report["alpha"].as_f64())
+        .unwrap_or(0.01);
+    let points: Vec<(usize, f64)> = rec.report["trajectory"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((t["prompts"].as_u64()? as usize, t["p_value"].as_f64()?)))
+        .collect();
+    state.engine.run_cpu(move || plots::membership_svg(&points, alpha)).await.and_then(svg)
 }
 
 /// A profile's calibration ROC (`builtin` names the built-in profile).

@@ -245,20 +245,50 @@ pub fn score_distribution_svg(
 
 /// The p-value after the first k responses (doubling grid) on log–log axes, with the α line.
 pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> anyhow::Result<String> {
-    let pts: Vec<(f64, f64)> = growth
+    let pts: Vec<(usize, f64)> = growth.iter().map(|g| (g.n, g.p_value)).collect();
+    p_curve_svg(
+        &pts,
+        alpha,
+        "Evidence growing with N",
+        "responses N",
+        "p-value after the first N responses",
+    )
+}
+
+/// The membership test's p-value against the number of prompts compared (its trajectory, or
+/// a campaign's looks), on log–log axes, with the α line.
+pub fn membership_svg(points: &[(usize, f64)], alpha: f64) -> anyhow::Result<String> {
+    p_curve_svg(
+        points,
+        alpha,
+        "Membership test: p-value against prompts compared",
+        "prompts compared",
+        "p-value on the first N prompts",
+    )
+}
+
+/// A p-value curve over a count, on log–log axes, with the α line.
+fn p_curve_svg(
+    points: &[(usize, f64)],
+    alpha: f64,
+    title: &str,
+    x_desc: &str,
+    label: &str,
+) -> anyhow::Result<String> {
+    let pts: Vec<(f64, f64)> = points
         .iter()
-        .filter(|g| g.n > 0 && g.p_value.is_finite())
-        .map(|g| (g.n as f64, g.p_value.clamp(1e-300, 1.0)))
+        .filter(|g| g.0 > 0 && g.1.is_finite())
+        .map(|g| (g.0 as f64, g.1.clamp(1e-300, 1.0)))
         .collect();
     let nmax = pts.iter().map(|p| p.0).fold(2.0, f64::max);
     let pmin = pts.iter().map(|p| p.1).fold(alpha, f64::min);
     let ylo = (pmin / 10.0).max(1e-300);
     svg_document(|root| {
-        let mut chart = chart_builder(root, "Evidence growing with N", 56)
+        let mut chart = chart_builder(root, title, 56)
             .build_cartesian_2d((1f64..nmax * 1.3).log_scale(), (ylo..1.5f64).log_scale())?;
         chart
             .configure_mesh()
-            .x_desc("responses N")
+            .x_desc(x_desc)
             .y_desc("p-value")
             .y_label_formatter(&|y| {
                 if *y >= 1e-3 {
@@ -281,7 +311,7 @@ pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> anyhow::Result<String> 
             });
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), SUSPECT_COLOR.stroke_width(2)))?
-            .label("p-value after the first N responses")
+            .label(label)
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 16, y)], SUSPECT_COLOR.stroke_width(2))
             });
