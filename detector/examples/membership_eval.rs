@@ -110,6 +110,35 @@ fn desensitize(t: &str, rng: &mut ChaCha8Rng, drop: f64, reword: f64, vocab: &[&
         .join(" ")
 }
 
+/// A simulated student (module documentation): ρ·n served prompts drawn at random get the
+/// desensitized served answer, the others the base model's own answer (prompts it did not
+/// answer are left out).
+fn simulate(
+    served: &[Answer],
+    own: &HashMap<String, String>,
+    rho: f64,
+    drop: f64,
+    reword: f64,
+    vocab: &[&str],
+    rng: &mut ChaCha8Rng,
+) -> Vec<Answer> {
+    let k = (rho * served.len() as f64).round() as usize;
+    let mut idx: Vec<usize> = (0..served.len()).collect();
+    idx.shuffle(rng);
+    let chosen: std::collections::HashSet<usize> = idx[..k].iter().copied().collect();
+    served
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            if chosen.contains(&i) {
+                Some(Answer::new(&s.prompt, desensitize(&s.text, rng, drop, reword, vocab)))
+            } else {
+                own.get(&membership::prompt_key(&s.prompt)).map(|t| Answer::new(&s.prompt, t))
+            }
+        })
+        .collect()
+}
+
 /// The baseline the issue names: IDF-weighted n-gram overlap difference, sign-flip test.
 fn baseline_p(
     served: &[Answer],
@@ -151,6 +180,46 @@ fn main() {
     let by_key = |v: &[Answer]| -> HashMap<String, String> {
         v.iter().map(|a| (membership::prompt_key(&a.prompt), a.text.clone())).collect()
     };
+    // `--write-student OUT [--base MODEL] [--rho R] [--level light|medium|heavy|extreme]
+    // [--seed S]`: write one simulated student as JSONL {prompt, response} (the README's
+    // campaign demo replays it) instead of measuring.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--write-student") {
+        let flag = |f: &str, d: &str| -> String {
+            args.iter()
+                .position(|a| a == f)
+                .and_then(|j| args.get(j + 1))
+                .cloned()
+                .unwrap_or(d.into())
+        };
+        let out = args.get(i + 1).expect("--write-student OUT");
+        let (base, level) = (flag("--base", "claude"), flag("--level", "medium"));
+        let rho: f64 = flag("--rho", "0.25").parse().expect("--rho");
+        let seed: u64 = flag("--seed", "1").parse().expect("--seed");
+        let (drop, reword) = match level.as_str() {
+            "light" => (0.0, 0.0),
+            "medium" => (0.3, 0.15),
+            "heavy" => (0.5, 0.3),
+            "extreme" => (0.7, 0.5),
+            l => panic!("--level {l}: light, medium, heavy or extreme"),
+        };
+        let own_answers = models.get(&base).unwrap_or_else(|| panic!("no model {base}"));
+        let vocab: Vec<&str> =
+            own_answers.iter().flat_map(|a| a.text.split_whitespace()).take(20_000).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let student = simulate(&served, &by_key(own_answers), rho, drop, reword, &vocab, &mut rng);
+        let text: String = student
+            .iter()
+            .map(|a| serde_json::json!({"prompt": a.prompt, "response": a.text}).to_string() + "\n")
+            .collect();
+        std::fs::write(out, text).expect("write the student");
+        println!(
+            "wrote {} answers to {out}: base {base}, ρ = {rho} ({} served answers, desensitization {level})",
+            student.len(),
+            (rho * served.len() as f64).round()
+        );
+        return;
+    }
     // `gpt4` in alpaca-eval-dev *is* the served sample: it is the perfect student, not a null
     // suspect.
     let null_models: Vec<&String> = models.keys().filter(|m| *m != "gpt4").collect();
@@ -229,25 +298,7 @@ fn main() {
                     .flat_map(|a| a.text.split_whitespace())
                     .take(20_000)
                     .collect();
-                let k = (rho * served.len() as f64).round() as usize;
-                let mut idx: Vec<usize> = (0..served.len()).collect();
-                idx.shuffle(&mut rng);
-                let chosen: std::collections::HashSet<usize> = idx[..k].iter().copied().collect();
-                let student: Vec<Answer> = served
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, s)| {
-                        if chosen.contains(&i) {
-                            Some(Answer::new(
-                                &s.prompt,
-                                desensitize(&s.text, &mut rng, drop, reword, &vocab),
-                            ))
-                        } else {
-                            own.get(&membership::prompt_key(&s.prompt))
-                                .map(|t| Answer::new(&s.prompt, t))
-                        }
-                    })
-                    .collect();
+                let student = simulate(&served, &own, rho, drop, reword, &vocab, &mut rng);
                 let r = membership::run(&served, &fresh, &student, &[], &opts).expect("run");
                 hit += usize::from(r.decision == MembershipDecision::TrainedOnServed);
                 base_hit +=

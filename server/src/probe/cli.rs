@@ -224,8 +224,18 @@ pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
 #[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
     /// A benchmark directory (manifest.json + samples.jsonl), e.g. ../shared/datasets/alpaca-eval-dev.
-    #[arg(long, env = "PEDIGREE_REPLAY_DATA")]
-    pub data: PathBuf,
+    #[arg(
+        long,
+        env = "PEDIGREE_REPLAY_DATA",
+        required_unless_present = "answers",
+        conflicts_with = "answers"
+    )]
+    pub data: Option<PathBuf>,
+    /// Instead of `--data`: a file of answers with prompts in any format the datasets crate
+    /// reads (JSONL {prompt, response}, OpenAI chat logs, AlpacaEval, …); the first answer to a
+    /// prompt is replayed.
+    #[arg(long, env = "PEDIGREE_REPLAY_ANSWERS")]
+    pub answers: Option<PathBuf>,
     /// The model whose recorded answers are replayed (also the only `model` accepted).
     #[arg(long, env = "PEDIGREE_REPLAY_MODEL")]
     pub model: String,
@@ -247,11 +257,24 @@ pub struct ReplayArgs {
 }
 
 pub async fn run_replay(a: ReplayArgs) -> anyhow::Result<()> {
-    let mut replay = super::replay::Replay::from_bench(&a.data, &a.model)?;
+    let mut replay = match (&a.data, &a.answers) {
+        (Some(dir), _) => super::replay::Replay::from_bench(dir, &a.model)?,
+        (None, Some(file)) => {
+            let mut answers = std::collections::HashMap::new();
+            for x in datasets::read_answers(file, None, None)? {
+                answers.entry(x.prompt).or_insert(x.response);
+            }
+            super::replay::Replay::new(&a.model, answers)
+        }
+        (None, None) => anyhow::bail!("give --data DIR or --answers FILE"),
+    };
     replay.fallback = a.fallback.clone();
     replay.latency_ms = a.latency_ms;
     if let Some(out) = &a.write_probes {
-        let bench = datasets::BenchDir::load(&a.data)?;
+        let Some(dir) = &a.data else {
+            anyhow::bail!("--write-probes needs --data (a benchmark directory)");
+        };
+        let bench = datasets::BenchDir::load(dir)?;
         let samples = match a.split.as_str() {
             "test" => bench.samples_for(&a.model, datasets::Split::Test),
             "train" => bench.samples_for(&a.model, datasets::Split::Train),
