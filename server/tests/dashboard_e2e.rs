@@ -592,7 +592,7 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     let samples: Vec<Value> = rows
         .iter()
         .enumerate()
-        .map(|(i, r)| json!({"prompt": r.prompt, "text": if i % 2 == 0 { answers::copied(&r.served) } else { r.own.clone() }}))
+        .map(|(i, r)| json!({"prompt": r.prompt, "text": if i.is_multiple_of(2) { answers::copied(&r.served) } else { r.own.clone() }}))
         .collect();
     let r = http
         .post(format!("{base}/v1/suspects/{sid}/samples"))

@@ -51,7 +51,7 @@ fn fresh_log(rows: &[answers::Row], shifted: bool) -> String {
 
 /// The student copied every other served answer (desensitized); the others are its own.
 fn student(r: &answers::Row, i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         answers::copied(&r.served)
     } else {
         r.own.clone()
