@@ -795,7 +795,12 @@ fn campaign_survives_llama_server_kill_9_and_restart() {
     let after: Vec<_> = ex.iter().filter(|e| e.at >= ready_at).collect();
     assert!(before.iter().filter(|e| e.answer.is_some()).count() >= 6);
     assert!(during.len() >= 2 && during.iter().all(|e| e.answer.is_none()), "{during:?}");
-    assert!(!after.is_empty() && after.iter().all(|e| e.answer.is_some()), "{after:?}");
+    // After the restart every request is answered, except that a freshly started llama-server
+    // may still refuse one with 503 (seen once in a full run on 2 busy cores, after /health had
+    // said 200); the prober retries it like any 503, and the checks below require every probe
+    // that met the outage to end answered.
+    assert!(after.iter().any(|e| e.answer.is_some()), "{after:?}");
+    assert!(after.iter().all(|e| e.answer.is_some() || e.status == Some(503)), "{after:?}");
     // Every probe that met the outage (in flight at the kill or sent during it) was retried and
     // answered after the restart.
     let hit: HashSet<&str> =

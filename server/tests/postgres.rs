@@ -153,7 +153,10 @@ async fn real_server_on_postgres_end_to_end() {
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
         .count();
     assert_eq!(migrations as usize, files, "every PostgreSQL migration applied");
-    assert_eq!(files, 3, "0001 init, 0002 campaigns, 0003 secret hosts + rate ceilings");
+    assert_eq!(
+        files, 4,
+        "0001 init, 0002 campaigns, 0003 secret hosts + rate ceilings, 0004 served logs"
+    );
 
     // The log says which store it opened, with the password redacted.
     let log = std::fs::read_to_string(&log_path).unwrap();
@@ -240,7 +243,7 @@ async fn migration_0003_upgrades_a_database_with_secrets() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(applied, 3);
+    assert_eq!(applied, 4, "0001–0004: the upgrade applies the later migrations too");
 
     let srv = start_with_stderr(dir.path(), &env, Stdio::inherit());
     let c = reqwest::Client::new();
