@@ -558,7 +558,7 @@ fn summary_of(out: &std::process::Output) -> Value {
 fn stored(data: &Path, id: &str) -> (CampaignRecord, Vec<ProbeRecord>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = server::store::open(&server::Config::with_data(data)).await.unwrap();
+        let store = server::store::open(&server::Config::with_data(data).store).await.unwrap();
         let c = store.get_campaign(id).await.unwrap().expect("campaign stored");
         let mut probes = Vec::new();
         let mut after = 0;
@@ -794,7 +794,9 @@ fn campaign_survives_llama_server_kill_9_and_restart() {
     let during: Vec<_> = ex.iter().filter(|e| e.at >= killed_at && e.at < ready_at).collect();
     let after: Vec<_> = ex.iter().filter(|e| e.at >= ready_at).collect();
     assert!(before.iter().filter(|e| e.answer.is_some()).count() >= 6);
-    assert!(during.len() >= 2 && during.iter().all(|e| e.answer.is_none()), "{during:?}");
+    // The outage was hit at least twice. A retry that reaches the restarted server between its
+    // first 200 on /health and this test's next poll of it counts as "during" and is answered.
+    assert!(during.iter().filter(|e| e.answer.is_none()).count() >= 2, "{during:?}");
     // After the restart every request is answered, except that a freshly started llama-server
     // may still refuse one with 503 (seen once in a full run on 2 busy cores, after /health had
     // said 200); the prober retries it like any 503, and the checks below require every probe
