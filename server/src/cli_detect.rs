@@ -203,10 +203,7 @@ fn out_line(s: &str) -> std::io::Result<()> {
 
 /// The named profile file, or the built-in one.
 pub fn load_profile(path: Option<&Path>) -> anyhow::Result<Profile> {
-    match path {
-        Some(p) => Profile::load(p).with_context(|| format!("loading profile {}", p.display())),
-        None => Ok(Profile::builtin()?),
-    }
+    Ok(crate::service::profiles::load(path)?)
 }
 
 fn spinner(msg: &str) -> ProgressBar {

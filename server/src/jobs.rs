@@ -269,7 +269,7 @@ impl JobManager {
                 let counter = records.progress_counter();
                 let stop = cancel.clone();
                 let records = records.take_while(move |_| !stop.load(Ordering::SeqCst));
-                let run = crate::cli_audit::audit_records(&profile, records, &opts, &|n| {
+                let run = crate::service::audit::audit_records(&profile, records, &opts, &|n| {
                     scored.store(n, Ordering::Relaxed);
                     bytes_read.store(counter.load(Ordering::Relaxed), Ordering::Relaxed);
                 })?;
@@ -286,8 +286,9 @@ impl JobManager {
                         run.empty
                     );
                 }
-                let (mut summary, _) =
-                    crate::cli_audit::audit_summary(&profile, &run, &opts, bytes, start, read_secs);
+                let (mut summary, _) = crate::service::audit::audit_summary(
+                    &profile, &run, &opts, bytes, start, read_secs,
+                );
                 // Records without a source of their own name the input file: do not show the
                 // server's upload path to API clients.
                 let own_path = input.display().to_string();

@@ -218,7 +218,7 @@ async fn hostile_error_text_and_token_counts_are_stored_on_both_stores() {
             cfg.store.database_url = Some(server::config::DatabaseUrl::new(pg.url.clone()));
         }
         let l = Local {
-            store: server::store::open(&cfg).await.unwrap(),
+            store: server::store::open(&cfg.store).await.unwrap(),
             engine: local().await.engine,
             _dir: dir,
         };

@@ -3,10 +3,12 @@
 //! HTTP error: it returns a [`ServiceError`], which the HTTP edge maps to a status in one place
 //! (`impl From<ServiceError> for AppError` in `error.rs`).
 //!
-//! Issue 15 moves the rest of the server's shared logic (suspects, jobs, audits, campaigns)
-//! here; the membership test flow is the first service.
+//! Issue 15 moves the rest of the server's shared logic (suspects, jobs, campaigns) here; so far
+//! the membership test flow, the corpus-audit pipeline and profile loading live here.
 
+pub mod audit;
 pub mod membership;
+pub mod profiles;
 
 use crate::store::StoreError;
 

@@ -720,7 +720,7 @@ async fn repeated_probe_answers_point_at_one_sample(s: Arc<dyn Store>) {
 async fn open_selects_the_backend_from_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cfg = Config::with_data(&data);
+    let cfg = StoreArgs { data: data.clone(), database_url: None };
     let s = open(&cfg).await.unwrap();
     s.create_suspect("a", "A", "", "p").await.unwrap();
     s.close().await.unwrap();
@@ -729,9 +729,8 @@ async fn open_selects_the_backend_from_the_config() {
 
     let db = super::test_pg::fresh_db().await;
     let data2 = dir.path().join("data2");
-    let mut cfg = Config::with_data(&data2);
-    cfg.store.database_url =
-        Some(crate::config::DatabaseUrl::new(db.url.replacen("postgres@", "postgres:hunter2@", 1)));
+    let mut cfg = StoreArgs { data: data2.clone(), database_url: None };
+    cfg.database_url = Some(DatabaseUrl::new(db.url.replacen("postgres@", "postgres:hunter2@", 1)));
     let s = open(&cfg).await.unwrap();
     assert!(s.get_suspect("a").await.unwrap().is_none(), "a fresh PostgreSQL database");
     s.create_suspect("b", "B", "", "p").await.unwrap();
@@ -747,15 +746,14 @@ async fn open_selects_the_backend_from_the_config() {
     );
 
     // An empty URL is no URL; another scheme is refused, redacted.
-    cfg.store.database_url = Some(crate::config::DatabaseUrl::new(""));
+    cfg.database_url = Some(DatabaseUrl::new(""));
     assert!(describe(&cfg).starts_with("SQLite "));
-    cfg.store.database_url = Some(crate::config::DatabaseUrl::new("mysql://root:hunter2@db/x"));
+    cfg.database_url = Some(DatabaseUrl::new("mysql://root:hunter2@db/x"));
     let e = open(&cfg).await.err().expect("mysql is refused").to_string();
     assert!(e.contains("mysql://root:***@db/x") && !e.contains("hunter2"), "{e}");
     // A server that is not there: the error does not show the password either.
-    cfg.store.database_url = Some(crate::config::DatabaseUrl::new(
-        "postgres://u:hunter2@localhost/x?host=/nonexistent-dir",
-    ));
+    cfg.database_url =
+        Some(DatabaseUrl::new("postgres://u:hunter2@localhost/x?host=/nonexistent-dir"));
     let e = open(&cfg).await.err().expect("no server").to_string();
     assert!(!e.contains("hunter2"), "{e}");
 }

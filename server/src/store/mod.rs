@@ -9,6 +9,7 @@ mod sql;
 /// The served-log and membership-result methods, expanded into both stores' `Store` impls.
 #[macro_use]
 mod served_sql;
+mod config;
 mod postgres;
 mod sqlite;
 
@@ -19,10 +20,10 @@ mod conformance;
 #[path = "../../tests/common/pg.rs"]
 pub(crate) mod test_pg;
 
+pub use config::{DatabaseUrl, StoreArgs};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-use crate::config::Config;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
@@ -52,11 +53,11 @@ pub enum StoreError {
 /// Open the store that `config` selects: PostgreSQL when `--database-url` / `PEDIGREE_DATABASE_URL`
 /// is a `postgres://` URL, else the embedded SQLite database under `--data` (created if missing).
 /// Both run their migrations. The only place that chooses a backend.
-pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn open(config: &StoreArgs) -> Result<Arc<dyn Store>, StoreError> {
     match database_url(config) {
         None => {
-            std::fs::create_dir_all(&config.store.data)?;
-            Ok(Arc::new(SqliteStore::open(&config.db_path()).await?))
+            std::fs::create_dir_all(&config.data)?;
+            Ok(Arc::new(SqliteStore::open(&config.sqlite_path()).await?))
         }
         Some(url) if url.is_postgres() => Ok(Arc::new(PgStore::connect(url.expose()).await?)),
         Some(url) => Err(StoreError::Config(format!(
@@ -67,16 +68,16 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
 }
 
 /// The configured database URL, if any (an empty value means none: the SQLite default).
-fn database_url(config: &Config) -> Option<&crate::config::DatabaseUrl> {
-    config.store.database_url.as_ref().filter(|u| !u.expose().trim().is_empty())
+fn database_url(config: &StoreArgs) -> Option<&DatabaseUrl> {
+    config.database_url.as_ref().filter(|u| !u.expose().trim().is_empty())
 }
 
 /// Which store `config` selects, for logs and error messages (the URL's password redacted).
-pub fn describe(config: &Config) -> String {
+pub fn describe(config: &StoreArgs) -> String {
     match database_url(config) {
         Some(url) if url.is_postgres() => format!("PostgreSQL {url}"),
         Some(url) => format!("database {url}"),
-        None => format!("SQLite {}", config.db_path().display()),
+        None => format!("SQLite {}", config.sqlite_path().display()),
     }
 }
 
