@@ -6,7 +6,8 @@
 #     crate's tests (unit, integration, real-server, kill -9 crash-resume on SQLite and PostgreSQL,
 #     audit mixtures, the dashboard in headless Chromium, whose screenshots land in
 #     artifacts/screenshots/);
-#  3. checks formatting (rustfmt.toml) and lints (`cargo clippy -D warnings`, workspace lints);
+#  3. checks formatting (rustfmt.toml), lints (`cargo clippy -D warnings`, workspace lints) and
+#     that the server's modules have no import cycles (scripts/module-cycles.py);
 #  4. builds the release binary and runs the bench protocol on ../shared/datasets/alpaca-eval-dev,
 #     failing if any dev metric falls below the figures recorded in bench/alpaca-eval-dev.json.
 set -euo pipefail
@@ -55,6 +56,12 @@ if ! cargo fmt --all --check; then
 fi
 if ! cargo clippy --workspace --all-targets -- -D warnings; then
   echo "cargo clippy failed (warnings are errors)" >&2
+  summary
+  exit 1
+fi
+# No import cycles between the server's top-level modules (issue 15): the layers stay layers.
+if ! python3 scripts/module-cycles.py; then
+  echo "import cycles between server modules (scripts/module-cycles.py)" >&2
   summary
   exit 1
 fi

@@ -10,27 +10,13 @@ use axum::http::request::Parts;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rand::Rng;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// Random base62 string of `n` characters from the OS-seeded thread RNG.
-pub fn random_base62(n: usize) -> String {
-    let mut rng = rand::thread_rng();
-    (0..n).map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char).collect()
-}
+pub use crate::ids::random_base62;
+pub use crate::service::keys::{hash_key, KeyCache};
 
 /// A new API key: `pdg_` followed by 32 base62 characters (~190 bits).
 pub fn generate_key() -> String {
     format!("pdg_{}", random_base62(32))
-}
-
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// Create a key in the store; returns the record and the plaintext key (shown once).
@@ -94,39 +80,6 @@ impl<const ROLE: u8, S: Send + Sync> FromRequestParts<S> for Need<ROLE> {
     }
 }
 
-/// Short-lived cache of key lookups so that the hot scoring path does not hit the database.
-/// Revocations through the API clear it; revocations by another process apply within the TTL.
-pub struct KeyCache {
-    ttl: Duration,
-    map: Mutex<HashMap<String, (Option<ApiKeyRecord>, Instant)>>,
-}
-
-impl KeyCache {
-    pub fn new(ttl: Duration) -> KeyCache {
-        KeyCache { ttl, map: Mutex::new(HashMap::new()) }
-    }
-
-    pub fn clear(&self) {
-        self.map.lock().expect("key cache").clear();
-    }
-
-    pub async fn lookup(&self, store: &dyn Store, key: &str) -> AppResult<Option<ApiKeyRecord>> {
-        let h = hash_key(key);
-        if let Some((rec, at)) = self.map.lock().expect("key cache").get(&h) {
-            if at.elapsed() < self.ttl {
-                return Ok(rec.clone());
-            }
-        }
-        let rec = store.key_by_hash(&h).await?.filter(|r| r.revoked_ms.is_none());
-        let mut m = self.map.lock().expect("key cache");
-        if m.len() > 10_000 {
-            m.clear();
-        }
-        m.insert(h, (rec.clone(), Instant::now()));
-        Ok(rec)
-    }
-}
-
 fn bearer(req: &Request) -> Option<&str> {
     let v = req.headers().get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
@@ -158,7 +111,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         Some(k) => match state.keys.lookup(state.store.as_ref(), k).await {
             Ok(Some(rec)) => Some(Caller { key_id: rec.id, name: rec.name, role: rec.role }),
             Ok(None) => None,
-            Err(e) => return e.into_response(),
+            Err(e) => return AppError::from(e).into_response(),
         },
         None => None,
     };

@@ -95,7 +95,7 @@ impl IntoResponse for AppError {
         // the client gets a generic message and a request id that finds the detail in the log.
         let mut request_id = None;
         let message = if let AppError::Internal(detail) = &self {
-            let id = crate::auth::random_base62(12);
+            let id = crate::ids::random_base62(12);
             tracing::error!(request_id = %id, error = %detail, "request failed");
             let m = format!("internal error (request id {id}; the detail is in the server log)");
             request_id = Some(id);
@@ -185,6 +185,8 @@ impl From<crate::service::ServiceError> for AppError {
             ServiceError::Invalid(m) => AppError::Invalid(m),
             ServiceError::NotFound(what) => AppError::not_found(what),
             ServiceError::Conflict(m) => AppError::Conflict(m),
+            ServiceError::Unavailable(m) => AppError::Unavailable(m),
+            ServiceError::Overloaded => AppError::TooManyRequests,
             ServiceError::Store(e) => e.into(),
             ServiceError::Internal(m) => AppError::Internal(m),
         }

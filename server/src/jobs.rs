@@ -17,8 +17,8 @@
 //! `cursor_line` = texts scored); the summary is written in one transaction at the end.
 
 use crate::config::Config;
-use crate::engine::Engine;
 use crate::error::{AppError, AppResult};
+use crate::service::engine::Engine;
 use crate::store::{JobChunk, JobRecord, JobState, NewSample, Store};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -475,7 +475,7 @@ impl JobManager {
             }
         }
         // Refresh the suspect's cached verdict for the dashboard (best effort).
-        if let Err(e) = crate::api::suspects::refresh_verdict(
+        if let Err(e) = crate::service::suspects::refresh_verdict(
             self.store.as_ref(),
             &self.engine,
             &params.suspect_id,
@@ -519,12 +519,4 @@ pub fn ensure_cancellable(what: &str, id: &str, state: JobState) -> AppResult<()
     Ok(())
 }
 
-/// Content hash used to deduplicate samples: sha256 over the prompt and the text.
-pub fn content_hash(text: &str, prompt: Option<&str>) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(prompt.unwrap_or("").as_bytes());
-    h.update([0u8]);
-    h.update(text.as_bytes());
-    hex::encode(h.finalize())
-}
+pub use crate::service::suspects::content_hash;

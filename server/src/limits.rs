@@ -118,3 +118,13 @@ mod fuzz {
         }
     }
 }
+
+/// Admission control: a permit or 429 at once.
+pub fn admit(
+    state: &crate::state::AppState,
+) -> crate::error::AppResult<tokio::sync::OwnedSemaphorePermit> {
+    state.admission.clone().try_acquire_owned().map_err(|_| {
+        metrics::counter!("pedigree_rejected_total", "reason" => "admission").increment(1);
+        crate::error::AppError::TooManyRequests
+    })
+}

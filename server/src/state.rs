@@ -1,10 +1,10 @@
 //! Shared application state.
 
 use crate::audit::AuditSink;
-use crate::auth::KeyCache;
 use crate::config::Config;
-use crate::engine::Engine;
 use crate::jobs::JobManager;
+use crate::service::engine::Engine;
+use crate::service::keys::KeyCache;
 use crate::store::{now_ms, ProfileRecord, Store};
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

@@ -3,9 +3,9 @@
 use crate::api::jobs::{stream_upload, JobCreated};
 use crate::audit::AuditDetail;
 use crate::auth::{Need, ADMIN, VIEWER};
-use crate::engine::BUILTIN_ALIASES;
 use crate::error::{AppError, AppResult, Json, Path, Query};
 use crate::jobs::KIND_PROFILE_BUILD;
+use crate::service::engine::BUILTIN_ALIASES;
 use crate::state::AppState;
 use crate::store::{now_ms, NewJob, ProfileRecord};
 use axum::body::Bytes;

@@ -87,13 +87,7 @@ pub fn validate_texts<'a>(
     Ok(())
 }
 
-/// Admission control: a permit or 429 at once.
-pub fn admit(state: &AppState) -> AppResult<tokio::sync::OwnedSemaphorePermit> {
-    state.admission.clone().try_acquire_owned().map_err(|_| {
-        metrics::counter!("pedigree_rejected_total", "reason" => "admission").increment(1);
-        AppError::TooManyRequests
-    })
-}
+pub use crate::limits::admit;
 
 /// Score one or many texts against a profile.
 #[utoipa::path(

@@ -177,7 +177,7 @@ pub async fn test(
     Path(id): Path<String>,
     Json(req): Json<MembershipRequest>,
 ) -> AppResult<Response> {
-    let _permit = crate::api::score::admit(&state)?;
+    let _permit = crate::limits::admit(&state)?;
     let rec =
         svc::test_suspect(state.store.as_ref(), &id, req, Some(caller.key_id.clone())).await?;
     let detail =
@@ -207,6 +207,6 @@ pub async fn results(
     Query(p): Query<ResultsParams>,
 ) -> AppResult<Json<MembershipList>> {
     let (limit, _) = paging(Some(p.limit.unwrap_or(20)), None)?;
-    crate::api::suspects::suspect_or_404(state.store.as_ref(), &id).await?;
+    crate::service::suspects::suspect_or_404(state.store.as_ref(), &id).await?;
     Ok(Json(MembershipList { results: state.store.membership_results(&id, limit).await? }))
 }

@@ -3,17 +3,16 @@
 use crate::api::score::{admit, validate_texts};
 use crate::audit::AuditDetail;
 use crate::auth::{random_base62, Need, ANALYST, VIEWER};
-use crate::engine::Engine;
 use crate::error::{AppError, AppResult, Json, Path, Query};
-use crate::jobs::content_hash;
+use crate::service::suspects::content_hash;
+pub use crate::service::suspects::{refresh_verdict, suspect_or_404, TopEvidence, VerdictResponse};
 use crate::state::AppState;
-use crate::store::{NewSample, SampleRecord, Store, SuspectOrder, SuspectRecord};
+use crate::store::{NewSample, SampleRecord, SuspectOrder, SuspectRecord};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use detector::verdict::strength;
-use detector::{TextScore, Verdict, VerdictOptions};
+use detector::VerdictOptions;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -56,10 +55,6 @@ pub(crate) fn paging(limit: Option<i64>, offset: Option<i64>) -> AppResult<(i64,
         return Err(AppError::Invalid("`offset` must not be negative".into()));
     }
     Ok((limit, offset))
-}
-
-pub(crate) async fn suspect_or_404(store: &dyn Store, id: &str) -> AppResult<SuspectRecord> {
-    store.get_suspect(id).await?.ok_or_else(|| AppError::not_found(format!("suspect `{id}`")))
 }
 
 pub(crate) fn with_detail(resp: impl IntoResponse, detail: serde_json::Value) -> Response {
@@ -335,86 +330,6 @@ pub struct VerdictParams {
     /// Number of top samples returned as evidence (default 5, max 100).
     #[serde(default)]
     pub top: Option<usize>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TopEvidence {
-    pub sample_id: i64,
-    pub text: String,
-    pub prompt: Option<String>,
-    pub source: String,
-    #[schema(value_type = Object)]
-    pub score: TextScore,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VerdictResponse {
-    pub suspect_id: String,
-    pub profile: String,
-    /// −log10 p: the ordering key of the dashboard listing.
-    pub strength: f64,
-    /// `n`, `statistic`, `effect_size`, `p_value`, `alpha`, `decision`, `teacher`, `families`,
-    /// `growth`, `top_samples` (indices into the suspect's scored samples).
-    #[serde(flatten)]
-    #[schema(value_type = Object)]
-    pub verdict: Verdict,
-    /// The most upstream-like samples with their evidence spans, strongest first.
-    pub top_evidence: Vec<TopEvidence>,
-    /// The latest served-output membership result (`POST /v1/suspects/{id}/membership` or a
-    /// served-log campaign), if any: the decision an exact test supports, beside the style
-    /// evidence above (which is triage).
-    pub membership: Option<crate::service::membership::MembershipSummary>,
-}
-
-/// Compute a suspect's verdict from its stored scores and cache it on the suspect.
-pub async fn refresh_verdict(
-    store: &dyn Store,
-    engine: &Engine,
-    id: &str,
-    opts: VerdictOptions,
-) -> AppResult<VerdictResponse> {
-    let suspect = suspect_or_404(store, id).await?;
-    let (profile_name, profile) = engine.resolve(Some(&suspect.profile))?;
-    let rows = store.sample_scores(id).await?;
-    if rows.is_empty() {
-        return Err(AppError::Conflict(format!(
-            "suspect `{id}` has no scored samples yet; add samples first"
-        )));
-    }
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut scores = Vec::with_capacity(rows.len());
-    for (sid, v) in rows {
-        ids.push(sid);
-        scores.push(
-            serde_json::from_value::<TextScore>(v)
-                .map_err(|e| AppError::Internal(format!("stored score: {e}")))?,
-        );
-    }
-    let verdict = engine.verdict(profile, scores.clone(), opts).await?;
-    let strength = strength(verdict.p_value);
-    let json = serde_json::to_value(&verdict).map_err(|e| AppError::Internal(e.to_string()))?;
-    store.set_verdict(id, json, ids.len() as i64, strength).await?;
-    let mut top_evidence = Vec::new();
-    for &i in &verdict.top_samples {
-        let (Some(&sid), Some(score)) = (ids.get(i), scores.get(i)) else { continue };
-        if let Some(s) = store.get_sample(sid).await? {
-            top_evidence.push(TopEvidence {
-                sample_id: sid,
-                text: s.text,
-                prompt: s.prompt,
-                source: s.source,
-                score: score.clone(),
-            });
-        }
-    }
-    Ok(VerdictResponse {
-        suspect_id: id.to_string(),
-        profile: profile_name,
-        strength,
-        verdict,
-        top_evidence,
-        membership: crate::service::membership::latest(store, id).await?,
-    })
 }
 
 /// The set-level verdict about a suspect: p-value, N, attributed teacher and top evidence.

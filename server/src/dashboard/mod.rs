@@ -8,9 +8,9 @@
 
 pub mod plots;
 
-use crate::api::suspects::{refresh_verdict, suspect_or_404};
 use crate::auth::{Need, VIEWER};
 use crate::error::{AppError, AppResult, Path};
+use crate::service::suspects::{refresh_verdict, suspect_or_404};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -132,6 +132,7 @@ pub async fn suspect_scores_svg(
             }
         })
         .await
+        .map_err(AppError::from)
         .and_then(svg)
 }
 
@@ -146,12 +147,17 @@ pub async fn suspect_growth_svg(
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let permit = crate::api::score::admit(&state)?;
+    let permit = crate::limits::admit(&state)?;
     let v = refresh_verdict(state.store.as_ref(), &state.engine, &id, VerdictOptions::default())
         .await?;
     drop(permit);
     let (growth, alpha) = (v.verdict.growth, v.verdict.alpha);
-    state.engine.run_cpu(move || plots::growth_svg(&growth, alpha)).await.and_then(svg)
+    state
+        .engine
+        .run_cpu(move || plots::growth_svg(&growth, alpha))
+        .await
+        .map_err(AppError::from)
+        .and_then(svg)
 }
 
 /// The latest membership result's p-value against the number of prompts compared (404 when
@@ -180,7 +186,12 @@ pub async fn suspect_membership_svg(
         .flatten()
         .filter_map(|t| Some((t["prompts"].as_u64()? as usize, t["p_value"].as_f64()?)))
         .collect();
-    state.engine.run_cpu(move || plots::membership_svg(&points, alpha)).await.and_then(svg)
+    state
+        .engine
+        .run_cpu(move || plots::membership_svg(&points, alpha))
+        .await
+        .map_err(AppError::from)
+        .and_then(svg)
 }
 
 /// A profile's calibration ROC (`builtin` names the built-in profile).
@@ -201,5 +212,6 @@ pub async fn profile_roc_svg(
             plots::calibration_roc_svg(&f32s(&cal.upstream_scores), &f32s(&cal.null_scores))
         })
         .await
+        .map_err(AppError::from)
         .and_then(svg)
 }

@@ -23,8 +23,8 @@
 use super::allowlist::{self, Target};
 use super::client::{ChatClient, ClientOptions};
 use super::probesets::Probe;
-use crate::engine::Engine;
 use crate::error::{AppError, AppResult};
+use crate::service::engine::Engine;
 use crate::store::{
     CampaignProgress, CampaignRecord, JobState, NewCampaign, NewProbe, NewSample, ProbeOutcome,
     ProbeRecord, ProbeState, Store,
@@ -201,7 +201,7 @@ pub async fn create(
     let mut spec = spec;
     spec.validate().map_err(AppError::Invalid)?;
     let existing = match &suspect_id {
-        Some(id) => Some(crate::api::suspects::suspect_or_404(store, id).await?),
+        Some(id) => Some(crate::service::suspects::suspect_or_404(store, id).await?),
         None => None,
     };
     // Answers added to an existing suspect are scored with that suspect's profile, so that its
@@ -213,7 +213,7 @@ pub async fn create(
     let suspect_id = match existing {
         Some(s) => s.id,
         None => {
-            let id = format!("sus_{}", crate::auth::random_base62(16));
+            let id = format!("sus_{}", crate::ids::random_base62(16));
             let desc = format!("probed at {} by a campaign", spec.endpoint.base_url);
             store.create_suspect(&id, &spec.endpoint.model, &desc, &profile).await?;
             id
@@ -222,7 +222,7 @@ pub async fn create(
     let fingerprint = spec.fingerprint(&probes);
     let upstream = spec.upstream.is_some();
     let new = NewCampaign {
-        id: format!("cmp_{}", crate::auth::random_base62(16)),
+        id: format!("cmp_{}", crate::ids::random_base62(16)),
         suspect_id,
         spec: serde_json::to_value(&spec).map_err(|e| AppError::Internal(e.to_string()))?,
         fingerprint,
@@ -249,7 +249,7 @@ pub async fn campaign_verdict(
     level: f64,
 ) -> AppResult<Verdict> {
     let _ = upstream_refs;
-    engine.verdict(profile, scores, VerdictOptions::for_look(level)).await
+    Ok(engine.verdict(profile, scores, VerdictOptions::for_look(level)).await?)
 }
 
 /// The summary printed by `pedigree probe` and returned by `GET /v1/campaigns/{id}` (`summary`).
@@ -359,7 +359,7 @@ pub async fn run(
         .await?;
     store.set_campaign_state(id, state, err).await?;
     // The suspect's cached verdict (dashboard listing) now includes the answers (best effort).
-    if let Err(e) = crate::api::suspects::refresh_verdict(
+    if let Err(e) = crate::service::suspects::refresh_verdict(
         store.as_ref(),
         &engine,
         &c.suspect_id,
@@ -593,7 +593,7 @@ impl ProbeCtx<'_> {
                 let score = score.ok_or_else(|| AppError::Internal("no score".into()))?;
                 let claims = serde_json::to_value(&score.claims).ok();
                 let sample = NewSample {
-                    content_hash: crate::jobs::content_hash(&a.text, Some(&p.prompt)),
+                    content_hash: crate::service::suspects::content_hash(&a.text, Some(&p.prompt)),
                     text: a.text.clone(),
                     prompt: Some(p.prompt.clone()),
                     source: self.source.clone(),

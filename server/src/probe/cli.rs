@@ -5,7 +5,7 @@ use super::campaign::{self, Budget, CampaignSpec, EndpointSpec};
 use super::client::ClientOptions;
 use super::{allowlist, probesets};
 use crate::config::StoreArgs;
-use crate::engine::Engine;
+use crate::service::engine::Engine;
 use clap::Args;
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -92,7 +92,7 @@ pub async fn import_served_log(
     let prompts: HashSet<String> =
         answers.iter().map(|a| datasets::normalize_prompt(&a.prompt)).collect();
     let rec = ServedLogRecord {
-        id: format!("srv_{}", crate::auth::random_base62(16)),
+        id: format!("srv_{}", crate::ids::random_base62(16)),
         name,
         kind: req.kind,
         format: format_name,
@@ -381,7 +381,7 @@ pub fn record(
     let (decision, p_value, prompts) =
         (r.decision.as_str().to_string(), r.p_value, r.prompts as i64);
     Ok(MembershipRecord {
-        id: format!("mem_{}", crate::auth::random_base62(16)),
+        id: format!("mem_{}", crate::ids::random_base62(16)),
         suspect_id: suspect_id.to_string(),
         served_log: served_log.to_string(),
         account,

@@ -7,8 +7,11 @@
 //! the membership test flow, the corpus-audit pipeline and profile loading live here.
 
 pub mod audit;
+pub mod engine;
+pub mod keys;
 pub mod membership;
 pub mod profiles;
+pub mod suspects;
 
 use crate::store::StoreError;
 
@@ -24,6 +27,13 @@ pub enum ServiceError {
     /// The request is valid but the state does not allow it yet.
     #[error("{0}")]
     Conflict(String),
+    /// A part the call needs cannot run here or now (a profile's neural tier without its
+    /// weights, the engine shutting down).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bounded queue is full: retry later.
+    #[error("the server is at its capacity; retry later")]
+    Overloaded,
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bug or an environment failure; the detail goes to the log, not to the caller.

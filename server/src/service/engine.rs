@@ -5,7 +5,7 @@
 //! async runtime never blocks and the CPU is never oversubscribed. A panic inside the detector
 //! becomes a 500 for that request, never a crashed server.
 
-use crate::error::{AppError, AppResult};
+use crate::service::{ServiceError as AppError, ServiceResult as AppResult};
 use detector::{Profile, TextScore, Verdict, VerdictOptions};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -109,7 +109,7 @@ impl Engine {
         let p = self.profiles.read().expect("profiles lock").get(&name).cloned();
         match p {
             Some(p) => Ok((name, p)),
-            None => Err(AppError::NotFound(format!("profile `{name}` not found"))),
+            None => Err(AppError::NotFound(format!("profile `{name}`"))),
         }
     }
 
@@ -175,7 +175,7 @@ impl Engine {
             let neural = self.neural(&profile).await?;
             let texts: Vec<String> = items.iter().map(|(t, _)| t.clone()).collect();
             Some(neural.embed(&texts).await.map_err(|e| match e {
-                models::ModelError::Overloaded { .. } => AppError::TooManyRequests,
+                models::ModelError::Overloaded { .. } => AppError::Overloaded,
                 other => AppError::Internal(format!("neural tier: {other}")),
             })?)
         };
