@@ -2,7 +2,7 @@
 //! membership test of a suspect against them. The logic is in `service::membership`.
 
 use crate::api::jobs::stream_upload;
-use crate::api::suspects::{paging, with_detail};
+use crate::api::suspects::{paging, with_detail, PageParams};
 use crate::auth::{Need, ANALYST, VIEWER};
 use crate::error::{AppError, AppResult, Json, Path, Query};
 use crate::service::membership::{self as svc, ImportRequest, MembershipRequest};
@@ -77,26 +77,18 @@ fn parse_kind(k: Option<&str>) -> AppResult<ServedKind> {
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ListParams {
-    #[serde(default)]
-    pub limit: Option<i64>,
-    #[serde(default)]
-    pub offset: Option<i64>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServedLogList {
     pub served_logs: Vec<ServedLogRecord>,
 }
 
 /// List served logs, newest first.
-#[utoipa::path(get, path = "/v1/served-logs", tag = "membership", params(ListParams),
+#[utoipa::path(get, path = "/v1/served-logs", tag = "membership", params(PageParams),
     responses((status = 200, body = ServedLogList), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
-    Query(p): Query<ListParams>,
+    Query(p): Query<PageParams>,
 ) -> AppResult<Json<ServedLogList>> {
     let (limit, offset) = paging(p.limit, p.offset)?;
     Ok(Json(ServedLogList { served_logs: state.store.list_served_logs(limit, offset).await? }))

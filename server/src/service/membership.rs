@@ -297,13 +297,6 @@ async fn suspect_answers(
     Ok((out, without))
 }
 
-async fn suspect_exists(store: &dyn Store, id: &str) -> ServiceResult<()> {
-    match store.get_suspect(id).await? {
-        Some(_) => Ok(()),
-        None => Err(ServiceError::NotFound(format!("suspect `{id}`"))),
-    }
-}
-
 /// Test suspect `suspect_id`'s stored answers against a served log and fresh answers, and store
 /// the result (also when it is `invalid`: the record says why).
 pub async fn test_suspect(
@@ -313,7 +306,7 @@ pub async fn test_suspect(
     created_by: Option<String>,
 ) -> ServiceResult<MembershipRecord> {
     let opts = req.options.resolve()?;
-    suspect_exists(store, suspect_id).await?;
+    super::suspects::suspect_or_404(store, suspect_id).await?;
     if req.fresh_logs.is_empty() || req.fresh_logs.len() > MAX_FRESH_LOGS {
         return Err(ServiceError::Invalid(format!(
             "`fresh_logs` must name 1..={MAX_FRESH_LOGS} served logs of fresh answers"
@@ -341,7 +334,7 @@ pub async fn test_suspect(
     let (suspect, without_prompt) = suspect_answers(store, suspect_id).await?;
     let mut controls = Vec::new();
     for c in &req.controls {
-        suspect_exists(store, c).await?;
+        super::suspects::suspect_or_404(store, c).await?;
         controls.push(Control { name: c.clone(), answers: suspect_answers(store, c).await?.0 });
     }
     let suspect_n = suspect.len();
