@@ -2,7 +2,7 @@
 //! authenticates every `/v1` request and records writes and score requests in the audit log.
 
 use crate::audit::{AuditDetail, AuditSink};
-use crate::error::{AppError, AppResult};
+use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::store::{now_ms, ApiKeyRecord, AuditEntry, Role, Store};
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
@@ -24,7 +24,7 @@ pub async fn create_key(
     store: &dyn Store,
     name: &str,
     role: Role,
-) -> AppResult<(ApiKeyRecord, String)> {
+) -> ServiceResult<(ApiKeyRecord, String)> {
     let key = generate_key();
     let id = format!("key_{}", random_base62(12));
     let rec = store.create_key(&id, name, role, &hash_key(&key)).await?;
@@ -41,19 +41,19 @@ pub struct Caller {
 
 impl Caller {
     /// Fail with 403 unless the caller's role is at least `needed`.
-    pub fn require(&self, needed: Role) -> AppResult<()> {
+    pub fn require(&self, needed: Role) -> ServiceResult<()> {
         if self.role >= needed {
             Ok(())
         } else {
-            Err(AppError::Forbidden { needed: needed.as_str(), has: self.role.as_str() })
+            Err(ServiceError::Forbidden { needed: needed.as_str(), has: self.role.as_str() })
         }
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = AppError;
+    type Rejection = ServiceError;
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Caller>().cloned().ok_or(AppError::Unauthorized)
+        parts.extensions.get::<Caller>().cloned().ok_or(ServiceError::Unauthenticated)
     }
 }
 
@@ -67,7 +67,7 @@ pub const ADMIN: u8 = 2;
 pub struct Need<const ROLE: u8>(pub Caller);
 
 impl<const ROLE: u8, S: Send + Sync> FromRequestParts<S> for Need<ROLE> {
-    type Rejection = AppError;
+    type Rejection = ServiceError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         let needed = match ROLE {
@@ -111,7 +111,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         Some(k) => match state.keys.lookup(state.store.as_ref(), k).await {
             Ok(Some(rec)) => Some(Caller { key_id: rec.id, name: rec.name, role: rec.role }),
             Ok(None) => None,
-            Err(e) => return AppError::from(e).into_response(),
+            Err(e) => return e.into_response(),
         },
         None => None,
     };
@@ -129,7 +129,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
             };
             state.audit.record_failed_auth(entry).await;
         }
-        return AppError::Unauthorized.into_response();
+        return ServiceError::Unauthenticated.into_response();
     };
     req.extensions_mut().insert(caller.clone());
     let mut resp = next.run(req).await;
@@ -185,6 +185,6 @@ mod tests {
         let c = Caller { key_id: "k".into(), name: "n".into(), role: Role::Analyst };
         assert!(c.require(Role::Viewer).is_ok());
         assert!(c.require(Role::Analyst).is_ok());
-        assert!(matches!(c.require(Role::Admin), Err(AppError::Forbidden { .. })));
+        assert!(matches!(c.require(Role::Admin), Err(ServiceError::Forbidden { .. })));
     }
 }

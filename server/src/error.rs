@@ -1,50 +1,14 @@
-//! One error type for every handler, with the error → HTTP status table in one place.
+//! The HTTP edge of the server's one error enum ([`ServiceError`]): the error → status table in
+//! one place, the JSON error body, and extractors whose rejections become a `ServiceError`.
 //!
 //! Body: `{"error": {"code": "…", "message": "…"}}`.
 
+use crate::service::{ServiceError, ServiceResult};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    /// Malformed request syntax (bad JSON, bad query string, bad path parameter).
-    #[error("{0}")]
-    BadRequest(String),
-    /// Well-formed but semantically invalid input (wrong types, empty text, bad values).
-    #[error("{0}")]
-    Invalid(String),
-    #[error("missing or invalid API key")]
-    Unauthorized,
-    #[error("this route needs role `{needed}`; the key has role `{has}`")]
-    Forbidden { needed: &'static str, has: &'static str },
-    /// A probe target that is not on the allowlist (or resolves to a refused address).
-    #[error("{0}")]
-    TargetRefused(String),
-    /// A secret used for an endpoint it is not bound to.
-    #[error("{0}")]
-    SecretNotAllowed(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("method not allowed")]
-    MethodNotAllowed,
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    PayloadTooLarge(String),
-    #[error("{0}")]
-    UnsupportedMediaType(String),
-    #[error("server is at its admission limit; retry later")]
-    TooManyRequests,
-    #[error("{0}")]
-    NotImplemented(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
-}
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -59,44 +23,46 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-impl AppError {
-    /// The status/code table.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            AppError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-            AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-            AppError::TargetRefused(_) => (StatusCode::FORBIDDEN, "target_not_allowed"),
-            AppError::SecretNotAllowed(_) => (StatusCode::FORBIDDEN, "secret_not_allowed"),
-            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            AppError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
-            AppError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            AppError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
-            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+/// The status/code table: every error kind to its HTTP status and stable code, in one place.
+pub fn status_and_code(e: &ServiceError) -> (StatusCode, &'static str) {
+    use crate::store::StoreError;
+    match e {
+        ServiceError::Malformed(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        ServiceError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+        ServiceError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        ServiceError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+        ServiceError::TargetRefused(_) => (StatusCode::FORBIDDEN, "target_not_allowed"),
+        ServiceError::SecretNotAllowed(_) => (StatusCode::FORBIDDEN, "secret_not_allowed"),
+        ServiceError::NotFound(_) | ServiceError::NoRoute { .. } => {
+            (StatusCode::NOT_FOUND, "not_found")
         }
-    }
-
-    pub fn not_found(what: impl std::fmt::Display) -> AppError {
-        AppError::NotFound(format!("{what} not found"))
+        ServiceError::Store(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
+        ServiceError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        ServiceError::Conflict(_) | ServiceError::Store(StoreError::Conflict(_)) => {
+            (StatusCode::CONFLICT, "conflict")
+        }
+        ServiceError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        ServiceError::UnsupportedMediaType(_) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+        }
+        ServiceError::Overloaded => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        ServiceError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
+        ServiceError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        ServiceError::Store(_) | ServiceError::Internal(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
     }
 }
 
-impl IntoResponse for AppError {
+impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
+        let (status, code) = status_and_code(&self);
         // An internal error's text (store errors, file paths, I/O details) is for the log only:
         // the client gets a generic message and a request id that finds the detail in the log.
         let mut request_id = None;
-        let message = if let AppError::Internal(detail) = &self {
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             let id = crate::ids::random_base62(12);
-            tracing::error!(request_id = %id, error = %detail, "request failed");
+            tracing::error!(request_id = %id, error = %self, "request failed");
             let m = format!("internal error (request id {id}; the detail is in the server log)");
             request_id = Some(id);
             m
@@ -104,7 +70,13 @@ impl IntoResponse for AppError {
             if status.is_server_error() {
                 tracing::error!(error = %self, "request failed");
             }
-            self.to_string()
+            match self {
+                // The store names what it did not find; the client gets that text alone.
+                ServiceError::Store(
+                    crate::store::StoreError::NotFound(m) | crate::store::StoreError::Conflict(m),
+                ) => m,
+                other => other.to_string(),
+            }
         };
         let body = ErrorBody { error: ErrorDetail { code: code.to_string(), message } };
         let mut resp = (status, axum::Json(body)).into_response();
@@ -118,103 +90,70 @@ impl IntoResponse for AppError {
     }
 }
 
-impl From<JsonRejection> for AppError {
+impl From<JsonRejection> for ServiceError {
     fn from(r: JsonRejection) -> Self {
         match r {
             JsonRejection::JsonDataError(e) => {
-                AppError::Invalid(format!("invalid request body: {}", e.body_text()))
+                ServiceError::Invalid(format!("invalid request body: {}", e.body_text()))
             }
             JsonRejection::JsonSyntaxError(e) => {
-                AppError::BadRequest(format!("malformed JSON: {}", e.body_text()))
+                ServiceError::Malformed(format!("malformed JSON: {}", e.body_text()))
             }
-            JsonRejection::MissingJsonContentType(_) => {
-                AppError::UnsupportedMediaType("expected `Content-Type: application/json`".into())
-            }
+            JsonRejection::MissingJsonContentType(_) => ServiceError::UnsupportedMediaType(
+                "expected `Content-Type: application/json`".into(),
+            ),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                AppError::PayloadTooLarge("request body exceeds the body limit".into())
+                ServiceError::TooLarge("request body exceeds the body limit".into())
             }
-            other => AppError::BadRequest(other.body_text()),
+            other => ServiceError::Malformed(other.body_text()),
         }
     }
 }
 
-impl From<QueryRejection> for AppError {
+impl From<QueryRejection> for ServiceError {
     fn from(r: QueryRejection) -> Self {
-        AppError::BadRequest(format!("invalid query string: {}", r.body_text()))
+        ServiceError::Malformed(format!("invalid query string: {}", r.body_text()))
     }
 }
 
-impl From<PathRejection> for AppError {
+impl From<PathRejection> for ServiceError {
     fn from(r: PathRejection) -> Self {
-        AppError::BadRequest(format!("invalid path parameter: {}", r.body_text()))
+        ServiceError::Malformed(format!("invalid path parameter: {}", r.body_text()))
     }
 }
 
-impl From<axum::extract::rejection::BytesRejection> for AppError {
+impl From<axum::extract::rejection::BytesRejection> for ServiceError {
     fn from(r: axum::extract::rejection::BytesRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::PayloadTooLarge("request body exceeds the body limit".into())
+            ServiceError::TooLarge("request body exceeds the body limit".into())
         } else {
-            AppError::BadRequest(r.body_text())
+            ServiceError::Malformed(r.body_text())
         }
     }
 }
 
-impl From<axum::extract::multipart::MultipartRejection> for AppError {
+impl From<axum::extract::multipart::MultipartRejection> for ServiceError {
     fn from(r: axum::extract::multipart::MultipartRejection) -> Self {
-        AppError::BadRequest(r.body_text())
+        ServiceError::Malformed(r.body_text())
     }
 }
 
-impl From<crate::store::StoreError> for AppError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
-        match e {
-            StoreError::NotFound(m) => AppError::NotFound(m),
-            StoreError::Conflict(m) => AppError::Conflict(m),
-            other => AppError::Internal(other.to_string()),
-        }
-    }
-}
-
-/// The service layer's errors, by kind of cause, to their HTTP status (the one mapping).
-impl From<crate::service::ServiceError> for AppError {
-    fn from(e: crate::service::ServiceError) -> Self {
-        use crate::service::ServiceError;
-        match e {
-            ServiceError::Invalid(m) => AppError::Invalid(m),
-            ServiceError::NotFound(what) => AppError::not_found(what),
-            ServiceError::Conflict(m) => AppError::Conflict(m),
-            ServiceError::Unavailable(m) => AppError::Unavailable(m),
-            ServiceError::Overloaded => AppError::TooManyRequests,
-            ServiceError::Store(e) => e.into(),
-            ServiceError::Internal(m) => AppError::Internal(m),
-        }
-    }
-}
-
-impl From<std::io::Error> for AppError {
-    fn from(e: std::io::Error) -> Self {
-        AppError::Internal(format!("I/O error: {e}"))
-    }
-}
-
-/// `axum::Json` whose rejections become [`AppError`] JSON bodies, and which refuses a NUL
+/// `axum::Json` whose rejections become [`ServiceError`] JSON bodies, and which refuses a NUL
 /// character in any string: no text field can hold one (PostgreSQL's text type cannot store it,
 /// so refusing it here keeps both stores alike).
 pub struct Json<T>(pub T);
 
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
-    type Rejection = AppError;
+    type Rejection = ServiceError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ServiceError> {
         let json = req
             .headers()
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(is_json_content_type);
         if !json {
-            return Err(AppError::UnsupportedMediaType(
+            return Err(ServiceError::UnsupportedMediaType(
                 "expected `Content-Type: application/json`".into(),
             ));
         }
@@ -235,13 +174,13 @@ fn is_json_content_type(v: &str) -> bool {
 /// `Err(422)` if a JSON (or JSON-lines) body holds the escape `\u0000` in a string. In valid JSON a
 /// backslash only starts an escape, so skipping each escape's next byte finds exactly those
 /// (a raw NUL byte is not valid JSON at all).
-pub fn reject_nul(body: &[u8]) -> AppResult<()> {
+pub fn reject_nul(body: &[u8]) -> ServiceResult<()> {
     let mut i = 0;
     while i < body.len() {
         if body[i] == b'\\' {
             if body.get(i + 1) == Some(&b'u') && body.get(i + 2..i + 6) == Some(b"0000".as_slice())
             {
-                return Err(AppError::Invalid(
+                return Err(ServiceError::Invalid(
                     "the body contains a NUL character (\\u0000), which no text field can hold"
                         .into(),
                 ));
@@ -262,15 +201,13 @@ impl<T: Serialize> IntoResponse for Json<T> {
 
 /// `axum::extract::Query` with JSON errors.
 #[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(AppError))]
+#[from_request(via(axum::extract::Query), rejection(ServiceError))]
 pub struct Query<T>(pub T);
 
 /// `axum::extract::Path` with JSON errors.
 #[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(AppError))]
+#[from_request(via(axum::extract::Path), rejection(ServiceError))]
 pub struct Path<T>(pub T);
-
-pub type AppResult<T> = Result<T, AppError>;
 
 #[cfg(test)]
 mod tests {
@@ -291,7 +228,7 @@ mod tests {
     /// Issue 14 item 10: store errors and paths stay in the log.
     #[tokio::test]
     async fn internal_errors_are_generic_with_a_request_id() {
-        let resp = AppError::Internal("/srv/data/pedigree.sqlite: database is locked".into())
+        let resp = ServiceError::Internal("/srv/data/pedigree.sqlite: database is locked".into())
             .into_response();
         assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();

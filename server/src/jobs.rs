@@ -17,8 +17,8 @@
 //! `cursor_line` = texts scored); the summary is written in one transaction at the end.
 
 use crate::config::Config;
-use crate::error::{AppError, AppResult};
 use crate::service::engine::Engine;
+use crate::service::{ServiceError, ServiceResult};
 use crate::store::{JobChunk, JobRecord, JobState, NewSample, Store};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -157,19 +157,19 @@ impl JobManager {
     }
 
     /// Cancel a job: it stops after its current chunk; results so far are kept.
-    pub async fn cancel(&self, id: &str) -> AppResult<JobRecord> {
+    pub async fn cancel(&self, id: &str) -> ServiceResult<JobRecord> {
         let job = self
             .store
             .get_job(id)
             .await?
-            .ok_or_else(|| AppError::not_found(format!("job `{id}`")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("job `{id}`")))?;
         ensure_cancellable("job", id, job.state)?;
         self.cancels.signal(id);
         self.store.set_job_state(id, JobState::Cancelled, None).await?;
         Ok(self.store.get_job(id).await?.unwrap_or(job))
     }
 
-    async fn run(&self, id: &str, cancel: &Arc<AtomicBool>) -> AppResult<Outcome> {
+    async fn run(&self, id: &str, cancel: &Arc<AtomicBool>) -> ServiceResult<Outcome> {
         let Some(job) = self.store.get_job(id).await? else { return Ok(Outcome::Cancelled) };
         if job.state.is_terminal() {
             return Ok(Outcome::Cancelled);
@@ -180,20 +180,20 @@ impl JobManager {
         self.run_kind(job, cancel).await
     }
 
-    async fn run_kind(&self, job: JobRecord, cancel: &Arc<AtomicBool>) -> AppResult<Outcome> {
+    async fn run_kind(&self, job: JobRecord, cancel: &Arc<AtomicBool>) -> ServiceResult<Outcome> {
         match job.kind.as_str() {
             KIND_SCORE => self.run_score(job, cancel).await,
             KIND_AUDIT => self.run_audit(job, cancel.clone()).await,
             KIND_PROFILE_BUILD => self.run_profile_build(job).await,
-            other => Err(AppError::NotImplemented(format!("unknown job kind `{other}`"))),
+            other => Err(ServiceError::NotImplemented(format!("unknown job kind `{other}`"))),
         }
     }
 
-    async fn run_profile_build(&self, job: JobRecord) -> AppResult<Outcome> {
+    async fn run_profile_build(&self, job: JobRecord) -> ServiceResult<Outcome> {
         let input = self.config.resolve(
             job.input_path
                 .as_deref()
-                .ok_or_else(|| AppError::Internal("job has no input".into()))?,
+                .ok_or_else(|| ServiceError::Internal("job has no input".into()))?,
         );
         let name = job.params["name"].as_str().unwrap_or("uploaded").to_string();
         let profile = self.engine.build_profile(input, job.params.clone()).await?;
@@ -203,13 +203,13 @@ impl JobManager {
             self.engine
                 .run_cpu(move || p.to_bytes())
                 .await?
-                .map_err(|e| AppError::Internal(e.to_string()))?
+                .map_err(|e| ServiceError::Internal(e.to_string()))?
         };
         let tmp = path.with_extension("pdg.tmp");
         tokio::fs::write(&tmp, &bytes).await?;
         tokio::fs::rename(&tmp, &path).await?;
-        let meta =
-            serde_json::to_value(profile.meta()).map_err(|e| AppError::Internal(e.to_string()))?;
+        let meta = serde_json::to_value(profile.meta())
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.store
             .upsert_profile(crate::store::ProfileRecord {
                 name: name.clone(),
@@ -233,21 +233,21 @@ impl JobManager {
 
     /// Audit the uploaded corpus from the start (see the module docs), reporting progress in the
     /// job's cursor every 250 ms, and store the summary as result line 1.
-    async fn run_audit(&self, job: JobRecord, cancel: Arc<AtomicBool>) -> AppResult<Outcome> {
+    async fn run_audit(&self, job: JobRecord, cancel: Arc<AtomicBool>) -> ServiceResult<Outcome> {
         use std::sync::atomic::AtomicU64;
         let params: AuditJobParams = serde_json::from_value(job.params.clone())
-            .map_err(|e| AppError::Internal(format!("bad job parameters: {e}")))?;
+            .map_err(|e| ServiceError::Internal(format!("bad job parameters: {e}")))?;
         let (_, profile) = self.engine.resolve(Some(&params.profile))?;
         let format = params
             .format
             .as_deref()
             .map(|f| f.parse::<datasets::Format>())
             .transpose()
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let input = self.config.resolve(
             job.input_path
                 .as_deref()
-                .ok_or_else(|| AppError::Internal("job has no input".into()))?,
+                .ok_or_else(|| ServiceError::Internal("job has no input".into()))?,
         );
         let input_shown = input.display().to_string();
         let opts = detector::audit::AuditOptions {
@@ -330,7 +330,7 @@ impl JobManager {
                     "for CSV use a .csv name or csv:COLUMN",
                     "for CSV give the parameter format=csv:COLUMN",
                 );
-                return Err(AppError::Invalid(msg));
+                return Err(ServiceError::Invalid(msg));
             }
         };
         let chunk = JobChunk {
@@ -373,14 +373,14 @@ impl JobManager {
         Ok(parsed)
     }
 
-    async fn run_score(&self, job: JobRecord, cancel: &AtomicBool) -> AppResult<Outcome> {
+    async fn run_score(&self, job: JobRecord, cancel: &AtomicBool) -> ServiceResult<Outcome> {
         let params: ScoreJobParams = serde_json::from_value(job.params.clone())
-            .map_err(|e| AppError::Internal(format!("bad job parameters: {e}")))?;
+            .map_err(|e| ServiceError::Internal(format!("bad job parameters: {e}")))?;
         let (_, profile) = self.engine.resolve(Some(&params.profile))?;
         let input = self.config.resolve(
             job.input_path
                 .as_deref()
-                .ok_or_else(|| AppError::Internal("job has no input".into()))?,
+                .ok_or_else(|| ServiceError::Internal("job has no input".into()))?,
         );
         let mut file = tokio::fs::File::open(&input).await?;
         file.seek(std::io::SeekFrom::Start(job.cursor_offset as u64)).await?;
@@ -437,10 +437,10 @@ impl JobManager {
                 match parsed {
                     Ok(l) => {
                         let score = scores.next().ok_or_else(|| {
-                            AppError::Internal("detector returned too few scores".into())
+                            ServiceError::Internal("detector returned too few scores".into())
                         })?;
                         let score_json = serde_json::to_value(&score)
-                            .map_err(|e| AppError::Internal(e.to_string()))?;
+                            .map_err(|e| ServiceError::Internal(e.to_string()))?;
                         let mut r = serde_json::json!({
                             "line": no,
                             "id": l.id,
@@ -512,9 +512,9 @@ impl CancelFlags {
 }
 
 /// A finished job or campaign cannot be cancelled: 409.
-pub fn ensure_cancellable(what: &str, id: &str, state: JobState) -> AppResult<()> {
+pub fn ensure_cancellable(what: &str, id: &str, state: JobState) -> ServiceResult<()> {
     if state.is_terminal() {
-        return Err(AppError::Conflict(format!("{what} `{id}` is already {}", state.as_str())));
+        return Err(ServiceError::Conflict(format!("{what} `{id}` is already {}", state.as_str())));
     }
     Ok(())
 }

@@ -42,20 +42,20 @@ pub async fn read_line_bounded<R: AsyncBufRead + Unpin>(
 /// A multipart text field, read chunk by chunk up to [`MAX_MULTIPART_FIELD_BYTES`] (413 beyond).
 pub async fn multipart_text(
     field: &mut axum::extract::multipart::Field<'_>,
-) -> crate::error::AppResult<String> {
-    use crate::error::AppError;
+) -> crate::service::ServiceResult<String> {
+    use crate::service::ServiceError;
     let name = field.name().unwrap_or("").to_string();
     let mut out = Vec::new();
-    while let Some(c) = field.chunk().await.map_err(|e| AppError::BadRequest(e.body_text()))? {
+    while let Some(c) = field.chunk().await.map_err(|e| ServiceError::Malformed(e.body_text()))? {
         if out.len() + c.len() > MAX_MULTIPART_FIELD_BYTES {
-            return Err(AppError::PayloadTooLarge(format!(
+            return Err(ServiceError::TooLarge(format!(
                 "multipart field `{name}` exceeds {MAX_MULTIPART_FIELD_BYTES} bytes"
             )));
         }
         out.extend_from_slice(&c);
     }
     String::from_utf8(out)
-        .map_err(|_| AppError::Invalid(format!("multipart field `{name}` is not UTF-8")))
+        .map_err(|_| ServiceError::Invalid(format!("multipart field `{name}` is not UTF-8")))
 }
 
 #[cfg(test)]
@@ -122,9 +122,9 @@ mod fuzz {
 /// Admission control: a permit or 429 at once.
 pub fn admit(
     state: &crate::state::AppState,
-) -> crate::error::AppResult<tokio::sync::OwnedSemaphorePermit> {
+) -> crate::service::ServiceResult<tokio::sync::OwnedSemaphorePermit> {
     state.admission.clone().try_acquire_owned().map_err(|_| {
         metrics::counter!("pedigree_rejected_total", "reason" => "admission").increment(1);
-        crate::error::AppError::TooManyRequests
+        crate::service::ServiceError::Overloaded
     })
 }

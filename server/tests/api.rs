@@ -730,24 +730,30 @@ async fn keys_api_create_use_revoke() {
 
 #[tokio::test]
 async fn status_table_is_complete() {
-    use server::error::AppError;
-    let cases: Vec<(AppError, u16)> = vec![
-        (AppError::BadRequest("x".into()), 400),
-        (AppError::Invalid("x".into()), 422),
-        (AppError::Unauthorized, 401),
-        (AppError::Forbidden { needed: "admin", has: "viewer" }, 403),
-        (AppError::NotFound("x".into()), 404),
-        (AppError::MethodNotAllowed, 405),
-        (AppError::Conflict("x".into()), 409),
-        (AppError::PayloadTooLarge("x".into()), 413),
-        (AppError::UnsupportedMediaType("x".into()), 415),
-        (AppError::TooManyRequests, 429),
-        (AppError::Internal("x".into()), 500),
-        (AppError::NotImplemented("x".into()), 501),
-        (AppError::Unavailable("x".into()), 503),
+    use server::service::ServiceError;
+    let cases: Vec<(ServiceError, u16)> = vec![
+        (ServiceError::Malformed("x".into()), 400),
+        (ServiceError::Invalid("x".into()), 422),
+        (ServiceError::Unauthenticated, 401),
+        (ServiceError::Forbidden { needed: "admin", has: "viewer" }, 403),
+        (ServiceError::NotFound("x".into()), 404),
+        (ServiceError::MethodNotAllowed, 405),
+        (ServiceError::Conflict("x".into()), 409),
+        (ServiceError::TooLarge("x".into()), 413),
+        (ServiceError::UnsupportedMediaType("x".into()), 415),
+        (ServiceError::Overloaded, 429),
+        (ServiceError::Internal("x".into()), 500),
+        (ServiceError::NotImplemented("x".into()), 501),
+        (ServiceError::Unavailable("x".into()), 503),
+        (ServiceError::NoRoute { method: "GET".into(), path: "/x".into() }, 404),
+        (ServiceError::TargetRefused("x".into()), 403),
+        (ServiceError::SecretNotAllowed("x".into()), 403),
+        (ServiceError::Store(server::store::StoreError::NotFound("x".into())), 404),
+        (ServiceError::Store(server::store::StoreError::Conflict("x".into())), 409),
+        (ServiceError::Store(server::store::StoreError::Config("x".into())), 500),
     ];
     for (e, status) in cases {
-        assert_eq!(e.status_and_code().0.as_u16(), status);
+        assert_eq!(server::error::status_and_code(&e).0.as_u16(), status);
         let resp = axum::response::IntoResponse::into_response(e);
         assert_eq!(resp.status(), StatusCode::from_u16(status).unwrap());
         assert_eq!(resp.headers()["content-type"], "application/json");

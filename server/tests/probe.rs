@@ -742,5 +742,5 @@ async fn answers_join_an_existing_suspect() {
         None,
     )
     .await;
-    assert!(matches!(missing, Err(server::error::AppError::NotFound(_))));
+    assert!(matches!(missing, Err(server::service::ServiceError::NotFound(_))));
 }

@@ -2,7 +2,8 @@
 
 use crate::audit::AuditDetail;
 use crate::auth::{Caller, Need, ADMIN};
-use crate::error::{AppError, AppResult, Json, Path, Query};
+use crate::error::{Json, Path, Query};
+use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::store::{ApiKeyRecord, AuditEntry, AuditQuery, Role};
 use axum::extract::State;
@@ -27,9 +28,9 @@ pub async fn audit(
     State(state): State<AppState>,
     Need(_caller): Need<ADMIN>,
     Query(q): Query<AuditQuery>,
-) -> AppResult<Json<AuditList>> {
+) -> ServiceResult<Json<AuditList>> {
     if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
-        return Err(AppError::Invalid("`limit` must be between 1 and 1000".into()));
+        return Err(ServiceError::Invalid("`limit` must be between 1 and 1000".into()));
     }
     state.audit.flush().await;
     Ok(Json(AuditList { entries: state.store.list_audit(q).await? }))
@@ -46,7 +47,7 @@ pub struct KeyList {
 pub async fn list_keys(
     State(state): State<AppState>,
     Need(_caller): Need<ADMIN>,
-) -> AppResult<Json<KeyList>> {
+) -> ServiceResult<Json<KeyList>> {
     Ok(Json(KeyList { keys: state.store.list_keys().await? }))
 }
 
@@ -73,7 +74,7 @@ pub async fn create_key(
     State(state): State<AppState>,
     Need(_caller): Need<ADMIN>,
     Json(req): Json<CreateKey>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let name = req.name.unwrap_or_else(|| format!("{}-key", req.role.as_str()));
     let (record, key) = crate::auth::create_key(state.store.as_ref(), &name, req.role).await?;
     let detail = serde_json::json!({"key_id": record.id, "role": record.role.as_str()});
@@ -89,9 +90,9 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     Need(_caller): Need<ADMIN>,
     Path(id): Path<String>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     if !state.store.revoke_key(&id).await? {
-        return Err(AppError::not_found(format!("active key `{id}`")));
+        return Err(ServiceError::not_found(format!("active key `{id}`")));
     }
     state.keys.clear();
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -107,6 +108,6 @@ pub struct WhoAmI {
 /// The caller's key id, name and role.
 #[utoipa::path(get, path = "/v1/whoami", tag = "admin",
     responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn whoami(caller: Caller) -> AppResult<Json<WhoAmI>> {
+pub async fn whoami(caller: Caller) -> ServiceResult<Json<WhoAmI>> {
     Ok(Json(WhoAmI { key_id: caller.key_id, name: caller.name, role: caller.role }))
 }

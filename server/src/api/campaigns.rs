@@ -2,10 +2,11 @@
 
 use crate::api::suspects::{paging, with_detail};
 use crate::auth::{Need, ADMIN, ANALYST, VIEWER};
-use crate::error::{AppError, AppResult, Json, Path, Query};
+use crate::error::{Json, Path, Query};
 use crate::probe::campaign::{self, Budget, CampaignSpec, EndpointSpec, MembershipCampaign};
 use crate::probe::client::ClientOptions;
 use crate::probe::{allowlist, probesets};
+use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::store::{now_ms, AllowEntry, CampaignRecord, ProbeRecord, ProbeState, SecretInfo};
 use axum::extract::State;
@@ -69,7 +70,7 @@ pub struct CampaignView {
     pub summary: serde_json::Value,
 }
 
-async fn view(state: &AppState, c: CampaignRecord) -> AppResult<CampaignView> {
+async fn view(state: &AppState, c: CampaignRecord) -> ServiceResult<CampaignView> {
     let summary = campaign::summary(state.store.as_ref(), &c).await?;
     Ok(CampaignView { campaign: c, summary })
 }
@@ -83,7 +84,7 @@ pub async fn create(
     State(state): State<AppState>,
     Need(caller): Need<ANALYST>,
     Json(req): Json<CreateCampaign>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let (name, probes) = match (&req.probe_list, &req.probes) {
         _ if req.membership.is_some() => served_log_probes(&state, &req).await?,
         (Some(list), None) => {
@@ -96,13 +97,13 @@ pub async fn create(
                 .collect();
             (
                 "custom".to_string(),
-                probesets::parse(&text, "custom", "probe_list").map_err(AppError::Invalid)?,
+                probesets::parse(&text, "custom", "probe_list").map_err(ServiceError::Invalid)?,
             )
         }
         (None, name) => {
             let name = name.clone().unwrap_or_else(|| "identity+general".into());
             let set = probesets::builtin(&name).ok_or_else(|| {
-                AppError::Invalid(format!(
+                ServiceError::Invalid(format!(
                     "unknown probe set `{name}` (built-in: {})",
                     probesets::BUILTIN.join(", ")
                 ))
@@ -110,11 +111,13 @@ pub async fn create(
             (name, set)
         }
         (Some(_), Some(_)) => {
-            return Err(AppError::Invalid("give either `probes` or `probe_list`, not both".into()))
+            return Err(ServiceError::Invalid(
+                "give either `probes` or `probe_list`, not both".into(),
+            ))
         }
     };
     if probes.len() > 100_000 {
-        return Err(AppError::PayloadTooLarge("at most 100000 probes".into()));
+        return Err(ServiceError::TooLarge("at most 100000 probes".into()));
     }
     let spec = CampaignSpec {
         endpoint: req.endpoint,
@@ -129,7 +132,7 @@ pub async fn create(
         client: req.client.unwrap_or_default(),
         membership: req.membership,
     };
-    spec.validate().map_err(AppError::Invalid)?;
+    spec.validate().map_err(ServiceError::Invalid)?;
     // Refuse an off-allowlist target now, before anything is stored.
     campaign::check_targets(state.store.as_ref(), &spec, &HashSet::new()).await?;
     let rec = campaign::create(
@@ -151,10 +154,10 @@ pub async fn create(
 async fn served_log_probes(
     state: &AppState,
     req: &CreateCampaign,
-) -> AppResult<(String, Vec<probesets::Probe>)> {
+) -> ServiceResult<(String, Vec<probesets::Probe>)> {
     let m = req.membership.as_ref().expect("a served-log campaign");
     if req.probes.is_some() || req.probe_list.is_some() {
-        return Err(AppError::Invalid(
+        return Err(ServiceError::Invalid(
             "a served-log campaign probes with the served log's prompts: give `membership` or `probes`/`probe_list`, not both".into(),
         ));
     }
@@ -197,17 +200,17 @@ pub async fn list(
     State(state): State<AppState>,
     Need(_c): Need<VIEWER>,
     Query(p): Query<Paging>,
-) -> AppResult<Json<CampaignList>> {
+) -> ServiceResult<Json<CampaignList>> {
     let (limit, offset) = paging(p.limit, p.offset)?;
     Ok(Json(CampaignList { campaigns: state.store.list_campaigns(limit, offset).await? }))
 }
 
-async fn campaign_or_404(state: &AppState, id: &str) -> AppResult<CampaignRecord> {
+async fn campaign_or_404(state: &AppState, id: &str) -> ServiceResult<CampaignRecord> {
     state
         .store
         .get_campaign(id)
         .await?
-        .ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))
+        .ok_or_else(|| ServiceError::not_found(format!("campaign `{id}`")))
 }
 
 /// A campaign's progress: probe counts, current p-value, decision, stop reason, summary.
@@ -217,7 +220,7 @@ pub async fn get(
     State(state): State<AppState>,
     Need(_c): Need<VIEWER>,
     Path(id): Path<String>,
-) -> AppResult<Json<CampaignView>> {
+) -> ServiceResult<Json<CampaignView>> {
     let c = campaign_or_404(&state, &id).await?;
     Ok(Json(view(&state, c).await?))
 }
@@ -230,7 +233,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     Need(_c): Need<ANALYST>,
     Path(id): Path<String>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let rec = state.campaigns.cancel(&id).await?;
     Ok(with_detail(Json(rec), serde_json::json!({"campaign_id": id})))
 }
@@ -261,18 +264,18 @@ pub async fn probes(
     Need(_c): Need<VIEWER>,
     Path(id): Path<String>,
     Query(q): Query<ProbeQuery>,
-) -> AppResult<Json<ProbeList>> {
+) -> ServiceResult<Json<ProbeList>> {
     campaign_or_404(&state, &id).await?;
     let st = match q.state.as_deref() {
         None => None,
         Some(s) => Some(
             ProbeState::parse(s)
-                .ok_or_else(|| AppError::Invalid(format!("unknown probe state `{s}`")))?,
+                .ok_or_else(|| ServiceError::Invalid(format!("unknown probe state `{s}`")))?,
         ),
     };
     let limit = q.limit.unwrap_or(1000);
     if !(1..=1000).contains(&limit) {
-        return Err(AppError::Invalid("`limit` must be between 1 and 1000".into()));
+        return Err(ServiceError::Invalid("`limit` must be between 1 and 1000".into()));
     }
     Ok(Json(ProbeList {
         probes: state.store.campaign_probes(&id, st, q.after.unwrap_or(0), limit).await?,
@@ -304,7 +307,7 @@ pub struct AllowList {
 pub async fn allow_list(
     State(state): State<AppState>,
     Need(_c): Need<VIEWER>,
-) -> AppResult<Json<AllowList>> {
+) -> ServiceResult<Json<AllowList>> {
     Ok(Json(AllowList { entries: state.store.list_allowlist().await? }))
 }
 
@@ -316,11 +319,11 @@ pub async fn allow_add(
     State(state): State<AppState>,
     Need(caller): Need<ADMIN>,
     Json(req): Json<AllowIn>,
-) -> AppResult<Response> {
-    let entry = allowlist::normalize_entry(&req.entry).map_err(AppError::Invalid)?;
+) -> ServiceResult<Response> {
+    let entry = allowlist::normalize_entry(&req.entry).map_err(ServiceError::Invalid)?;
     use crate::probe::client::{MAX_RATE, MIN_RATE};
     if req.max_rate_per_sec.is_some_and(|r| !(MIN_RATE..=MAX_RATE).contains(&r)) {
-        return Err(AppError::Invalid(format!(
+        return Err(ServiceError::Invalid(format!(
             "`max_rate_per_sec` must be between {MIN_RATE} and {MAX_RATE}"
         )));
     }
@@ -342,10 +345,10 @@ pub async fn allow_delete(
     State(state): State<AppState>,
     Need(_c): Need<ADMIN>,
     Path(entry): Path<String>,
-) -> AppResult<Response> {
-    let entry = allowlist::normalize_entry(&entry).map_err(AppError::Invalid)?;
+) -> ServiceResult<Response> {
+    let entry = allowlist::normalize_entry(&entry).map_err(ServiceError::Invalid)?;
     if !state.store.delete_allowlist(&entry).await? {
-        return Err(AppError::not_found(format!("allowlist entry `{entry}`")));
+        return Err(ServiceError::not_found(format!("allowlist entry `{entry}`")));
     }
     Ok(with_detail(StatusCode::NO_CONTENT, serde_json::json!({"entry": entry})))
 }
@@ -378,15 +381,17 @@ pub async fn secret_put(
     State(state): State<AppState>,
     Need(caller): Need<ADMIN>,
     Json(req): Json<SecretIn>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     if !crate::probe::valid_secret_name(&req.name) {
-        return Err(AppError::Invalid("`name` must be 1–64 characters of [A-Za-z0-9_-]".into()));
+        return Err(ServiceError::Invalid(
+            "`name` must be 1–64 characters of [A-Za-z0-9_-]".into(),
+        ));
     }
     if req.value.is_empty() || req.value.len() > 16_384 {
-        return Err(AppError::Invalid("`value` must be 1–16384 bytes".into()));
+        return Err(ServiceError::Invalid("`value` must be 1–16384 bytes".into()));
     }
     if req.hosts.is_empty() || req.hosts.len() > 64 {
-        return Err(AppError::Invalid(
+        return Err(ServiceError::Invalid(
             "`hosts` must list 1–64 endpoints (host:port) the secret may be sent to".into(),
         ));
     }
@@ -394,9 +399,10 @@ pub async fn secret_put(
         .hosts
         .iter()
         .map(|h| {
-            allowlist::normalize_entry(h).map_err(|e| AppError::Invalid(format!("`hosts`: {e}")))
+            allowlist::normalize_entry(h)
+                .map_err(|e| ServiceError::Invalid(format!("`hosts`: {e}")))
         })
-        .collect::<AppResult<Vec<_>>>()?;
+        .collect::<ServiceResult<Vec<_>>>()?;
     let info = state.store.put_secret(&req.name, &req.value, Some(caller.key_id)).await?;
     state.store.set_secret_hosts(&req.name, hosts.clone()).await?;
     let info = SecretInfo { hosts, ..info };
@@ -409,7 +415,7 @@ pub async fn secret_put(
 pub async fn secret_list(
     State(state): State<AppState>,
     Need(_c): Need<ADMIN>,
-) -> AppResult<Json<SecretList>> {
+) -> ServiceResult<Json<SecretList>> {
     Ok(Json(SecretList { secrets: state.store.list_secrets().await? }))
 }
 
@@ -420,9 +426,9 @@ pub async fn secret_delete(
     State(state): State<AppState>,
     Need(_c): Need<ADMIN>,
     Path(name): Path<String>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     if !state.store.delete_secret(&name).await? {
-        return Err(AppError::not_found(format!("secret `{name}`")));
+        return Err(ServiceError::not_found(format!("secret `{name}`")));
     }
     Ok(with_detail(StatusCode::NO_CONTENT, serde_json::json!({"name": name})))
 }

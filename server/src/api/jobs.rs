@@ -3,8 +3,9 @@
 use crate::api::suspects::suspect_or_404;
 use crate::audit::AuditDetail;
 use crate::auth::{random_base62, Need, ANALYST, VIEWER};
-use crate::error::{AppError, AppResult, Json, Path, Query};
+use crate::error::{Json, Path, Query};
 use crate::jobs::{AuditJobParams, ScoreJobParams, KIND_AUDIT, KIND_SCORE};
+use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::store::{JobRecord, JobResultRow, NewJob};
 use axum::body::{Body, Bytes};
@@ -40,7 +41,7 @@ struct UploadWriter {
 }
 
 impl UploadWriter {
-    async fn new(state: &AppState) -> AppResult<UploadWriter> {
+    async fn new(state: &AppState) -> ServiceResult<UploadWriter> {
         let path = state.config.uploads_dir().join(format!("{}.jsonl", random_base62(20)));
         let file = crate::files::create_private(&path).await?;
         Ok(UploadWriter {
@@ -53,10 +54,10 @@ impl UploadWriter {
         })
     }
 
-    async fn write(&mut self, chunk: &[u8]) -> AppResult<()> {
+    async fn write(&mut self, chunk: &[u8]) -> ServiceResult<()> {
         self.bytes += chunk.len() as u64;
         if self.bytes > self.limit {
-            return Err(AppError::PayloadTooLarge(format!("upload exceeds {} bytes", self.limit)));
+            return Err(ServiceError::TooLarge(format!("upload exceeds {} bytes", self.limit)));
         }
         for &b in chunk {
             if b == b'\n' {
@@ -72,7 +73,7 @@ impl UploadWriter {
         Ok(())
     }
 
-    async fn finish(mut self, fields: HashMap<String, String>) -> AppResult<Upload> {
+    async fn finish(mut self, fields: HashMap<String, String>) -> ServiceResult<Upload> {
         if self.line_has_content {
             self.lines += 1;
         }
@@ -85,7 +86,7 @@ impl UploadWriter {
 
 /// Stream a request body (raw JSONL, or the `file` field of a multipart form) to a new file
 /// under `DATA/uploads/`, never holding it in memory. Removes the file on any error.
-pub async fn stream_upload(state: &AppState, req: Request) -> AppResult<Upload> {
+pub async fn stream_upload(state: &AppState, req: Request) -> ServiceResult<Upload> {
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -93,7 +94,7 @@ pub async fn stream_upload(state: &AppState, req: Request) -> AppResult<Upload> 
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > state.config.max_upload_bytes {
-            return Err(AppError::PayloadTooLarge(format!(
+            return Err(ServiceError::TooLarge(format!(
                 "upload exceeds {} bytes",
                 state.config.max_upload_bytes
             )));
@@ -112,16 +113,16 @@ pub async fn stream_upload(state: &AppState, req: Request) -> AppResult<Upload> 
             let mut mp = Multipart::from_request(req, state).await?;
             let mut got_file = false;
             while let Some(mut field) =
-                mp.next_field().await.map_err(|e| AppError::BadRequest(e.body_text()))?
+                mp.next_field().await.map_err(|e| ServiceError::Malformed(e.body_text()))?
             {
                 let name = field.name().unwrap_or("").to_string();
                 if name == "file" || field.file_name().is_some() {
                     if got_file {
-                        return Err(AppError::BadRequest("only one file per upload".into()));
+                        return Err(ServiceError::Malformed("only one file per upload".into()));
                     }
                     got_file = true;
                     while let Some(c) =
-                        field.chunk().await.map_err(|e| AppError::BadRequest(e.body_text()))?
+                        field.chunk().await.map_err(|e| ServiceError::Malformed(e.body_text()))?
                     {
                         w.write(&c).await?;
                     }
@@ -131,18 +132,20 @@ pub async fn stream_upload(state: &AppState, req: Request) -> AppResult<Upload> 
                 }
             }
             if !got_file {
-                return Err(AppError::Invalid("multipart upload has no `file` field".into()));
+                return Err(ServiceError::Invalid("multipart upload has no `file` field".into()));
             }
         } else {
             let mut stream = req.into_body().into_data_stream();
             while let Some(c) = stream.next().await {
                 let c: Bytes =
-                    c.map_err(|e| AppError::BadRequest(format!("reading the upload: {e}")))?;
+                    c.map_err(|e| ServiceError::Malformed(format!("reading the upload: {e}")))?;
                 w.write(&c).await?;
             }
         }
         if w.bytes == 0 {
-            return Err(AppError::Invalid("empty upload: send JSONL, one object per line".into()));
+            return Err(ServiceError::Invalid(
+                "empty upload: send JSONL, one object per line".into(),
+            ));
         }
         w.finish(fields).await
     }
@@ -183,13 +186,13 @@ fn audit_params(
     profile: Option<&str>,
     format: Option<&str>,
     sample: Option<usize>,
-) -> AppResult<(String, Option<String>)> {
+) -> ServiceResult<(String, Option<String>)> {
     if sample == Some(0) {
-        return Err(AppError::Invalid("`sample` must be at least 1".into()));
+        return Err(ServiceError::Invalid("`sample` must be at least 1".into()));
     }
     if let Some(f) = format {
         f.parse::<datasets::Format>()
-            .map_err(|e| AppError::Invalid(format!("bad `format`: {e}")))?;
+            .map_err(|e| ServiceError::Invalid(format!("bad `format`: {e}")))?;
     }
     let (profile, _) = state.engine.resolve(profile)?;
     Ok((profile, format.map(str::to_string)))
@@ -220,11 +223,11 @@ pub async fn create(
     Need(caller): Need<ANALYST>,
     Query(q): Query<CreateJobParams>,
     req: Request,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     // Validate what we can before reading the body.
     if let Some(k) = q.kind.as_deref() {
         if k != KIND_SCORE && k != KIND_AUDIT {
-            return Err(AppError::Invalid(format!(
+            return Err(ServiceError::Invalid(format!(
                 "unknown job kind `{k}`: POST /v1/jobs runs `score` and `audit` jobs (profile builds: POST /v1/profiles/build)"
             )));
         }
@@ -242,21 +245,23 @@ pub async fn create(
         let (params, total) = match kind.as_str() {
             KIND_SCORE => {
                 let suspect_id = field("suspect").or(q.suspect.clone()).ok_or_else(|| {
-                    AppError::Invalid("`suspect` is required for score jobs".into())
+                    ServiceError::Invalid("`suspect` is required for score jobs".into())
                 })?;
                 let suspect = suspect_or_404(state.store.as_ref(), &suspect_id).await?;
                 let profile = field("profile").or(q.profile.clone()).unwrap_or(suspect.profile);
                 let (profile, _) = state.engine.resolve(Some(&profile))?;
                 let params = serde_json::to_value(ScoreJobParams { suspect_id, profile })
-                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
                 (params, Some(upload.lines))
             }
             KIND_AUDIT => {
-                let num = |k: &str| -> AppResult<Option<u64>> {
+                let num = |k: &str| -> ServiceResult<Option<u64>> {
                     field(k)
                         .map(|v| {
                             v.trim().parse::<u64>().map_err(|_| {
-                                AppError::Invalid(format!("`{k}` must be a non-negative integer"))
+                                ServiceError::Invalid(format!(
+                                    "`{k}` must be a non-negative integer"
+                                ))
                             })
                         })
                         .transpose()
@@ -271,9 +276,13 @@ pub async fn create(
                     audit_params(&state, profile.as_deref(), format.as_deref(), sample)?;
                 let params = AuditJobParams { profile, format, sample, seed, bytes: upload.bytes };
                 // `total` stays unknown: input lines are not texts for every format.
-                (serde_json::to_value(params).map_err(|e| AppError::Internal(e.to_string()))?, None)
+                (
+                    serde_json::to_value(params)
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                    None,
+                )
             }
-            other => return Err(AppError::Invalid(format!("unknown job kind `{other}`"))),
+            other => return Err(ServiceError::Invalid(format!("unknown job kind `{other}`"))),
         };
         let id = format!("job_{}", random_base62(16));
         let job = state
@@ -359,15 +368,15 @@ pub async fn list(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
     Query(p): Query<PageParams>,
-) -> AppResult<Json<JobList>> {
+) -> ServiceResult<Json<JobList>> {
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let offset = p.offset.unwrap_or(0).max(0);
     let jobs = state.store.list_jobs(limit, offset).await?.into_iter().map(JobView::from).collect();
     Ok(Json(JobList { jobs }))
 }
 
-async fn job_or_404(state: &AppState, id: &str) -> AppResult<JobRecord> {
-    state.store.get_job(id).await?.ok_or_else(|| AppError::not_found(format!("job `{id}`")))
+async fn job_or_404(state: &AppState, id: &str) -> ServiceResult<JobRecord> {
+    state.store.get_job(id).await?.ok_or_else(|| ServiceError::not_found(format!("job `{id}`")))
 }
 
 /// A job's state and progress; a finished `audit` job also carries its summary as `result`.
@@ -377,7 +386,7 @@ pub async fn get(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
-) -> AppResult<Json<JobView>> {
+) -> ServiceResult<Json<JobView>> {
     let job = job_or_404(&state, &id).await?;
     let with_result = job.kind == KIND_AUDIT && job.state == crate::store::JobState::Done;
     let mut view = JobView::from(job);
@@ -397,7 +406,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     Need(_caller): Need<ANALYST>,
     Path(id): Path<String>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let job = state.jobs.cancel(&id).await?;
     let mut resp = Json(JobView::from(job)).into_response();
     resp.extensions_mut().insert(AuditDetail(serde_json::json!({"job_id": id})));
@@ -434,14 +443,14 @@ pub async fn results(
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
     Query(p): Query<ResultParams>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     job_or_404(&state, &id).await?;
     let after = p.after.unwrap_or(0);
     match p.format.as_deref().unwrap_or("jsonl") {
         "json" => {
             let limit = p.limit.unwrap_or(1000);
             if !(1..=10_000).contains(&limit) {
-                return Err(AppError::Invalid("`limit` must be between 1 and 10000".into()));
+                return Err(ServiceError::Invalid("`limit` must be between 1 and 10000".into()));
             }
             let results = state.store.job_results(&id, after, limit).await?;
             let next_after = if results.len() as i64 == limit {
@@ -480,6 +489,8 @@ pub async fn results(
             Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream))
                 .into_response())
         }
-        other => Err(AppError::Invalid(format!("unknown format `{other}`: use `jsonl` or `json`"))),
+        other => {
+            Err(ServiceError::Invalid(format!("unknown format `{other}`: use `jsonl` or `json`")))
+        }
     }
 }

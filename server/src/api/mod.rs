@@ -8,7 +8,8 @@ pub mod score;
 pub mod served;
 pub mod suspects;
 
-use crate::error::{AppError, ErrorBody};
+use crate::error::ErrorBody;
+use crate::service::ServiceError;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -78,13 +79,15 @@ pub async fn healthz() -> impl IntoResponse {
 /// Readiness: the database answers, the built-in profile is loaded, and the server is not draining.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready", body = ErrorBody)))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
+pub async fn readyz(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ServiceError> {
     if state.is_shutting_down() {
-        return Err(AppError::Unavailable("shutting down".into()));
+        return Err(ServiceError::Unavailable("shutting down".into()));
     }
-    state.store.ping().await.map_err(|e| AppError::Unavailable(format!("database: {e}")))?;
+    state.store.ping().await.map_err(|e| ServiceError::Unavailable(format!("database: {e}")))?;
     if let Some(e) = state.engine.builtin_error() {
-        return Err(AppError::Unavailable(e.to_string()));
+        return Err(ServiceError::Unavailable(e.to_string()));
     }
     Ok(Json(serde_json::json!({
         "status": "ready",
@@ -99,8 +102,8 @@ pub async fn metrics_route(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
-async fn not_found(req: Request) -> AppError {
-    AppError::NotFound(format!("no route for {} {}", req.method(), req.uri().path()))
+async fn not_found(req: Request) -> ServiceError {
+    ServiceError::NoRoute { method: req.method().to_string(), path: req.uri().path().to_string() }
 }
 
 /// Request count and latency per route. Labels come from fixed sets only (the matched route
@@ -127,7 +130,7 @@ async fn track_metrics(req: Request, next: Next) -> Response {
 /// and query values reach the store, and PostgreSQL cannot hold the character (a 500 otherwise).
 async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
     if req.uri().path_and_query().is_some_and(|pq| pq.as_str().contains("%00")) {
-        return AppError::Invalid("the URL holds an encoded NUL character (%00)".into())
+        return ServiceError::Invalid("the URL holds an encoded NUL character (%00)".into())
             .into_response();
     }
     next.run(req).await

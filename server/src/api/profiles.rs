@@ -3,9 +3,10 @@
 use crate::api::jobs::{stream_upload, JobCreated};
 use crate::audit::AuditDetail;
 use crate::auth::{Need, ADMIN, VIEWER};
-use crate::error::{AppError, AppResult, Json, Path, Query};
+use crate::error::{Json, Path, Query};
 use crate::jobs::KIND_PROFILE_BUILD;
 use crate::service::engine::BUILTIN_ALIASES;
+use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::store::{now_ms, NewJob, ProfileRecord};
 use axum::body::Bytes;
@@ -31,7 +32,7 @@ pub struct ProfileList {
 pub async fn list(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
-) -> AppResult<Json<ProfileList>> {
+) -> ServiceResult<Json<ProfileList>> {
     let loaded = state.engine.names();
     let profiles = state
         .store
@@ -50,13 +51,13 @@ pub async fn get(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
     Path(name): Path<String>,
-) -> AppResult<Json<ProfileRecord>> {
+) -> ServiceResult<Json<ProfileRecord>> {
     let (name, _) = state.engine.resolve(Some(&name))?;
     let rec = state
         .store
         .get_profile(&name)
         .await?
-        .ok_or_else(|| AppError::not_found(format!("profile `{name}`")))?;
+        .ok_or_else(|| ServiceError::not_found(format!("profile `{name}`")))?;
     Ok(Json(rec))
 }
 
@@ -70,18 +71,20 @@ pub struct UploadParams {
     pub replace: bool,
 }
 
-fn valid_name(name: &str) -> AppResult<()> {
+fn valid_name(name: &str) -> ServiceResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 100
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && !name.starts_with('.');
     if !ok {
-        return Err(AppError::Invalid(format!(
+        return Err(ServiceError::Invalid(format!(
             "invalid profile name `{name}`: use 1-100 characters from A-Z a-z 0-9 . _ -"
         )));
     }
     if BUILTIN_ALIASES.contains(&name) {
-        return Err(AppError::Conflict(format!("`{name}` is reserved for the built-in profile")));
+        return Err(ServiceError::Conflict(format!(
+            "`{name}` is reserved for the built-in profile"
+        )));
     }
     Ok(())
 }
@@ -97,21 +100,21 @@ pub async fn upload(
     Need(_caller): Need<ADMIN>,
     Query(p): Query<UploadParams>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let body = body?;
     if body.is_empty() {
-        return Err(AppError::Invalid("empty body: send the profile file's bytes".into()));
+        return Err(ServiceError::Invalid("empty body: send the profile file's bytes".into()));
     }
     let profile = state.engine.parse_profile(body.to_vec()).await?;
     let name = p.name.clone().unwrap_or_else(|| profile.meta().name.clone());
     valid_name(&name)?;
     if state.engine.builtin_name() == Some(name.as_str()) {
-        return Err(AppError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "`{name}` is the built-in profile and cannot be replaced"
         )));
     }
     if !p.replace && state.store.get_profile(&name).await?.is_some() {
-        return Err(AppError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "profile `{name}` exists; pass ?replace=true to replace it"
         )));
     }
@@ -123,7 +126,7 @@ pub async fn upload(
     let rec = ProfileRecord {
         name: name.clone(),
         upstream: meta.upstream.clone(),
-        meta: serde_json::to_value(meta).map_err(|e| AppError::Internal(e.to_string()))?,
+        meta: serde_json::to_value(meta).map_err(|e| ServiceError::Internal(e.to_string()))?,
         path: Some(state.config.stored_path(&path)),
         builtin: false,
         created_ms: now_ms(),
@@ -144,17 +147,17 @@ pub async fn delete(
     State(state): State<AppState>,
     Need(_caller): Need<ADMIN>,
     Path(name): Path<String>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     if BUILTIN_ALIASES.contains(&name.as_str())
         || state.engine.builtin_name() == Some(name.as_str())
     {
-        return Err(AppError::Conflict("the built-in profile cannot be deleted".into()));
+        return Err(ServiceError::Conflict("the built-in profile cannot be deleted".into()));
     }
     let rec = state
         .store
         .get_profile(&name)
         .await?
-        .ok_or_else(|| AppError::not_found(format!("profile `{name}`")))?;
+        .ok_or_else(|| ServiceError::not_found(format!("profile `{name}`")))?;
     state.store.delete_profile(&name).await?;
     state.engine.remove(&name);
     if let Some(p) = rec.path {
@@ -182,7 +185,7 @@ pub async fn build(
     Need(caller): Need<ADMIN>,
     Query(p): Query<BuildParams>,
     req: Request,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     valid_name(&p.name)?;
     let upload = stream_upload(&state, req).await?;
     let id = format!("job_{}", crate::auth::random_base62(16));

@@ -2,7 +2,8 @@
 
 use crate::audit::AuditDetail;
 use crate::auth::{Need, ANALYST};
-use crate::error::{AppError, AppResult, Json};
+use crate::error::Json;
+use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -55,13 +56,13 @@ pub struct ScoreResponse {
 pub fn validate_texts<'a>(
     state: &AppState,
     items: impl ExactSizeIterator<Item = (&'a str, Option<&'a str>)>,
-) -> AppResult<()> {
+) -> ServiceResult<()> {
     let cfg = &state.config;
     if items.len() == 0 {
-        return Err(AppError::Invalid("`texts` must contain at least one text".into()));
+        return Err(ServiceError::Invalid("`texts` must contain at least one text".into()));
     }
     if items.len() > cfg.max_texts {
-        return Err(AppError::PayloadTooLarge(format!(
+        return Err(ServiceError::TooLarge(format!(
             "{} texts in one request; the limit is {}",
             items.len(),
             cfg.max_texts
@@ -69,16 +70,16 @@ pub fn validate_texts<'a>(
     }
     for (i, (text, prompt)) in items.enumerate() {
         if text.trim().is_empty() {
-            return Err(AppError::Invalid(format!("texts[{i}].text is empty")));
+            return Err(ServiceError::Invalid(format!("texts[{i}].text is empty")));
         }
         if text.chars().count() > cfg.max_text_chars {
-            return Err(AppError::PayloadTooLarge(format!(
+            return Err(ServiceError::TooLarge(format!(
                 "texts[{i}].text is longer than {} characters",
                 cfg.max_text_chars
             )));
         }
         if prompt.is_some_and(|p| p.chars().count() > cfg.max_text_chars) {
-            return Err(AppError::PayloadTooLarge(format!(
+            return Err(ServiceError::TooLarge(format!(
                 "texts[{i}].prompt is longer than {} characters",
                 cfg.max_text_chars
             )));
@@ -109,7 +110,7 @@ pub async fn score(
     State(state): State<AppState>,
     Need(_caller): Need<ANALYST>,
     Json(req): Json<ScoreRequest>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     validate_texts(&state, req.texts.iter().map(|t| (t.text.as_str(), t.prompt.as_deref())))?;
     let (name, profile) = state.engine.resolve(req.profile.as_deref())?;
     let _permit = admit(&state)?;

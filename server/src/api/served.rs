@@ -4,8 +4,9 @@
 use crate::api::jobs::stream_upload;
 use crate::api::suspects::{paging, with_detail, PageParams};
 use crate::auth::{Need, ANALYST, VIEWER};
-use crate::error::{AppError, AppResult, Json, Path, Query};
+use crate::error::{Json, Path, Query};
 use crate::service::membership::{self as svc, ImportRequest, MembershipRequest};
+use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::store::{MembershipRecord, ServedAnswerRow, ServedKind, ServedLogRecord};
 use axum::extract::{Request, State};
@@ -46,7 +47,7 @@ pub async fn upload(
     Need(caller): Need<ANALYST>,
     Query(q): Query<UploadParams>,
     req: Request,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let kind = parse_kind(q.kind.as_deref())?;
     let upload = stream_upload(&state, req).await?;
     let field = |k: &str| upload.fields.get(k).cloned();
@@ -68,11 +69,11 @@ pub async fn upload(
     Ok(with_detail((StatusCode::CREATED, Json(log)), detail))
 }
 
-fn parse_kind(k: Option<&str>) -> AppResult<ServedKind> {
+fn parse_kind(k: Option<&str>) -> ServiceResult<ServedKind> {
     match k {
         None | Some("") => Ok(ServedKind::Served),
         Some(k) => ServedKind::parse(k).ok_or_else(|| {
-            AppError::Invalid(format!("unknown `kind` `{k}`: use `served` or `fresh`"))
+            ServiceError::Invalid(format!("unknown `kind` `{k}`: use `served` or `fresh`"))
         }),
     }
 }
@@ -89,7 +90,7 @@ pub async fn list(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
     Query(p): Query<PageParams>,
-) -> AppResult<Json<ServedLogList>> {
+) -> ServiceResult<Json<ServedLogList>> {
     let (limit, offset) = paging(p.limit, p.offset)?;
     Ok(Json(ServedLogList { served_logs: state.store.list_served_logs(limit, offset).await? }))
 }
@@ -101,7 +102,7 @@ pub async fn get(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
-) -> AppResult<Json<ServedLogRecord>> {
+) -> ServiceResult<Json<ServedLogRecord>> {
     Ok(Json(svc::served_log(state.store.as_ref(), &id).await?))
 }
 
@@ -130,7 +131,7 @@ pub async fn answers(
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
     Query(p): Query<AnswersParams>,
-) -> AppResult<Json<AnswerList>> {
+) -> ServiceResult<Json<AnswerList>> {
     let (limit, _) = paging(p.limit, None)?;
     svc::served_log(state.store.as_ref(), &id).await?;
     let after = p.after.unwrap_or(0);
@@ -146,9 +147,9 @@ pub async fn delete(
     State(state): State<AppState>,
     Need(_caller): Need<ANALYST>,
     Path(id): Path<String>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     if !state.store.delete_served_log(&id).await? {
-        return Err(AppError::not_found(format!("served log `{id}`")));
+        return Err(ServiceError::not_found(format!("served log `{id}`")));
     }
     Ok(with_detail(StatusCode::NO_CONTENT, serde_json::json!({"served_log": id})))
 }
@@ -168,7 +169,7 @@ pub async fn test(
     Need(caller): Need<ANALYST>,
     Path(id): Path<String>,
     Json(req): Json<MembershipRequest>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let _permit = crate::limits::admit(&state)?;
     let rec =
         svc::test_suspect(state.store.as_ref(), &id, req, Some(caller.key_id.clone())).await?;
@@ -197,7 +198,7 @@ pub async fn results(
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
     Query(p): Query<ResultsParams>,
-) -> AppResult<Json<MembershipList>> {
+) -> ServiceResult<Json<MembershipList>> {
     let (limit, _) = paging(Some(p.limit.unwrap_or(20)), None)?;
     crate::service::suspects::suspect_or_404(state.store.as_ref(), &id).await?;
     Ok(Json(MembershipList { results: state.store.membership_results(&id, limit).await? }))

@@ -3,9 +3,10 @@
 use crate::api::score::{admit, validate_texts};
 use crate::audit::AuditDetail;
 use crate::auth::{random_base62, Need, ANALYST, VIEWER};
-use crate::error::{AppError, AppResult, Json, Path, Query};
+use crate::error::{Json, Path, Query};
 use crate::service::suspects::content_hash;
 pub use crate::service::suspects::{refresh_verdict, suspect_or_404, TopEvidence, VerdictResponse};
+use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::store::{NewSample, SampleRecord, SuspectOrder, SuspectRecord};
 use axum::body::Bytes;
@@ -45,14 +46,14 @@ pub struct SuspectList {
     pub suspects: Vec<SuspectRecord>,
 }
 
-pub(crate) fn paging(limit: Option<i64>, offset: Option<i64>) -> AppResult<(i64, i64)> {
+pub(crate) fn paging(limit: Option<i64>, offset: Option<i64>) -> ServiceResult<(i64, i64)> {
     let limit = limit.unwrap_or(100);
     let offset = offset.unwrap_or(0);
     if !(1..=1000).contains(&limit) {
-        return Err(AppError::Invalid("`limit` must be between 1 and 1000".into()));
+        return Err(ServiceError::Invalid("`limit` must be between 1 and 1000".into()));
     }
     if offset < 0 {
-        return Err(AppError::Invalid("`offset` must not be negative".into()));
+        return Err(ServiceError::Invalid("`offset` must not be negative".into()));
     }
     Ok((limit, offset))
 }
@@ -72,13 +73,13 @@ pub async fn create(
     State(state): State<AppState>,
     Need(_caller): Need<ANALYST>,
     Json(req): Json<CreateSuspect>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let name = req.name.trim();
     if name.is_empty() {
-        return Err(AppError::Invalid("`name` is empty".into()));
+        return Err(ServiceError::Invalid("`name` is empty".into()));
     }
     if name.chars().count() > 200 || req.description.chars().count() > 10_000 {
-        return Err(AppError::Invalid(
+        return Err(ServiceError::Invalid(
             "`name` (200) or `description` (10000 characters) is too long".into(),
         ));
     }
@@ -99,7 +100,7 @@ pub async fn list(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
     Query(p): Query<ListParams>,
-) -> AppResult<Json<SuspectList>> {
+) -> ServiceResult<Json<SuspectList>> {
     let (limit, offset) = paging(p.limit, p.offset)?;
     let suspects = state.store.list_suspects(p.order, limit, offset).await?;
     Ok(Json(SuspectList { suspects }))
@@ -112,7 +113,7 @@ pub async fn get(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
-) -> AppResult<Json<SuspectRecord>> {
+) -> ServiceResult<Json<SuspectRecord>> {
     Ok(Json(suspect_or_404(state.store.as_ref(), &id).await?))
 }
 
@@ -123,9 +124,9 @@ pub async fn delete(
     State(state): State<AppState>,
     Need(_caller): Need<ANALYST>,
     Path(id): Path<String>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     if !state.store.delete_suspect(&id).await? {
-        return Err(AppError::not_found(format!("suspect `{id}`")));
+        return Err(ServiceError::not_found(format!("suspect `{id}`")));
     }
     Ok(with_detail(StatusCode::NO_CONTENT, serde_json::json!({"suspect_id": id})))
 }
@@ -169,13 +170,13 @@ pub struct AddSamplesResponse {
     pub samples: Vec<SampleAdded>,
 }
 
-fn json_error(e: serde_json::Error, what: &str) -> AppError {
+fn json_error(e: serde_json::Error, what: &str) -> ServiceError {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => {
-            AppError::BadRequest(format!("malformed JSON{what}: {e}"))
+            ServiceError::Malformed(format!("malformed JSON{what}: {e}"))
         }
-        Category::Data => AppError::Invalid(format!("invalid samples{what}: {e}")),
+        Category::Data => ServiceError::Invalid(format!("invalid samples{what}: {e}")),
     }
 }
 
@@ -183,7 +184,7 @@ fn json_error(e: serde_json::Error, what: &str) -> AppError {
 pub fn parse_samples(
     headers: &HeaderMap,
     body: &[u8],
-) -> AppResult<(Vec<SampleIn>, Option<String>)> {
+) -> ServiceResult<(Vec<SampleIn>, Option<String>)> {
     let ct = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -200,13 +201,13 @@ pub fn parse_samples(
             Ok(SamplesIn::Object { samples, source }) => Ok((samples, source)),
             Err(e) => match serde_json::from_slice::<serde_json::Value>(body) {
                 Err(e) => Err(json_error(e, "")),
-                Ok(_) => Err(AppError::Invalid(format!(
+                Ok(_) => Err(ServiceError::Invalid(format!(
                     "expected a JSON array of samples or {{\"samples\": [...]}} with a string `text` in each: {e}"
                 ))),
             },
         },
         "application/x-ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/jsonlines" => {
-            let text = std::str::from_utf8(body).map_err(|_| AppError::BadRequest("JSONL body is not UTF-8".into()))?;
+            let text = std::str::from_utf8(body).map_err(|_| ServiceError::Malformed("JSONL body is not UTF-8".into()))?;
             let mut out = Vec::new();
             for (i, line) in text.lines().enumerate() {
                 if line.trim().is_empty() {
@@ -216,10 +217,10 @@ pub fn parse_samples(
             }
             Ok((out, None))
         }
-        "" => Err(AppError::UnsupportedMediaType(
+        "" => Err(ServiceError::UnsupportedMediaType(
             "missing Content-Type: send application/json or application/x-ndjson".into(),
         )),
-        other => Err(AppError::UnsupportedMediaType(format!(
+        other => Err(ServiceError::UnsupportedMediaType(format!(
             "unsupported Content-Type `{other}`: send application/json or application/x-ndjson"
         ))),
     }
@@ -238,7 +239,7 @@ pub async fn add_samples(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let body = body?;
     let suspect = suspect_or_404(state.store.as_ref(), &id).await?;
     let (samples, default_source) = parse_samples(&headers, &body)?;
@@ -260,7 +261,7 @@ pub async fn add_samples(
             prompt: s.prompt,
             source: s.source.unwrap_or_else(|| default_source.clone()),
             score: Some(
-                serde_json::to_value(score).map_err(|e| AppError::Internal(e.to_string()))?,
+                serde_json::to_value(score).map_err(|e| ServiceError::Internal(e.to_string()))?,
             ),
         });
     }
@@ -316,7 +317,7 @@ pub async fn list_samples(
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
     Query(p): Query<PageParams>,
-) -> AppResult<Json<SampleList>> {
+) -> ServiceResult<Json<SampleList>> {
     let (limit, offset) = paging(p.limit, p.offset)?;
     suspect_or_404(state.store.as_ref(), &id).await?;
     Ok(Json(SampleList { samples: state.store.list_samples(&id, limit, offset).await? }))
@@ -343,15 +344,15 @@ pub async fn verdict(
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
     Query(p): Query<VerdictParams>,
-) -> AppResult<Json<VerdictResponse>> {
+) -> ServiceResult<Json<VerdictResponse>> {
     let mut opts = VerdictOptions::default();
     if let Some(a) = p.alpha {
         opts.alpha =
-            VerdictOptions::check_alpha(a).map_err(|e| AppError::Invalid(e.to_string()))?;
+            VerdictOptions::check_alpha(a).map_err(|e| ServiceError::Invalid(e.to_string()))?;
     }
     if let Some(t) = p.top {
         if t > 100 {
-            return Err(AppError::Invalid("`top` must be at most 100".into()));
+            return Err(ServiceError::Invalid("`top` must be at most 100".into()));
         }
         opts.top = t;
     }

@@ -9,8 +9,9 @@
 pub mod plots;
 
 use crate::auth::{Need, VIEWER};
-use crate::error::{AppError, AppResult, Path};
+use crate::error::Path;
 use crate::service::suspects::{refresh_verdict, suspect_or_404};
+use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -70,8 +71,8 @@ pub fn plot_routes() -> Router<AppState> {
         .route("/profiles/{name}/plots/roc.svg", get(profile_roc_svg))
 }
 
-fn svg(result: anyhow::Result<String>) -> AppResult<Response> {
-    let body = result.map_err(|e| AppError::Internal(format!("plot: {e}")))?;
+fn svg(result: anyhow::Result<String>) -> ServiceResult<Response> {
+    let body = result.map_err(|e| ServiceError::Internal(format!("plot: {e}")))?;
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -92,7 +93,7 @@ pub async fn suspect_scores_svg(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let suspect = suspect_or_404(state.store.as_ref(), &id).await?;
     let (_, profile) = state.engine.resolve(Some(&suspect.profile))?;
     let rows = state.store.sample_scores(&id).await?;
@@ -132,7 +133,6 @@ pub async fn suspect_scores_svg(
             }
         })
         .await
-        .map_err(AppError::from)
         .and_then(svg)
 }
 
@@ -146,18 +146,13 @@ pub async fn suspect_growth_svg(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let permit = crate::limits::admit(&state)?;
     let v = refresh_verdict(state.store.as_ref(), &state.engine, &id, VerdictOptions::default())
         .await?;
     drop(permit);
     let (growth, alpha) = (v.verdict.growth, v.verdict.alpha);
-    state
-        .engine
-        .run_cpu(move || plots::growth_svg(&growth, alpha))
-        .await
-        .map_err(AppError::from)
-        .and_then(svg)
+    state.engine.run_cpu(move || plots::growth_svg(&growth, alpha)).await.and_then(svg)
 }
 
 /// The latest membership result's p-value against the number of prompts compared (404 when
@@ -170,10 +165,10 @@ pub async fn suspect_membership_svg(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     suspect_or_404(state.store.as_ref(), &id).await?;
     let rec = state.store.membership_results(&id, 1).await?.pop().ok_or_else(|| {
-        AppError::NotFound(format!("suspect `{id}` has no membership result yet"))
+        ServiceError::NotFound(format!("suspect `{id}` has no membership result yet"))
     })?;
     // A campaign's look ran at its spent level; the line shows the campaign's α spent so far.
     let alpha = rec.report["inputs"]["alpha_spent"]
@@ -186,12 +181,7 @@ pub async fn suspect_membership_svg(
         .flatten()
         .filter_map(|t| Some((t["prompts"].as_u64()? as usize, t["p_value"].as_f64()?)))
         .collect();
-    state
-        .engine
-        .run_cpu(move || plots::membership_svg(&points, alpha))
-        .await
-        .map_err(AppError::from)
-        .and_then(svg)
+    state.engine.run_cpu(move || plots::membership_svg(&points, alpha)).await.and_then(svg)
 }
 
 /// A profile's calibration ROC (`builtin` names the built-in profile).
@@ -203,7 +193,7 @@ pub async fn profile_roc_svg(
     State(state): State<AppState>,
     Need(_caller): Need<VIEWER>,
     Path(name): Path<String>,
-) -> AppResult<Response> {
+) -> ServiceResult<Response> {
     let (_, profile) = state.engine.resolve(Some(&name))?;
     state
         .engine
@@ -212,6 +202,5 @@ pub async fn profile_roc_svg(
             plots::calibration_roc_svg(&f32s(&cal.upstream_scores), &f32s(&cal.null_scores))
         })
         .await
-        .map_err(AppError::from)
         .and_then(svg)
 }

@@ -23,8 +23,8 @@
 use super::allowlist::{self, Target};
 use super::client::{ChatClient, ClientOptions};
 use super::probesets::Probe;
-use crate::error::{AppError, AppResult};
 use crate::service::engine::Engine;
+use crate::service::{ServiceError, ServiceResult};
 use crate::store::{
     CampaignProgress, CampaignRecord, JobState, NewCampaign, NewProbe, NewSample, ProbeOutcome,
     ProbeRecord, ProbeState, Store,
@@ -197,9 +197,9 @@ pub async fn create(
     probes: Vec<Probe>,
     suspect_id: Option<String>,
     created_by: Option<String>,
-) -> AppResult<CampaignRecord> {
+) -> ServiceResult<CampaignRecord> {
     let mut spec = spec;
-    spec.validate().map_err(AppError::Invalid)?;
+    spec.validate().map_err(ServiceError::Invalid)?;
     let existing = match &suspect_id {
         Some(id) => Some(crate::service::suspects::suspect_or_404(store, id).await?),
         None => None,
@@ -224,7 +224,7 @@ pub async fn create(
     let new = NewCampaign {
         id: format!("cmp_{}", crate::ids::random_base62(16)),
         suspect_id,
-        spec: serde_json::to_value(&spec).map_err(|e| AppError::Internal(e.to_string()))?,
+        spec: serde_json::to_value(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?,
         fingerprint,
         created_by,
         probes: probes
@@ -247,13 +247,13 @@ pub async fn campaign_verdict(
     scores: Vec<TextScore>,
     upstream_refs: HashMap<String, String>,
     level: f64,
-) -> AppResult<Verdict> {
+) -> ServiceResult<Verdict> {
     let _ = upstream_refs;
-    Ok(engine.verdict(profile, scores, VerdictOptions::for_look(level)).await?)
+    engine.verdict(profile, scores, VerdictOptions::for_look(level)).await
 }
 
 /// The summary printed by `pedigree probe` and returned by `GET /v1/campaigns/{id}` (`summary`).
-pub async fn summary(store: &dyn Store, c: &CampaignRecord) -> AppResult<serde_json::Value> {
+pub async fn summary(store: &dyn Store, c: &CampaignRecord) -> ServiceResult<serde_json::Value> {
     let probes = all_probes(store, &c.id, Some(ProbeState::Answered)).await?;
     let mut claims: BTreeMap<String, usize> = BTreeMap::new();
     for p in &probes {
@@ -293,7 +293,7 @@ async fn all_probes(
     store: &dyn Store,
     id: &str,
     state: Option<ProbeState>,
-) -> AppResult<Vec<ProbeRecord>> {
+) -> ServiceResult<Vec<ProbeRecord>> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
@@ -317,11 +317,11 @@ pub async fn run(
     extra_allow: &HashSet<String>,
     cancel: Arc<AtomicBool>,
     on_progress: Option<OnProgress>,
-) -> AppResult<CampaignRecord> {
+) -> ServiceResult<CampaignRecord> {
     let c = store
         .get_campaign(id)
         .await?
-        .ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))?;
+        .ok_or_else(|| ServiceError::not_found(format!("campaign `{id}`")))?;
     if c.state.is_terminal() {
         return Ok(c);
     }
@@ -383,7 +383,7 @@ async fn connect(
     store: &dyn Store,
     spec: &CampaignSpec,
     extra_allow: &HashSet<String>,
-) -> AppResult<Clients> {
+) -> ServiceResult<Clients> {
     let list = store.list_allowlist().await?;
     let ceilings: HashMap<String, f64> =
         list.iter().filter_map(|e| Some((e.entry.clone(), e.max_rate_per_sec?))).collect();
@@ -391,11 +391,12 @@ async fn connect(
     allowed.extend(extra_allow.iter().cloned());
     let mut entries = Vec::new();
     let client = |t: Target, e: &EndpointSpec, key: Option<String>| {
-        ChatClient::new(&t, &e.model, key, spec.client.clone()).map_err(AppError::Internal)
+        ChatClient::new(&t, &e.model, key, spec.client.clone()).map_err(ServiceError::Internal)
     };
     let mut out = Vec::new();
     for e in std::iter::once(&spec.endpoint).chain(spec.upstream.as_ref()) {
-        let t = allowlist::check(&e.base_url, &allowed).await.map_err(AppError::TargetRefused)?;
+        let t =
+            allowlist::check(&e.base_url, &allowed).await.map_err(ServiceError::TargetRefused)?;
         let entry = format!("{}:{}", t.host, t.port);
         let key = match &e.api_key_secret {
             Some(name) => Some(super::resolve_secret_for(store, name, &entry).await?),
@@ -413,7 +414,7 @@ pub async fn check_targets(
     store: &dyn Store,
     spec: &CampaignSpec,
     extra_allow: &HashSet<String>,
-) -> AppResult<()> {
+) -> ServiceResult<()> {
     connect(store, spec, extra_allow).await.map(|_| ())
 }
 
@@ -425,12 +426,12 @@ async fn drive(
     extra_allow: &HashSet<String>,
     cancel: &AtomicBool,
     on_progress: Option<OnProgress>,
-) -> AppResult<Option<String>> {
+) -> ServiceResult<Option<String>> {
     let spec: CampaignSpec = serde_json::from_value(c.spec.clone())
-        .map_err(|e| AppError::Internal(format!("stored campaign spec: {e}")))?;
+        .map_err(|e| ServiceError::Internal(format!("stored campaign spec: {e}")))?;
     // A campaign stored by an older version (or written to the store by hand) is checked again:
     // its values reach the limiter and the client.
-    spec.validate().map_err(|e| AppError::Invalid(format!("stored campaign spec: {e}")))?;
+    spec.validate().map_err(|e| ServiceError::Invalid(format!("stored campaign spec: {e}")))?;
     let (_, profile) = engine.resolve(spec.profile.as_deref())?;
     let clients = connect(store, &spec, extra_allow).await?;
     // A membership look needs `min_prompts` compared prompts: no look is planned before that.
@@ -440,7 +441,7 @@ async fn drive(
     };
     let mut seq: Sequential = match c.sequential.clone() {
         Some(v) => serde_json::from_value(v)
-            .map_err(|e| AppError::Internal(format!("stored sequential state: {e}")))?,
+            .map_err(|e| ServiceError::Internal(format!("stored sequential state: {e}")))?,
         None => {
             Sequential::new(spec.alpha, spec.budget.max_requests, first_look, Spending::default())
         }
@@ -476,7 +477,7 @@ async fn drive(
             return Ok(None);
         }
         let now =
-            store.get_campaign(&c.id).await?.ok_or_else(|| AppError::not_found("campaign"))?;
+            store.get_campaign(&c.id).await?.ok_or_else(|| ServiceError::not_found("campaign"))?;
         if now.state == JobState::Cancelled {
             return Ok(None);
         }
@@ -550,7 +551,7 @@ struct ProbeCtx<'a> {
 
 impl ProbeCtx<'_> {
     /// The look of whichever test the campaign runs; `true` when it decided (stop).
-    async fn look(&self, seq: &mut Sequential, final_look: bool) -> AppResult<bool> {
+    async fn look(&self, seq: &mut Sequential, final_look: bool) -> ServiceResult<bool> {
         match &self.membership {
             Some((m, served)) => membership_look(self, m, served, seq, final_look).await,
             None => {
@@ -560,7 +561,7 @@ impl ProbeCtx<'_> {
     }
 
     /// Send one probe (and its upstream twin). `Some(answered?)`, or `None` when it was not sent.
-    async fn probe(&self, p: ProbeRecord) -> AppResult<Option<bool>> {
+    async fn probe(&self, p: ProbeRecord) -> ServiceResult<Option<bool>> {
         // An admin who removes a target from the allowlist stops the campaigns sending to it
         // (issue 14 item 8): checked before each probe, so at most the probes in flight finish.
         if !self.cancel.load(Ordering::SeqCst) {
@@ -572,7 +573,7 @@ impl ProbeCtx<'_> {
                 .iter()
                 .find(|e| !listed.contains(*e) && !self.extra_allow.contains(*e))
             {
-                return Err(AppError::TargetRefused(format!(
+                return Err(ServiceError::TargetRefused(format!(
                     "`{gone}` was removed from the allowlist; the campaign stopped"
                 )));
             }
@@ -590,7 +591,7 @@ impl ProbeCtx<'_> {
                     .score(self.profile.clone(), vec![(a.text.clone(), Some(p.prompt.clone()))])
                     .await?
                     .pop();
-                let score = score.ok_or_else(|| AppError::Internal("no score".into()))?;
+                let score = score.ok_or_else(|| ServiceError::Internal("no score".into()))?;
                 let claims = serde_json::to_value(&score.claims).ok();
                 let sample = NewSample {
                     content_hash: crate::service::suspects::content_hash(&a.text, Some(&p.prompt)),
@@ -653,12 +654,12 @@ async fn look(
     ctx: &ProbeCtx<'_>,
     seq: &mut Sequential,
     final_look: bool,
-) -> AppResult<Option<Decision>> {
+) -> ServiceResult<Option<Decision>> {
     let c = ctx
         .store
         .get_campaign(ctx.campaign)
         .await?
-        .ok_or_else(|| AppError::not_found("campaign"))?;
+        .ok_or_else(|| ServiceError::not_found("campaign"))?;
     let answered = c.probes.answered as usize;
     let rows = ctx.store.sample_scores(&c.suspect_id).await?;
     if rows.len() < 2 {
@@ -725,7 +726,7 @@ async fn membership_look(
     served_by_key: &HashMap<String, String>,
     seq: &mut Sequential,
     final_look: bool,
-) -> AppResult<bool> {
+) -> ServiceResult<bool> {
     use crate::service::membership::{evidence_texts, record, StoredReport, TrajectoryPoint};
     use detector::membership::{self, prompt_key, Answer, MembershipDecision};
     let (mut served, mut fresh, mut suspect) = (Vec::new(), Vec::new(), Vec::new());
@@ -763,7 +764,7 @@ async fn membership_look(
             (r, inputs)
         })
         .await?;
-    let report = report.map_err(|e| AppError::Invalid(format!("membership test: {e}")))?;
+    let report = report.map_err(|e| ServiceError::Invalid(format!("membership test: {e}")))?;
     let mut progress = CampaignProgress { p_value: Some(report.p_value), ..Default::default() };
     if !can_look {
         ctx.store.update_campaign_progress(ctx.campaign, progress).await?;
@@ -865,12 +866,12 @@ impl CampaignManager {
     }
 
     /// Cancel: no new probe is sent; probes in flight finish and are recorded.
-    pub async fn cancel(&self, id: &str) -> AppResult<CampaignRecord> {
+    pub async fn cancel(&self, id: &str) -> ServiceResult<CampaignRecord> {
         let c = self
             .store
             .get_campaign(id)
             .await?
-            .ok_or_else(|| AppError::not_found(format!("campaign `{id}`")))?;
+            .ok_or_else(|| ServiceError::not_found(format!("campaign `{id}`")))?;
         crate::jobs::ensure_cancellable("campaign", id, c.state)?;
         self.cancels.signal(id);
         self.store.set_campaign_state(id, JobState::Cancelled, None).await?;

@@ -59,9 +59,9 @@ pub async fn resolve_secret_for(
     store: &dyn Store,
     name: &str,
     entry: &str,
-) -> crate::error::AppResult<String> {
-    use crate::error::AppError;
-    let value = resolve_secret(store, name).await.map_err(AppError::Invalid)?;
+) -> crate::service::ServiceResult<String> {
+    use crate::service::ServiceError;
+    let value = resolve_secret(store, name).await.map_err(ServiceError::Invalid)?;
     let from_env = std::env::var(secret_env_var(name)).is_ok_and(|v| !v.is_empty());
     let hosts = if from_env {
         let var = format!("{}_HOSTS", secret_env_var(name));
@@ -73,7 +73,7 @@ pub async fn resolve_secret_for(
         store.secret_hosts(name).await?.unwrap_or_default()
     };
     if !hosts.iter().any(|h| h == entry) {
-        return Err(AppError::SecretNotAllowed(format!(
+        return Err(ServiceError::SecretNotAllowed(format!(
             "secret `{name}` may not be sent to `{entry}` (it is bound to: {}); an admin binds it \
              with POST /v1/secrets {{\"name\", \"value\", \"hosts\"}} or {}_HOSTS",
             if hosts.is_empty() { "no host".to_string() } else { hosts.join(", ") },

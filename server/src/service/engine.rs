@@ -5,7 +5,7 @@
 //! async runtime never blocks and the CPU is never oversubscribed. A panic inside the detector
 //! becomes a 500 for that request, never a crashed server.
 
-use crate::service::{ServiceError as AppError, ServiceResult as AppResult};
+use crate::service::{ServiceError, ServiceResult};
 use detector::{Profile, TextScore, Verdict, VerdictOptions};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -89,7 +89,7 @@ impl Engine {
     }
 
     /// Resolve a profile name (`None`, `builtin` or `default` = the built-in profile).
-    pub fn resolve(&self, name: Option<&str>) -> AppResult<(String, Arc<Profile>)> {
+    pub fn resolve(&self, name: Option<&str>) -> ServiceResult<(String, Arc<Profile>)> {
         let name = match name {
             None => None,
             Some(n) if BUILTIN_ALIASES.contains(&n) => None,
@@ -100,7 +100,7 @@ impl Engine {
             None => match &self.builtin {
                 Some(b) => b.clone(),
                 None => {
-                    return Err(AppError::Unavailable(
+                    return Err(ServiceError::Unavailable(
                         self.builtin_error.clone().unwrap_or_else(|| "no built-in profile".into()),
                     ))
                 }
@@ -109,7 +109,7 @@ impl Engine {
         let p = self.profiles.read().expect("profiles lock").get(&name).cloned();
         match p {
             Some(p) => Ok((name, p)),
-            None => Err(AppError::NotFound(format!("profile `{name}`"))),
+            None => Err(ServiceError::NotFound(format!("profile `{name}`"))),
         }
     }
 
@@ -122,7 +122,7 @@ impl Engine {
     }
 
     /// Run a CPU-bound closure on the blocking pool, at most `cpu_workers` at a time.
-    pub async fn run_cpu<T, F>(&self, f: F) -> AppResult<T>
+    pub async fn run_cpu<T, F>(&self, f: F) -> ServiceResult<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -131,30 +131,30 @@ impl Engine {
             .cpu
             .acquire()
             .await
-            .map_err(|_| AppError::Unavailable("engine is shutting down".into()))?;
+            .map_err(|_| ServiceError::Unavailable("engine is shutting down".into()))?;
         match tokio::task::spawn_blocking(f).await {
             Ok(v) => Ok(v),
             Err(e) if e.is_panic() => {
                 let msg = panic_message(&*e.into_panic());
-                Err(AppError::Internal(format!("detector failed: {msg}")))
+                Err(ServiceError::Internal(format!("detector failed: {msg}")))
             }
-            Err(e) => Err(AppError::Internal(format!("detector task failed: {e}"))),
+            Err(e) => Err(ServiceError::Internal(format!("detector task failed: {e}"))),
         }
     }
 
     /// The neural service, loading it on first use (off the async runtime).
-    async fn neural(&self, profile: &Profile) -> AppResult<Arc<crate::neural::NeuralService>> {
+    async fn neural(&self, profile: &Profile) -> ServiceResult<Arc<crate::neural::NeuralService>> {
         if self.neural.get().is_none() {
             let loaded = tokio::task::spawn_blocking(|| {
                 crate::neural::NeuralService::load().map(Arc::new).map_err(|e| e.to_string())
             })
             .await
-            .map_err(|e| AppError::Internal(format!("loading the neural tier: {e}")))?;
+            .map_err(|e| ServiceError::Internal(format!("loading the neural tier: {e}")))?;
             let _ = self.neural.set(loaded);
         }
         match self.neural.get().expect("set above") {
             Ok(n) => Ok(n.clone()),
-            Err(e) => Err(AppError::Unavailable(format!(
+            Err(e) => Err(ServiceError::Unavailable(format!(
                 "profile {:?} needs the neural tier(s) {:?}, which this server cannot run: {e}",
                 profile.meta().name,
                 profile.neural_tiers()
@@ -168,15 +168,15 @@ impl Engine {
         &self,
         profile: Arc<Profile>,
         items: Vec<(String, Option<String>)>,
-    ) -> AppResult<Vec<TextScore>> {
+    ) -> ServiceResult<Vec<TextScore>> {
         let dense = if profile.neural_tiers().is_empty() {
             None
         } else {
             let neural = self.neural(&profile).await?;
             let texts: Vec<String> = items.iter().map(|(t, _)| t.clone()).collect();
             Some(neural.embed(&texts).await.map_err(|e| match e {
-                models::ModelError::Overloaded { .. } => AppError::Overloaded,
-                other => AppError::Internal(format!("neural tier: {other}")),
+                models::ModelError::Overloaded { .. } => ServiceError::Overloaded,
+                other => ServiceError::Internal(format!("neural tier: {other}")),
             })?)
         };
         self.run_cpu(move || {
@@ -189,7 +189,7 @@ impl Engine {
             }
         })
         .await?
-        .map_err(|e| AppError::Invalid(e.to_string()))
+        .map_err(|e| ServiceError::Invalid(e.to_string()))
     }
 
     /// The set-level verdict from stored scores.
@@ -198,22 +198,22 @@ impl Engine {
         profile: Arc<Profile>,
         scores: Vec<TextScore>,
         opts: VerdictOptions,
-    ) -> AppResult<Verdict> {
+    ) -> ServiceResult<Verdict> {
         self.run_cpu(move || profile.verdict(&scores, &opts)).await
     }
 
     /// Parse an uploaded profile file.
-    pub async fn parse_profile(&self, bytes: Vec<u8>) -> AppResult<Profile> {
+    pub async fn parse_profile(&self, bytes: Vec<u8>) -> ServiceResult<Profile> {
         self.run_cpu(move || Profile::from_bytes(&bytes))
             .await?
-            .map_err(|e| AppError::Invalid(format!("not a valid profile: {e}")))
+            .map_err(|e| ServiceError::Invalid(format!("not a valid profile: {e}")))
     }
 
     /// Load a stored profile file.
-    pub async fn load_profile(&self, path: std::path::PathBuf) -> AppResult<Profile> {
+    pub async fn load_profile(&self, path: std::path::PathBuf) -> ServiceResult<Profile> {
         self.run_cpu(move || Profile::load(&path))
             .await?
-            .map_err(|e| AppError::Internal(format!("stored profile failed to load: {e}")))
+            .map_err(|e| ServiceError::Internal(format!("stored profile failed to load: {e}")))
     }
 
     /// Whether this build's detector can fit a profile from a dataset.
@@ -227,7 +227,7 @@ impl Engine {
         &self,
         dataset: std::path::PathBuf,
         params: serde_json::Value,
-    ) -> AppResult<Profile> {
+    ) -> ServiceResult<Profile> {
         self.run_cpu(move || build_profile_blocking(&dataset, &params)).await?
     }
 }
@@ -246,20 +246,20 @@ struct DatasetLine {
 fn build_profile_blocking(
     dataset: &std::path::Path,
     params: &serde_json::Value,
-) -> AppResult<Profile> {
+) -> ServiceResult<Profile> {
     use std::io::BufRead;
     let name = params["name"].as_str().unwrap_or("uploaded").to_string();
     let upstream = params["upstream"].as_str().unwrap_or("openai").to_string();
-    let f =
-        std::fs::File::open(dataset).map_err(|e| AppError::Internal(format!("dataset: {e}")))?;
+    let f = std::fs::File::open(dataset)
+        .map_err(|e| ServiceError::Internal(format!("dataset: {e}")))?;
     let mut rows = Vec::new();
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| AppError::Internal(format!("dataset: {e}")))?;
+        let line = line.map_err(|e| ServiceError::Internal(format!("dataset: {e}")))?;
         if line.trim().is_empty() {
             continue;
         }
         let row: DatasetLine = serde_json::from_str(&line).map_err(|e| {
-            AppError::Invalid(format!(
+            ServiceError::Invalid(format!(
                 "dataset line {}: {e} (expected {{\"text\", \"model\", \"family\"}})",
                 i + 1
             ))
@@ -268,7 +268,7 @@ fn build_profile_blocking(
             Some("train") => false,
             Some("calib") | Some("calibration") | Some("test") => true,
             Some(other) => {
-                return Err(AppError::Invalid(format!(
+                return Err(ServiceError::Invalid(format!(
                     "dataset line {}: unknown split `{other}`",
                     i + 1
                 )))
@@ -297,5 +297,5 @@ fn build_profile_blocking(
     let dataset = serde_json::json!({"source": "upload", "lines": rows.len(), "train": train.len(), "calib": calib.len()});
     let opts = detector::FitOptions::lexical(&name, &upstream, dataset);
     Profile::fit(&train, &calib, &opts)
-        .map_err(|e| AppError::Invalid(format!("profile fit failed: {e}")))
+        .map_err(|e| ServiceError::Invalid(format!("profile fit failed: {e}")))
 }

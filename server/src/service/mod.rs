@@ -1,7 +1,7 @@
 //! The service layer: the operations the adapters (HTTP handlers, CLI commands, background
 //! campaigns) share, over the store and the library crates. A service function never builds an
 //! HTTP error: it returns a [`ServiceError`], which the HTTP edge maps to a status in one place
-//! (`impl From<ServiceError> for AppError` in `error.rs`).
+//! (`impl IntoResponse for ServiceError` in `error.rs`).
 //!
 //! Issue 15 moves the rest of the server's shared logic (suspects, jobs, campaigns) here; so far
 //! the membership test flow, the corpus-audit pipeline and profile loading live here.
@@ -15,30 +15,70 @@ pub mod suspects;
 
 use crate::store::StoreError;
 
-/// What a service call can fail with, by kind of cause (the HTTP status follows from the kind).
+/// The server's one error enum: what a service call, a handler or an extractor can fail with, by
+/// kind of cause. Nothing here knows HTTP: the edge maps each kind to a status and a stable code
+/// in one table (`impl IntoResponse for ServiceError` in `error.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// Malformed request syntax (bad JSON, bad query string, bad path parameter).
+    #[error("{0}")]
+    Malformed(String),
     /// The caller's input is wrong (a bad option, a file that cannot be read as asked, too few
     /// matched prompts): the message says what.
     #[error("{0}")]
     Invalid(String),
+    #[error("missing or invalid API key")]
+    Unauthenticated,
+    #[error("this route needs role `{needed}`; the key has role `{has}`")]
+    Forbidden { needed: &'static str, has: &'static str },
+    /// A probe target that is not on the allowlist (or resolves to a refused address).
+    #[error("{0}")]
+    TargetRefused(String),
+    /// A secret used for an endpoint it is not bound to.
+    #[error("{0}")]
+    SecretNotAllowed(String),
+    /// `what` names the missing thing (e.g. "suspect `s_1`"); shown as "… not found".
     #[error("{0} not found")]
     NotFound(String),
-    /// The request is valid but the state does not allow it yet.
+    #[error("no route for {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request is valid but the state does not allow it (yet).
     #[error("{0}")]
     Conflict(String),
+    /// An input over its documented size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A bounded queue or an admission limit is full: retry later.
+    #[error("server is at its admission limit; retry later")]
+    Overloaded,
+    #[error("{0}")]
+    NotImplemented(String),
     /// A part the call needs cannot run here or now (a profile's neural tier without its
     /// weights, the engine shutting down).
     #[error("{0}")]
     Unavailable(String),
-    /// A bounded queue is full: retry later.
-    #[error("the server is at its capacity; retry later")]
-    Overloaded,
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bug or an environment failure; the detail goes to the log, not to the caller.
     #[error("{0}")]
     Internal(String),
+}
+
+impl ServiceError {
+    /// `what` not found, e.g. `ServiceError::not_found(format!("job `{id}`"))`.
+    pub fn not_found(what: impl std::fmt::Display) -> ServiceError {
+        ServiceError::NotFound(what.to_string())
+    }
+}
+
+impl From<std::io::Error> for ServiceError {
+    fn from(e: std::io::Error) -> Self {
+        ServiceError::Internal(format!("I/O error: {e}"))
+    }
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
