@@ -25,16 +25,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release -q -p server
+cargo build --release -q -p server -p testkit
 cargo run --release -q -p detector --example membership_eval -- "$data" \
   --write-student "$tmp/student.jsonl" --base "$base_model" --rho "$rho" --level "$level" --seed "$seed"
 bin=target/release/pedigree
+dev=target/release/pedigree-dev # replay-server: a dev-only tool
 
 # Start a process that prints "listening on URL"; echo the URL.
 start() {
-  local name=$1
-  shift
-  "$bin" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  local name=$1 exe=$2
+  shift 2
+  "$exe" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
   for _ in $(seq 1 200); do
     if grep -q "listening on" "$tmp/$name.out" 2>/dev/null; then
@@ -48,12 +49,12 @@ start() {
 }
 json() { python3 -c "import json,sys; v=json.load(sys.stdin); print(eval(sys.argv[1], {'v': v}))" "$1"; }
 
-student=$(start student replay-server --answers "$tmp/student.jsonl" --model student)
-independent=$(start independent replay-server --data "$data/alpaca-eval-dev" --model "$base_model")
-upstream=$(start upstream replay-server --answers "$data/membership-dev/fresh.jsonl" --model gpt-4)
+student=$(start student "$dev" replay-server --answers "$tmp/student.jsonl" --model student)
+independent=$(start independent "$dev" replay-server --data "$data/alpaca-eval-dev" --model "$base_model")
+upstream=$(start upstream "$dev" replay-server --answers "$data/membership-dev/fresh.jsonl" --model gpt-4)
 mkdir -p "$tmp/data"
 key=$("$bin" keys create --data "$tmp/data" --role admin --name demo | tail -1)
-api=$(start serve serve --listen 127.0.0.1:0 --data "$tmp/data")
+api=$(start serve "$bin" serve --listen 127.0.0.1:0 --data "$tmp/data")
 auth=(-H "authorization: Bearer $key")
 for url in "$student" "$independent" "$upstream"; do
   hostport=${url#http://}

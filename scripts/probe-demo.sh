@@ -5,21 +5,23 @@
 #
 #   scripts/probe-demo.sh [MODEL ...]        (default: zephyr-7b-alpha openchat-13b claude-2.1)
 #
-# Env: PEDIGREE (binary, default target/release/pedigree), DATASET (default
+# Env: PEDIGREE (binary, default target/release/pedigree), PEDIGREE_DEV (default
+# target/release/pedigree-dev), DATASET (default
 # ../shared/datasets/alpaca-eval-dev), BUDGET (default 134 = every test prompt), ALPHA (0.01).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${PEDIGREE:-target/release/pedigree}
+DEV=${PEDIGREE_DEV:-target/release/pedigree-dev} # replay-server: a dev-only tool
 DATASET=${DATASET:-../shared/datasets/alpaca-eval-dev}
 BUDGET=${BUDGET:-134}
 ALPHA=${ALPHA:-0.01}
-[ -x "$BIN" ] || cargo build --release -q -p server
+{ [ -x "$BIN" ] && [ -x "$DEV" ]; } || cargo build --release -q -p server -p testkit
 [ $# -gt 0 ] || set -- zephyr-7b-alpha openchat-13b claude-2.1
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 for model in "$@"; do
   out="$work/$model.url"
-  "$BIN" replay-server --data "$DATASET" --model "$model" --write-probes "$work/$model.probes.jsonl" >"$out" 2>/dev/null &
+  "$DEV" replay-server --data "$DATASET" --model "$model" --write-probes "$work/$model.probes.jsonl" >"$out" 2>/dev/null &
   for _ in $(seq 100); do grep -q listening "$out" 2>/dev/null && break; sleep 0.1; done
   url=$(sed -n 's/^listening on //p' "$out")
   hostport=${url#http://}; hostport=${hostport%/v1}

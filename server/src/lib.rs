@@ -1,28 +1,24 @@
-//! The pedigree server: HTTP API, CLI, storage, jobs.
+//! The pedigree server library: the HTTP API and dashboard (adapters), the service layer
+//! (`service`: suspects, verdicts, jobs, audits, campaigns, membership), and the store. The
+//! command-line adapters are the `pedigree` binary's own modules (`src/bin/pedigree/`).
 
 pub mod api;
 pub mod audit;
 pub mod audit_window;
 pub mod auth;
-pub mod cli;
-pub mod cli_audit;
-pub mod cli_detect;
-pub mod cli_membership;
 pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod files;
 pub mod hyper_errors;
 pub mod ids;
-pub mod jobs;
 pub mod limits;
 pub mod listener;
-pub mod loadtest;
+pub mod logging;
 pub mod metrics_labels;
 pub mod neural;
 pub mod probe;
 pub mod report;
-pub mod serve;
 pub mod service;
 pub mod state;
 pub mod store;

@@ -4,9 +4,6 @@
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-/// The longest text field of a multipart upload (`kind`, `suspect`, `profile`, `format`, …).
-pub const MAX_MULTIPART_FIELD_BYTES: usize = 64 * 1024;
-
 /// Read one line (through `\n`, or to EOF) into `buf`, keeping at most `max` bytes of it.
 /// Returns `(bytes consumed, too_long)`: a longer line is consumed to its end without being
 /// buffered, and `buf` then holds only its first `max` bytes.
@@ -37,25 +34,6 @@ pub async fn read_line_bounded<R: AsyncBufRead + Unpin>(
             return Ok((consumed, too_long));
         }
     }
-}
-
-/// A multipart text field, read chunk by chunk up to [`MAX_MULTIPART_FIELD_BYTES`] (413 beyond).
-pub async fn multipart_text(
-    field: &mut axum::extract::multipart::Field<'_>,
-) -> crate::service::ServiceResult<String> {
-    use crate::service::ServiceError;
-    let name = field.name().unwrap_or("").to_string();
-    let mut out = Vec::new();
-    while let Some(c) = field.chunk().await.map_err(|e| ServiceError::Malformed(e.body_text()))? {
-        if out.len() + c.len() > MAX_MULTIPART_FIELD_BYTES {
-            return Err(ServiceError::TooLarge(format!(
-                "multipart field `{name}` exceeds {MAX_MULTIPART_FIELD_BYTES} bytes"
-            )));
-        }
-        out.extend_from_slice(&c);
-    }
-    String::from_utf8(out)
-        .map_err(|_| ServiceError::Invalid(format!("multipart field `{name}` is not UTF-8")))
 }
 
 #[cfg(test)]
@@ -117,14 +95,4 @@ mod fuzz {
             });
         }
     }
-}
-
-/// Admission control: a permit or 429 at once.
-pub fn admit(
-    state: &crate::state::AppState,
-) -> crate::service::ServiceResult<tokio::sync::OwnedSemaphorePermit> {
-    state.admission.clone().try_acquire_owned().map_err(|_| {
-        metrics::counter!("pedigree_rejected_total", "reason" => "admission").increment(1);
-        crate::service::ServiceError::Overloaded
-    })
 }

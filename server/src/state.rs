@@ -2,7 +2,7 @@
 
 use crate::audit::AuditSink;
 use crate::config::Config;
-use crate::jobs::JobManager;
+use crate::service::jobs::JobManager;
 use crate::service::engine::Engine;
 use crate::service::keys::KeyCache;
 use crate::store::{now_ms, ProfileRecord, Store};
@@ -23,9 +23,20 @@ pub struct AppState {
     pub admission: Arc<Semaphore>,
     pub jobs: Arc<JobManager>,
     /// Probe campaigns running in the background.
-    pub campaigns: Arc<crate::probe::CampaignManager>,
+    pub campaigns: Arc<crate::service::campaigns::CampaignManager>,
     pub metrics: PrometheusHandle,
     pub shutting_down: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// Admission control: a permit, or `Overloaded` (429) at once when the server is at its
+    /// limit of in-flight scoring requests (per replica).
+    pub fn admit(&self) -> crate::service::ServiceResult<tokio::sync::OwnedSemaphorePermit> {
+        self.admission.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("pedigree_rejected_total", "reason" => "admission").increment(1);
+            crate::service::ServiceError::Overloaded
+        })
+    }
 }
 
 /// The process-wide Prometheus recorder (installed once; every app in the process renders it).
@@ -106,7 +117,7 @@ impl AppState {
         let audit = AuditSink::start(store.clone());
         AuditSink::start_retention(store.clone(), config.audit_retention_days);
         let jobs = Arc::new(JobManager::new(store.clone(), engine.clone(), &config));
-        let campaigns = Arc::new(crate::probe::CampaignManager::new(store.clone(), engine.clone()));
+        let campaigns = Arc::new(crate::service::campaigns::CampaignManager::new(store.clone(), engine.clone()));
         let state = AppState {
             keys: Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_secs))),
             admission: Arc::new(Semaphore::new(config.max_inflight)),

@@ -20,7 +20,7 @@ mod common;
 use common::proc;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use server::probe::replay::{self, Replay};
+use testkit::replay::{self, Replay};
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -157,13 +157,13 @@ async fn hostile_retry_after_values_end_the_probe_not_the_process() {
         "Fri, 31 Dec 9999 23:59:59 GMT",
     ];
     let prompts: Vec<String> = (0..values.len()).map(|i| format!("ra-{i}: question")).collect();
-    let faults: Vec<(String, Vec<server::probe::replay::Fault>)> = values
+    let faults: Vec<(String, Vec<testkit::replay::Fault>)> = values
         .iter()
         .enumerate()
         .map(|(i, v)| {
             (
                 format!("ra-{i}:"),
-                vec![server::probe::replay::Fault::RetryAfterRaw { value: v.to_string() }],
+                vec![testkit::replay::Fault::RetryAfterRaw { value: v.to_string() }],
             )
         })
         .collect();
@@ -321,7 +321,7 @@ async fn secrets_are_bound_to_hosts_and_redacted() {
     const SECRET: &str = "sk-hardening-5e1f-never-show";
     let app = TestApp::new().await;
     let prompts: Vec<String> = vec!["echo: who am i".into(), "plain: hello".into()];
-    let faults = vec![("echo:", vec![server::probe::replay::Fault::EchoAuthorization])];
+    let faults = vec![("echo:", vec![testkit::replay::Fault::EchoAuthorization])];
     let fake = FakeOpenAi::start(MODEL, answers(&prompts), faults, 0);
     let other = FakeOpenAi::start(MODEL, answers(&prompts), vec![], 0);
     allow(&app, &fake.entry).await;

@@ -342,7 +342,7 @@ async fn served_log_campaigns_stop_when_the_membership_test_decides() {
 
     // Two fresh answers per prompt: the upstream gets every prompt twice, under two keys.
     let m2 = json!({"served_log": sid, "account": "acct-1", "fresh_per_prompt": 2});
-    let mut replay = server::probe::replay::Replay::new("up-1", by_prompt(&|_, r| r.fresh.clone()));
+    let mut replay = testkit::replay::Replay::new("up-1", by_prompt(&|_, r| r.fresh.clone()));
     let mut gen = answers::Lcg(99);
     replay.variants =
         (0..45u64).map(|i| (answers::prompt(i), vec![answers::answer(&mut gen, i)])).collect();

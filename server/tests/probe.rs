@@ -10,10 +10,10 @@ mod fake_openai;
 use common::TestApp;
 use fake_openai::FakeOpenAi;
 use serde_json::json;
-use server::probe::campaign::{self, Budget, CampaignSpec, EndpointSpec};
+use server::service::campaigns::{self as campaign, Budget, CampaignSpec, EndpointSpec};
 use server::probe::client::ClientOptions;
 use server::probe::probesets::Probe;
-use server::probe::replay::Fault;
+use testkit::replay::Fault;
 use server::service::engine::Engine;
 use server::store::{JobState, ProbeState, SqliteStore, Store};
 use std::collections::{HashMap, HashSet};
@@ -609,7 +609,7 @@ async fn replayed_independent_models_are_never_flagged_and_stop_early() {
     let bench = datasets::BenchDir::load(&dir).unwrap();
     let mut early = Vec::new();
     for model in ["claude-2.1", "Meta-Llama-3-8B-Instruct", "guanaco-7b", "humpback-llama2-70b"] {
-        let replay = server::probe::replay::Replay::from_bench(&dir, model).unwrap();
+        let replay = testkit::replay::Replay::from_bench(&dir, model).unwrap();
         let fake = FakeOpenAi::start(model, replay.answers.clone(), vec![], 0);
         let prompts: Vec<String> = bench
             .samples_for(model, datasets::Split::Test)

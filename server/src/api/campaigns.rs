@@ -3,7 +3,7 @@
 use crate::api::suspects::{paging, with_detail};
 use crate::auth::{Need, ADMIN, ANALYST, VIEWER};
 use crate::error::{Json, Path, Query};
-use crate::probe::campaign::{self, Budget, CampaignSpec, EndpointSpec, MembershipCampaign};
+use crate::service::campaigns::{self as campaign, Budget, CampaignSpec, EndpointSpec, MembershipCampaign};
 use crate::probe::client::ClientOptions;
 use crate::probe::{allowlist, probesets};
 use crate::service::{ServiceError, ServiceResult};
@@ -382,7 +382,7 @@ pub async fn secret_put(
     Need(caller): Need<ADMIN>,
     Json(req): Json<SecretIn>,
 ) -> ServiceResult<Response> {
-    if !crate::probe::valid_secret_name(&req.name) {
+    if !crate::service::secrets::valid_secret_name(&req.name) {
         return Err(ServiceError::Invalid(
             "`name` must be 1–64 characters of [A-Za-z0-9_-]".into(),
         ));

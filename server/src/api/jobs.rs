@@ -4,10 +4,10 @@ use crate::api::suspects::suspect_or_404;
 use crate::audit::AuditDetail;
 use crate::auth::{random_base62, Need, ANALYST, VIEWER};
 use crate::error::{Json, Path, Query};
-use crate::jobs::{AuditJobParams, ScoreJobParams, KIND_AUDIT, KIND_SCORE};
+use crate::service::jobs::{AuditJobParams, JobKind, JobSpec, ScoreJobParams};
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
-use crate::store::{JobRecord, JobResultRow, NewJob};
+use crate::store::{JobRecord, JobResultRow};
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
@@ -127,7 +127,7 @@ pub async fn stream_upload(state: &AppState, req: Request) -> ServiceResult<Uplo
                         w.write(&c).await?;
                     }
                 } else {
-                    let v = crate::limits::multipart_text(&mut field).await?;
+                    let v = multipart_text(&mut field).await?;
                     fields.insert(name, v);
                 }
             }
@@ -154,6 +154,28 @@ pub async fn stream_upload(state: &AppState, req: Request) -> ServiceResult<Uplo
         let _ = tokio::fs::remove_file(&path).await;
     }
     res
+}
+
+/// The longest text field of a multipart upload (`kind`, `suspect`, `profile`, `format`, …).
+pub const MAX_MULTIPART_FIELD_BYTES: usize = 64 * 1024;
+
+/// A multipart text field, read chunk by chunk up to [`MAX_MULTIPART_FIELD_BYTES`] (413 beyond).
+pub async fn multipart_text(
+    field: &mut axum::extract::multipart::Field<'_>,
+) -> crate::service::ServiceResult<String> {
+    use crate::service::ServiceError;
+    let name = field.name().unwrap_or("").to_string();
+    let mut out = Vec::new();
+    while let Some(c) = field.chunk().await.map_err(|e| ServiceError::Malformed(e.body_text()))? {
+        if out.len() + c.len() > MAX_MULTIPART_FIELD_BYTES {
+            return Err(ServiceError::TooLarge(format!(
+                "multipart field `{name}` exceeds {MAX_MULTIPART_FIELD_BYTES} bytes"
+            )));
+        }
+        out.extend_from_slice(&c);
+    }
+    String::from_utf8(out)
+        .map_err(|_| ServiceError::Invalid(format!("multipart field `{name}` is not UTF-8")))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -225,88 +247,19 @@ pub async fn create(
     req: Request,
 ) -> ServiceResult<Response> {
     // Validate what we can before reading the body.
-    if let Some(k) = q.kind.as_deref() {
-        if k != KIND_SCORE && k != KIND_AUDIT {
-            return Err(ServiceError::Invalid(format!(
-                "unknown job kind `{k}`: POST /v1/jobs runs `score` and `audit` jobs (profile builds: POST /v1/profiles/build)"
-            )));
-        }
-    }
-    if q.kind.as_deref() == Some(KIND_AUDIT) {
+    let kind = q.kind.as_deref().map(job_kind).transpose()?;
+    if kind == Some(JobKind::Audit) {
         audit_params(&state, q.profile.as_deref(), q.format.as_deref(), q.sample)?;
     } else if let Some(s) = q.suspect.as_deref() {
         suspect_or_404(state.store.as_ref(), s).await?;
     }
     let upload = stream_upload(&state, req).await?;
-    let path = upload.path.clone();
-    let res = async {
-        let field = |k: &str| upload.fields.get(k).cloned();
-        let kind = field("kind").or(q.kind.clone()).unwrap_or_else(|| KIND_SCORE.into());
-        let (params, total) = match kind.as_str() {
-            KIND_SCORE => {
-                let suspect_id = field("suspect").or(q.suspect.clone()).ok_or_else(|| {
-                    ServiceError::Invalid("`suspect` is required for score jobs".into())
-                })?;
-                let suspect = suspect_or_404(state.store.as_ref(), &suspect_id).await?;
-                let profile = field("profile").or(q.profile.clone()).unwrap_or(suspect.profile);
-                let (profile, _) = state.engine.resolve(Some(&profile))?;
-                let params = serde_json::to_value(ScoreJobParams { suspect_id, profile })
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                (params, Some(upload.lines))
-            }
-            KIND_AUDIT => {
-                let num = |k: &str| -> ServiceResult<Option<u64>> {
-                    field(k)
-                        .map(|v| {
-                            v.trim().parse::<u64>().map_err(|_| {
-                                ServiceError::Invalid(format!(
-                                    "`{k}` must be a non-negative integer"
-                                ))
-                            })
-                        })
-                        .transpose()
-                };
-                let sample = num("sample")?.map(|v| v as usize).or(q.sample);
-                let seed = num("seed")?
-                    .or(q.seed)
-                    .unwrap_or(detector::audit::AuditOptions::default().seed);
-                let profile = field("profile").or(q.profile.clone());
-                let format = field("format").or(q.format.clone());
-                let (profile, format) =
-                    audit_params(&state, profile.as_deref(), format.as_deref(), sample)?;
-                let params = AuditJobParams { profile, format, sample, seed, bytes: upload.bytes };
-                // `total` stays unknown: input lines are not texts for every format.
-                (
-                    serde_json::to_value(params)
-                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
-                    None,
-                )
-            }
-            other => return Err(ServiceError::Invalid(format!("unknown job kind `{other}`"))),
-        };
-        let id = format!("job_{}", random_base62(16));
-        let job = state
-            .store
-            .create_job(NewJob {
-                id: id.clone(),
-                kind,
-                params,
-                input_path: Some(state.config.stored_path(&upload.path)),
-                total,
-                created_by: Some(caller.key_id.clone()),
-            })
-            .await?;
-        Ok(job)
+    let submitted = async {
+        let (spec, total) = job_spec(&state, &q, &upload).await?;
+        state.jobs.submit(&spec, &upload.path, total, &caller.key_id).await
     }
     .await;
-    let job = match res {
-        Ok(j) => j,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&path).await;
-            return Err(e);
-        }
-    };
-    state.jobs.spawn(job.id.clone());
+    let job = submitted.inspect_err(|_| remove_upload(&upload.path))?;
     let detail =
         serde_json::json!({"job_id": job.id, "bytes": upload.bytes, "lines": upload.lines});
     let location = format!("/v1/jobs/{}", job.id);
@@ -314,6 +267,62 @@ pub async fn create(
         .into_response();
     resp.extensions_mut().insert(AuditDetail(detail));
     Ok(resp)
+}
+
+/// An upload that no job will read is removed at once (best effort: the startup sweep of
+/// `DATA/uploads/` catches what this misses).
+fn remove_upload(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+/// The kind named by the `kind` parameter: `POST /v1/jobs` runs `score` and `audit` jobs.
+fn job_kind(name: &str) -> ServiceResult<JobKind> {
+    match JobKind::parse(name) {
+        Some(k @ (JobKind::Score | JobKind::Audit)) => Ok(k),
+        _ => Err(ServiceError::Invalid(format!(
+            "unknown job kind `{name}`: POST /v1/jobs runs `score` and `audit` jobs (profile builds: POST /v1/profiles/build)"
+        ))),
+    }
+}
+
+/// The job an upload asks for, from its query string and (winning) multipart text fields, with
+/// the number of lines to process when it is known.
+async fn job_spec(
+    state: &AppState,
+    q: &CreateJobParams,
+    upload: &Upload,
+) -> ServiceResult<(JobSpec, Option<i64>)> {
+    let field = |k: &str| upload.fields.get(k).cloned();
+    let kind = match field("kind") {
+        Some(k) => job_kind(&k)?,
+        None => q.kind.as_deref().map(job_kind).transpose()?.unwrap_or(JobKind::Score),
+    };
+    if kind == JobKind::Score {
+        let suspect_id = field("suspect").or(q.suspect.clone()).ok_or_else(|| {
+            ServiceError::Invalid("`suspect` is required for score jobs".into())
+        })?;
+        let suspect = suspect_or_404(state.store.as_ref(), &suspect_id).await?;
+        let profile = field("profile").or(q.profile.clone()).unwrap_or(suspect.profile);
+        let (profile, _) = state.engine.resolve(Some(&profile))?;
+        return Ok((JobSpec::Score(ScoreJobParams { suspect_id, profile }), Some(upload.lines)));
+    }
+    let num = |k: &str| -> ServiceResult<Option<u64>> {
+        field(k)
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|_| {
+                    ServiceError::Invalid(format!("`{k}` must be a non-negative integer"))
+                })
+            })
+            .transpose()
+    };
+    let sample = num("sample")?.map(|v| v as usize).or(q.sample);
+    let seed = num("seed")?.or(q.seed).unwrap_or(detector::audit::AuditOptions::default().seed);
+    let profile = field("profile").or(q.profile.clone());
+    let format = field("format").or(q.format.clone());
+    let (profile, format) = audit_params(state, profile.as_deref(), format.as_deref(), sample)?;
+    let params = AuditJobParams { profile, format, sample, seed, bytes: upload.bytes };
+    // The total stays unknown: input lines are not texts for every format.
+    Ok((JobSpec::Audit(params), None))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -330,8 +339,8 @@ pub struct JobView {
 
 impl From<JobRecord> for JobView {
     fn from(mut job: JobRecord) -> Self {
-        if job.kind == KIND_AUDIT {
-            // The cursor holds the audit's progress (see `crate::jobs`): texts scored, bytes read.
+        if JobKind::parse(&job.kind) == Some(JobKind::Audit) {
+            // The cursor holds the audit's progress (see `crate::service::jobs`): texts scored, bytes read.
             let bytes = job.params["bytes"].as_u64().unwrap_or(0);
             let progress = if job.state == crate::store::JobState::Done {
                 1.0
@@ -388,7 +397,8 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ServiceResult<Json<JobView>> {
     let job = job_or_404(&state, &id).await?;
-    let with_result = job.kind == KIND_AUDIT && job.state == crate::store::JobState::Done;
+    let with_result = JobKind::parse(&job.kind) == Some(JobKind::Audit)
+        && job.state == crate::store::JobState::Done;
     let mut view = JobView::from(job);
     if with_result {
         view.result =

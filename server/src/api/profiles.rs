@@ -4,11 +4,11 @@ use crate::api::jobs::{stream_upload, JobCreated};
 use crate::audit::AuditDetail;
 use crate::auth::{Need, ADMIN, VIEWER};
 use crate::error::{Json, Path, Query};
-use crate::jobs::KIND_PROFILE_BUILD;
+use crate::service::jobs::{JobSpec, ProfileBuildParams};
 use crate::service::engine::BUILTIN_ALIASES;
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
-use crate::store::{now_ms, NewJob, ProfileRecord};
+use crate::store::{now_ms, ProfileRecord};
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -188,20 +188,10 @@ pub async fn build(
 ) -> ServiceResult<Response> {
     valid_name(&p.name)?;
     let upload = stream_upload(&state, req).await?;
-    let id = format!("job_{}", crate::auth::random_base62(16));
-    let params = serde_json::json!({"name": p.name, "upstream": p.upstream.unwrap_or_else(|| "openai".into())});
-    let job = state
-        .store
-        .create_job(NewJob {
-            id: id.clone(),
-            kind: KIND_PROFILE_BUILD.into(),
-            params,
-            input_path: Some(state.config.stored_path(&upload.path)),
-            total: Some(1),
-            created_by: Some(caller.key_id.clone()),
-        })
-        .await?;
-    state.jobs.spawn(id.clone());
+    let upstream = p.upstream.unwrap_or_else(|| "openai".into());
+    let spec = JobSpec::ProfileBuild(ProfileBuildParams { name: p.name, upstream });
+    let job = state.jobs.submit(&spec, &upload.path, Some(1), &caller.key_id).await?;
+    let id = job.id.clone();
     let mut resp = (StatusCode::ACCEPTED, Json(JobCreated { job })).into_response();
     resp.extensions_mut()
         .insert(AuditDetail(serde_json::json!({"job_id": id, "bytes": upload.bytes})));

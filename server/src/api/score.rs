@@ -88,7 +88,6 @@ pub fn validate_texts<'a>(
     Ok(())
 }
 
-pub use crate::limits::admit;
 
 /// Score one or many texts against a profile.
 #[utoipa::path(
@@ -113,7 +112,7 @@ pub async fn score(
 ) -> ServiceResult<Response> {
     validate_texts(&state, req.texts.iter().map(|t| (t.text.as_str(), t.prompt.as_deref())))?;
     let (name, profile) = state.engine.resolve(req.profile.as_deref())?;
-    let _permit = admit(&state)?;
+    let _permit = state.admit()?;
     let n = req.texts.len();
     let ids: Vec<Option<serde_json::Value>> = req.texts.iter().map(|t| t.id.clone()).collect();
     let items = req.texts.into_iter().map(|t| (t.text, t.prompt)).collect();

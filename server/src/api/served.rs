@@ -170,7 +170,7 @@ pub async fn test(
     Path(id): Path<String>,
     Json(req): Json<MembershipRequest>,
 ) -> ServiceResult<Response> {
-    let _permit = crate::limits::admit(&state)?;
+    let _permit = state.admit()?;
     let rec =
         svc::test_suspect(state.store.as_ref(), &id, req, Some(caller.key_id.clone())).await?;
     let detail =

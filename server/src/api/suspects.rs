@@ -1,6 +1,6 @@
 //! Suspects, their samples and their set-level verdicts.
 
-use crate::api::score::{admit, validate_texts};
+use crate::api::score::validate_texts;
 use crate::audit::AuditDetail;
 use crate::auth::{random_base62, Need, ANALYST, VIEWER};
 use crate::error::{Json, Path, Query};
@@ -245,7 +245,7 @@ pub async fn add_samples(
     let (samples, default_source) = parse_samples(&headers, &body)?;
     validate_texts(&state, samples.iter().map(|s| (s.text.as_str(), s.prompt.as_deref())))?;
     let (_, profile) = state.engine.resolve(Some(&suspect.profile))?;
-    let permit = admit(&state)?;
+    let permit = state.admit()?;
     let items = samples.iter().map(|s| (s.text.clone(), s.prompt.clone())).collect();
     let scores = state.engine.score(profile, items).await?;
     drop(permit);
@@ -356,6 +356,6 @@ pub async fn verdict(
         }
         opts.top = t;
     }
-    let _permit = admit(&state)?;
+    let _permit = state.admit()?;
     Ok(Json(refresh_verdict(state.store.as_ref(), &state.engine, &id, opts).await?))
 }

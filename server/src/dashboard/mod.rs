@@ -147,7 +147,7 @@ pub async fn suspect_growth_svg(
     Need(_caller): Need<VIEWER>,
     Path(id): Path<String>,
 ) -> ServiceResult<Response> {
-    let permit = crate::limits::admit(&state)?;
+    let permit = state.admit()?;
     let v = refresh_verdict(state.store.as_ref(), &state.engine, &id, VerdictOptions::default())
         .await?;
     drop(permit);

@@ -226,7 +226,7 @@ impl Engine {
     pub async fn build_profile(
         &self,
         dataset: std::path::PathBuf,
-        params: serde_json::Value,
+        params: crate::service::jobs::ProfileBuildParams,
     ) -> ServiceResult<Profile> {
         self.run_cpu(move || build_profile_blocking(&dataset, &params)).await?
     }
@@ -245,11 +245,10 @@ struct DatasetLine {
 
 fn build_profile_blocking(
     dataset: &std::path::Path,
-    params: &serde_json::Value,
+    params: &crate::service::jobs::ProfileBuildParams,
 ) -> ServiceResult<Profile> {
     use std::io::BufRead;
-    let name = params["name"].as_str().unwrap_or("uploaded").to_string();
-    let upstream = params["upstream"].as_str().unwrap_or("openai").to_string();
+    let (name, upstream) = (&params.name, &params.upstream);
     let f = std::fs::File::open(dataset)
         .map_err(|e| ServiceError::Internal(format!("dataset: {e}")))?;
     let mut rows = Vec::new();
@@ -295,7 +294,7 @@ fn build_profile_blocking(
     };
     let (train, calib) = (lab(false), lab(true));
     let dataset = serde_json::json!({"source": "upload", "lines": rows.len(), "train": train.len(), "calib": calib.len()});
-    let opts = detector::FitOptions::lexical(&name, &upstream, dataset);
+    let opts = detector::FitOptions::lexical(name, upstream, dataset);
     Profile::fit(&train, &calib, &opts)
         .map_err(|e| ServiceError::Invalid(format!("profile fit failed: {e}")))
 }

@@ -7,10 +7,14 @@
 //! the membership test flow, the corpus-audit pipeline and profile loading live here.
 
 pub mod audit;
+pub mod campaigns;
 pub mod engine;
+pub mod guard;
+pub mod jobs;
 pub mod keys;
 pub mod membership;
 pub mod profiles;
+pub mod secrets;
 pub mod suspects;
 
 use crate::store::StoreError;

@@ -15,10 +15,9 @@ mod sqlite;
 
 #[cfg(test)]
 mod conformance;
-/// The throwaway PostgreSQL cluster of the tests (shared with the integration tests).
+/// The throwaway PostgreSQL cluster of the tests (the dev-only `testkit` crate).
 #[cfg(test)]
-#[path = "../../tests/common/pg.rs"]
-pub(crate) mod test_pg;
+pub(crate) use testkit::pg as test_pg;
 
 pub use config::{DatabaseUrl, StoreArgs};
 pub use postgres::PgStore;
@@ -265,7 +264,7 @@ impl JobState {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobRecord {
     pub id: String,
-    /// `score` or `profile_build` (later: `audit`, `probe`).
+    /// `score`, `audit` or `profile_build` (the server's `JobKind`).
     pub kind: String,
     pub state: JobState,
     #[schema(value_type = Object)]

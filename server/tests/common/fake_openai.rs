@@ -1,10 +1,10 @@
 #![allow(dead_code)]
-//! The fault-injecting OpenAI-compatible endpoint of the probe tests: `server::probe::replay`
-//! (the same server as `pedigree replay-server`) on 127.0.0.1 port 0, on its own thread and
+//! The fault-injecting OpenAI-compatible endpoint of the probe tests: `testkit::replay`
+//! (the same server as `pedigree-dev replay-server`) on 127.0.0.1 port 0, on its own thread and
 //! runtime so that it outlives any one test runtime and keeps answering while a child process
 //! is killed and restarted.
 
-use server::probe::replay::{Fault, Logged, Replay};
+use testkit::replay::{Fault, Logged, Replay};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -47,7 +47,7 @@ impl FakeOpenAi {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(l.local_addr().unwrap()).unwrap();
                 tokio::select! {
-                    _ = server::probe::replay::serve(l, r2) => {},
+                    _ = testkit::replay::serve(l, r2) => {},
                     _ = stop_rx => {},
                 }
             });

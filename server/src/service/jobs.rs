@@ -9,7 +9,8 @@
 //!
 //! Kinds: `score` (each line becomes a scored sample of a suspect), `profile_build`, and `audit`
 //! (the corpus audit of `pedigree audit`: one JSON summary as the job's only result, line 1).
-//! The dispatch in [`JobManager::run_kind`] is where later kinds (`probe`) plug in.
+//! A job's kind and parameters are one typed [`JobSpec`]; the dispatch in
+//! [`JobManager::run_kind`] is where later kinds (`probe`) plug in.
 //!
 //! `audit` jobs are NOT resumed from a cursor: the estimator needs every score (and the seeded
 //! reservoir sample its whole stream), so an unfinished audit is restarted from scratch after a
@@ -19,7 +20,7 @@
 use crate::config::Config;
 use crate::service::engine::Engine;
 use crate::service::{ServiceError, ServiceResult};
-use crate::store::{JobChunk, JobRecord, JobState, NewSample, Store};
+use crate::store::{JobChunk, JobRecord, JobState, NewJob, NewSample, Store};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,10 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncSeekExt, BufReader};
 use tokio::sync::Semaphore;
-
-pub const KIND_SCORE: &str = "score";
-pub const KIND_PROFILE_BUILD: &str = "profile_build";
-pub const KIND_AUDIT: &str = "audit";
 
 pub struct JobManager {
     store: Arc<dyn Store>,
@@ -44,14 +41,14 @@ pub struct JobManager {
 }
 
 /// Parameters of a `score` job.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct ScoreJobParams {
     pub suspect_id: String,
     pub profile: String,
 }
 
 /// Parameters of an `audit` job.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct AuditJobParams {
     pub profile: String,
     /// Corpus format (a `datasets` format name); `None` = detected from the content.
@@ -69,6 +66,97 @@ pub struct AuditJobParams {
 
 fn default_audit_seed() -> u64 {
     detector::audit::AuditOptions::default().seed
+}
+
+/// Parameters of a `profile_build` job.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct ProfileBuildParams {
+    /// Name the fitted profile is stored under.
+    #[serde(default = "default_build_name")]
+    pub name: String,
+    /// Upstream family the profile detects.
+    #[serde(default = "default_build_upstream")]
+    pub upstream: String,
+}
+
+fn default_build_name() -> String {
+    "uploaded".into()
+}
+
+fn default_build_upstream() -> String {
+    "openai".into()
+}
+
+/// The kinds of job, as stored in the job's `kind` column and named in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Each line becomes a scored sample of a suspect.
+    Score,
+    /// The corpus audit of `pedigree audit`: one JSON summary as the job's only result.
+    Audit,
+    /// Fit a profile from an uploaded labelled dataset.
+    ProfileBuild,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 3] = [JobKind::Score, JobKind::Audit, JobKind::ProfileBuild];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Score => "score",
+            JobKind::Audit => "audit",
+            JobKind::ProfileBuild => "profile_build",
+        }
+    }
+
+    /// The kind a stored or requested name denotes (`None` for an unknown name).
+    pub fn parse(name: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// What a job does, with its parameters. Stored as the job's `kind` and `params` columns, in
+/// the same JSON as before the enum existed, so jobs written by older servers still resume.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobSpec {
+    Score(ScoreJobParams),
+    Audit(AuditJobParams),
+    ProfileBuild(ProfileBuildParams),
+}
+
+impl JobSpec {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobSpec::Score(_) => JobKind::Score,
+            JobSpec::Audit(_) => JobKind::Audit,
+            JobSpec::ProfileBuild(_) => JobKind::ProfileBuild,
+        }
+    }
+
+    /// The `params` column.
+    pub fn params(&self) -> serde_json::Value {
+        let v = match self {
+            JobSpec::Score(p) => serde_json::to_value(p),
+            JobSpec::Audit(p) => serde_json::to_value(p),
+            JobSpec::ProfileBuild(p) => serde_json::to_value(p),
+        };
+        // Plain structs of strings and numbers: serialising them cannot fail.
+        v.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The spec of a stored job; an unknown kind is `NotImplemented` (a newer server's job).
+    pub fn of(job: &JobRecord) -> ServiceResult<JobSpec> {
+        let kind = JobKind::parse(&job.kind).ok_or_else(|| {
+            ServiceError::NotImplemented(format!("unknown job kind `{}`", job.kind))
+        })?;
+        let bad = |e: serde_json::Error| ServiceError::Internal(format!("bad job parameters: {e}"));
+        let p = job.params.clone();
+        Ok(match kind {
+            JobKind::Score => JobSpec::Score(serde_json::from_value(p).map_err(bad)?),
+            JobKind::Audit => JobSpec::Audit(serde_json::from_value(p).map_err(bad)?),
+            JobKind::ProfileBuild => JobSpec::ProfileBuild(serde_json::from_value(p).map_err(bad)?),
+        })
+    }
 }
 
 /// One input line of a `score` job: a JSON object (or a bare JSON string = the text).
@@ -109,6 +197,29 @@ impl JobManager {
             self.spawn(job.id);
         }
         Ok(())
+    }
+
+    /// Record a job over an uploaded input (already durable on disk) and start it.
+    pub async fn submit(
+        self: &Arc<Self>,
+        spec: &JobSpec,
+        input: &std::path::Path,
+        total: Option<i64>,
+        created_by: &str,
+    ) -> ServiceResult<JobRecord> {
+        let job = self
+            .store
+            .create_job(NewJob {
+                id: format!("job_{}", crate::ids::random_base62(16)),
+                kind: spec.kind().as_str().into(),
+                params: spec.params(),
+                input_path: Some(self.config.stored_path(input)),
+                total,
+                created_by: Some(created_by.to_string()),
+            })
+            .await?;
+        self.spawn(job.id.clone());
+        Ok(job)
     }
 
     /// Run a job in the background.
@@ -181,22 +292,25 @@ impl JobManager {
     }
 
     async fn run_kind(&self, job: JobRecord, cancel: &Arc<AtomicBool>) -> ServiceResult<Outcome> {
-        match job.kind.as_str() {
-            KIND_SCORE => self.run_score(job, cancel).await,
-            KIND_AUDIT => self.run_audit(job, cancel.clone()).await,
-            KIND_PROFILE_BUILD => self.run_profile_build(job).await,
-            other => Err(ServiceError::NotImplemented(format!("unknown job kind `{other}`"))),
+        match JobSpec::of(&job)? {
+            JobSpec::Score(p) => self.run_score(job, p, cancel).await,
+            JobSpec::Audit(p) => self.run_audit(job, p, cancel.clone()).await,
+            JobSpec::ProfileBuild(p) => self.run_profile_build(job, p).await,
         }
     }
 
-    async fn run_profile_build(&self, job: JobRecord) -> ServiceResult<Outcome> {
+    async fn run_profile_build(
+        &self,
+        job: JobRecord,
+        params: ProfileBuildParams,
+    ) -> ServiceResult<Outcome> {
         let input = self.config.resolve(
             job.input_path
                 .as_deref()
                 .ok_or_else(|| ServiceError::Internal("job has no input".into()))?,
         );
-        let name = job.params["name"].as_str().unwrap_or("uploaded").to_string();
-        let profile = self.engine.build_profile(input, job.params.clone()).await?;
+        let name = params.name.clone();
+        let profile = self.engine.build_profile(input, params).await?;
         let path = self.config.profiles_dir().join(format!("{name}.pdg"));
         let bytes = {
             let p = profile.clone();
@@ -233,10 +347,13 @@ impl JobManager {
 
     /// Audit the uploaded corpus from the start (see the module docs), reporting progress in the
     /// job's cursor every 250 ms, and store the summary as result line 1.
-    async fn run_audit(&self, job: JobRecord, cancel: Arc<AtomicBool>) -> ServiceResult<Outcome> {
+    async fn run_audit(
+        &self,
+        job: JobRecord,
+        params: AuditJobParams,
+        cancel: Arc<AtomicBool>,
+    ) -> ServiceResult<Outcome> {
         use std::sync::atomic::AtomicU64;
-        let params: AuditJobParams = serde_json::from_value(job.params.clone())
-            .map_err(|e| ServiceError::Internal(format!("bad job parameters: {e}")))?;
         let (_, profile) = self.engine.resolve(Some(&params.profile))?;
         let format = params
             .format
@@ -373,9 +490,12 @@ impl JobManager {
         Ok(parsed)
     }
 
-    async fn run_score(&self, job: JobRecord, cancel: &AtomicBool) -> ServiceResult<Outcome> {
-        let params: ScoreJobParams = serde_json::from_value(job.params.clone())
-            .map_err(|e| ServiceError::Internal(format!("bad job parameters: {e}")))?;
+    async fn run_score(
+        &self,
+        job: JobRecord,
+        params: ScoreJobParams,
+        cancel: &AtomicBool,
+    ) -> ServiceResult<Outcome> {
         let (_, profile) = self.engine.resolve(Some(&params.profile))?;
         let input = self.config.resolve(
             job.input_path
@@ -520,3 +640,68 @@ pub fn ensure_cancellable(what: &str, id: &str, state: JobState) -> ServiceResul
 }
 
 pub use crate::service::suspects::content_hash;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind: &str, params: serde_json::Value) -> JobRecord {
+        JobRecord {
+            id: "job_x".into(),
+            kind: kind.into(),
+            state: JobState::Queued,
+            params,
+            input_path: None,
+            total: None,
+            done: 0,
+            cursor_offset: 0,
+            cursor_line: 0,
+            error: None,
+            created_by: None,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn specs_round_trip_through_the_stored_columns() {
+        let specs = [
+            JobSpec::Score(ScoreJobParams { suspect_id: "s".into(), profile: "p".into() }),
+            JobSpec::Audit(AuditJobParams {
+                profile: "p".into(),
+                format: Some("csv:text".into()),
+                sample: Some(5),
+                seed: 7,
+                bytes: 99,
+            }),
+            JobSpec::ProfileBuild(ProfileBuildParams { name: "n".into(), upstream: "u".into() }),
+        ];
+        for spec in specs {
+            let job = record(spec.kind().as_str(), spec.params());
+            assert_eq!(JobSpec::of(&job).unwrap(), spec);
+        }
+    }
+
+    #[test]
+    fn stored_params_of_older_servers_still_parse() {
+        // A profile build stored with only a name, an audit without seed or bytes.
+        let b = JobSpec::of(&record("profile_build", serde_json::json!({"name": "x"}))).unwrap();
+        assert_eq!(
+            b,
+            JobSpec::ProfileBuild(ProfileBuildParams { name: "x".into(), upstream: "openai".into() })
+        );
+        let a = JobSpec::of(&record("audit", serde_json::json!({"profile": "p"}))).unwrap();
+        let JobSpec::Audit(a) = a else { panic!("not an audit: {a:?}") };
+        assert_eq!((a.seed, a.bytes, a.sample), (default_audit_seed(), 0, None));
+    }
+
+    #[test]
+    fn unknown_kinds_and_bad_params_are_errors_not_panics() {
+        let e = JobSpec::of(&record("probe", serde_json::json!({}))).unwrap_err();
+        assert!(matches!(e, ServiceError::NotImplemented(_)), "{e:?}");
+        let e = JobSpec::of(&record("score", serde_json::json!({"profile": 3}))).unwrap_err();
+        assert!(matches!(e, ServiceError::Internal(_)), "{e:?}");
+        assert_eq!(JobKind::parse("profile_build"), Some(JobKind::ProfileBuild));
+        assert_eq!(JobKind::parse("Score"), None);
+    }
+}

@@ -20,9 +20,9 @@
 //! which carry the same `Idempotency-Key` header. The α already spent lives in the campaign row
 //! (`sequential`), so resumed looks continue the same spending plan.
 
-use super::allowlist::{self, Target};
-use super::client::{ChatClient, ClientOptions};
-use super::probesets::Probe;
+use crate::probe::allowlist::{self, Target};
+use crate::probe::client::{ChatClient, ClientOptions};
+use crate::probe::probesets::Probe;
 use crate::service::engine::Engine;
 use crate::service::{ServiceError, ServiceResult};
 use crate::store::{
@@ -168,7 +168,7 @@ impl CampaignSpec {
                 return Err("endpoint `model` is empty".into());
             }
             if let Some(s) = &e.api_key_secret {
-                if !super::valid_secret_name(s) {
+                if !crate::service::secrets::valid_secret_name(s) {
                     return Err(format!("`{s}` is not a secret name ([A-Za-z0-9_-], at most 64)"));
                 }
             }
@@ -337,7 +337,7 @@ pub async fn run(
     if !store.set_campaign_state(id, JobState::Running, None).await? {
         return Ok(store.get_campaign(id).await?.unwrap_or(c));
     }
-    let outcome = super::guard::catch_panic(drive(
+    let outcome = crate::service::guard::catch_panic(drive(
         store.as_ref(),
         &engine,
         &c,
@@ -399,7 +399,7 @@ async fn connect(
             allowlist::check(&e.base_url, &allowed).await.map_err(ServiceError::TargetRefused)?;
         let entry = format!("{}:{}", t.host, t.port);
         let key = match &e.api_key_secret {
-            Some(name) => Some(super::resolve_secret_for(store, name, &entry).await?),
+            Some(name) => Some(crate::service::secrets::resolve_secret_for(store, name, &entry).await?),
             None => None,
         };
         out.push(client(t, e, key)?.with_ceiling(&entry, ceilings.get(&entry).copied()));
@@ -829,12 +829,12 @@ async fn membership_look(
     Ok(stop)
 }
 
-/// Background campaigns of the HTTP service (like [`crate::jobs::JobManager`]): spawned on
+/// Background campaigns of the HTTP service (like [`crate::service::jobs::JobManager`]): spawned on
 /// creation, resumed on start, cancellable.
 pub struct CampaignManager {
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
-    cancels: crate::jobs::CancelFlags,
+    cancels: crate::service::jobs::CancelFlags,
 }
 
 impl CampaignManager {
@@ -872,7 +872,7 @@ impl CampaignManager {
             .get_campaign(id)
             .await?
             .ok_or_else(|| ServiceError::not_found(format!("campaign `{id}`")))?;
-        crate::jobs::ensure_cancellable("campaign", id, c.state)?;
+        crate::service::jobs::ensure_cancellable("campaign", id, c.state)?;
         self.cancels.signal(id);
         self.store.set_campaign_state(id, JobState::Cancelled, None).await?;
         self.store

@@ -1,8 +1,8 @@
 //! `pedigree serve`: bind, serve, shut down gracefully on SIGTERM / ctrl-c.
 
-use crate::api::app;
-use crate::config::ServeArgs;
-use crate::state::AppState;
+use server::api::app;
+use server::config::ServeArgs;
+use server::state::AppState;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -17,11 +17,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     let grace = Duration::from_secs(args.config.shutdown_grace_secs);
     let st = state.clone();
-    let limits = crate::listener::ConnLimits {
+    let limits = server::listener::ConnLimits {
         header_read_timeout: Duration::from_secs(args.config.header_read_timeout_secs.max(1)),
         max_connections: args.config.max_connections,
     };
-    crate::listener::serve(listener, app(state.clone()), limits, async move {
+    server::listener::serve(listener, app(state.clone()), limits, async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested; draining in-flight requests");
         st.shutting_down.store(true, Ordering::SeqCst);
@@ -58,18 +58,3 @@ async fn shutdown_signal() {
     }
 }
 
-/// Structured logs on stderr: text by default, JSON with `PEDIGREE_LOG_FORMAT=json`;
-/// level from `RUST_LOG` (default `info`).
-pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let json = std::env::var("PEDIGREE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    // Colours only on a terminal: a log file or journald gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let _ = if json { b.json().try_init() } else { b.try_init() };
-}

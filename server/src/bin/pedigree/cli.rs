@@ -1,7 +1,7 @@
 //! The `pedigree` command line.
 
-use crate::config::{ServeArgs, StoreArgs};
-use crate::store::Role;
+use server::config::{ServeArgs, StoreArgs};
+use server::store::Role;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -23,20 +23,16 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Load-test `POST /v1/score` on loopback and print p50/p99 latency and requests/s.
-    Loadtest(crate::loadtest::LoadtestArgs),
     /// Run a probe campaign against a suspect's OpenAI-compatible chat API; prints a JSON summary
     /// alone on the last line of stdout. Re-running the same command resumes it.
-    Probe(crate::probe::cli::ProbeArgs),
-    /// Serve a benchmark model's recorded answers as a local OpenAI-compatible chat API.
-    ReplayServer(crate::probe::cli::ReplayArgs),
+    Probe(crate::probe::ProbeArgs),
     /// The served-output membership test: did the suspect train on the answers we served?
     /// Prints the JSON report alone on the last line of stdout.
-    Membership(crate::cli_membership::MembershipArgs),
+    Membership(crate::membership::MembershipArgs),
     /// Summarise a served log per account (answers, distinct prompts, time span) as JSON lines.
-    ServedLog(crate::cli_membership::ServedLogArgs),
+    ServedLog(crate::membership::ServedLogArgs),
     #[command(flatten)]
-    Detect(crate::cli_detect::DetectCommand),
+    Detect(crate::detect::DetectCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,7 +65,7 @@ pub async fn run_keys(cmd: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Create { store: args, role, name } => {
             let store = args.open().await?;
             let name = name.unwrap_or_else(|| format!("{}-key", role.as_str()));
-            let (rec, key) = crate::auth::create_key(store.as_ref(), &name, role)
+            let (rec, key) = server::auth::create_key(store.as_ref(), &name, role)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             store.close().await?;

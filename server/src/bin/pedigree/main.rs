@@ -1,23 +1,33 @@
+//! The `pedigree` binary: the command-line adapters over the `server` library (HTTP serving,
+//! key management, detection, audits, membership tests, probe campaigns). These modules parse
+//! flags, call one library or service function and print; `anyhow` lives here and nowhere in
+//! the libraries.
+
+mod cli;
+mod corpus_audit;
+mod detect;
+mod membership;
+mod probe;
+mod serve;
+
 use clap::Parser;
-use server::cli::{Cli, Command};
+use crate::cli::{Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    server::serve::init_logging();
+    server::logging::init();
     match cli.command {
         // A closed pipe (`pedigree score … | head`) ends the command quietly, like other filters.
-        Command::Detect(cmd) => quiet_broken_pipe(server::cli_detect::run(cmd)),
-        Command::Membership(args) => quiet_broken_pipe(server::cli_membership::run(args)),
-        Command::ServedLog(args) => quiet_broken_pipe(server::cli_membership::run_served_log(args)),
+        Command::Detect(cmd) => quiet_broken_pipe(crate::detect::run(cmd)),
+        Command::Membership(args) => quiet_broken_pipe(crate::membership::run(args)),
+        Command::ServedLog(args) => quiet_broken_pipe(crate::membership::run_served_log(args)),
         other => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
                 match other {
-                    Command::Serve(args) => server::serve::serve(args).await,
-                    Command::Keys(cmd) => server::cli::run_keys(cmd).await,
-                    Command::Loadtest(args) => server::loadtest::run(args).await,
-                    Command::Probe(args) => server::probe::cli::run_probe(args).await,
-                    Command::ReplayServer(args) => server::probe::cli::run_replay(args).await,
+                    Command::Serve(args) => crate::serve::serve(args).await,
+                    Command::Keys(cmd) => crate::cli::run_keys(cmd).await,
+                    Command::Probe(args) => crate::probe::run_probe(args).await,
                     Command::Detect(_) | Command::Membership(_) | Command::ServedLog(_) => {
                         unreachable!()
                     }

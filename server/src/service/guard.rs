@@ -10,7 +10,7 @@ use std::panic::AssertUnwindSafe;
 ///
 /// `AssertUnwindSafe` is sound here because nothing the future borrows is left half-updated
 /// in a way later code relies on: the store is transactional, and the shared rate limiters
-/// hold no lock across code that can panic (see `client::lock`).
+/// hold no lock across code that can panic (see `probe::client::lock`).
 pub async fn catch_panic<T>(fut: impl Future<Output = ServiceResult<T>>) -> ServiceResult<T> {
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(r) => r,

@@ -1,11 +1,11 @@
-//! `pedigree loadtest`: single-text `POST /v1/score` at N concurrent connections, loopback only,
+//! `pedigree-dev loadtest`: single-text `POST /v1/score` at N concurrent connections, loopback only,
 //! bounded in request count and time. Prints p50/p90/p99/max latency and requests/s.
 //!
 //! Without `--url` it starts an in-process server on 127.0.0.1:0 with a temporary data directory
-//! and a fresh analyst key, so `cargo run --release -p server -- loadtest` needs no set-up.
+//! and a fresh analyst key, so `cargo run --release -p testkit --bin pedigree-dev -- loadtest` needs no set-up.
 
-use crate::config::Config;
-use crate::state::AppState;
+use server::config::Config;
+use server::state::AppState;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::Args;
@@ -226,21 +226,21 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         }
         None => {
             let dir = std::env::temp_dir()
-                .join(format!("pedigree-loadtest-{}", crate::auth::random_base62(10)));
+                .join(format!("pedigree-loadtest-{}", server::auth::random_base62(10)));
             let mut cfg = Config::with_data(&dir);
             cfg.default_profile = args.default_profile.clone();
             cfg.max_inflight = cfg.max_inflight.max(args.concurrency * 2);
             let state = AppState::open(cfg).await?;
-            let (_, key) = crate::auth::create_key(
+            let (_, key) = server::auth::create_key(
                 state.store.as_ref(),
                 "loadtest",
-                crate::store::Role::Analyst,
+                server::store::Role::Analyst,
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
-            let app = crate::api::app(state);
+            let app = server::api::app(state);
             use axum::serve::ListenerExt;
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);

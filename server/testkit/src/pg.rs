@@ -16,8 +16,7 @@
 //!
 //! Missing binaries FAIL the test (never skip it), naming `scripts/install-postgres.sh`.
 //!
-//! This file is also compiled into the server library's unit tests (`store::test_pg`), so it uses
-//! nothing but std, tokio, sqlx and tempfile.
+//! The server library's unit tests (`store::conformance`) and its integration tests share it.
 #![allow(dead_code)]
 
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! A local OpenAI-compatible chat server that replays recorded answers and injects faults:
-//! `pedigree replay-server` (demos: replay a model of a benchmark directory) and the integration
-//! tests' fake endpoint (`server/tests/common/fake_openai.rs`).
+//! `pedigree-dev replay-server` (demos: replay a model of a benchmark directory) and the
+//! integration tests' fake endpoint (`server/tests/common/fake_openai.rs`).
 //!
 //! `POST /v1/chat/completions` answers the last user message with the recorded answer to that
 //! prompt (404 when there is none and no fallback), streamed as SSE when the request says
@@ -86,7 +86,7 @@ impl Replay {
     }
 
     /// Answers of `model` in a benchmark directory (every split).
-    pub fn from_bench(dir: &std::path::Path, model: &str) -> anyhow::Result<Replay> {
+    pub fn from_bench(dir: &std::path::Path, model: &str) -> crate::Result<Replay> {
         let bench = datasets::BenchDir::load(dir)?;
         let answers: HashMap<String, String> = bench
             .all_samples_for(model)
@@ -94,11 +94,11 @@ impl Replay {
             .map(|s| (s.prompt.clone(), s.response.clone()))
             .collect();
         if answers.is_empty() {
-            anyhow::bail!(
+            return Err(crate::Error::Usage(format!(
                 "no answers of model `{model}` in {} (models: {})",
                 dir.display(),
                 bench.known_models().join(", ")
-            );
+            )));
         }
         Ok(Replay::new(model, answers))
     }
@@ -209,7 +209,7 @@ async fn chat(
         stream: req.stream,
         idempotency_key: hdr("idempotency-key"),
         authorization: hdr("authorization"),
-        at_ms: crate::store::now_ms(),
+        at_ms: server::store::now_ms(),
     });
     if r.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(r.latency_ms)).await;

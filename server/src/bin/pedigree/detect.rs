@@ -24,7 +24,7 @@ pub enum DetectCommand {
     /// Run the bench protocol on a benchmark directory and print its metrics.
     Bench(BenchArgs),
     /// Estimate what fraction of a corpus each family generated (training-data audit).
-    Audit(crate::cli_audit::AuditArgs),
+    Audit(crate::corpus_audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,7 +190,7 @@ pub fn run(cmd: DetectCommand) -> anyhow::Result<()> {
         DetectCommand::Score(a) => score(a),
         DetectCommand::Verdict(a) => verdict(a),
         DetectCommand::Bench(a) => bench(a),
-        DetectCommand::Audit(a) => crate::cli_audit::run(a),
+        DetectCommand::Audit(a) => crate::corpus_audit::run(a),
     }
 }
 
@@ -203,7 +203,7 @@ fn out_line(s: &str) -> std::io::Result<()> {
 
 /// The named profile file, or the built-in one.
 pub fn load_profile(path: Option<&Path>) -> anyhow::Result<Profile> {
-    Ok(crate::service::profiles::load(path)?)
+    Ok(server::service::profiles::load(path)?)
 }
 
 fn spinner(msg: &str) -> ProgressBar {
@@ -261,7 +261,7 @@ fn score(a: ScoreArgs) -> anyhow::Result<()> {
      -> anyhow::Result<()> {
         let texts: Vec<(&str, Option<&str>)> =
             batch.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
-        for (r, mut s) in batch.iter().zip(crate::neural::score_batch(&p, &mut tier, &texts)?) {
+        for (r, mut s) in batch.iter().zip(server::neural::score_batch(&p, &mut tier, &texts)?) {
             if a.no_evidence {
                 s.evidence.clear();
             }
@@ -291,7 +291,7 @@ fn verdict(a: VerdictArgs) -> anyhow::Result<()> {
     }
     let texts: Vec<(&str, Option<&str>)> =
         recs.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
-    let scores: Vec<TextScore> = crate::neural::score_batch(&p, &mut None, &texts)?;
+    let scores: Vec<TextScore> = server::neural::score_batch(&p, &mut None, &texts)?;
     let v = p.verdict(&scores, &VerdictOptions { alpha: a.alpha, ..VerdictOptions::default() });
     let top: Vec<serde_json::Value> = v
         .top_samples
@@ -335,10 +335,10 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
                 .collect::<std::collections::BTreeMap<_, _>>()),
         );
     }
-    let table = crate::report::bench_table(&run);
+    let table = server::report::bench_table(&run);
     eprintln!("{table}");
     if let Some(path) = &a.report {
-        crate::report::write_bench_report(path, &dir, &run)?;
+        server::report::write_bench_report(path, &dir, &run)?;
         eprintln!("report written to {}", path.display());
     }
     out_line(&serde_json::to_string(&run.metrics)?)?;
@@ -381,7 +381,7 @@ fn bench_dense(
         return Ok(None);
     }
     let tier =
-        crate::neural::NeuralTier::load().context("the neural tier needs the model weights")?;
+        server::neural::NeuralTier::load().context("the neural tier needs the model weights")?;
     let texts: Vec<&str> = dir.samples.iter().map(|s| s.response.as_str()).collect();
     let pb = ProgressBar::new(texts.len() as u64);
     pb.set_style(
@@ -391,7 +391,7 @@ fn bench_dense(
     let table = tier.table(
         &[detector::dense::TIER_EMBEDDING.to_string()],
         texts,
-        Some(&crate::neural::default_cache_dir()),
+        Some(&server::neural::default_cache_dir()),
         &|done, _| pb.set_position(done as u64),
     )?;
     pb.finish_and_clear();

@@ -11,8 +11,8 @@
 //! The pipeline itself ([`audit_records`], [`audit_summary`]) is `service::audit`, shared with
 //! the HTTP `audit` job.
 
-use crate::service::audit::{audit_records, audit_summary};
-use crate::service::profiles::load as load_profile;
+use server::service::audit::{audit_records, audit_summary};
+use server::service::profiles::load as load_profile;
 use anyhow::Context;
 use clap::Args;
 use detector::audit::AuditOptions;
