@@ -7,7 +7,8 @@
 #     audit mixtures, the dashboard in headless Chromium, whose screenshots land in
 #     artifacts/screenshots/);
 #  3. checks formatting (rustfmt.toml), lints (`cargo clippy -D warnings`, workspace lints) and
-#     that the server's modules have no import cycles (scripts/module-cycles.py);
+#     that the server's modules have no import cycles (scripts/module-cycles.py), that anyhow is
+#     used only in binaries and no HTTP handler exceeds 60 lines (scripts/layer-rules.py);
 #  4. builds the release binary and runs the bench protocol on ../shared/datasets/alpaca-eval-dev,
 #     failing if any dev metric falls below the figures recorded in bench/alpaca-eval-dev.json.
 set -euo pipefail
@@ -66,12 +67,19 @@ if ! python3 scripts/module-cycles.py; then
   exit 1
 fi
 
+# anyhow only in binaries, handlers of at most 60 lines (issue 15).
+if ! python3 scripts/layer-rules.py; then
+  echo "layering rules broken (scripts/layer-rules.py)" >&2
+  summary
+  exit 1
+fi
+
 bench_dir="../shared/datasets/alpaca-eval-dev"
 if [ -d "$bench_dir" ]; then
   # A one-shot CI run needs no debug artifacts after the tests: free their disk before the
   # release build, so the peak is the larger of the two targets, not their sum.
   if [ -n "${CI:-}" ]; then du -sh target/debug | sed 's/^/disk used: /'; rm -rf target/debug; fi
-  cargo build --release -p server
+  cargo build --release -p server -p testkit
   mkdir -p artifacts
   set +e
   ./target/release/pedigree bench "$bench_dir" --report artifacts/bench.md \

@@ -2,7 +2,7 @@
 //! crate, candle on CPU) for profiles whose tiers include `minilm-embedding`, with an error that
 //! says which weights are missing and how to fetch them.
 
-use anyhow::Context;
+use crate::service::{ServiceError, ServiceResult};
 use detector::dense::{DenseTable, TIER_EMBEDDING};
 use models::{Device, Embedder, ModelPaths};
 use sha2::{Digest, Sha256};
@@ -34,14 +34,13 @@ impl NeuralTier {
 
     /// The concatenated vectors of `tiers` for each text (the only neural tier so far is the
     /// embedding; an unknown tier is an error, never silently skipped).
-    pub fn vectors(&self, tiers: &[String], texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
-        for t in tiers {
-            anyhow::ensure!(
-                t == TIER_EMBEDDING,
+    pub fn vectors(&self, tiers: &[String], texts: &[&str]) -> ServiceResult<Vec<Vec<f32>>> {
+        if let Some(t) = tiers.iter().find(|t| *t != TIER_EMBEDDING) {
+            return Err(ServiceError::Unavailable(format!(
                 "this build cannot compute the neural tier {t:?} (it knows {TIER_EMBEDDING:?})"
-            );
+            )));
         }
-        Ok(self.embedder.embed(texts)?)
+        self.embedder.embed(texts).map_err(|e| ServiceError::Internal(format!("embedding: {e}")))
     }
 
     /// Vectors of every distinct text, in chunks (so `progress` can report), cached on disk under
@@ -53,7 +52,7 @@ impl NeuralTier {
         texts: impl IntoIterator<Item = &'a str>,
         cache: Option<&Path>,
         progress: &dyn Fn(usize, usize),
-    ) -> anyhow::Result<DenseTable> {
+    ) -> ServiceResult<DenseTable> {
         let mut uniq: Vec<&str> = texts.into_iter().collect();
         uniq.sort_unstable();
         uniq.dedup();
@@ -64,7 +63,7 @@ impl NeuralTier {
             h.update([0u8]);
         }
         let file = cache.map(|c| c.join(format!("{}.f32", &hex::encode(h.finalize())[..24])));
-        let rows = match file.as_deref().and_then(|f| read_rows(f, uniq.len()).ok()) {
+        let rows = match file.as_deref().and_then(|f| read_rows(f, uniq.len())) {
             Some(rows) => rows,
             None => {
                 let mut rows = Vec::with_capacity(uniq.len());
@@ -73,8 +72,12 @@ impl NeuralTier {
                     progress(rows.len(), uniq.len());
                 }
                 if let Some(f) = &file {
-                    write_rows(f, &rows)
-                        .with_context(|| format!("caching embeddings in {}", f.display()))?;
+                    write_rows(f, &rows).map_err(|e| {
+                        ServiceError::Internal(format!(
+                            "caching embeddings in {}: {e}",
+                            f.display()
+                        ))
+                    })?;
                 }
                 rows
             }
@@ -90,19 +93,22 @@ pub fn score_batch(
     profile: &detector::Profile,
     tier: &mut Option<NeuralTier>,
     texts: &[(&str, Option<&str>)],
-) -> anyhow::Result<Vec<detector::TextScore>> {
+) -> ServiceResult<Vec<detector::TextScore>> {
     let needed = profile.neural_tiers();
     if needed.is_empty() {
         return Ok(profile.score_batch(texts));
     }
     if tier.is_none() {
-        *tier = Some(NeuralTier::load().with_context(|| {
-            format!("profile {:?} needs the neural tier(s) {needed:?}", profile.meta().name)
+        *tier = Some(NeuralTier::load().map_err(|e| {
+            ServiceError::Unavailable(format!(
+                "profile {:?} needs the neural tier(s) {needed:?}: {e}",
+                profile.meta().name
+            ))
         })?);
     }
     let plain: Vec<&str> = texts.iter().map(|(t, _)| *t).collect();
     let dense = tier.as_ref().expect("loaded above").vectors(needed, &plain)?;
-    Ok(profile.score_batch_with(texts, Some(&dense))?)
+    profile.score_batch_with(texts, Some(&dense)).map_err(|e| ServiceError::Invalid(e.to_string()))
 }
 
 /// Embedding cache: `$PEDIGREE_EMBED_CACHE`, else `.cache/embeddings` beside the model cache.
@@ -116,17 +122,24 @@ pub fn default_cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cache/embeddings"))
 }
 
-fn read_rows(path: &Path, n: usize) -> anyhow::Result<Vec<Vec<f32>>> {
-    let bytes = std::fs::read(path)?;
-    anyhow::ensure!(n > 0 && bytes.len() % (4 * n) == 0, "cache file size does not match");
+/// The cached rows, or `None` when there is no usable cache file (then the vectors are computed).
+fn read_rows(path: &Path, n: usize) -> Option<Vec<Vec<f32>>> {
+    let bytes = std::fs::read(path).ok()?;
+    if n == 0 || bytes.len() % (4 * n) != 0 {
+        return None;
+    }
     let dim = bytes.len() / 4 / n;
-    Ok(bytes
-        .chunks_exact(4 * dim)
-        .map(|r| r.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-        .collect())
+    Some(
+        bytes
+            .chunks_exact(4 * dim)
+            .map(|r| {
+                r.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            })
+            .collect(),
+    )
 }
 
-fn write_rows(path: &Path, rows: &[Vec<f32>]) -> anyhow::Result<()> {
+fn write_rows(path: &Path, rows: &[Vec<f32>]) -> std::io::Result<()> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d)?;
     }

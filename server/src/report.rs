@@ -99,7 +99,10 @@ fn null_table(run: &BenchRun) -> String {
 }
 
 /// ROC curves as an SVG document (the bench report's plot and the dashboard's calibration ROC).
-pub fn roc_svg(caption: &str, curves: &[(&str, &[(f64, f64)])]) -> anyhow::Result<String> {
+pub fn roc_svg(
+    caption: &str,
+    curves: &[(&str, &[(f64, f64)])],
+) -> crate::service::ServiceResult<String> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (520, 480)).into_drawing_area();
@@ -134,7 +137,11 @@ pub fn roc_svg(caption: &str, curves: &[(&str, &[(f64, f64)])]) -> anyhow::Resul
 }
 
 /// Write `path` (markdown) and `path` with extension `svg` (the ROC plot).
-pub fn write_bench_report(path: &Path, dir: &BenchDir, run: &BenchRun) -> anyhow::Result<()> {
+pub fn write_bench_report(
+    path: &Path,
+    dir: &BenchDir,
+    run: &BenchRun,
+) -> crate::service::ServiceResult<()> {
     let svg_path = path.with_extension("svg");
     std::fs::write(
         &svg_path,

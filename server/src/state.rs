@@ -2,11 +2,11 @@
 
 use crate::audit::AuditSink;
 use crate::config::Config;
-use crate::service::jobs::JobManager;
 use crate::service::engine::Engine;
+use crate::service::jobs::JobManager;
 use crate::service::keys::KeyCache;
+use crate::service::{ServiceError, ServiceResult};
 use crate::store::{now_ms, ProfileRecord, Store};
-use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -77,25 +77,27 @@ impl AppState {
     /// Open the data directory (creating it) and the store it or `--database-url` selects
     /// ([`crate::store::open`]), migrate the database, load profiles, start the audit writer and
     /// resume unfinished jobs.
-    pub async fn open(config: Config) -> anyhow::Result<AppState> {
+    pub async fn open(config: Config) -> ServiceResult<AppState> {
         for d in [config.store.data.clone(), config.uploads_dir(), config.profiles_dir()] {
-            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            std::fs::create_dir_all(&d)
+                .map_err(|e| ServiceError::Internal(format!("creating {}: {e}", d.display())))?;
         }
         let store = config.store.open().await?;
         Self::with_store(config, store).await
     }
 
-    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
+    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> ServiceResult<AppState> {
         let engine =
             Arc::new(Engine::with_default(config.cpu_workers(), config.default_profile.as_deref()));
         if let Some(name) = engine.builtin_name() {
-            let (_, p) = engine.resolve(Some(name)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (_, p) = engine.resolve(Some(name))?;
             let meta = p.meta();
             store
                 .upsert_profile(ProfileRecord {
                     name: name.to_string(),
                     upstream: meta.upstream.clone(),
-                    meta: serde_json::to_value(meta)?,
+                    meta: serde_json::to_value(meta)
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
                     path: None,
                     builtin: true,
                     created_ms: now_ms(),
@@ -117,7 +119,10 @@ impl AppState {
         let audit = AuditSink::start(store.clone());
         AuditSink::start_retention(store.clone(), config.audit_retention_days);
         let jobs = Arc::new(JobManager::new(store.clone(), engine.clone(), &config));
-        let campaigns = Arc::new(crate::service::campaigns::CampaignManager::new(store.clone(), engine.clone()));
+        let campaigns = Arc::new(crate::service::campaigns::CampaignManager::new(
+            store.clone(),
+            engine.clone(),
+        ));
         let state = AppState {
             keys: Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_secs))),
             admission: Arc::new(Semaphore::new(config.max_inflight)),

@@ -20,13 +20,13 @@ mod common;
 use common::proc;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use testkit::replay::{self, Replay};
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::replay::{self, Replay};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -10,16 +10,16 @@ mod fake_openai;
 use common::TestApp;
 use fake_openai::FakeOpenAi;
 use serde_json::json;
-use server::service::campaigns::{self as campaign, Budget, CampaignSpec, EndpointSpec};
 use server::probe::client::ClientOptions;
 use server::probe::probesets::Probe;
-use testkit::replay::Fault;
+use server::service::campaigns::{self as campaign, Budget, CampaignSpec, EndpointSpec};
 use server::service::engine::Engine;
 use server::store::{JobState, ProbeState, SqliteStore, Store};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::replay::Fault;
 
 const MODEL: &str = "suspect-1";
 

@@ -3,9 +3,11 @@
 use crate::api::suspects::{paging, with_detail};
 use crate::auth::{Need, ADMIN, ANALYST, VIEWER};
 use crate::error::{Json, Path, Query};
-use crate::service::campaigns::{self as campaign, Budget, CampaignSpec, EndpointSpec, MembershipCampaign};
 use crate::probe::client::ClientOptions;
 use crate::probe::{allowlist, probesets};
+use crate::service::campaigns::{
+    self as campaign, Budget, CampaignSpec, EndpointSpec, MembershipCampaign,
+};
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::store::{now_ms, AllowEntry, CampaignRecord, ProbeRecord, ProbeState, SecretInfo};
@@ -85,37 +87,7 @@ pub async fn create(
     Need(caller): Need<ANALYST>,
     Json(req): Json<CreateCampaign>,
 ) -> ServiceResult<Response> {
-    let (name, probes) = match (&req.probe_list, &req.probes) {
-        _ if req.membership.is_some() => served_log_probes(&state, &req).await?,
-        (Some(list), None) => {
-            let text: String = list
-                .iter()
-                .map(|p| {
-                    serde_json::json!({"prompt": p.prompt, "id": p.id, "kind": p.kind}).to_string()
-                        + "\n"
-                })
-                .collect();
-            (
-                "custom".to_string(),
-                probesets::parse(&text, "custom", "probe_list").map_err(ServiceError::Invalid)?,
-            )
-        }
-        (None, name) => {
-            let name = name.clone().unwrap_or_else(|| "identity+general".into());
-            let set = probesets::builtin(&name).ok_or_else(|| {
-                ServiceError::Invalid(format!(
-                    "unknown probe set `{name}` (built-in: {})",
-                    probesets::BUILTIN.join(", ")
-                ))
-            })?;
-            (name, set)
-        }
-        (Some(_), Some(_)) => {
-            return Err(ServiceError::Invalid(
-                "give either `probes` or `probe_list`, not both".into(),
-            ))
-        }
-    };
+    let (name, probes) = campaign_probes(&state, &req).await?;
     if probes.len() > 100_000 {
         return Err(ServiceError::TooLarge("at most 100000 probes".into()));
     }
@@ -148,6 +120,44 @@ pub async fn create(
     let detail = serde_json::json!({"campaign_id": rec.id, "suspect_id": rec.suspect_id, "probes": rec.probes.total});
     let v = view(&state, rec).await?;
     Ok(with_detail((StatusCode::ACCEPTED, Json(v)), detail))
+}
+
+/// The probes a campaign request names: a served log's prompts, an inline list or a built-in set.
+async fn campaign_probes(
+    state: &AppState,
+    req: &CreateCampaign,
+) -> ServiceResult<(String, Vec<probesets::Probe>)> {
+    Ok(match (&req.probe_list, &req.probes) {
+        _ if req.membership.is_some() => served_log_probes(state, req).await?,
+        (Some(list), None) => {
+            let text: String = list
+                .iter()
+                .map(|p| {
+                    serde_json::json!({"prompt": p.prompt, "id": p.id, "kind": p.kind}).to_string()
+                        + "\n"
+                })
+                .collect();
+            (
+                "custom".to_string(),
+                probesets::parse(&text, "custom", "probe_list").map_err(ServiceError::Invalid)?,
+            )
+        }
+        (None, name) => {
+            let name = name.clone().unwrap_or_else(|| "identity+general".into());
+            let set = probesets::builtin(&name).ok_or_else(|| {
+                ServiceError::Invalid(format!(
+                    "unknown probe set `{name}` (built-in: {})",
+                    probesets::BUILTIN.join(", ")
+                ))
+            })?;
+            (name, set)
+        }
+        (Some(_), Some(_)) => {
+            return Err(ServiceError::Invalid(
+                "give either `probes` or `probe_list`, not both".into(),
+            ))
+        }
+    })
 }
 
 /// The probes of a served-log campaign: the log's distinct prompts, at most the request budget.

@@ -298,9 +298,9 @@ async fn job_spec(
         None => q.kind.as_deref().map(job_kind).transpose()?.unwrap_or(JobKind::Score),
     };
     if kind == JobKind::Score {
-        let suspect_id = field("suspect").or(q.suspect.clone()).ok_or_else(|| {
-            ServiceError::Invalid("`suspect` is required for score jobs".into())
-        })?;
+        let suspect_id = field("suspect")
+            .or(q.suspect.clone())
+            .ok_or_else(|| ServiceError::Invalid("`suspect` is required for score jobs".into()))?;
         let suspect = suspect_or_404(state.store.as_ref(), &suspect_id).await?;
         let profile = field("profile").or(q.profile.clone()).unwrap_or(suspect.profile);
         let (profile, _) = state.engine.resolve(Some(&profile))?;

@@ -88,7 +88,6 @@ pub fn validate_texts<'a>(
     Ok(())
 }
 
-
 /// Score one or many texts against a profile.
 #[utoipa::path(
     post, path = "/v1/score", tag = "score",

@@ -71,8 +71,8 @@ pub fn plot_routes() -> Router<AppState> {
         .route("/profiles/{name}/plots/roc.svg", get(profile_roc_svg))
 }
 
-fn svg(result: anyhow::Result<String>) -> ServiceResult<Response> {
-    let body = result.map_err(|e| ServiceError::Internal(format!("plot: {e}")))?;
+fn svg(result: crate::service::ServiceResult<String>) -> ServiceResult<Response> {
+    let body = result?;
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

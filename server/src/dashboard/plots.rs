@@ -60,8 +60,8 @@ fn steps(d: &[f64], lo: f64, w: f64) -> Vec<(f64, f64)> {
 
 /// An SVG document of the dashboard's size, drawn by `draw` on a white background.
 fn svg_document(
-    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> anyhow::Result<()>,
-) -> anyhow::Result<String> {
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> crate::service::ServiceResult<()>,
+) -> crate::service::ServiceResult<String> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
@@ -90,7 +90,7 @@ fn chart_builder<'a, 'b>(
 fn legend<'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
     pos: SeriesLabelPosition,
-) -> anyhow::Result<()> {
+) -> crate::service::ServiceResult<()> {
     chart
         .configure_series_labels()
         .border_style(BLACK.mix(0.3))
@@ -138,7 +138,7 @@ pub fn score_distribution_svg(
     upstream: &[f64],
     critical: Option<f64>,
     x_label: &str,
-) -> anyhow::Result<String> {
+) -> crate::service::ServiceResult<String> {
     let suspect = finite_sorted(suspect.iter().copied());
     let null = finite_sorted(null.iter().copied());
     let upstream = finite_sorted(upstream.iter().copied());
@@ -244,7 +244,7 @@ pub fn score_distribution_svg(
 }
 
 /// The p-value after the first k responses (doubling grid) on log–log axes, with the α line.
-pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> anyhow::Result<String> {
+pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> crate::service::ServiceResult<String> {
     let pts: Vec<(usize, f64)> = growth.iter().map(|g| (g.n, g.p_value)).collect();
     p_curve_svg(
         &pts,
@@ -257,7 +257,10 @@ pub fn growth_svg(growth: &[GrowthPoint], alpha: f64) -> anyhow::Result<String> 
 
 /// The membership test's p-value against the number of prompts compared (its trajectory, or
 /// a campaign's looks), on log–log axes, with the α line.
-pub fn membership_svg(points: &[(usize, f64)], alpha: f64) -> anyhow::Result<String> {
+pub fn membership_svg(
+    points: &[(usize, f64)],
+    alpha: f64,
+) -> crate::service::ServiceResult<String> {
     p_curve_svg(
         points,
         alpha,
@@ -274,7 +277,7 @@ fn p_curve_svg(
     title: &str,
     x_desc: &str,
     label: &str,
-) -> anyhow::Result<String> {
+) -> crate::service::ServiceResult<String> {
     let pts: Vec<(f64, f64)> = points
         .iter()
         .filter(|g| g.0 > 0 && g.1.is_finite())
@@ -337,7 +340,10 @@ pub fn thin(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
 /// A profile's calibration ROC: its upstream models' LOMO scores against the independent-model
 /// null, i.e. how well the profile separates an unseen upstream model's responses from an
 /// unseen independent model's.
-pub fn calibration_roc_svg(upstream: &[f64], null: &[f64]) -> anyhow::Result<String> {
+pub fn calibration_roc_svg(
+    upstream: &[f64],
+    null: &[f64],
+) -> crate::service::ServiceResult<String> {
     let curve = thin(&datasets::metrics::roc_curve(upstream, null), 600);
     let auc = datasets::metrics::auroc(upstream, null);
     let label = format!("unseen upstream vs unseen independent (AUROC {auc:.3})");

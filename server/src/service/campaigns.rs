@@ -399,7 +399,9 @@ async fn connect(
             allowlist::check(&e.base_url, &allowed).await.map_err(ServiceError::TargetRefused)?;
         let entry = format!("{}:{}", t.host, t.port);
         let key = match &e.api_key_secret {
-            Some(name) => Some(crate::service::secrets::resolve_secret_for(store, name, &entry).await?),
+            Some(name) => {
+                Some(crate::service::secrets::resolve_secret_for(store, name, &entry).await?)
+            }
             None => None,
         };
         out.push(client(t, e, key)?.with_ceiling(&entry, ceilings.get(&entry).copied()));
@@ -842,7 +844,7 @@ impl CampaignManager {
         CampaignManager { store, engine, cancels: Default::default() }
     }
 
-    pub async fn resume_all(self: &Arc<Self>) -> anyhow::Result<()> {
+    pub async fn resume_all(self: &Arc<Self>) -> ServiceResult<()> {
         for c in self.store.unfinished_campaigns().await? {
             tracing::info!(campaign = %c.id, sent = c.probes.sent, "resuming campaign");
             self.spawn(c.id);

@@ -191,7 +191,7 @@ impl JobManager {
     }
 
     /// Restart every job left `queued` or `running` (after a restart or crash).
-    pub async fn resume_all(self: &Arc<Self>) -> anyhow::Result<()> {
+    pub async fn resume_all(self: &Arc<Self>) -> ServiceResult<()> {
         for job in self.store.unfinished_jobs().await? {
             tracing::info!(job = %job.id, kind = %job.kind, cursor_line = job.cursor_line, "resuming job");
             self.spawn(job.id);
@@ -379,9 +379,10 @@ impl JobManager {
         let work = {
             let (bytes_read, scored, cancel) = (bytes_read.clone(), scored.clone(), cancel.clone());
             let source = format!("job:{}", job.id);
-            self.engine.run_cpu(move || -> anyhow::Result<Option<serde_json::Value>> {
+            self.engine.run_cpu(move || -> ServiceResult<Option<serde_json::Value>> {
                 let start = std::time::Instant::now();
-                let records = datasets::open(&input, format)?;
+                let records = datasets::open(&input, format)
+                    .map_err(|e| ServiceError::Invalid(error_chain(&e)))?;
                 let total = records.total_bytes();
                 let counter = records.progress_counter();
                 let stop = cancel.clone();
@@ -397,11 +398,10 @@ impl JobManager {
                 let bytes = counter.load(Ordering::Relaxed).max(total.unwrap_or(0));
                 bytes_read.store(bytes, Ordering::Relaxed);
                 if run.texts == 0 {
-                    anyhow::bail!(
+                    return Err(ServiceError::Invalid(format!(
                         "no texts to audit (skipped {} malformed records, {} empty texts)",
-                        run.skipped,
-                        run.empty
-                    );
+                        run.skipped, run.empty
+                    )));
                 }
                 let (mut summary, _) = crate::service::audit::audit_summary(
                     &profile, &run, &opts, bytes, start, read_secs,
@@ -609,6 +609,18 @@ impl JobManager {
     }
 }
 
+/// An error and its causes, `outer: inner: …` (what a user needs to see of a file error).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
 /// Cancellation flags of running background tasks (jobs, probe campaigns), by id.
 #[derive(Default)]
 pub struct CancelFlags(Mutex<HashMap<String, Arc<AtomicBool>>>);
@@ -688,7 +700,10 @@ mod tests {
         let b = JobSpec::of(&record("profile_build", serde_json::json!({"name": "x"}))).unwrap();
         assert_eq!(
             b,
-            JobSpec::ProfileBuild(ProfileBuildParams { name: "x".into(), upstream: "openai".into() })
+            JobSpec::ProfileBuild(ProfileBuildParams {
+                name: "x".into(),
+                upstream: "openai".into()
+            })
         );
         let a = JobSpec::of(&record("audit", serde_json::json!({"profile": "p"}))).unwrap();
         let JobSpec::Audit(a) = a else { panic!("not an audit: {a:?}") };

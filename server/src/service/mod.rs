@@ -85,6 +85,22 @@ impl From<std::io::Error> for ServiceError {
     }
 }
 
+/// Serialising our own types to JSON fails only on a bug (a map with non-string keys, say).
+impl From<serde_json::Error> for ServiceError {
+    fn from(e: serde_json::Error) -> Self {
+        ServiceError::Internal(format!("JSON: {e}"))
+    }
+}
+
+/// Drawing an SVG plot into a string fails only on a bug.
+impl<E: std::error::Error + Send + Sync> From<plotters::drawing::DrawingAreaErrorKind<E>>
+    for ServiceError
+{
+    fn from(e: plotters::drawing::DrawingAreaErrorKind<E>) -> Self {
+        ServiceError::Internal(format!("plot: {e}"))
+    }
+}
+
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
 /// Run CPU-bound work off the async runtime; a panic becomes [`ServiceError::Internal`] (it

@@ -27,11 +27,11 @@ impl StoreArgs {
 
     /// Open the store these options select ([`super::open`]); the error names the store
     /// (password redacted). Used by `serve` and by the CLI subcommands.
-    pub async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn super::Store>> {
+    pub async fn open(&self) -> Result<std::sync::Arc<dyn super::Store>, super::StoreError> {
         let what = super::describe(self);
         let store = super::open(self)
             .await
-            .map_err(|e| anyhow::anyhow!("opening the store ({what}): {e}"))?;
+            .map_err(|e| super::StoreError::Config(format!("opening the store ({what}): {e}")))?;
         tracing::info!(store = %what, "store opened");
         Ok(store)
     }

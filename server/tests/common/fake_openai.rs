@@ -4,9 +4,9 @@
 //! runtime so that it outlives any one test runtime and keeps answering while a child process
 //! is killed and restarted.
 
-use testkit::replay::{Fault, Logged, Replay};
 use std::collections::HashMap;
 use std::sync::Arc;
+use testkit::replay::{Fault, Logged, Replay};
 
 pub struct FakeOpenAi {
     /// Base URL to give the prober, e.g. `http://127.0.0.1:PORT/v1`.

@@ -140,9 +140,12 @@ pub fn sample_text(i: usize) -> String {
         format!("ok so number {i} is basically fine i think, nothing special there")
     }
 }
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
 pub use testkit::pg;
 pub mod proc;
 
+#[allow(unused_imports)]
 pub use testkit::profiles::{
     default_profile, default_profile_bytes, synthetic_profile, synthetic_rows, SyntheticRow,
 };

@@ -1,8 +1,8 @@
 //! The `pedigree` command line.
 
+use clap::{Parser, Subcommand};
 use server::config::{ServeArgs, StoreArgs};
 use server::store::Role;
-use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -11,12 +11,12 @@
 //! The pipeline itself ([`audit_records`], [`audit_summary`]) is `service::audit`, shared with
 //! the HTTP `audit` job.
 
-use server::service::audit::{audit_records, audit_summary};
-use server::service::profiles::load as load_profile;
 use anyhow::Context;
 use clap::Args;
 use detector::audit::AuditOptions;
 use indicatif::{ProgressBar, ProgressStyle};
+use server::service::audit::{audit_records, audit_summary};
+use server::service::profiles::load as load_profile;
 use std::path::PathBuf;
 use std::time::Instant;
 

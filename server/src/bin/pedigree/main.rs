@@ -10,8 +10,8 @@ mod membership;
 mod probe;
 mod serve;
 
-use clap::Parser;
 use crate::cli::{Cli, Command};
+use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -1,12 +1,12 @@
 //! `pedigree probe`: run a campaign in-process against the data directory's store. (The local
 //! OpenAI-compatible replay of a benchmark model's answers is `pedigree-dev replay-server`.)
 
-use server::service::campaigns::{self as campaign, Budget, CampaignSpec, EndpointSpec};
+use clap::Args;
+use server::config::StoreArgs;
 use server::probe::client::ClientOptions;
 use server::probe::{allowlist, probesets};
-use server::config::StoreArgs;
+use server::service::campaigns::{self as campaign, Budget, CampaignSpec, EndpointSpec};
 use server::service::engine::Engine;
-use clap::Args;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;

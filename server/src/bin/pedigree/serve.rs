@@ -57,4 +57,3 @@ async fn shutdown_signal() {
         _ = term => {},
     }
 }
-

@@ -4,12 +4,12 @@
 //! Without `--url` it starts an in-process server on 127.0.0.1:0 with a temporary data directory
 //! and a fresh analyst key, so `cargo run --release -p testkit --bin pedigree-dev -- loadtest` needs no set-up.
 
-use server::config::Config;
-use server::state::AppState;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::Args;
 use http_body_util::{BodyExt, Full};
+use server::config::Config;
+use server::state::AppState;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
