@@ -19,7 +19,8 @@ for dp, _, files in os.walk(root):
             continue
         path = os.path.join(dp, f)
         top = os.path.relpath(path, root).split(os.sep)[0].removesuffix(".rs")
-        if top in ("lib", "main"):
+        # `src/bin/` holds the binaries: other crates, whose `crate::` is their own root.
+        if top in ("lib", "main", "bin"):
             continue
         text = open(path, encoding="utf-8").read()
         cut = text.find("#[cfg(test)]\nmod tests")

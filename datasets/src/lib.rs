@@ -37,6 +37,7 @@
 pub mod bench;
 mod error;
 mod format;
+pub mod labelled;
 pub mod metrics;
 mod reader;
 pub mod served;
@@ -45,5 +46,6 @@ mod source;
 pub use bench::{BenchDir, Manifest, ModelInfo, Sample, Split, SuspectInfo, SuspectKind};
 pub use error::{DatasetError, Result};
 pub use format::{detect_format, Format};
+pub use labelled::{assign_split, read_labelled, LabelledAnswer};
 pub use reader::{open, RecordIter, TextRecord};
 pub use served::{normalize_prompt, read_answers, summarize, AccountSummary, ServedAnswer};

@@ -16,13 +16,6 @@ pub struct ServeArgs {
 
 pub use crate::store::{DatabaseUrl, StoreArgs};
 
-impl StoreArgs {
-    /// A default [`Config`] with these store options.
-    pub fn config(&self) -> Config {
-        Config { store: self.clone(), ..Config::with_data(&self.data) }
-    }
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     #[command(flatten)]
@@ -105,6 +98,11 @@ pub struct Config {
 
 impl Config {
     /// Defaults with the given data directory (tests and embedding).
+    /// A default configuration with these store options.
+    pub fn with_store(store: StoreArgs) -> Config {
+        Config { store: store.clone(), ..Config::with_data(&store.data) }
+    }
+
     pub fn with_data(data: impl Into<PathBuf>) -> Config {
         Config {
             store: StoreArgs { data: data.into(), database_url: None },

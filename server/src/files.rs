@@ -1,36 +1,7 @@
-//! Files that hold secrets or users' data are created owner-only (`0600`): the SQLite database
-//! (secrets, key hashes, samples) and its `-wal` / `-shm` files, and job uploads.
+//! Files that hold users' data are created owner-only (`0600`): job uploads here, the SQLite
+//! database and its `-wal` / `-shm` files in the store crate (`store::sqlite`).
 
 use std::path::Path;
-
-/// Create `path` owner-only if it is missing, and tighten it (and its `-wal` / `-shm` files,
-/// whose mode SQLite copies from the database file when it creates them) if it exists.
-pub fn restrict_sqlite_files(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        if !path.exists() {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(path)?;
-        }
-        let mut names = vec![path.to_path_buf()];
-        for suffix in ["-wal", "-shm", "-journal"] {
-            let mut p = path.as_os_str().to_owned();
-            p.push(suffix);
-            names.push(p.into());
-        }
-        for p in names.iter().filter(|p| p.exists()) {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))?;
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
 
 /// A new file, owner-only, for writing (job uploads).
 pub async fn create_private(path: &Path) -> std::io::Result<tokio::fs::File> {

@@ -16,12 +16,12 @@ pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod metrics_labels;
-pub mod neural;
 pub mod probe;
 pub mod report;
 pub mod service;
 pub mod state;
-pub mod store;
+/// The store (its own crate, `server/store`), re-exported so `server::store::…` keeps naming it.
+pub use store;
 
 pub use api::app;
 pub use config::Config;

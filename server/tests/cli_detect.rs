@@ -320,6 +320,71 @@ fn profile_build_then_score_and_verdict_with_it() {
     }
 }
 
+/// A labelled JSONL file (the `POST /v1/profiles/build` format) builds a profile too, split by the
+/// same policy; flags that only a bench directory can honour are refused by name.
+#[test]
+fn profile_build_from_a_labelled_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("labelled.jsonl");
+    let mut text = String::new();
+    for i in 0..30 {
+        for (model, family, answer) in [
+            (
+                "gpt-a",
+                "openai",
+                format!(
+                    "Certainly! Let's delve into topic {i}. Overall, it's important to note this."
+                ),
+            ),
+            (
+                "gpt-b",
+                "openai",
+                format!("Certainly! Here is topic {i}, delved into. It's important to note it."),
+            ),
+            (
+                "llama-a",
+                "meta",
+                format!("Sure thing!! topic {i} is pretty cool lol, here is the deal."),
+            ),
+            (
+                "claude-a",
+                "anthropic",
+                format!("I'd be happy to help with topic {i}. Here's a careful look."),
+            ),
+        ] {
+            let prompt = format!("Explain topic {i}");
+            let line = serde_json::json!({"text": answer, "model": model, "family": family, "prompt": prompt});
+            text.push_str(&format!("{line}\n"));
+        }
+    }
+    std::fs::write(&file, text).expect("write");
+    let prof = dir.path().join("l.pdg");
+    let (f, p) = (file.to_str().expect("utf8"), prof.to_str().expect("utf8"));
+    let out = pedigree()
+        .args(["profile", "build", "--dataset", f, "--out", p, "--upstream", "openai"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let show = pedigree().args(["profile", "show", p]).output().expect("run");
+    let meta: serde_json::Value = serde_json::from_slice(&show.stdout).expect("meta JSON");
+    assert_eq!(
+        (meta["upstream"].as_str(), meta["name"].as_str()),
+        (Some("openai"), Some("labelled"))
+    );
+    let (train, calib) = (
+        meta["training"]["dataset"]["train"].as_u64(),
+        meta["training"]["dataset"]["calib"].as_u64(),
+    );
+    assert_eq!(train.zip(calib).map(|(t, c)| t + c), Some(120), "{meta}");
+    assert!(calib.is_some_and(|c| c > 0 && c < 120), "{meta}");
+    let out = pedigree()
+        .args(["profile", "build", "--dataset", f, "--out", p, "--tiers", "neural"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("lexical profiles only"), "{err}");
+}
+
 #[test]
 fn bad_input_is_named_and_fails() {
     let out = run_with_stdin(&["score"], "{\"text\": \"fine\"}\n{\"txt\": \"typo\"}\n");

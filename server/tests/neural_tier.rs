@@ -9,7 +9,7 @@ use common::TestApp;
 use detector::{FitOptions, LabeledText, Profile};
 
 /// A small two-family corpus fitted with the embedding tier, embedded by the real model.
-fn neural_profile(tier: &server::neural::NeuralTier) -> Profile {
+fn neural_profile(tier: &server::service::neural::NeuralTier) -> Profile {
     let topics = ["rivers", "bread", "chess", "volcanoes", "jazz", "tides", "bees", "glass"];
     let mut rows: Vec<(String, &str, &str, bool)> = Vec::new();
     for (i, t) in topics.iter().enumerate() {
@@ -53,7 +53,7 @@ fn neural_profile(tier: &server::neural::NeuralTier) -> Profile {
 #[tokio::test]
 async fn neural_profiles_score_with_weights_and_503_without() {
     let weights = models::ModelPaths::from_env_or_default();
-    let Ok(tier) = server::neural::NeuralTier::load_from(&weights) else {
+    let Ok(tier) = server::service::neural::NeuralTier::load_from(&weights) else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must fetch the model weights first (scripts/fetch-models.sh)"

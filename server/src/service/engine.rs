@@ -21,7 +21,7 @@ pub struct Engine {
     cpu: Semaphore,
     /// The neural tier, loaded on first use by a profile that needs it; the error (missing
     /// weights, with the file and the fetch command) is kept and reported on every such use.
-    neural: std::sync::OnceLock<Result<Arc<crate::neural::NeuralService>, String>>,
+    neural: std::sync::OnceLock<Result<Arc<crate::service::neural::NeuralService>, String>>,
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -143,10 +143,15 @@ impl Engine {
     }
 
     /// The neural service, loading it on first use (off the async runtime).
-    async fn neural(&self, profile: &Profile) -> ServiceResult<Arc<crate::neural::NeuralService>> {
+    async fn neural(
+        &self,
+        profile: &Profile,
+    ) -> ServiceResult<Arc<crate::service::neural::NeuralService>> {
         if self.neural.get().is_none() {
             let loaded = tokio::task::spawn_blocking(|| {
-                crate::neural::NeuralService::load().map(Arc::new).map_err(|e| e.to_string())
+                crate::service::neural::NeuralService::load()
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
             })
             .await
             .map_err(|e| ServiceError::Internal(format!("loading the neural tier: {e}")))?;
@@ -216,13 +221,8 @@ impl Engine {
             .map_err(|e| ServiceError::Internal(format!("stored profile failed to load: {e}")))
     }
 
-    /// Whether this build's detector can fit a profile from a dataset.
-    /// Fit a profile from a dataset file (profile_build jobs).
-    ///
-    /// The dataset is JSONL, one labelled response a line:
-    /// `{"text": "…", "model": "gpt-4o", "family": "openai", "prompt": "…", "split": "train"|"calib"}`.
-    /// Without `split`, lines are assigned by a hash of the prompt (or the text when there is no
-    /// prompt): ~70% train, ~30% calibration, so that calibration never sees training prompts.
+    /// Fit a lexical profile from a labelled dataset file (profile_build jobs): the format and
+    /// the split policy are `datasets::labelled`'s, the same as `pedigree profile build`'s.
     pub async fn build_profile(
         &self,
         dataset: std::path::PathBuf,
@@ -232,69 +232,18 @@ impl Engine {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct DatasetLine {
-    text: String,
-    model: String,
-    family: String,
-    #[serde(default)]
-    prompt: Option<String>,
-    #[serde(default)]
-    split: Option<String>,
-}
-
 fn build_profile_blocking(
     dataset: &std::path::Path,
     params: &crate::service::jobs::ProfileBuildParams,
 ) -> ServiceResult<Profile> {
-    use std::io::BufRead;
-    let (name, upstream) = (&params.name, &params.upstream);
-    let f = std::fs::File::open(dataset)
-        .map_err(|e| ServiceError::Internal(format!("dataset: {e}")))?;
-    let mut rows = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| ServiceError::Internal(format!("dataset: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
+    let rows = datasets::read_labelled(dataset).map_err(|e| match e {
+        // The upload's path on the server is no business of the API client's.
+        datasets::DatasetError::Parse { line, message, .. } => {
+            ServiceError::Invalid(format!("dataset line {line}: {message}"))
         }
-        let row: DatasetLine = serde_json::from_str(&line).map_err(|e| {
-            ServiceError::Invalid(format!(
-                "dataset line {}: {e} (expected {{\"text\", \"model\", \"family\"}})",
-                i + 1
-            ))
-        })?;
-        let calib = match row.split.as_deref() {
-            Some("train") => false,
-            Some("calib") | Some("calibration") | Some("test") => true,
-            Some(other) => {
-                return Err(ServiceError::Invalid(format!(
-                    "dataset line {}: unknown split `{other}`",
-                    i + 1
-                )))
-            }
-            None => {
-                use sha2::{Digest, Sha256};
-                let key = row.prompt.as_deref().unwrap_or(&row.text);
-                Sha256::digest(key.as_bytes())[0] % 10 >= 7
-            }
-        };
-        rows.push((row, calib));
-    }
-    let lab = |want: bool| -> Vec<detector::LabeledText<'_>> {
-        rows.iter()
-            .filter(|(_, c)| *c == want)
-            .map(|(r, _)| detector::LabeledText {
-                text: &r.text,
-                model: &r.model,
-                family: &r.family,
-                dense: None,
-                prompt: r.prompt.as_deref(),
-            })
-            .collect()
-    };
-    let (train, calib) = (lab(false), lab(true));
-    let dataset = serde_json::json!({"source": "upload", "lines": rows.len(), "train": train.len(), "calib": calib.len()});
-    let opts = detector::FitOptions::lexical(name, upstream, dataset);
-    Profile::fit(&train, &calib, &opts)
-        .map_err(|e| ServiceError::Invalid(format!("profile fit failed: {e}")))
+        e => ServiceError::Internal(format!("dataset: {e}")),
+    })?;
+    let opts =
+        detector::FitOptions::lexical(&params.name, &params.upstream, serde_json::Value::Null);
+    crate::service::profiles::fit_labelled(&rows, "upload", opts)
 }

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod jobs;
 pub mod keys;
 pub mod membership;
+pub mod neural;
 pub mod profiles;
 pub mod secrets;
 pub mod suspects;

@@ -87,9 +87,26 @@ impl FitArgs {
     }
 
     fn options_with(&self, dir: &BenchDir, tiers: Tiers) -> FitOptions {
+        let dataset = serde_json::json!({
+            "name": dir.manifest.name,
+            "source": dir.manifest.source,
+            "license": dir.manifest.license,
+            "split": "train prompts for fitting, test prompts for calibration",
+        });
+        let name = format!("{}-{}", dir.manifest.upstream, dir.manifest.name);
+        self.options_named(&name, &dir.manifest.upstream, tiers, dataset)
+    }
+
+    fn options_named(
+        &self,
+        name: &str,
+        upstream: &str,
+        tiers: Tiers,
+        dataset: serde_json::Value,
+    ) -> FitOptions {
         FitOptions {
-            name: format!("{}-{}", dir.manifest.upstream, dir.manifest.name),
-            upstream: dir.manifest.upstream.clone(),
+            name: name.to_string(),
+            upstream: upstream.to_string(),
             features: FeatureConfig {
                 word_bits: self.word_bits,
                 char_bits: self.char_bits,
@@ -104,21 +121,24 @@ impl FitArgs {
                 Vec::new()
             },
             dense_scale: self.neural_scale,
-            dataset: serde_json::json!({
-                "name": dir.manifest.name,
-                "source": dir.manifest.source,
-                "license": dir.manifest.license,
-                "split": "train prompts for fitting, test prompts for calibration",
-            }),
+            dataset,
         }
     }
 }
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Benchmark directory (manifest.json + samples.jsonl).
+    /// Benchmark directory (manifest.json + samples.jsonl; its prompt lists split the data), or
+    /// a labelled JSONL file (`{"text", "model", "family", "prompt", "split"}` a line, the
+    /// format of `POST /v1/profiles/build`, split by the same policy).
     #[arg(long, env = "PEDIGREE_DATASET")]
     pub dataset: PathBuf,
+    /// Labelled file only: the profile's name (default: the file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Labelled file only: the upstream family the profile detects (default `openai`).
+    #[arg(long)]
+    pub upstream: Option<String>,
     /// Where to write the profile.
     #[arg(long)]
     pub out: PathBuf,
@@ -215,15 +235,39 @@ fn spinner(msg: &str) -> ProgressBar {
 }
 
 fn build(a: BuildArgs) -> anyhow::Result<()> {
-    let dir = BenchDir::load(&a.dataset)?;
-    let pb = spinner("fitting profile and leave-one-model-out calibration");
-    let dense = bench_dense(&dir, a.fit.tiers.neural())?;
-    let p = detector::bench::profile_from_bench(&dir, &a.fit.options(&dir), dense.as_ref())?;
-    pb.finish_and_clear();
+    let p = if a.dataset.is_file() {
+        build_labelled(&a)?
+    } else {
+        if a.name.is_some() || a.upstream.is_some() {
+            bail!("--name and --upstream are for a labelled file; a bench directory's manifest names both");
+        }
+        let dir = BenchDir::load(&a.dataset)?;
+        let pb = spinner("fitting profile and leave-one-model-out calibration");
+        let dense = bench_dense(&dir, a.fit.tiers.neural())?;
+        let p = detector::bench::profile_from_bench(&dir, &a.fit.options(&dir), dense.as_ref())?;
+        pb.finish_and_clear();
+        p
+    };
     p.save(&a.out)?;
     eprintln!("wrote {} ({} bytes)", a.out.display(), std::fs::metadata(&a.out)?.len());
     out_line(&serde_json::to_string_pretty(p.meta())?)?;
     Ok(())
+}
+
+/// A profile from a labelled JSONL file, split by the project's one policy (`datasets::labelled`).
+fn build_labelled(a: &BuildArgs) -> anyhow::Result<Profile> {
+    if a.fit.tiers != Tiers::Lexical {
+        bail!("a labelled file fits lexical profiles only (--tiers lexical); neural tiers need a bench directory");
+    }
+    let rows = datasets::read_labelled(&a.dataset)?;
+    let stem = a.dataset.file_stem().map(|s| s.to_string_lossy().to_string());
+    let name = a.name.clone().or(stem).unwrap_or_else(|| "labelled".into());
+    let upstream = a.upstream.as_deref().unwrap_or("openai");
+    let opts = a.fit.options_named(&name, upstream, Tiers::Lexical, serde_json::Value::Null);
+    let pb = spinner("fitting profile and leave-one-model-out calibration");
+    let p = server::service::profiles::fit_labelled(&rows, &a.dataset.display().to_string(), opts)?;
+    pb.finish_and_clear();
+    Ok(p)
 }
 
 fn parse_format(f: &Option<String>) -> anyhow::Result<Option<datasets::Format>> {
@@ -261,7 +305,9 @@ fn score(a: ScoreArgs) -> anyhow::Result<()> {
      -> anyhow::Result<()> {
         let texts: Vec<(&str, Option<&str>)> =
             batch.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
-        for (r, mut s) in batch.iter().zip(server::neural::score_batch(&p, &mut tier, &texts)?) {
+        for (r, mut s) in
+            batch.iter().zip(server::service::neural::score_batch(&p, &mut tier, &texts)?)
+        {
             if a.no_evidence {
                 s.evidence.clear();
             }
@@ -291,7 +337,7 @@ fn verdict(a: VerdictArgs) -> anyhow::Result<()> {
     }
     let texts: Vec<(&str, Option<&str>)> =
         recs.iter().map(|r| (r.text.as_str(), r.prompt.as_deref())).collect();
-    let scores: Vec<TextScore> = server::neural::score_batch(&p, &mut None, &texts)?;
+    let scores: Vec<TextScore> = server::service::neural::score_batch(&p, &mut None, &texts)?;
     let v = p.verdict(&scores, &VerdictOptions { alpha: a.alpha, ..VerdictOptions::default() });
     let top: Vec<serde_json::Value> = v
         .top_samples
@@ -380,8 +426,8 @@ fn bench_dense(
     if !needed {
         return Ok(None);
     }
-    let tier =
-        server::neural::NeuralTier::load().context("the neural tier needs the model weights")?;
+    let tier = server::service::neural::NeuralTier::load()
+        .context("the neural tier needs the model weights")?;
     let texts: Vec<&str> = dir.samples.iter().map(|s| s.response.as_str()).collect();
     let pb = ProgressBar::new(texts.len() as u64);
     pb.set_style(
@@ -391,7 +437,7 @@ fn bench_dense(
     let table = tier.table(
         &[detector::dense::TIER_EMBEDDING.to_string()],
         texts,
-        Some(&server::neural::default_cache_dir()),
+        Some(&server::service::neural::default_cache_dir()),
         &|done, _| pb.set_position(done as u64),
     )?;
     pb.finish_and_clear();

@@ -94,7 +94,7 @@ pub struct ProbeArgs {
 /// the same parameters (no probe is sent twice); a finished one is reported again unless `--new`
 /// is given.
 pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
-    let config = a.store.config();
+    let config = server::config::Config::with_store(a.store.clone());
     let store = a.store.open().await?;
     let engine = Arc::new(Engine::with_default(config.cpu_workers(), a.default_profile.as_deref()));
     if let Some(e) = engine.builtin_error() {

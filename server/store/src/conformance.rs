@@ -763,7 +763,7 @@ async fn open_selects_the_backend_from_the_config() {
 /// membership results newest first and kept when their suspect's log is deleted, gone with
 /// the suspect.
 async fn served_logs_round_trip_filter_page_and_cascade(s: Arc<dyn Store>) {
-    use crate::store::{MembershipRecord, ServedAnswerRow, ServedKind, ServedLogRecord};
+    use crate::{MembershipRecord, ServedAnswerRow, ServedKind, ServedLogRecord};
     let log = |id: &str, ms: i64| ServedLogRecord {
         id: id.into(),
         name: format!("log {id}"),

@@ -21,7 +21,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Open (creating if missing) `path` and run the migrations.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        crate::files::restrict_sqlite_files(path)?;
+        restrict_sqlite_files(path)?;
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -70,6 +70,35 @@ served_row_mappers!();
 
 /// SQLite-only checks; the behaviour every store shares is tested against both backends in
 /// `store::conformance`.
+/// Create `path` owner-only if it is missing, and tighten it (and its `-wal` / `-shm` files,
+/// whose mode SQLite copies from the database file when it creates them) if it exists.
+pub fn restrict_sqlite_files(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)?;
+        }
+        let mut names = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            names.push(p.into());
+        }
+        for p in names.iter().filter(|p| p.exists()) {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
