@@ -3,7 +3,22 @@
 //!
 //! Every method is async and object-safe (boxed futures), so the server holds an `Arc<dyn Store>`.
 
-/// The SQL both stores share (every `Store` method), and their dialects.
+/// The SQL both stores share (every `Store` method), and their dialects; the methods are
+/// grouped by concern, one macro (and file) each.
+#[macro_use]
+mod sql_rows;
+#[macro_use]
+mod sql_keys;
+#[macro_use]
+mod sql_profiles;
+#[macro_use]
+mod sql_suspects;
+#[macro_use]
+mod sql_jobs;
+#[macro_use]
+mod sql_campaigns;
+#[macro_use]
+mod sql_admin;
 #[macro_use]
 mod sql;
 /// The served-log and membership-result methods, expanded into both stores' `Store` impls.

@@ -1,0 +1,49 @@
+//! The [`Store`](super::Store) methods for profiles (built-in and uploaded), written once for both backends:
+//! expanded inside `impl Store for …` by [`impl_sql_store!`]; they use the items that macro
+//! defines (`D`, the row mappers, `lock_row`, …).
+
+macro_rules! profile_methods {
+    () => {
+        fn upsert_profile(&self, rec: ProfileRecord) -> StoreFuture<'_, ()> {
+            Box::pin(async move {
+                sqlx::query(D.sql(
+                    "INSERT INTO profiles (name, upstream, meta, path, builtin, created_ms) VALUES (?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (name) DO UPDATE SET upstream = excluded.upstream, meta = excluded.meta, \
+                     path = excluded.path, builtin = excluded.builtin, created_ms = excluded.created_ms",
+                ))
+                .bind(&rec.name)
+                .bind(&rec.upstream)
+                .bind(rec.meta.to_string())
+                .bind(&rec.path)
+                .bind(rec.builtin)
+                .bind(rec.created_ms)
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            })
+        }
+
+        fn list_profiles(&self) -> StoreFuture<'_, Vec<ProfileRecord>> {
+            Box::pin(async move {
+                let rows = sqlx::query("SELECT * FROM profiles ORDER BY builtin DESC, name").fetch_all(self.reader()).await?;
+                rows.iter().map(profile_from_row).collect()
+            })
+        }
+
+        fn get_profile(&self, name: &str) -> StoreFuture<'_, Option<ProfileRecord>> {
+            let name = name.to_string();
+            Box::pin(async move {
+                let row = sqlx::query(D.sql("SELECT * FROM profiles WHERE name = ?")).bind(name).fetch_optional(self.reader()).await?;
+                row.as_ref().map(profile_from_row).transpose()
+            })
+        }
+
+        fn delete_profile(&self, name: &str) -> StoreFuture<'_, bool> {
+            let name = name.to_string();
+            Box::pin(async move {
+                let r = sqlx::query(D.sql("DELETE FROM profiles WHERE name = ? AND NOT builtin")).bind(name).execute(self.writer()).await?;
+                Ok(r.rows_affected() > 0)
+            })
+        }
+    };
+}
