@@ -104,7 +104,7 @@ pub async fn create(
         client: req.client.unwrap_or_default(),
         membership: req.membership,
     };
-    spec.validate().map_err(ServiceError::Invalid)?;
+    spec.validate()?;
     // Refuse an off-allowlist target now, before anything is stored.
     campaign::check_targets(state.store.as_ref(), &spec, &HashSet::new()).await?;
     let rec = campaign::create(
@@ -330,7 +330,7 @@ pub async fn allow_add(
     Need(caller): Need<ADMIN>,
     Json(req): Json<AllowIn>,
 ) -> ServiceResult<Response> {
-    let entry = allowlist::normalize_entry(&req.entry).map_err(ServiceError::Invalid)?;
+    let entry = allowlist::normalize_entry(&req.entry)?;
     use crate::probe::client::{MAX_RATE, MIN_RATE};
     if req.max_rate_per_sec.is_some_and(|r| !(MIN_RATE..=MAX_RATE).contains(&r)) {
         return Err(ServiceError::Invalid(format!(
@@ -356,7 +356,7 @@ pub async fn allow_delete(
     Need(_c): Need<ADMIN>,
     Path(entry): Path<String>,
 ) -> ServiceResult<Response> {
-    let entry = allowlist::normalize_entry(&entry).map_err(ServiceError::Invalid)?;
+    let entry = allowlist::normalize_entry(&entry)?;
     if !state.store.delete_allowlist(&entry).await? {
         return Err(ServiceError::not_found(format!("allowlist entry `{entry}`")));
     }

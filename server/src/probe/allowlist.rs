@@ -15,6 +15,7 @@
 //!
 //! Only `http` and `https` URLs without credentials are accepted.
 
+use crate::service::{ServiceError, ServiceResult};
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 
@@ -29,30 +30,32 @@ pub struct Target {
 }
 
 /// Canonical `host:port` of a URL (lower-case host, IPv6 in brackets).
-pub fn host_port(url: &reqwest::Url) -> Result<(String, u16), String> {
+pub fn host_port(url: &reqwest::Url) -> ServiceResult<(String, u16)> {
     // `host_str` keeps IPv6 literals in brackets.
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| format!("`{url}` has no host"))?
+        .ok_or_else(|| ServiceError::Invalid(format!("`{url}` has no host")))?
         .to_ascii_lowercase();
-    let port = url.port_or_known_default().ok_or_else(|| format!("`{url}` has no port"))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| ServiceError::Invalid(format!("`{url}` has no port")))?;
     Ok((host, port))
 }
 
 /// Normalise an allowlist entry: `host:port`, `[v6]:port`; a missing port is an error (the
 /// allowlist is about exact services, not hosts).
-pub fn normalize_entry(entry: &str) -> Result<String, String> {
+pub fn normalize_entry(entry: &str) -> ServiceResult<String> {
     let e = entry.trim();
     let url = reqwest::Url::parse(&format!("http://{e}/"))
-        .map_err(|_| format!("`{e}` is not host:port"))?;
+        .map_err(|_| ServiceError::Invalid(format!("`{e}` is not host:port")))?;
     if url.port().is_none() && !e.ends_with(":80") {
-        return Err(format!("`{e}` needs a port: host:port"));
+        return Err(ServiceError::Invalid(format!("`{e}` needs a port: host:port")));
     }
     let (host, _) = host_port(&url)?;
     let port = url.port().unwrap_or(80);
     if url.path() != "/" || !url.username().is_empty() {
-        return Err(format!("`{e}` is not host:port"));
+        return Err(ServiceError::Invalid(format!("`{e}` is not host:port")));
     }
     Ok(format!("{host}:{port}"))
 }
@@ -97,36 +100,39 @@ fn sock_entry(a: &SocketAddr) -> String {
 
 /// Check `url` against `allowed` (normalised entries) and resolve it. The error is a message for
 /// the analyst saying what to ask an admin for.
-pub async fn check(url: &str, allowed: &HashSet<String>) -> Result<Target, String> {
-    let url = reqwest::Url::parse(url.trim()).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+pub async fn check(url: &str, allowed: &HashSet<String>) -> ServiceResult<Target> {
+    let url = reqwest::Url::parse(url.trim())
+        .map_err(|e| ServiceError::TargetRefused(format!("`{url}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("`{url}`: only http and https endpoints can be probed"));
+        return Err(ServiceError::TargetRefused(format!(
+            "`{url}`: only http and https endpoints can be probed"
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!(
+        return Err(ServiceError::TargetRefused(format!(
             "`{url}`: credentials in the URL are not accepted; use a named secret"
-        ));
+        )));
     }
-    let (host, port) = host_port(&url)?;
+    let (host, port) = host_port(&url).map_err(|e| ServiceError::TargetRefused(e.to_string()))?;
     let entry = format!("{host}:{port}");
     if !allowed.contains(&entry) {
-        return Err(format!("target `{entry}` is not on the allowlist; an admin must add it (POST /v1/allowlist), or pass --allow {entry} to the CLI"));
+        return Err(ServiceError::TargetRefused(format!("target `{entry}` is not on the allowlist; an admin must add it (POST /v1/allowlist), or pass --allow {entry} to the CLI")));
     }
     let lookup_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup_host.as_str(), port))
         .await
-        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+        .map_err(|e| ServiceError::TargetRefused(format!("cannot resolve `{host}`: {e}")))?
         .collect();
     if addrs.is_empty() {
-        return Err(format!("`{host}` resolves to no address"));
+        return Err(ServiceError::TargetRefused(format!("`{host}` resolves to no address")));
     }
     for a in &addrs {
         if is_internal(a.ip()) && !allowed.contains(&sock_entry(a)) {
-            return Err(format!(
+            return Err(ServiceError::TargetRefused(format!(
                 "target `{entry}` resolves to the internal address {}, which is refused unless `{}` itself is on the allowlist",
                 a.ip(),
                 sock_entry(a)
-            ));
+            )));
         }
     }
     Ok(Target { url, host, port, addrs })
@@ -174,12 +180,14 @@ mod tests {
 
     #[tokio::test]
     async fn only_listed_targets_and_listed_internal_addresses_pass() {
-        let e = check("http://127.0.0.1:9/v1", &set(&["127.0.0.2:9"])).await.unwrap_err();
+        let e =
+            check("http://127.0.0.1:9/v1", &set(&["127.0.0.2:9"])).await.unwrap_err().to_string();
         assert!(e.contains("not on the allowlist"), "{e}");
         let t = check("http://127.0.0.1:9/v1", &set(&["127.0.0.1:9"])).await.unwrap();
         assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 9));
         // A listed name that resolves to loopback is still refused unless the address is listed.
-        let e = check("http://localhost:9/v1", &set(&["localhost:9"])).await.unwrap_err();
+        let e =
+            check("http://localhost:9/v1", &set(&["localhost:9"])).await.unwrap_err().to_string();
         assert!(e.contains("internal address"), "{e}");
         assert!(check("http://localhost:9/v1", &set(&["localhost:9", "127.0.0.1:9", "[::1]:9"]))
             .await
@@ -187,15 +195,18 @@ mod tests {
         assert!(check("ftp://127.0.0.1:9/", &set(&["127.0.0.1:9"]))
             .await
             .unwrap_err()
+            .to_string()
             .contains("http"));
         assert!(check("http://u:p@127.0.0.1:9/", &set(&["127.0.0.1:9"]))
             .await
             .unwrap_err()
+            .to_string()
             .contains("credentials"));
         // Default ports count: https without a port is :443.
         assert!(check("https://127.0.0.1/v1", &set(&["127.0.0.1:80"]))
             .await
             .unwrap_err()
+            .to_string()
             .contains("127.0.0.1:443"));
     }
 }

@@ -9,6 +9,7 @@
 //! answer was lost on the way back.
 
 use super::allowlist::Target;
+use crate::service::{ServiceError, ServiceResult};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -71,12 +72,14 @@ fn d_answer_tokens() -> u32 {
 impl ClientOptions {
     /// Every numeric field within its documented range (README "Security and limits"); the
     /// error names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> ServiceResult<()> {
         let int = |name: &str, v: u64, lo: u64, hi: u64| {
             if (lo..=hi).contains(&v) {
                 Ok(())
             } else {
-                Err(format!("`client.{name}` must be between {lo} and {hi} (got {v})"))
+                Err(ServiceError::Invalid(format!(
+                    "`client.{name}` must be between {lo} and {hi} (got {v})"
+                )))
             }
         };
         int("timeout_ms", self.timeout_ms, 100, 600_000)?;
@@ -86,13 +89,15 @@ impl ClientOptions {
         int("retry_after_max_ms", self.retry_after_max_ms, 0, 3_600_000)?;
         int("answer_max_tokens", self.answer_max_tokens.into(), 1, 32_768)?;
         if !(MIN_RATE..=MAX_RATE).contains(&self.rate_per_sec) {
-            return Err(format!(
+            return Err(ServiceError::Invalid(format!(
                 "`client.rate_per_sec` must be between {MIN_RATE} and {MAX_RATE} (got {})",
                 self.rate_per_sec
-            ));
+            )));
         }
         if self.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
-            return Err("`client.temperature` must be between 0 and 2".into());
+            return Err(ServiceError::Invalid(
+                "`client.temperature` must be between 0 and 2".into(),
+            ));
         }
         Ok(())
     }
@@ -272,7 +277,7 @@ impl ChatClient {
         model: &str,
         api_key: Option<String>,
         opts: ClientOptions,
-    ) -> Result<ChatClient, String> {
+    ) -> ServiceResult<ChatClient> {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_millis(opts.timeout_ms.max(1)))
             .connect_timeout(Duration::from_millis(opts.timeout_ms.clamp(1, 10_000)))
@@ -281,7 +286,7 @@ impl ChatClient {
         if target.host.parse::<std::net::IpAddr>().is_err() && !target.host.starts_with('[') {
             b = b.resolve_to_addrs(&target.host, &target.addrs);
         }
-        let http = b.build().map_err(|e| format!("HTTP client: {e}"))?;
+        let http = b.build().map_err(|e| ServiceError::Internal(format!("HTTP client: {e}")))?;
         Ok(ChatClient {
             http,
             url: completions_url(&target.url),

@@ -133,43 +133,54 @@ fn d_max_fail() -> usize {
 }
 
 impl CampaignSpec {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> ServiceResult<()> {
         if self.budget.max_requests == 0 || self.budget.max_requests > 100_000 {
-            return Err("`budget.max_requests` must be between 1 and 100000".into());
+            return Err(ServiceError::Invalid(
+                "`budget.max_requests` must be between 1 and 100000".into(),
+            ));
         }
         if self.budget.max_tokens.is_some_and(|t| !(1..=1_000_000_000_000).contains(&t)) {
-            return Err("`budget.max_tokens` must be between 1 and 10^12".into());
+            return Err(ServiceError::Invalid(
+                "`budget.max_tokens` must be between 1 and 10^12".into(),
+            ));
         }
-        VerdictOptions::check_alpha(self.alpha).map_err(|e| e.to_string())?;
+        VerdictOptions::check_alpha(self.alpha)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         if self.concurrency == 0 || self.concurrency > 64 {
-            return Err("`concurrency` must be between 1 and 64".into());
+            return Err(ServiceError::Invalid("`concurrency` must be between 1 and 64".into()));
         }
         if self.batch == 0 || self.batch > 1000 {
-            return Err("`batch` must be between 1 and 1000".into());
+            return Err(ServiceError::Invalid("`batch` must be between 1 and 1000".into()));
         }
         if self.max_consecutive_failures == 0 || self.max_consecutive_failures > 100_000 {
-            return Err("`max_consecutive_failures` must be between 1 and 100000".into());
+            return Err(ServiceError::Invalid(
+                "`max_consecutive_failures` must be between 1 and 100000".into(),
+            ));
         }
         self.client.validate()?;
         if let Some(m) = &self.membership {
             if self.upstream.is_none() {
-                return Err("a served-log campaign needs `upstream`: its answers are the fresh answers the test compares with".into());
+                return Err(ServiceError::Invalid("a served-log campaign needs `upstream`: its answers are the fresh answers the test compares with".into()));
             }
             if !(1..=8).contains(&m.fresh_per_prompt) {
-                return Err("`membership.fresh_per_prompt` must be between 1 and 8".into());
+                return Err(ServiceError::Invalid(
+                    "`membership.fresh_per_prompt` must be between 1 and 8".into(),
+                ));
             }
             if m.options.alpha.is_some() {
-                return Err("set the campaign's `alpha`, not `membership.options.alpha`: it is spent over the looks".into());
+                return Err(ServiceError::Invalid("set the campaign's `alpha`, not `membership.options.alpha`: it is spent over the looks".into()));
             }
-            m.options.resolve().map_err(|e| e.to_string())?;
+            m.options.resolve()?;
         }
         for e in std::iter::once(&self.endpoint).chain(self.upstream.as_ref()) {
             if e.model.trim().is_empty() {
-                return Err("endpoint `model` is empty".into());
+                return Err(ServiceError::Invalid("endpoint `model` is empty".into()));
             }
             if let Some(s) = &e.api_key_secret {
                 if !crate::service::secrets::valid_secret_name(s) {
-                    return Err(format!("`{s}` is not a secret name ([A-Za-z0-9_-], at most 64)"));
+                    return Err(ServiceError::Invalid(format!(
+                        "`{s}` is not a secret name ([A-Za-z0-9_-], at most 64)"
+                    )));
                 }
             }
         }
@@ -199,7 +210,7 @@ pub async fn create(
     created_by: Option<String>,
 ) -> ServiceResult<CampaignRecord> {
     let mut spec = spec;
-    spec.validate().map_err(ServiceError::Invalid)?;
+    spec.validate()?;
     let existing = match &suspect_id {
         Some(id) => Some(crate::service::suspects::suspect_or_404(store, id).await?),
         None => None,
@@ -348,14 +359,12 @@ pub async fn run(
     .await;
     let (state, err, reason) = match outcome {
         Ok(Some(reason)) => (JobState::Done, None, reason),
-        Ok(None) => (JobState::Cancelled, None, "cancelled".to_string()),
-        Err(e) => (JobState::Failed, Some(e.to_string()), "error".to_string()),
+        Ok(None) => (JobState::Cancelled, None, StopReason::Cancelled),
+        Err(e) => (JobState::Failed, Some(e.to_string()), StopReason::Error),
     };
+    let stop_reason = Some(reason.as_str().to_string());
     store
-        .update_campaign_progress(
-            id,
-            CampaignProgress { stop_reason: Some(reason), ..Default::default() },
-        )
+        .update_campaign_progress(id, CampaignProgress { stop_reason, ..Default::default() })
         .await?;
     store.set_campaign_state(id, state, err).await?;
     // The suspect's cached verdict (dashboard listing) now includes the answers (best effort).
@@ -391,12 +400,11 @@ async fn connect(
     allowed.extend(extra_allow.iter().cloned());
     let mut entries = Vec::new();
     let client = |t: Target, e: &EndpointSpec, key: Option<String>| {
-        ChatClient::new(&t, &e.model, key, spec.client.clone()).map_err(ServiceError::Internal)
+        ChatClient::new(&t, &e.model, key, spec.client.clone())
     };
     let mut out = Vec::new();
     for e in std::iter::once(&spec.endpoint).chain(spec.upstream.as_ref()) {
-        let t =
-            allowlist::check(&e.base_url, &allowed).await.map_err(ServiceError::TargetRefused)?;
+        let t = allowlist::check(&e.base_url, &allowed).await?;
         let entry = format!("{}:{}", t.host, t.port);
         let key = match &e.api_key_secret {
             Some(name) => {
@@ -420,6 +428,38 @@ pub async fn check_targets(
     connect(store, spec, extra_allow).await.map(|_| ())
 }
 
+/// Why a campaign stopped (stored as the campaign's `stop_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The sequential test decided.
+    Decision,
+    /// `budget.max_requests` probes were sent.
+    BudgetRequests,
+    /// `budget.max_tokens` tokens were spent.
+    BudgetTokens,
+    /// `max_consecutive_failures` probes in a row failed.
+    EndpointFailing,
+    /// Every probe was sent.
+    ProbesExhausted,
+    Cancelled,
+    /// The campaign failed (its `error` says why).
+    Error,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Decision => "decision",
+            StopReason::BudgetRequests => "budget_requests",
+            StopReason::BudgetTokens => "budget_tokens",
+            StopReason::EndpointFailing => "endpoint_failing",
+            StopReason::ProbesExhausted => "probes_exhausted",
+            StopReason::Cancelled => "cancelled",
+            StopReason::Error => "error",
+        }
+    }
+}
+
 /// The campaign loop; `Ok(Some(stop_reason))` when it ended, `Ok(None)` when cancelled.
 async fn drive(
     store: &dyn Store,
@@ -428,7 +468,7 @@ async fn drive(
     extra_allow: &HashSet<String>,
     cancel: &AtomicBool,
     on_progress: Option<OnProgress>,
-) -> ServiceResult<Option<String>> {
+) -> ServiceResult<Option<StopReason>> {
     let spec: CampaignSpec = serde_json::from_value(c.spec.clone())
         .map_err(|e| ServiceError::Internal(format!("stored campaign spec: {e}")))?;
     // A campaign stored by an older version (or written to the store by hand) is checked again:
@@ -485,11 +525,11 @@ async fn drive(
         }
         let remaining = spec.budget.max_requests.saturating_sub(now.probes.sent as usize);
         let stop = if remaining == 0 {
-            Some("budget_requests")
+            Some(StopReason::BudgetRequests)
         } else if spec.budget.max_tokens.is_some_and(|t| now.tokens >= t) {
-            Some("budget_tokens")
+            Some(StopReason::BudgetTokens)
         } else if consecutive_failed.load(Ordering::SeqCst) >= spec.max_consecutive_failures {
-            Some("endpoint_failing")
+            Some(StopReason::EndpointFailing)
         } else {
             None
         };
@@ -505,10 +545,10 @@ async fn drive(
         } else {
             vec![]
         };
-        let stop = stop.or(batch.is_empty().then_some("probes_exhausted"));
+        let stop = stop.or(batch.is_empty().then_some(StopReason::ProbesExhausted));
         if let Some(reason) = stop {
             ctx.look(&mut seq, true).await?;
-            return Ok(Some(reason.to_string()));
+            return Ok(Some(reason));
         }
         let results = futures_util::stream::iter(batch)
             .map(|p| ctx.probe(p))
@@ -530,7 +570,7 @@ async fn drive(
             }
         }
         if ctx.look(&mut seq, false).await? {
-            return Ok(Some("decision".to_string()));
+            return Ok(Some(StopReason::Decision));
         }
     }
 }
@@ -781,17 +821,18 @@ async fn membership_look(
     let refused =
         report.decision == MembershipDecision::Invalid && (report.p_value <= level || final_look);
     tracing::info!(campaign = %ctx.campaign, n, level, p = report.p_value, decided, refused, "membership look");
+    // `None` = undecided (more looks follow).
     let decision = if decided {
-        "trained_on_served"
+        Some(MembershipDecision::TrainedOnServed)
     } else if refused {
-        "invalid"
+        Some(MembershipDecision::Invalid)
     } else if final_look {
-        "not_detected"
+        Some(MembershipDecision::NotDetected)
     } else {
-        "undecided"
+        None
     };
     progress.sequential = serde_json::to_value(&*seq).ok();
-    progress.decision = Some(decision.to_string());
+    progress.decision = Some(decision.map_or("undecided", |d| d.as_str()).to_string());
     let stop = decided || refused;
     if stop || final_look {
         let trajectory = seq
@@ -802,11 +843,7 @@ async fn membership_look(
         let evidence_texts = evidence_texts(&report, &inputs.0, &inputs.2);
         let mut report = report;
         // The stored decision is the campaign's (a final look's non-rejection is not_detected).
-        report.decision = match decision {
-            "trained_on_served" => MembershipDecision::TrainedOnServed,
-            "invalid" => MembershipDecision::Invalid,
-            _ => MembershipDecision::NotDetected,
-        };
+        report.decision = decision.unwrap_or(MembershipDecision::NotDetected);
         let inputs = serde_json::json!({
             "campaign": ctx.campaign,
             "served_log": m.served_log,
@@ -880,7 +917,10 @@ impl CampaignManager {
         self.store
             .update_campaign_progress(
                 id,
-                CampaignProgress { stop_reason: Some("cancelled".into()), ..Default::default() },
+                CampaignProgress {
+                    stop_reason: Some(StopReason::Cancelled.as_str().into()),
+                    ..Default::default()
+                },
             )
             .await?;
         Ok(self.store.get_campaign(id).await?.unwrap_or(c))

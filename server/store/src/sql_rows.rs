@@ -123,7 +123,8 @@ macro_rules! sql_row_mappers {
 
         fn campaign_from_row(r: &DbRow) -> Result<CampaignRecord, StoreError> {
             let state: String = r.try_get("state")?;
-            let (in_flight, answered, failed): (i64, i64, i64) = (r.try_get("n_sent")?, r.try_get("n_answered")?, r.try_get("n_failed")?);
+            let (in_flight, answered, failed): (i64, i64, i64) =
+                (r.try_get("n_sent")?, r.try_get("n_answered")?, r.try_get("n_failed")?);
             Ok(CampaignRecord {
                 id: r.try_get("id")?,
                 suspect_id: r.try_get("suspect_id")?,
