@@ -148,7 +148,7 @@ async fn real_server_on_postgres_end_to_end() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations-pg"))
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/store/migrations-pg"))
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
         .count();
@@ -207,7 +207,7 @@ fn a_bad_database_url_fails_without_printing_its_password() {
 async fn migration_0003_upgrades_a_database_with_secrets() {
     let db = pg::fresh_db().await;
     let old = tempfile::tempdir().unwrap();
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations-pg");
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/store/migrations-pg");
     for f in ["0001_init.sql", "0002_campaigns.sql"] {
         std::fs::copy(format!("{src}/{f}"), old.path().join(f)).unwrap();
     }
