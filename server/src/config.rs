@@ -70,6 +70,32 @@ pub struct Config {
     #[arg(long, env = "PEDIGREE_JOB_PAUSE_MS", default_value_t = 0)]
     pub job_pause_ms: u64,
 
+    /// This replica's name in job leases. Default: the host name and a hash of the data
+    /// directory, stable across restarts, so a restarted replica takes its own jobs back at once.
+    /// Replicas must have distinct ids (distinct data directories give them).
+    #[arg(long, env = "PEDIGREE_REPLICA_ID")]
+    pub replica_id: Option<String>,
+
+    /// How long a job's lease lasts unless renewed (renewed every third of it while the job
+    /// runs): after a replica dies, another resumes its jobs this long after its last renewal.
+    /// 1000–3600000.
+    #[arg(long, env = "PEDIGREE_JOB_LEASE_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1000..=3_600_000))]
+    pub job_lease_ms: u64,
+
+    /// How often an idle replica looks for claimable jobs (submitted to another replica, or
+    /// whose lease expired), in milliseconds; jobs submitted to this replica start at once.
+    /// 50–600000.
+    #[arg(long, env = "PEDIGREE_JOB_POLL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(50..=600_000))]
+    pub job_poll_ms: u64,
+
+    /// Where job uploads are streamed (default `DATA/uploads`). Replicas on one PostgreSQL
+    /// database must share it (a shared filesystem mounted at the same path on every replica),
+    /// so that any replica can resume any job.
+    #[arg(long, env = "PEDIGREE_UPLOADS_DIR")]
+    pub uploads_dir: Option<PathBuf>,
+
     /// Seconds a key lookup stays cached (revocations by another process apply within this time).
     #[arg(long, env = "PEDIGREE_KEY_CACHE_SECS", default_value_t = 5)]
     pub key_cache_secs: u64,
@@ -118,6 +144,10 @@ impl Config {
             max_jobs: 2,
             job_chunk: 64,
             job_pause_ms: 0,
+            replica_id: None,
+            job_lease_ms: 30_000,
+            job_poll_ms: 1000,
+            uploads_dir: None,
             key_cache_secs: 5,
             shutdown_grace_secs: 20,
             audit_retention_days: 365,
@@ -153,7 +183,31 @@ impl Config {
         self.store.sqlite_path()
     }
     pub fn uploads_dir(&self) -> PathBuf {
-        self.store.data.join("uploads")
+        self.uploads_dir.clone().unwrap_or_else(|| self.store.data.join("uploads"))
+    }
+
+    /// Whether uploads may be shared with other replicas (`--uploads-dir` given): then only
+    /// old orphans are swept at start-up, never a file another replica may be writing.
+    pub fn shared_uploads(&self) -> bool {
+        self.uploads_dir.is_some()
+    }
+
+    /// This replica's lease owner name (see `--replica-id`).
+    pub fn replica_id(&self) -> String {
+        if let Some(id) = self.replica_id.as_deref().filter(|s| !s.trim().is_empty()) {
+            return id.trim().to_string();
+        }
+        use sha2::{Digest, Sha256};
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".into());
+        let data =
+            std::fs::canonicalize(&self.store.data).unwrap_or_else(|_| self.store.data.clone());
+        let hash = Sha256::digest(data.to_string_lossy().as_bytes());
+        format!("{host}-{}", &hex::encode(hash)[..8])
     }
     pub fn profiles_dir(&self) -> PathBuf {
         self.store.data.join("profiles")

@@ -136,7 +136,7 @@ impl AppState {
             shutting_down: Arc::new(AtomicBool::new(false)),
         };
         state.remove_orphan_uploads().await;
-        state.jobs.resume_all().await?;
+        state.jobs.start().await?;
         state.campaigns.resume_all().await?;
         Ok(state)
     }
@@ -156,7 +156,19 @@ impl AppState {
         let Ok(entries) = std::fs::read_dir(self.config.uploads_dir()) else { return };
         for e in entries.flatten() {
             let p = e.path();
-            if p.is_file() && !keep.contains(&e.file_name()) {
+            // A shared uploads directory may hold a file another replica is streaming now (no
+            // job row yet): only an orphan untouched for a day is swept there.
+            let stale = || {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > Duration::from_secs(24 * 3600))
+            };
+            if p.is_file()
+                && !keep.contains(&e.file_name())
+                && (!self.config.shared_uploads() || stale())
+            {
                 tracing::info!(path = %p.display(), "removing orphaned upload");
                 let _ = std::fs::remove_file(&p);
             }

@@ -218,9 +218,11 @@ async fn audit_job_can_be_cancelled() {
 
 #[tokio::test]
 async fn unfinished_audit_job_restarts_from_scratch() {
-    // A job left `running` by a crash, with a stale progress cursor: what `resume_all` finds on start.
+    // A job left `running` by a replica that crashed, with a stale progress cursor: what a
+    // replica claims once the dead one's lease expires. (No polling here: the test wakes the
+    // claim loop itself once the lease is over.)
     use server::store::{JobChunk, JobState, NewJob};
-    let t = TestApp::new().await;
+    let t = TestApp::with(|c| c.job_poll_ms = 600_000).await;
     let path = t.state.config.uploads_dir().join("crashed.jsonl");
     let body = corpus();
     std::fs::write(&path, &body).unwrap();
@@ -239,6 +241,8 @@ async fn unfinished_audit_job_restarts_from_scratch() {
         })
         .await
         .unwrap();
+    let lease = store.claim_job("crashed-replica", 1500).await.unwrap().expect("claimable");
+    assert_eq!(lease.id, "job_crashed");
     assert!(store.set_job_state("job_crashed", JobState::Running, None).await.unwrap());
     store
         .commit_job_chunk(
@@ -251,7 +255,8 @@ async fn unfinished_audit_job_restarts_from_scratch() {
     assert_eq!(v["done"], 17);
     assert!(v.get("result").is_none());
 
-    t.state.jobs.resume_all().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    t.state.jobs.wake();
     let v = wait_done(&t, "job_crashed").await;
     // Rerun over the whole corpus, not from the stale cursor.
     assert_eq!(v["done"], 40, "{v}");

@@ -20,7 +20,7 @@
 use crate::config::Config;
 use crate::service::engine::Engine;
 use crate::service::{ServiceError, ServiceResult};
-use crate::store::{JobChunk, JobRecord, JobState, NewJob, NewSample, Store};
+use crate::store::{JobChunk, JobRecord, JobState, NewJob, NewSample, Store, StoreError};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +38,14 @@ pub struct JobManager {
     pause: Duration,
     max_text_chars: usize,
     config: Config,
+    /// This replica's name in job leases.
+    owner: String,
+    lease_ms: i64,
+    poll: Duration,
+    /// Poked when this replica creates a job (or a test asks): claim now, not at the next poll.
+    wake: tokio::sync::Notify,
+    /// Set by [`JobManager::shutdown`]: claim nothing more.
+    stopping: AtomicBool,
 }
 
 /// Parameters of a `score` job.
@@ -187,16 +195,85 @@ impl JobManager {
             pause: Duration::from_millis(config.job_pause_ms),
             max_text_chars: config.max_text_chars,
             config: config.clone(),
+            owner: config.replica_id(),
+            lease_ms: config.job_lease_ms.clamp(1000, 3_600_000) as i64,
+            poll: Duration::from_millis(config.job_poll_ms.clamp(50, 600_000)),
+            wake: tokio::sync::Notify::new(),
+            stopping: AtomicBool::new(false),
         }
     }
 
-    /// Restart every job left `queued` or `running` (after a restart or crash).
-    pub async fn resume_all(self: &Arc<Self>) -> ServiceResult<()> {
-        for job in self.store.unfinished_jobs().await? {
-            tracing::info!(job = %job.id, kind = %job.kind, cursor_line = job.cursor_line, "resuming job");
-            self.spawn(job.id);
+    /// This replica's lease owner name.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Start claiming work: first give back the leases this replica id held in a previous life
+    /// (a restart after a crash resumes its jobs at once instead of after the lease expiry), then
+    /// claim unfinished jobs whose lease is free or expired, whoever created them, as slots free
+    /// up: at once when this replica creates one, else every `--job-poll-ms`.
+    pub async fn start(self: &Arc<Self>) -> ServiceResult<()> {
+        let n = self.store.release_job_leases(&self.owner, None).await?;
+        if n > 0 {
+            tracing::info!(replica = %self.owner, leases = n, "took back this replica's leases from before its restart");
         }
+        let me = self.clone();
+        tokio::spawn(async move { me.claim_loop().await });
         Ok(())
+    }
+
+    /// Look for claimable work now (after a submit; tests).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    async fn claim_loop(self: Arc<Self>) {
+        let mut backoff = self.poll;
+        loop {
+            let Ok(slot) = self.slots.clone().acquire_owned().await else { return };
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            match self.store.claim_job(&self.owner, self.lease_ms).await {
+                Ok(Some(job)) => {
+                    backoff = self.poll;
+                    metrics::counter!("pedigree_jobs_claimed_total").increment(1);
+                    if job.state == JobState::Running {
+                        // Running but claimable: its replica died (or gave it back).
+                        metrics::counter!("pedigree_job_leases_taken_over_total").increment(1);
+                    }
+                    tracing::info!(job = %job.id, kind = %job.kind, cursor_line = job.cursor_line, replica = %self.owner, "claimed job");
+                    self.run_claimed(job, slot);
+                    continue;
+                }
+                Ok(None) => backoff = self.poll,
+                Err(e) => {
+                    // The database is away: retry with backoff, up to 30 s between tries.
+                    tracing::warn!(error = %e, "could not claim jobs");
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+            drop(slot);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(backoff) => {}
+            }
+        }
+    }
+
+    /// Stop claiming, ask running jobs to stop after their current chunk, wait up to `grace`
+    /// for them, and give back every lease at once so that another replica resumes the jobs
+    /// without waiting for the expiry.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        self.cancels.signal_all();
+        let all = self.config.max_jobs.max(1) as u32;
+        let _ = tokio::time::timeout(grace, self.slots.acquire_many(all)).await;
+        match self.store.release_job_leases(&self.owner, None).await {
+            Ok(n) => tracing::info!(replica = %self.owner, leases = n, "job leases given back"),
+            Err(e) => tracing::warn!(error = %e, "could not give back job leases; they expire"),
+        }
     }
 
     /// Record a job over an uploaded input (already durable on disk) and start it.
@@ -218,23 +295,53 @@ impl JobManager {
                 created_by: Some(created_by.to_string()),
             })
             .await?;
-        self.spawn(job.id.clone());
+        self.wake();
         Ok(job)
     }
 
-    /// Run a job in the background.
-    pub fn spawn(self: &Arc<Self>, id: String) {
+    /// Run a claimed job in the background, renewing its lease every third of the lease time.
+    /// A lease that cannot be renewed (taken over, or the job was cancelled elsewhere) stops the
+    /// job after its current chunk, and the fenced commits write nothing more.
+    fn run_claimed(self: &Arc<Self>, job: JobRecord, slot: tokio::sync::OwnedSemaphorePermit) {
+        let id = job.id.clone();
         let flag = self.cancels.register(&id);
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = {
+            let (me, id, flag, lost) = (self.clone(), id.clone(), flag.clone(), lost.clone());
+            tokio::spawn(async move {
+                let every = Duration::from_millis((me.lease_ms / 3).max(1) as u64);
+                loop {
+                    tokio::time::sleep(every).await;
+                    match me.store.renew_job_lease(&id, &me.owner, me.lease_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            lost.store(true, Ordering::SeqCst);
+                            flag.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        // A failed renewal is retried; the fenced commit is the safety net.
+                        Err(e) => {
+                            tracing::warn!(job = %id, error = %e, "could not renew the job lease")
+                        }
+                    }
+                }
+            })
+        };
         let me = self.clone();
         tokio::spawn(async move {
-            let _slot = match me.slots.clone().acquire_owned().await {
-                Ok(s) => s,
-                Err(_) => return,
-            };
+            let _slot = slot;
             metrics::gauge!("pedigree_jobs_running").increment(1.0);
-            let res = me.run(&id, &flag).await;
+            let res = me.run(job, &flag).await;
+            heartbeat.abort();
             metrics::gauge!("pedigree_jobs_running").decrement(1.0);
+            let lease_lost = lost.load(Ordering::SeqCst)
+                || matches!(res, Err(ServiceError::Store(StoreError::LeaseLost(_))));
             let state = match res {
+                _ if lease_lost => {
+                    tracing::info!(job = %id, replica = %me.owner, "job lease lost; another replica resumes it");
+                    metrics::counter!("pedigree_job_leases_lost_total").increment(1);
+                    None
+                }
                 Ok(Outcome::Finished) => Some((JobState::Done, None)),
                 Ok(Outcome::Cancelled) => None,
                 Err(e) => {
@@ -249,7 +356,13 @@ impl JobManager {
                 metrics::counter!("pedigree_jobs_finished_total", "state" => s.as_str())
                     .increment(1);
             }
-            me.remove_finished_upload(&id).await;
+            if !lease_lost {
+                // Stopped here but unfinished (shutdown): another replica may take it at once.
+                if let Err(e) = me.store.release_job_leases(&me.owner, Some(&id)).await {
+                    tracing::warn!(job = %id, error = %e, "could not give back the job lease");
+                }
+                me.remove_finished_upload(&id).await;
+            }
             me.cancels.remove(&id);
         });
     }
@@ -280,8 +393,8 @@ impl JobManager {
         Ok(self.store.get_job(id).await?.unwrap_or(job))
     }
 
-    async fn run(&self, id: &str, cancel: &Arc<AtomicBool>) -> ServiceResult<Outcome> {
-        let Some(job) = self.store.get_job(id).await? else { return Ok(Outcome::Cancelled) };
+    async fn run(&self, job: JobRecord, cancel: &Arc<AtomicBool>) -> ServiceResult<Outcome> {
+        let id = job.id.as_str();
         if job.state.is_terminal() {
             return Ok(Outcome::Cancelled);
         }
@@ -340,6 +453,7 @@ impl JobManager {
             cursor_line: job.cursor_line,
             results: vec![(1, serde_json::json!({"profile": name, "meta": meta}))],
             samples: None,
+            lease_owner: Some(self.owner.clone()),
         };
         self.store.commit_job_chunk(&job.id, chunk).await?;
         Ok(Outcome::Finished)
@@ -373,7 +487,8 @@ impl JobManager {
             ..Default::default()
         };
         // Restarted from scratch: progress starts again at zero.
-        self.store.commit_job_chunk(&job.id, JobChunk::default()).await?;
+        let reset = JobChunk { lease_owner: Some(self.owner.clone()), ..Default::default() };
+        self.store.commit_job_chunk(&job.id, reset).await?;
         let bytes_read = Arc::new(AtomicU64::new(0));
         let scored = Arc::new(AtomicU64::new(0));
         let work = {
@@ -429,6 +544,7 @@ impl JobManager {
                     let chunk = JobChunk {
                         cursor_offset: bytes_read.load(Ordering::Relaxed) as i64,
                         cursor_line: scored.load(Ordering::Relaxed) as i64,
+                        lease_owner: Some(self.owner.clone()),
                         ..Default::default()
                     };
                     if let Err(e) = self.store.commit_job_chunk(&job.id, chunk).await {
@@ -455,6 +571,7 @@ impl JobManager {
             cursor_line: scored.load(Ordering::Relaxed) as i64,
             results: vec![(1, summary)],
             samples: None,
+            lease_owner: Some(self.owner.clone()),
         };
         self.store.commit_job_chunk(&job.id, chunk).await?;
         metrics::counter!("pedigree_job_lines_total").increment(scored.load(Ordering::Relaxed));
@@ -550,8 +667,12 @@ impl JobManager {
                 self.engine.score(profile.clone(), items).await?
             }
             .into_iter();
-            let mut chunk =
-                JobChunk { cursor_offset: offset, cursor_line: line_no, ..Default::default() };
+            let mut chunk = JobChunk {
+                cursor_offset: offset,
+                cursor_line: line_no,
+                lease_owner: Some(self.owner.clone()),
+                ..Default::default()
+            };
             let mut samples = Vec::new();
             for (no, parsed) in lines {
                 match parsed {
@@ -641,6 +762,12 @@ impl CancelFlags {
     pub fn remove(&self, id: &str) {
         self.0.lock().expect("cancel flags").remove(id);
     }
+    /// Ask every task to stop (shutdown).
+    pub fn signal_all(&self) {
+        for f in self.0.lock().expect("cancel flags").values() {
+            f.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// A finished job or campaign cannot be cancelled: 409.
@@ -672,6 +799,8 @@ mod tests {
             created_by: None,
             created_ms: 0,
             updated_ms: 0,
+            lease_owner: None,
+            lease_expires_ms: None,
         }
     }
 

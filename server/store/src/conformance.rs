@@ -56,6 +56,8 @@ on_both_backends!(
     concurrent_job_chunks_count_every_result,
     repeated_probe_answers_point_at_one_sample,
     served_logs_round_trip_filter_page_and_cascade,
+    job_leases_are_exclusive_expire_and_fence_commits,
+    concurrent_claims_take_each_job_once,
 );
 
 fn sample(h: &str) -> NewSample {
@@ -119,6 +121,7 @@ async fn job_chunks_are_atomic_and_idempotent(s: Arc<dyn Store>) {
         cursor_line: lines.end - 1,
         results: lines.clone().map(|l| (l, json!({"l": l}))).collect(),
         samples: Some(("a".into(), lines.map(|l| sample(&format!("h{l}"))).collect())),
+        lease_owner: None,
     };
     s.commit_job_chunk("j", chunk(1..3, 10)).await.unwrap();
     // Re-processing the same lines (e.g. after a crash) neither duplicates results nor samples.
@@ -135,6 +138,7 @@ async fn job_chunks_are_atomic_and_idempotent(s: Arc<dyn Store>) {
         cursor_line: 9,
         results: vec![(9, json!({}))],
         samples: Some(("zz".into(), vec![sample("q")])),
+        lease_owner: None,
     };
     assert!(s.commit_job_chunk("j", bad).await.is_err());
     let j = s.get_job("j").await.unwrap().unwrap();
@@ -450,6 +454,7 @@ async fn json_and_text_round_trip(s: Arc<dyn Store>) {
             cursor_line: 1,
             results: vec![(1, doc.clone())],
             samples: None,
+            lease_owner: None,
         },
     )
     .await
@@ -539,8 +544,13 @@ async fn missing_rows_and_constraint_errors(s: Arc<dyn Store>) {
     assert!(s.get_campaign("c").await.unwrap().is_none(), "nothing of it was kept");
     assert!(s.create_campaign(new_campaign("c", "a", 2, false)).await.is_ok());
     assert!(s.create_campaign(new_campaign("c", "a", 2, false)).await.is_err());
-    let chunk =
-        JobChunk { cursor_offset: 1, cursor_line: 1, results: vec![(1, json!({}))], samples: None };
+    let chunk = JobChunk {
+        cursor_offset: 1,
+        cursor_line: 1,
+        results: vec![(1, json!({}))],
+        samples: None,
+        lease_owner: None,
+    };
     assert!(s.commit_job_chunk("nope", chunk).await.is_err(), "results of an unknown job");
     // Deleting a suspect removes its samples and campaigns (and their probes).
     assert!(s.delete_suspect("a").await.unwrap());
@@ -665,6 +675,7 @@ async fn concurrent_job_chunks_count_every_result(s: Arc<dyn Store>) {
                             "a".into(),
                             lines.map(|l| sample(&format!("h{l}"))).collect(),
                         )),
+                        lease_owner: None,
                     };
                     s.commit_job_chunk("j", chunk).await.unwrap();
                 }
@@ -868,4 +879,70 @@ async fn served_logs_round_trip_filter_page_and_cascade(s: Arc<dyn Store>) {
         (p.upstream_answer.as_deref(), p.upstream_extra.clone()),
         (Some("f1"), vec!["f2".to_string(), "f3 ü".to_string()])
     );
+}
+
+async fn job_leases_are_exclusive_expire_and_fence_commits(s: Arc<dyn Store>) {
+    for id in ["j1", "j2"] {
+        s.create_job(new_job(id, Some(2))).await.unwrap();
+        // Distinct creation times: claims take the oldest first.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let a = s.claim_job("rep-a", 60_000).await.unwrap().expect("a job to claim");
+    assert_eq!((a.id.as_str(), a.lease_owner.as_deref()), ("j1", Some("rep-a")));
+    assert!(a.lease_expires_ms.is_some_and(|t| t > now_ms() + 50_000), "{a:?}");
+    let b = s.claim_job("rep-b", 60_000).await.unwrap().expect("the other job");
+    assert_eq!(b.id, "j2", "a held lease is not claimed again");
+    assert!(s.claim_job("rep-c", 60_000).await.unwrap().is_none(), "every lease is held");
+
+    // Only the holder renews; the holder commits, anyone else writes nothing.
+    assert!(s.renew_job_lease("j1", "rep-a", 60_000).await.unwrap());
+    assert!(!s.renew_job_lease("j1", "rep-b", 60_000).await.unwrap());
+    let chunk = |owner: &str, line: i64| JobChunk {
+        cursor_offset: line * 10,
+        cursor_line: line,
+        results: vec![(line, json!({"line": line}))],
+        samples: None,
+        lease_owner: Some(owner.into()),
+    };
+    s.commit_job_chunk("j1", chunk("rep-a", 1)).await.unwrap();
+    let e = s.commit_job_chunk("j1", chunk("rep-b", 2)).await.unwrap_err();
+    assert!(matches!(e, StoreError::LeaseLost(ref id) if id == "j1"), "{e:?}");
+    let j1 = s.get_job("j1").await.unwrap().unwrap();
+    assert_eq!((j1.done, j1.cursor_line), (1, 1), "the fenced commit wrote nothing");
+
+    // An expired lease (renewed to end in the past) goes to the next claimer, and the old holder
+    // can neither renew nor commit.
+    assert!(s.renew_job_lease("j1", "rep-a", -1).await.unwrap());
+    let c = s.claim_job("rep-c", 60_000).await.unwrap().expect("the expired job");
+    assert_eq!((c.id.as_str(), c.cursor_line), ("j1", 1), "resumed from the committed cursor");
+    assert!(!s.renew_job_lease("j1", "rep-a", 60_000).await.unwrap());
+    assert!(s.commit_job_chunk("j1", chunk("rep-a", 2)).await.is_err());
+    s.commit_job_chunk("j1", chunk("rep-c", 2)).await.unwrap();
+
+    // Released leases are claimable at once; a finished job is never claimed nor renewed.
+    assert_eq!(s.release_job_leases("rep-b", Some("j1")).await.unwrap(), 0, "not rep-b's");
+    assert_eq!(s.release_job_leases("rep-b", None).await.unwrap(), 1);
+    assert_eq!(s.claim_job("rep-d", 60_000).await.unwrap().map(|j| j.id), Some("j2".into()));
+    assert!(s.set_job_state("j2", JobState::Done, None).await.unwrap());
+    assert!(!s.renew_job_lease("j2", "rep-d", 60_000).await.unwrap());
+    assert_eq!(s.release_job_leases("rep-d", None).await.unwrap(), 1);
+    assert!(s.claim_job("rep-e", 60_000).await.unwrap().is_none(), "j2 is done, j1 is held");
+}
+
+async fn concurrent_claims_take_each_job_once(s: Arc<dyn Store>) {
+    for i in 0..6 {
+        s.create_job(new_job(&format!("c{i}"), None)).await.unwrap();
+    }
+    let claims = (0..12).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move { s.claim_job(&format!("rep-{i}"), 60_000).await.unwrap() })
+    });
+    let mut got: Vec<String> = Vec::new();
+    for c in claims {
+        if let Some(j) = c.await.unwrap() {
+            got.push(j.id);
+        }
+    }
+    got.sort();
+    assert_eq!(got, ["c0", "c1", "c2", "c3", "c4", "c5"], "each job claimed exactly once");
 }

@@ -62,6 +62,9 @@ pub enum StoreError {
     /// A bad store configuration (e.g. an unsupported `--database-url`; shown redacted).
     #[error("{0}")]
     Config(String),
+    /// This replica's lease on the job was taken over (it expired): nothing was written.
+    #[error("the lease on job `{0}` is held by another replica")]
+    LeaseLost(String),
 }
 
 /// Open the store that `config` selects: PostgreSQL when `--database-url` / `PEDIGREE_DATABASE_URL`
@@ -296,6 +299,10 @@ pub struct JobRecord {
     pub created_by: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The replica running the job (its `--replica-id`), while its lease holds.
+    pub lease_owner: Option<String>,
+    /// When the lease ends unless renewed (epoch ms, the database's clock).
+    pub lease_expires_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -318,6 +325,9 @@ pub struct JobChunk {
     pub results: Vec<(i64, serde_json::Value)>,
     /// Samples to add to a suspect in the same transaction (score jobs).
     pub samples: Option<(String, Vec<NewSample>)>,
+    /// Commit only while this replica holds the job's lease (else [`StoreError::LeaseLost`] and
+    /// nothing is written); `None` skips the check.
+    pub lease_owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -654,6 +664,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'_, bool>;
     /// Write a chunk's results, samples and the new cursor in ONE transaction.
     fn commit_job_chunk(&self, id: &str, chunk: JobChunk) -> StoreFuture<'_, ()>;
+    /// Claim the oldest unfinished job whose lease is free or expired (by the database's clock)
+    /// for `owner`, for `lease_ms`; `None` when there is none. Concurrent claimers get
+    /// different jobs.
+    fn claim_job(&self, owner: &str, lease_ms: i64) -> StoreFuture<'_, Option<JobRecord>>;
+    /// Extend `owner`'s lease on job `id` to `lease_ms` from now; `false` when the lease is no
+    /// longer `owner`'s or the job is finished: stop working on it.
+    fn renew_job_lease(&self, id: &str, owner: &str, lease_ms: i64) -> StoreFuture<'_, bool>;
+    /// Give back `owner`'s lease on job `id`, or (`None`) every lease `owner` holds (a replica
+    /// shutting down, or restarted under the same id); returns how many were released.
+    fn release_job_leases(&self, owner: &str, id: Option<&str>) -> StoreFuture<'_, u64>;
     fn job_results(
         &self,
         id: &str,

@@ -46,6 +46,12 @@ pub(super) struct Dialect {
     /// that defines `c` (and whatever the columns need).
     pub campaign_cols: &'static str,
     pub campaign_from: &'static str,
+    /// Appended to the subquery that picks a job to claim: PostgreSQL's claimers skip rows
+    /// another claimer has locked (each gets a different job); SQLite's single writer needs none.
+    pub claim_lock: &'static str,
+    /// The database's clock in epoch milliseconds: leases are timed by it, so replicas whose
+    /// clocks disagree still agree on when a lease expires.
+    pub now_ms: &'static str,
 }
 
 pub(super) const SQLITE: Dialect = Dialect {
@@ -64,6 +70,8 @@ pub(super) const SQLITE: Dialect = Dialect {
      (SELECT COUNT(*) FROM campaign_probes p WHERE p.campaign_id = c.id AND p.upstream_state = 'answered') AS n_up_answered, \
      (SELECT COUNT(*) FROM campaign_probes p WHERE p.campaign_id = c.id AND p.upstream_state = 'failed') AS n_up_failed",
     campaign_from: "campaigns c",
+    claim_lock: "",
+    now_ms: "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
 };
 
 pub(super) const POSTGRES: Dialect = Dialect {
@@ -87,6 +95,8 @@ pub(super) const POSTGRES: Dialect = Dialect {
      COUNT(*) FILTER (WHERE p.upstream_state = 'answered') AS n_up_answered, \
      COUNT(*) FILTER (WHERE p.upstream_state = 'failed') AS n_up_failed \
      FROM campaign_probes p WHERE p.campaign_id = c.id) n ON TRUE",
+    claim_lock: "FOR UPDATE SKIP LOCKED",
+    now_ms: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
 };
 
 impl Dialect {

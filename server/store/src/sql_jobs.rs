@@ -35,6 +35,8 @@ macro_rules! job_methods {
                     created_by: job.created_by,
                     created_ms: now,
                     updated_ms: now,
+                    lease_owner: None,
+                    lease_expires_ms: None,
                 })
             })
         }
@@ -79,6 +81,16 @@ macro_rules! job_methods {
                 // The job's row first: chunks of one job commit one after the other, so `done`
                 // below counts every committed result.
                 lock_row(&mut tx, "jobs", &id).await?;
+                // Fencing: a replica whose lease was taken over writes nothing.
+                if let Some(owner) = &chunk.lease_owner {
+                    let holder: Option<Option<String>> = sqlx::query_scalar(D.sql("SELECT lease_owner FROM jobs WHERE id = ?"))
+                        .bind(&id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if holder.flatten().as_deref() != Some(owner.as_str()) {
+                        return Err(StoreError::LeaseLost(id));
+                    }
+                }
                 let insert = D.insert_ignore("job_results (job_id, line_no, result) VALUES (?, ?, ?)", "");
                 for (line_no, result) in &chunk.results {
                     sqlx::query(D.sql(&insert)).bind(&id).bind(line_no).bind(result.to_string()).execute(&mut *tx).await?;
@@ -99,6 +111,52 @@ macro_rules! job_methods {
                 .await?;
                 tx.commit().await?;
                 Ok(())
+            })
+        }
+
+        fn claim_job(&self, owner: &str, lease_ms: i64) -> StoreFuture<'_, Option<JobRecord>> {
+            let owner = owner.to_string();
+            Box::pin(async move {
+                let sql = format!(
+                    "UPDATE jobs SET lease_owner = ?1, lease_expires_ms = {now} + ?2 \
+                     WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', 'running') \
+                                 AND (lease_owner IS NULL OR lease_expires_ms < {now}) \
+                                 ORDER BY created_ms, id LIMIT 1 {lock}) \
+                     RETURNING *",
+                    now = D.now_ms,
+                    lock = D.claim_lock,
+                );
+                let row = sqlx::query(D.sql(&sql)).bind(owner).bind(lease_ms).fetch_optional(self.writer()).await?;
+                row.as_ref().map(job_from_row).transpose()
+            })
+        }
+
+        fn renew_job_lease(&self, id: &str, owner: &str, lease_ms: i64) -> StoreFuture<'_, bool> {
+            let (id, owner) = (id.to_string(), owner.to_string());
+            Box::pin(async move {
+                let sql = format!(
+                    "UPDATE jobs SET lease_expires_ms = {} + ? \
+                     WHERE id = ? AND lease_owner = ? AND state IN ('queued', 'running')",
+                    D.now_ms
+                );
+                let r = sqlx::query(D.sql(&sql)).bind(lease_ms).bind(id).bind(owner).execute(self.writer()).await?;
+                Ok(r.rows_affected() > 0)
+            })
+        }
+
+        fn release_job_leases(&self, owner: &str, id: Option<&str>) -> StoreFuture<'_, u64> {
+            let (owner, id) = (owner.to_string(), id.map(str::to_string));
+            Box::pin(async move {
+                let r = sqlx::query(D.sql(
+                    "UPDATE jobs SET lease_owner = NULL, lease_expires_ms = NULL \
+                     WHERE lease_owner = ? AND (CAST(? AS TEXT) IS NULL OR id = ?)",
+                ))
+                .bind(owner)
+                .bind(id.clone())
+                .bind(id)
+                .execute(self.writer())
+                .await?;
+                Ok(r.rows_affected())
             })
         }
 

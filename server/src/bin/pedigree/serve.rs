@@ -32,8 +32,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     })
     .await?;
+    // Running jobs stop after their current chunk and their leases are given back at once:
+    // another replica (or this one, restarted) resumes them from their cursors.
+    state.jobs.shutdown(Duration::from_secs(5)).await;
     state.audit.flush().await;
-    tracing::info!("stopped; unfinished jobs resume on the next start");
+    tracing::info!("stopped");
     Ok(())
 }
 
