@@ -16,7 +16,6 @@ pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod metrics_labels;
-pub mod probe;
 pub mod report;
 pub mod service;
 pub mod state;

@@ -3,11 +3,11 @@
 use crate::api::suspects::{paging, with_detail};
 use crate::auth::{Need, ADMIN, ANALYST, VIEWER};
 use crate::error::{Json, Path, Query};
-use crate::probe::client::ClientOptions;
-use crate::probe::{allowlist, probesets};
 use crate::service::campaigns::{
     self as campaign, Budget, CampaignSpec, EndpointSpec, MembershipCampaign,
 };
+use crate::service::probe::client::ClientOptions;
+use crate::service::probe::{allowlist, probesets};
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::store::{now_ms, AllowEntry, CampaignRecord, ProbeRecord, ProbeState, SecretInfo};
@@ -331,7 +331,7 @@ pub async fn allow_add(
     Json(req): Json<AllowIn>,
 ) -> ServiceResult<Response> {
     let entry = allowlist::normalize_entry(&req.entry)?;
-    use crate::probe::client::{MAX_RATE, MIN_RATE};
+    use crate::service::probe::client::{MAX_RATE, MIN_RATE};
     if req.max_rate_per_sec.is_some_and(|r| !(MIN_RATE..=MAX_RATE).contains(&r)) {
         return Err(ServiceError::Invalid(format!(
             "`max_rate_per_sec` must be between {MIN_RATE} and {MAX_RATE}"

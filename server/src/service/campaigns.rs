@@ -20,10 +20,10 @@
 //! which carry the same `Idempotency-Key` header. The α already spent lives in the campaign row
 //! (`sequential`), so resumed looks continue the same spending plan.
 
-use crate::probe::allowlist::{self, Target};
-use crate::probe::client::{ChatClient, ClientOptions};
-use crate::probe::probesets::Probe;
 use crate::service::engine::Engine;
+use crate::service::probe::allowlist::{self, Target};
+use crate::service::probe::client::{ChatClient, ClientOptions};
+use crate::service::probe::probesets::Probe;
 use crate::service::{ServiceError, ServiceResult};
 use crate::store::{
     CampaignProgress, CampaignRecord, JobState, NewCampaign, NewProbe, NewSample, ProbeOutcome,

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod keys;
 pub mod membership;
 pub mod neural;
+pub mod probe;
 pub mod profiles;
 pub mod secrets;
 pub mod suspects;

@@ -47,7 +47,7 @@ pub async fn resolve_secret_for(
         let var = format!("{}_HOSTS", secret_env_var(name));
         crate::store::split_hosts(&std::env::var(var).unwrap_or_default())
             .iter()
-            .filter_map(|h| crate::probe::allowlist::normalize_entry(h).ok())
+            .filter_map(|h| crate::service::probe::allowlist::normalize_entry(h).ok())
             .collect()
     } else {
         store.secret_hosts(name).await?.unwrap_or_default()

@@ -3,10 +3,10 @@
 
 use clap::Args;
 use server::config::StoreArgs;
-use server::probe::client::ClientOptions;
-use server::probe::{allowlist, probesets};
 use server::service::campaigns::{self as campaign, Budget, CampaignSpec, EndpointSpec};
 use server::service::engine::Engine;
+use server::service::probe::client::ClientOptions;
+use server::service::probe::{allowlist, probesets};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;

@@ -9,8 +9,8 @@
 
 use serde::Deserialize;
 
-pub const IDENTITY: &str = include_str!("../../probes/identity.jsonl");
-pub const GENERAL: &str = include_str!("../../probes/general.jsonl");
+pub const IDENTITY: &str = include_str!("../../../probes/identity.jsonl");
+pub const GENERAL: &str = include_str!("../../../probes/general.jsonl");
 
 /// Names of the built-in sets, as accepted by `--probes` and the `probes` field of a campaign.
 pub const BUILTIN: &[&str] = &["identity", "general", "identity+general"];
