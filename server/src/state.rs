@@ -144,10 +144,9 @@ impl AppState {
     /// Delete upload files that no unfinished job needs (left by a crash during an upload, or
     /// by a job that finished just before a crash: finished jobs' uploads are deleted at once).
     async fn remove_orphan_uploads(&self) {
-        let Ok(jobs) = self.store.list_jobs(i64::MAX, 0).await else { return };
+        let Ok(jobs) = self.store.unfinished_jobs().await else { return };
         let keep: std::collections::HashSet<std::ffi::OsString> = jobs
             .into_iter()
-            .filter(|j| !j.state.is_terminal())
             .filter_map(|j| {
                 j.input_path
                     .and_then(|p| std::path::Path::new(&p).file_name().map(|n| n.to_os_string()))

@@ -497,7 +497,7 @@ impl JobManager {
             self.engine.run_cpu(move || -> ServiceResult<Option<serde_json::Value>> {
                 let start = std::time::Instant::now();
                 let records = datasets::open(&input, format)
-                    .map_err(|e| ServiceError::Invalid(error_chain(&e)))?;
+                    .map_err(|e| ServiceError::Invalid(crate::service::error_chain(&e)))?;
                 let total = records.total_bytes();
                 let counter = records.progress_counter();
                 let stop = cancel.clone();
@@ -728,18 +728,6 @@ impl JobManager {
         }
         Ok(Outcome::Finished)
     }
-}
-
-/// An error and its causes, `outer: inner: …` (what a user needs to see of a file error).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 /// Cancellation flags of running background tasks (jobs, probe campaigns), by id.

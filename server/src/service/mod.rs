@@ -105,6 +105,23 @@ impl<E: std::error::Error + Send + Sync> From<plotters::drawing::DrawingAreaErro
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
+/// `e`'s causes, outermost first (not `e` itself).
+pub fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(e.source(), |c| c.source())
+}
+
+/// An error and its causes, `outer: inner: …` (what a user needs to see of a file error).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    for c in causes(e) {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+    }
+    s
+}
+
 /// Run CPU-bound work off the async runtime; a panic becomes [`ServiceError::Internal`] (it
 /// takes no shared state with it: the closure owns its inputs).
 pub async fn blocking<T, F>(f: F) -> ServiceResult<T>

@@ -653,7 +653,7 @@ pub trait Store: Send + Sync + 'static {
     fn create_job(&self, job: NewJob) -> StoreFuture<'_, JobRecord>;
     fn get_job(&self, id: &str) -> StoreFuture<'_, Option<JobRecord>>;
     fn list_jobs(&self, limit: i64, offset: i64) -> StoreFuture<'_, Vec<JobRecord>>;
-    /// Jobs that must be (re)started: state `queued` or `running`.
+    /// Unfinished jobs: state `queued` or `running`, oldest first.
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>>;
     /// Set a job's state. A terminal state is never left (returns `false` then).
     fn set_job_state(

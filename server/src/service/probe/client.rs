@@ -542,11 +542,9 @@ fn describe(e: &reqwest::Error) -> String {
         "request failed"
     };
     let mut msg = kind.to_string();
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
+    for c in crate::service::causes(e) {
         msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
+        msg.push_str(&c.to_string());
     }
     msg
 }
