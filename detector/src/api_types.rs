@@ -34,17 +34,74 @@ pub struct Evidence {
     pub weight: f64,
 }
 
-/// A self-identification claim found in a text.
+/// Whether an identity match is a claim to be some family's model or only a style cue.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimClass {
+    /// Explicit self-identification naming a family: `creator` ("developed by OpenAI"),
+    /// `model_name` ("I am ChatGPT"), `base_model` ("I'm based on GPT-4"). Strong evidence to
+    /// report, but not a decision: models trained on web text sometimes claim to be ChatGPT.
+    Explicit,
+    /// A style cue that names no family by itself: `ai_disclaimer` ("As an AI language model"),
+    /// `knowledge_cutoff` ("my knowledge cutoff is 2021"). Generic disclaimers are written by
+    /// many families' models, so a cue is never counted as a claim to be one of them.
+    Cue,
+}
+
+impl ClaimClass {
+    /// The class of a claim kind (unknown kinds are cues: they cannot have been matched by an
+    /// explicit pattern, which all name a family).
+    pub fn of_kind(kind: &str) -> ClaimClass {
+        match kind {
+            "creator" | "model_name" | "base_model" => ClaimClass::Explicit,
+            _ => ClaimClass::Cue,
+        }
+    }
+}
+
+/// A self-identification claim or identity cue found in a text.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(from = "IdentityClaimWire")]
 pub struct IdentityClaim {
-    /// The family the claim points at (`openai`, `anthropic`, `google`, `meta`, ...).
+    /// The family the match names (`openai`, `anthropic`, `google`, `meta`, ...), or `unknown`:
+    /// a cue never names a family it does not contain (a disclaimer takes the family of an
+    /// explicit claim in the same sentence, else `unknown`).
     pub family: String,
-    /// What kind of claim: `creator`, `model_name`, `knowledge_cutoff`, `ai_disclaimer`.
+    /// What kind of match: `creator`, `model_name`, `base_model` (explicit), `ai_disclaimer`,
+    /// `knowledge_cutoff` (cues).
     pub kind: String,
+    /// Explicit self-identification or a style cue.
+    pub class: ClaimClass,
     /// The matched text.
     pub text: String,
     /// Character span `[start, end)`.
     pub span: [usize; 2],
+}
+
+impl IdentityClaim {
+    pub fn is_explicit(&self) -> bool {
+        self.class == ClaimClass::Explicit
+    }
+}
+
+/// [`IdentityClaim`] as stored before claims had a class (scores kept in the store, saved score
+/// files): the class is derived from the kind when absent, so old records read the same. Their
+/// `ai_disclaimer` family may still say `openai`; consumers count cues by kind only.
+#[derive(Deserialize)]
+struct IdentityClaimWire {
+    family: String,
+    kind: String,
+    #[serde(default)]
+    class: Option<ClaimClass>,
+    text: String,
+    span: [usize; 2],
+}
+
+impl From<IdentityClaimWire> for IdentityClaim {
+    fn from(w: IdentityClaimWire) -> Self {
+        let class = w.class.unwrap_or_else(|| ClaimClass::of_kind(&w.kind));
+        IdentityClaim { family: w.family, kind: w.kind, class, text: w.text, span: w.span }
+    }
 }
 
 /// The score of one text against a profile.

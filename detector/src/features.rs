@@ -458,8 +458,12 @@ pub fn style_features(
         if nw == 0 { 0.0 } else { vocab.len() as f32 / (nw as f32).sqrt() },
         per100(first_person),
         per100(second_person),
-        claim(&|c| c.family == "openai" && c.kind != "ai_disclaimer"),
-        claim(&|c| c.family != "openai" && c.family != "unknown"),
+        // The counts these two had before cues stopped naming families (issue 13), kept so that
+        // profiles see the same inputs: explicit claims by family, plus ChatGPT's cutoff years.
+        claim(&|c| {
+            (c.is_explicit() && c.family == "openai") || crate::identity::cutoff_suggests_openai(c)
+        }),
+        claim(&|c| c.is_explicit() && c.family != "openai" && c.family != "unknown"),
         claim(&|c| c.kind == "ai_disclaimer"),
         claim(&|c| c.kind == "knowledge_cutoff"),
     ]);
@@ -550,5 +554,34 @@ mod tests {
             3.0
         );
         assert_eq!(style_of("x").len(), STYLE_NAMES.len());
+    }
+
+    /// The four identity features, pinned to the values they had before identity claims were
+    /// split into explicit claims and style cues (issue 13): the split changes what is reported
+    /// to analysts, never a profile's inputs, so bench figures and saved profiles keep meaning
+    /// the same. Columns: claims_openai, claims_other_family, ai_disclaimer, knowledge_cutoff.
+    #[test]
+    fn identity_features_keep_their_pre_split_values() {
+        let cases: &[(&str, [f32; 4])] = &[
+            ("As an AI language model, I can't browse.", [0.0, 0.0, 1.0, 0.0]),
+            ("As an AI language model developed by OpenAI, I cannot.", [1.0, 0.0, 1.0, 0.0]),
+            ("As an AI assistant developed by Anthropic, I try to help.", [0.0, 1.0, 1.0, 0.0]),
+            ("Hi! I'm Claude, made by Anthropic.", [0.0, 2.0, 0.0, 0.0]),
+            ("I am ChatGPT. My knowledge cutoff is September 2021.", [2.0, 0.0, 0.0, 1.0]),
+            ("My knowledge cutoff is 2023, as of my last update.", [0.0, 0.0, 0.0, 2.0]),
+            ("I'm a fine-tuned version of LLaMA 2.", [0.0, 1.0, 0.0, 0.0]),
+            ("作为一个人工智能语言模型，我是由OpenAI开发的。", [1.0, 0.0, 1.0, 0.0]),
+            ("我的知识截止日期是2022年。我是通义千问。", [1.0, 1.0, 0.0, 1.0]),
+            (
+                "Google is a company. As an AI product, they're currently working on search.",
+                [0.0, 0.0, 1.0, 0.0],
+            ),
+            ("The model was developed by researchers in 1998.", [0.0, 0.0, 0.0, 0.0]),
+        ];
+        let names = ["claims_openai", "claims_other_family", "ai_disclaimer", "knowledge_cutoff"];
+        for (text, want) in cases {
+            let got: Vec<f32> = names.iter().map(|n| style(text, n)).collect();
+            assert_eq!(got, want.to_vec(), "{text}");
+        }
     }
 }
