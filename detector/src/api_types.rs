@@ -129,15 +129,19 @@ pub struct TextScore {
     pub claims: Vec<IdentityClaim>,
 }
 
-/// The set-level decision about a suspect.
+/// The set-level decision about a suspect. Only an exact test decides (the served-output
+/// membership test: `Distilled` when it rejects); the style verdict is triage and always says
+/// `Undecided`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
-    /// The suspect's responses are more upstream-like than independent models' at level alpha.
+    /// An exact test rejected at level alpha: the suspect's outputs carry the upstream's.
     Distilled,
-    /// The suspect is confidently less upstream-like than a distilled model would be.
+    /// Kept so that results stored by older versions (whose style verdict could say it) still
+    /// read; nothing produces it any more, since style evidence cannot rule distillation out (a
+    /// student trained on "desensitized" data looks independent).
     Independent,
-    /// Not enough evidence either way yet.
+    /// No exact test has decided.
     Undecided,
 }
 
@@ -162,8 +166,11 @@ pub struct Verdict {
     /// One-sided p-value of the statistic under the independent-model null.
     pub p_value: f64,
     pub alpha: f64,
+    /// Always `undecided` for the style verdict: style evidence ranks suspects ([`StyleTriage`])
+    /// but cannot decide distillation; the decision needs the served-output membership test.
     pub decision: Decision,
-    /// The family the suspect's responses are attributed to (highest mean posterior), if any.
+    /// The family whose style the suspect's responses are nearest (highest mean posterior), if
+    /// any: a style label, never an override of explicit identity claims.
     pub teacher: Option<String>,
     /// Mean posterior per family over the suspect's responses, highest first.
     pub families: Vec<FamilyProb>,
@@ -180,6 +187,37 @@ pub struct Verdict {
     /// upstream's own models it flags (power on unseen upstream versions).
     #[serde(default)]
     pub error_check: Option<ErrorCheck>,
+    /// Where the suspect ranks among the calibration's known independent reference models
+    /// (absent from verdicts stored by older versions).
+    #[serde(default)]
+    pub triage: Option<StyleTriage>,
+}
+
+/// Style triage: how upstream-like a suspect is compared with the known independent reference
+/// models of the profile's calibration. It ranks suspects for follow-up; it never decides.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StyleTriage {
+    /// The suspect's rank among the reference models and itself, 1 = more upstream-like than
+    /// every reference model.
+    pub rank: usize,
+    /// Fraction of reference models whose mean score is below the suspect's statistic.
+    pub percentile: f64,
+    /// Known independent reference models (the null's models) and their families.
+    pub reference_models: usize,
+    pub reference_families: usize,
+    /// The smallest p-value the reference set can support, 1/(K+1) for K reference models: if the
+    /// suspect is just one more independent model, exchangeable with the K references, its rank
+    /// among the K+1 is uniform, so even the most upstream-like rank has probability 1/(K+1). The
+    /// parametric `p_value` can go lower only by trusting the assumed shape of the between-model
+    /// spread beyond the data, which is why it is a ranking number, not a decision.
+    pub min_p_value: f64,
+    /// The style test's p-value against the random-effects null (for ranking).
+    pub p_value: f64,
+    /// The standardised effect on the prompt-aligned scale, when every response had a
+    /// prompt-aligned score (the prompts' own pull cancels out); `None` otherwise.
+    pub aligned_effect: Option<f64>,
+    /// One sentence an analyst can paste in a report.
+    pub summary: String,
 }
 
 /// Leave-one-model-out check of a verdict's decision rule on the profile's calibration models.

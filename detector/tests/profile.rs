@@ -176,7 +176,16 @@ fn verdict_flags_an_upstream_like_suspect_and_not_a_terse_one() {
     let v_other = p.verdict(&s_other, &VerdictOptions::default());
     assert!(v_up.statistic > v_other.statistic);
     assert!(v_up.p_value < v_other.p_value);
-    assert_ne!(v_other.decision, Decision::Distilled);
+    // Style is triage: it ranks the upstream-like suspect above the terse one and decides
+    // neither (the old rule flagged the first and could call the second independent).
+    assert_eq!((v_up.decision, v_other.decision), (Decision::Undecided, Decision::Undecided));
+    let (t_up, t_other) = (v_up.triage.as_ref().unwrap(), v_other.triage.as_ref().unwrap());
+    assert!(
+        t_up.rank <= t_other.rank && t_up.percentile >= t_other.percentile,
+        "{t_up:?} {t_other:?}"
+    );
+    assert_eq!(t_up.reference_models, p.calibration().null_models.len());
+    assert!((t_up.min_p_value - 1.0 / (t_up.reference_models as f64 + 1.0)).abs() < 1e-12);
     assert_eq!(v_up.teacher.as_deref(), Some("up"));
     assert_eq!(v_up.n, 30);
     assert_eq!(v_up.growth.last().map(|g| g.n), Some(30));

@@ -1,9 +1,9 @@
 //! Set-level decisions: every verdict pedigree gives about a suspect as a whole.
 //!
-//! - [`style`]: style triage, the suspect's mean upstream score against the calibration's null of
-//!   known independent models (a ranking with error rates, not proof);
-//! - [`sequential`]: group-sequential looks over any of these tests (alpha spending), for probe
-//!   campaigns that stop as soon as they are confident;
+//! - [`style`]: style triage, the suspect's mean upstream score ranked among the calibration's
+//!   known independent models (a ranking with error rates; it never decides);
+//! - [`sequential`]: group-sequential looks over a test (alpha spending), for probe campaigns
+//!   that stop as soon as an exact test (the membership test) is confident;
 //! - [`NullCheck`]: the measured error rates of a decision rule on the calibration models.
 //!
 //! A new set-level test (e.g. the served-output membership test) is a sibling module here that
@@ -16,8 +16,6 @@ pub mod style;
 use crate::calibration::{ModelNull, PooledNull, SetNull};
 use serde::{Deserialize, Serialize};
 
-pub use style::decide;
-
 /// Options of the set-level test.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VerdictOptions {
@@ -28,8 +26,9 @@ pub struct VerdictOptions {
 }
 
 impl VerdictOptions {
-    /// The one rule for a verdict's significance level: in (0, 0.5). The "independent" decision
-    /// uses a one-sided (1 − alpha) upper bound, which is no upper bound at alpha ≥ 0.5.
+    /// The one rule for a verdict's significance level: in (0, 0.5). A level of one half or more
+    /// would report as "significant" what is no better than a coin flip, in the error check and
+    /// in the campaigns' spent α alike.
     pub fn check_alpha(alpha: f64) -> crate::Result<f64> {
         if alpha > 0.0 && alpha < 0.5 {
             Ok(alpha)

@@ -18,8 +18,10 @@
 //! p-value after 50 answers is close to its p-value after 200): early looks are where a stop is
 //! possible, and O'Brien–Fleming spending would leave them almost no α.
 //!
-//! The same levels are used for the other direction ("independent"), so the chance of wrongly
-//! calling a distilled suspect independent over all looks is controlled the same way.
+//! Only a rejection (`distilled`) stops the procedure, and only an exact test produces one: the
+//! served-output membership test ([`Sequential::look_with`]). The style verdict is triage and
+//! always `undecided`, so a style campaign's looks record its p-value trajectory and the campaign
+//! ends on its budget.
 //!
 //! The wrapper is agnostic of the test: [`Sequential::look`] takes a closure that runs the
 //! set-level test at a given level (e.g. `|level| profile.verdict(&scores, &VerdictOptions { alpha:
@@ -73,7 +75,8 @@ pub struct Look {
     /// α spent up to and including this look.
     pub spent: f64,
     pub p_value: f64,
-    /// The look's decision at `level`: `distilled` / `independent` stop the procedure.
+    /// The look's decision at `level`: `distilled` stops the procedure (any decision other than
+    /// `undecided` would, for results stored by older versions).
     pub decision: Decision,
     pub final_look: bool,
 }
@@ -248,6 +251,7 @@ mod tests {
             top_samples: vec![],
             prompt_aligned: false,
             error_check: None,
+            triage: None,
         }
     }
 
@@ -290,9 +294,11 @@ mod tests {
     }
 
     /// Under the null (an unseen independent model drawn from the profile's own random-effects
-    /// null), looking on the doubling plan up to 200 with the real verdict must stop with
-    /// "distilled" at most α of the time. The naive procedure (level α every 10 responses) is
-    /// simulated on the same draws to show what the spending buys.
+    /// null), looking on the doubling plan up to 200 with the style verdict's p-value, rejecting
+    /// when it is below the look's level (as an exact test's look does, `look_with`), must stop
+    /// at most α of the time: the spending is valid for any valid p-value. The style verdict
+    /// itself never decides. The naive procedure (level α every 10 responses) is simulated on the
+    /// same draws to show what the spending buys.
     #[test]
     fn type_one_error_under_the_null_stays_below_alpha() {
         let profile = Profile::builtin().expect("built-in profile");
@@ -318,7 +324,16 @@ mod tests {
                     profile.verdict_from_scores(&s[..n], &VerdictOptions { alpha: level, top: 0 })
                 };
                 if seq.due(n) {
-                    seq.look(n, final_look, verdict_at);
+                    seq.look_with(n, final_look, |level| {
+                        let v = verdict_at(level);
+                        assert_eq!(v.decision, Decision::Undecided, "style never decides");
+                        let d = if v.p_value < level {
+                            Decision::Distilled
+                        } else {
+                            Decision::Undecided
+                        };
+                        (v.p_value, d)
+                    });
                 }
                 let v = verdict_at(alpha);
                 naive |= v.p_value < alpha;
