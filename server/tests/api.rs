@@ -364,11 +364,72 @@ async fn verdict_and_dashboard_order() {
     }
     assert!(list["suspects"][0]["verdict"].is_object());
     t.get(&format!("/v1/suspects/{strong}/verdict?alpha=2"), &t.viewer).await.expect_error(422);
-    // alpha ≥ 0.5 would turn the "independent" rule's upper bound into a lower one.
+    // alpha ≥ 0.5 is no significance level.
     t.get(&format!("/v1/suspects/{strong}/verdict?alpha=0.7"), &t.viewer).await.expect_error(422);
     t.get(&format!("/v1/suspects/{strong}/verdict?top=1000"), &t.viewer).await.expect_error(422);
     t.get(&format!("/v1/suspects/{strong}/verdict?alpha=x"), &t.viewer).await.expect_error(400);
     t.get("/v1/suspects/sus_nope/verdict", &t.viewer).await.expect_error(404);
+}
+
+/// The suspect verdict leads with the identity evidence (explicit claims by family over the
+/// samples, with examples; disclaimers only as cues) and reports style as triage: undecided,
+/// with the rank among the known independent models and the smallest p-value they support.
+#[tokio::test]
+async fn suspect_verdict_carries_identity_evidence_and_style_triage() {
+    let t = TestApp::new().await;
+    let id = t.create_suspect("claims-openai").await;
+    let mut samples: Vec<_> = (0..12)
+        .map(|i| {
+            json!({"text": format!("As an AI language model developed by OpenAI, I can help with question {i}."),
+                   "prompt": format!("Who made you? ({i})")})
+        })
+        .collect();
+    samples.push(
+        json!({"text": "As an AI, I have no favourite colour.", "prompt": "Favourite colour?"}),
+    );
+    samples.push(json!({"text": "Rain falls; the roof hums.", "prompt": "A haiku, please."}));
+    let r = t.post_json(&format!("/v1/suspects/{id}/samples"), &t.analyst, json!(samples)).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = t.get(&format!("/v1/suspects/{id}/verdict"), &t.viewer).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let v = r.json();
+    let idn = &v["identity"];
+    assert_eq!(idn["explicit_claims"], json!({"openai": 12}), "{v}");
+    assert_eq!(idn["cues"], json!({"ai_disclaimer": 13}), "{v}");
+    assert_eq!(
+        (idn["answers"].as_u64(), idn["answers_with_explicit_claim"].as_u64()),
+        (Some(14), Some(12))
+    );
+    assert_eq!(idn["scope"], "samples");
+    let ex = idn["examples"].as_array().unwrap();
+    assert_eq!(ex.len(), 3, "{v}");
+    assert!(
+        ex.iter().all(|e| e["family"] == "openai"
+            && e["kind"] == "creator"
+            && e["text"] == "developed by OpenAI"),
+        "{v}"
+    );
+    assert!(
+        ex.iter().all(|e| e["prompt"].as_str().is_some_and(|p| p.starts_with("Who made you?"))),
+        "{v}"
+    );
+    assert!(idn["summary"].as_str().unwrap().contains("openai 12"), "{v}");
+    // Shown first: before the style figures in the response.
+    let at = |k: &str| text.find(&format!("\"{k}\"")).unwrap_or_else(|| panic!("{k}: {text}"));
+    assert!(at("identity") < at("strength") && at("identity") < at("decision"), "{text}");
+    // Style is triage, whatever it ranks.
+    assert_eq!(v["decision"], "undecided", "{v}");
+    let tr = &v["triage"];
+    let k = tr["reference_models"].as_f64().unwrap();
+    assert!(k >= v["error_check"]["independents"].as_f64().unwrap() && k >= 2.0, "{v}");
+    assert!((tr["min_p_value"].as_f64().unwrap() - 1.0 / (k + 1.0)).abs() < 1e-12, "{v}");
+    assert!(tr["summary"].as_str().unwrap().contains("membership test"), "{v}");
+    // The listing's cached verdict carries the identity evidence too.
+    let list = t.get("/v1/suspects", &t.viewer).await.json();
+    let cached =
+        list["suspects"].as_array().unwrap().iter().find(|s| s["id"] == id.as_str()).unwrap();
+    assert_eq!(cached["verdict"]["identity"]["explicit_claims"], json!({"openai": 12}), "{list}");
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ mod common;
 
 use serde_json::Value;
 use server::store::{CampaignRecord, JobState, ProbeRecord, ProbeState};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -596,11 +596,16 @@ fn check_campaign<'a>(
     }
     assert_eq!(c.probes.answered + c.probes.failed, c.probes.sent, "every sent probe ended");
     assert_eq!(c.probes.in_flight, 0);
-    let decision = summary["decision"].as_str().unwrap();
-    assert!(["distilled", "independent", "undecided"].contains(&decision), "{summary}");
-    if summary["stop_reason"] == "decision" {
-        assert_ne!(decision, "undecided", "{summary}");
-    }
+    // A style campaign is triage: never decided, never stopped by a decision.
+    assert_eq!(summary["decision"], "undecided", "{summary}");
+    assert_ne!(summary["stop_reason"], "decision", "{summary}");
+    assert_eq!(summary["test"], "style", "{summary}");
+    let triage = &summary["style"]["triage"];
+    assert!(triage["rank"].as_u64().is_some_and(|r| r >= 1), "{summary}");
+    assert!(
+        triage["summary"].as_str().is_some_and(|t| t.contains("cannot decide distillation")),
+        "{summary}"
+    );
     let p = summary["p_value"].as_f64().expect("a p-value after the final look");
     assert!((0.0..=1.0).contains(&p), "{summary}");
     assert!(summary["looks"].as_u64().unwrap() >= 1, "{summary}");
@@ -623,7 +628,10 @@ fn check_campaign<'a>(
         requests.entry(e.prompt()).or_default().push(e);
     }
     let mut tokens = 0;
-    let mut claims = 0;
+    // Explicit claims by family and cues by kind, recounted from the stored claims.
+    let mut explicit: BTreeMap<String, u64> = BTreeMap::new();
+    let mut cues: BTreeMap<String, u64> = BTreeMap::new();
+    let mut identity_answered = 0;
     for p in &sent {
         let seen = requests.get(p.prompt.as_str()).map_or(&[][..], |v| v.as_slice());
         assert_eq!(seen.len() as i64, p.attempts, "requests on the wire = attempts: {p:?}");
@@ -648,7 +656,27 @@ fn check_campaign<'a>(
                     assert!(ct >= 1 && ct as u64 <= ANSWER_TOKENS, "max_tokens obeyed: {e:?}");
                 }
                 tokens += expect;
-                claims += p.claims.as_ref().and_then(|v| v.as_array()).map_or(0, |a| a.len());
+                let cls: Vec<&serde_json::Value> =
+                    p.claims.as_ref().and_then(|v| v.as_array()).into_iter().flatten().collect();
+                let named: HashSet<&str> = cls
+                    .iter()
+                    .filter(|c| c["class"] == "explicit")
+                    .filter_map(|c| c["family"].as_str())
+                    .collect();
+                for cl in cls {
+                    let key = |k: &str| cl[k].as_str().unwrap().to_string();
+                    match cl["class"].as_str() {
+                        Some("explicit") => *explicit.entry(key("family")).or_default() += 1,
+                        Some("cue") => {
+                            // A cue names a family only when an explicit claim beside it does.
+                            let f = key("family");
+                            assert!(f == "unknown" || named.contains(f.as_str()), "{cl}");
+                            *cues.entry(key("kind")).or_default() += 1
+                        }
+                        other => panic!("claim without a class ({other:?}): {cl}"),
+                    }
+                }
+                identity_answered += (p.kind == "identity") as u64;
                 assert!(p.sample_id.is_some(), "the answer is a sample of the suspect: {p:?}");
             }
             ProbeState::Failed => assert!(p.error.is_some(), "a failure says why: {p:?}"),
@@ -656,13 +684,16 @@ fn check_campaign<'a>(
         }
     }
     assert_eq!(c.tokens, tokens, "the campaign's tokens are its answers' tokens");
-    let claimed: u64 = summary["identity_claims"]
-        .as_object()
-        .expect("identity_claims")
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert!(claimed as usize <= claims, "claims counted from stored ones: {summary}");
+    // The summary counts explicit self-identification only (a generic "As an AI …" from
+    // SmolLM2 was once reported as an OpenAI claim), and cues apart, by kind.
+    let counts = |v: &serde_json::Value| -> BTreeMap<String, u64> {
+        serde_json::from_value(v.clone()).expect("counts")
+    };
+    assert_eq!(counts(&summary["identity_claims"]), explicit, "{summary}");
+    assert_eq!(counts(&summary["identity"]["explicit_claims"]), explicit, "{summary}");
+    assert_eq!(counts(&summary["identity"]["cues"]), cues, "{summary}");
+    assert_eq!(summary["identity"]["identity_probes_answered"], identity_answered, "{summary}");
+    assert!(summary["identity"]["examples"].as_array().unwrap().len() <= 3, "{summary}");
     by_prompt
 }
 

@@ -275,7 +275,14 @@ async fn budget_stops_the_campaign_and_upstream_answers_are_stored() {
     let sum = campaign::summary(l.store.as_ref(), &c).await.unwrap();
     assert_eq!(sum["probes_sent"], 5);
     assert_eq!(sum["stop_reason"], "budget_requests");
-    assert!(["distilled", "independent", "undecided"].contains(&sum["decision"].as_str().unwrap()));
+    // A style campaign is triage: undecided, with the suspect's rank among the references.
+    assert_eq!(sum["decision"], "undecided", "{sum}");
+    assert_eq!(sum["style"]["decision"], "undecided", "{sum}");
+    let triage = &sum["style"]["triage"];
+    let k = triage["reference_models"].as_u64().expect("triage after the campaign");
+    assert!((1..=k + 1).contains(&triage["rank"].as_u64().unwrap()), "{sum}");
+    let min_p = triage["min_p_value"].as_f64().unwrap();
+    assert!((min_p - 1.0 / (k as f64 + 1.0)).abs() < 1e-12, "{sum}");
     assert!(sum["looks"].as_u64().unwrap() >= 1, "a final look is always made: {sum}");
     assert!(sum["p_value"].as_f64().is_some());
     // The token budget: replayed usage is ~20 tokens an answer, so 30 tokens end it after the
@@ -305,44 +312,81 @@ async fn budget_stops_the_campaign_and_upstream_answers_are_stored() {
     assert_eq!(fake.log().len(), n);
 }
 
-/// Identity claims in answers become evidence attributed to families.
+/// Explicit self-identification in answers becomes evidence attributed to families; generic
+/// disclaimers are cues, counted by kind and never attributed (SmolLM2's "As an AI product,
+/// they're currently working on …" was once reported as an OpenAI claim).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_claims_are_attributed_to_families() {
-    let prompts: Vec<String> = [
-        "Who made you?",
-        "What model are you?",
-        "你是谁开发的？",
-        "Which base model are you built on?",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let ans: HashMap<String, String> = prompts
+    let qa = [
+        ("Who made you?", "I was developed by OpenAI."),
+        ("What model are you?", "I am ChatGPT, a large language model."),
+        ("你是谁开发的？", "我是由OpenAI开发的人工智能助手。"),
+        ("Which base model are you built on?", "I'm based on Claude."),
+        ("Who created you?", "As an AI language model, I don't have a creator."),
+        ("What company are you from?", "As an AI product, they're currently working on it."),
+        ("Write a haiku about rain.", "I am ChatGPT. Rain falls on the roof."),
+    ];
+    let prompts: Vec<String> = qa.iter().map(|(q, _)| q.to_string()).collect();
+    let ans: HashMap<String, String> =
+        qa.iter().map(|(q, a)| (q.to_string(), a.to_string())).collect();
+    // The first six are identity probes; the haiku is a general one (it counts towards the
+    // claims, not towards the rate per identity probe).
+    let probes: Vec<Probe> = prompts
         .iter()
-        .cloned()
-        .zip(
-            [
-                "I was developed by OpenAI.",
-                "I am ChatGPT, a large language model.",
-                "我是由OpenAI开发的人工智能助手。",
-                "I'm based on Claude.",
-            ]
-            .map(String::from),
-        )
+        .enumerate()
+        .map(|(i, p)| Probe {
+            id: format!("t{i}"),
+            kind: if i < 6 { "identity" } else { "general" }.into(),
+            prompt: p.clone(),
+        })
         .collect();
     let fake = FakeOpenAi::start(MODEL, ans, vec![], 0);
     let l = local().await;
-    let c = run_local(&l, spec(&fake.base, 10, false), &prompts, &[&fake.entry]).await;
+    let spec = spec(&fake.base, 10, false);
+    let c = campaign::create(l.store.as_ref(), &l.engine, spec, probes, None, None).await.unwrap();
+    let allow: HashSet<String> = [fake.entry.clone()].into();
+    let c = campaign::run(
+        l.store.clone(),
+        l.engine.clone(),
+        &c.id,
+        &allow,
+        Arc::new(AtomicBool::new(false)),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.probes.answered, 7);
     let sum = campaign::summary(l.store.as_ref(), &c).await.unwrap();
-    assert_eq!(sum["identity_claims"]["openai"], 3, "{sum}");
-    assert_eq!(sum["identity_claims"]["anthropic"], 1, "{sum}");
+    // Explicit claims only: the two disclaimers add nothing to OpenAI.
+    assert_eq!(sum["identity_claims"], json!({"openai": 4, "anthropic": 1}), "{sum}");
+    let id = &sum["identity"];
+    assert_eq!(id["explicit_claims"], sum["identity_claims"], "{sum}");
+    assert_eq!(id["cues"], json!({"ai_disclaimer": 2}), "{sum}");
+    assert_eq!(id["identity_probes_answered"], 6, "{sum}");
+    assert_eq!(id["answers_with_explicit_claim"], 4, "{sum}");
+    assert!((id["explicit_rate"].as_f64().unwrap() - 4.0 / 6.0).abs() < 1e-12, "{sum}");
+    let examples = id["examples"].as_array().unwrap();
+    assert_eq!(examples.len(), 3, "{sum}");
+    let first = examples
+        .iter()
+        .find(|e| e["prompt"] == "Who made you?")
+        .unwrap_or_else(|| panic!("an example of the first claim: {sum}"));
+    assert_eq!(
+        (&first["text"], &first["family"], &first["kind"]),
+        (&json!("developed by OpenAI"), &json!("openai"), &json!("creator"))
+    );
+    assert!(id["summary"].as_str().unwrap().contains("not a decision"), "{sum}");
+    // Shown first: the identity block opens the summary's JSON.
+    assert!(sum.to_string().starts_with(r#"{"identity":{"#), "{sum}");
     let ps = l.store.campaign_probes(&c.id, None, 0, 10).await.unwrap();
     let claim = &ps[0].claims.as_ref().unwrap()[0];
     assert_eq!(
-        (claim["family"].as_str(), claim["kind"].as_str()),
-        (Some("openai"), Some("creator"))
+        (claim["family"].as_str(), claim["kind"].as_str(), claim["class"].as_str()),
+        (Some("openai"), Some("creator"), Some("explicit"))
     );
     assert_eq!(claim["span"], json!([6, 25]), "spans locate the claim in the answer");
+    let cue = &ps[4].claims.as_ref().unwrap()[0];
+    assert_eq!((cue["family"].as_str(), cue["class"].as_str()), (Some("unknown"), Some("cue")));
 }
 
 async fn wait_done(app: &TestApp, id: &str) -> serde_json::Value {
@@ -593,11 +637,12 @@ fn cli_campaign_kill_9(store_args: &[&str]) -> tempfile::TempDir {
 }
 
 /// Replays of the bench's independent models (`../shared/datasets/alpaca-eval-dev`, test prompts,
-/// built-in profile): none may be flagged "distilled" (a false alarm), and a confident
-/// "independent" must stop the campaign before the budget is spent. Skipped without the bench or
-/// the built-in profile.
+/// built-in profile): none may be flagged "distilled" and none called "independent" — style
+/// evidence is triage, so a style campaign never stops on a decision: it sends its whole budget
+/// and reports the suspect's rank among the known independent models. Skipped without the bench
+/// or the built-in profile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replayed_independent_models_are_never_flagged_and_stop_early() {
+async fn replayed_independent_models_are_never_decided_and_run_to_budget() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/datasets/alpaca-eval-dev");
     if !dir.exists() || common::default_profile().is_some() {
@@ -607,7 +652,6 @@ async fn replayed_independent_models_are_never_flagged_and_stop_early() {
         return;
     }
     let bench = datasets::BenchDir::load(&dir).unwrap();
-    let mut early = Vec::new();
     for model in ["claude-2.1", "Meta-Llama-3-8B-Instruct", "guanaco-7b", "humpback-llama2-70b"] {
         let replay = testkit::replay::Replay::from_bench(&dir, model).unwrap();
         let fake = FakeOpenAi::start(model, replay.answers.clone(), vec![], 0);
@@ -617,24 +661,22 @@ async fn replayed_independent_models_are_never_flagged_and_stop_early() {
             .map(|s| s.prompt.clone())
             .collect();
         let l = local().await;
-        let mut s = spec(&fake.base, prompts.len(), false);
+        // A budget below the probe count: the budget, not a decision, must end the campaign.
+        let budget = (prompts.len() * 3 / 4).max(1);
+        let mut s = spec(&fake.base, budget, false);
         s.endpoint.model = model.to_string();
         s.batch = 10;
         let c = run_local(&l, s, &prompts, &[&fake.entry]).await;
         let sum = campaign::summary(l.store.as_ref(), &c).await.unwrap();
         eprintln!("{model}: {sum}");
-        assert_ne!(sum["decision"], "distilled", "false alarm on independent {model}: {sum}");
+        assert_eq!(sum["decision"], "undecided", "style decided on {model}: {sum}");
+        assert_eq!(sum["stop_reason"], "budget_requests", "{model}: {sum}");
+        assert_eq!(c.probes.sent, budget as i64, "{sum}");
         assert_eq!(c.probes.failed, 0);
-        if sum["decision"] == "independent" {
-            assert_eq!(sum["stop_reason"], "decision");
-            assert!(c.probes.sent < prompts.len() as i64, "{sum}");
-            early.push(model);
-        }
+        let triage = &sum["style"]["triage"];
+        assert!(triage["percentile"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)), "{sum}");
+        assert!(triage["summary"].as_str().unwrap().contains("membership test"), "{sum}");
     }
-    assert!(
-        !early.is_empty(),
-        "no independent model stopped early: the sequential stop is not working"
-    );
 }
 
 /// The HTTP service resumes unfinished campaigns when it starts: a probe left `sent` by a crash

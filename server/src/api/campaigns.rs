@@ -66,10 +66,13 @@ pub struct CreateCampaign {
 pub struct CampaignView {
     #[serde(flatten)]
     pub campaign: CampaignRecord,
-    /// decision, teacher, p_value, probes_sent/answered/failed, looks, alpha_spent, identity
-    /// claims per family, stop_reason (as printed by `pedigree probe`).
+    /// `identity` first (explicit self-identification by family, its rate per identity probe,
+    /// up to 3 examples, style cues by kind), then decision (style campaigns: always
+    /// `undecided`, with the triage in `style`; membership campaigns: the exact test's),
+    /// teacher (style-nearest family), p_value, probes_sent/answered/failed, looks, alpha_spent,
+    /// identity_claims (explicit claims per family), stop_reason (as printed by `pedigree probe`).
     #[schema(value_type = Object)]
-    pub summary: serde_json::Value,
+    pub summary: campaign::CampaignSummary,
 }
 
 async fn view(state: &AppState, c: CampaignRecord) -> ServiceResult<CampaignView> {

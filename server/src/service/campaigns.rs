@@ -5,11 +5,13 @@
 //! with the configured concurrency and rate limit, and records each outcome as it arrives: an
 //! answer is scored and written, with its sample for the suspect, in one transaction. After each
 //! batch the suspect's p-value is recomputed; when a planned look of the group-sequential test
-//! ([`detector::sequential`]) is due, the test is run at that look's spent level, and a
-//! `distilled` or `independent` decision stops the campaign (`stop_reason = "decision"`).
-//! Otherwise the campaign ends when the request budget (`budget_requests`) or token budget
-//! (`budget_tokens`) is spent or no probe is left (`probes_exhausted`), with a final look that
-//! spends the rest of α; too many consecutive failures end it as `endpoint_failing`.
+//! ([`detector::sequential`]) is due, the test is run at that look's spent level. Only an exact
+//! test stops a campaign early: a served-log campaign's membership test rejecting
+//! (`stop_reason = "decision"`). A style campaign's looks are triage (style evidence ranks
+//! suspects but cannot decide distillation), so it ends when the request budget
+//! (`budget_requests`) or token budget (`budget_tokens`) is spent or no probe is left
+//! (`probes_exhausted`), with a final look that spends the rest of α; too many consecutive
+//! failures end any campaign as `endpoint_failing`.
 //!
 //! **Restart policy (at most once).** A probe is marked `sent` and committed *before* its first
 //! request leaves. After a crash or restart, probes still `sent` are the only ones whose fate is
@@ -29,11 +31,12 @@ use crate::store::{
     CampaignProgress, CampaignRecord, JobState, NewCampaign, NewProbe, NewSample, ProbeOutcome,
     ProbeRecord, ProbeState, Store,
 };
+use detector::identity::IdentityEvidence;
 use detector::sequential::{Sequential, Spending};
-use detector::{Decision, TextScore, Verdict, VerdictOptions};
+use detector::{Decision, IdentityClaim, TextScore, Verdict, VerdictOptions};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -263,28 +266,86 @@ pub async fn campaign_verdict(
     engine.verdict(profile, scores, VerdictOptions::for_look(level)).await
 }
 
-/// The summary printed by `pedigree probe` and returned by `GET /v1/campaigns/{id}` (`summary`).
-pub async fn summary(store: &dyn Store, c: &CampaignRecord) -> ServiceResult<serde_json::Value> {
-    let probes = all_probes(store, &c.id, Some(ProbeState::Answered)).await?;
-    let mut claims: BTreeMap<String, usize> = BTreeMap::new();
-    for p in &probes {
-        for cl in p.claims.as_ref().and_then(|v| v.as_array()).into_iter().flatten() {
-            if let Some(f) = cl["family"].as_str() {
-                *claims.entry(f.to_string()).or_default() += 1;
-            }
+/// A campaign's summary: the identity evidence first (it is what an analyst reads first and
+/// reports), then the rest by key. Indexable like the JSON it serialises to.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignSummary {
+    /// Explicit self-identification by family, its rate per identity probe, examples, and the
+    /// style cues by kind ([`IdentityEvidence`] plus `identity_probes_answered`).
+    pub identity: serde_json::Value,
+    /// Everything else (a JSON object).
+    #[serde(flatten)]
+    pub rest: serde_json::Value,
+}
+
+impl std::ops::Index<&str> for CampaignSummary {
+    type Output = serde_json::Value;
+    fn index(&self, key: &str) -> &serde_json::Value {
+        if key == "identity" {
+            &self.identity
+        } else {
+            &self.rest[key]
         }
     }
+}
+
+impl std::fmt::Display for CampaignSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+/// The identity evidence of a campaign's answered probes: explicit claims counted over every
+/// answer, the rate over the identity probes (where a claim is what the question asks for).
+pub fn identity_evidence(probes: &[ProbeRecord]) -> IdentityEvidence {
+    let mut e = IdentityEvidence::new("identity probes");
+    for p in probes {
+        // Claims stored by older versions read with the class of their kind.
+        let claims: Vec<IdentityClaim> =
+            p.claims.clone().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        e.add(Some(&p.prompt), &claims, p.kind == "identity");
+    }
+    e.finish()
+}
+
+/// What a style campaign's decision means, for the summary.
+const STYLE_CAMPAIGN_NOTE: &str = "Style is triage: it ranks suspects but cannot decide distillation (a style campaign is always undecided and ends on its budget). The decision comes from the served-output membership test (a campaign with `membership`).";
+
+/// The summary printed by `pedigree probe` and returned by `GET /v1/campaigns/{id}` (`summary`).
+pub async fn summary(store: &dyn Store, c: &CampaignRecord) -> ServiceResult<CampaignSummary> {
+    let probes = all_probes(store, &c.id, Some(ProbeState::Answered)).await?;
+    let evidence = identity_evidence(&probes);
+    let mut identity =
+        serde_json::to_value(&evidence).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    identity["identity_probes_answered"] = evidence.answers.into();
     let seq: Option<Sequential> = c.sequential.clone().and_then(|v| serde_json::from_value(v).ok());
     let membership = c.spec.get("membership").cloned();
-    Ok(serde_json::json!({
+    // A style campaign reports the suspect's latest style triage (over all its samples; the
+    // campaign refreshes it when it ends).
+    let style = match membership {
+        Some(_) => serde_json::Value::Null,
+        None => {
+            let verdict = store.get_suspect(&c.suspect_id).await?.and_then(|s| s.verdict);
+            let triage = verdict.as_ref().map_or(serde_json::Value::Null, |v| v["triage"].clone());
+            serde_json::json!({
+                "decision": "undecided",
+                "triage": triage,
+                "nearest_family": c.teacher,
+                "note": STYLE_CAMPAIGN_NOTE,
+            })
+        }
+    };
+    let rest = serde_json::json!({
         "campaign": c.id,
         "suspect": c.suspect_id,
         // `membership` (a served-log campaign: decision trained_on_served / not_detected /
-        // invalid) or `style` (triage: distilled / independent / undecided).
+        // invalid, from an exact test) or `style` (triage: always undecided, see `style`).
         "test": if membership.is_some() { "membership" } else { "style" },
         "membership": membership,
+        "style": style,
         "state": c.state,
         "decision": c.decision.clone().unwrap_or_else(|| "undecided".into()),
+        // The style-nearest family: a style label, never an override of `identity`.
         "teacher": c.teacher,
         "p_value": c.p_value,
         "probes_sent": c.probes.sent,
@@ -294,10 +355,12 @@ pub async fn summary(store: &dyn Store, c: &CampaignRecord) -> ServiceResult<ser
         "tokens": c.tokens,
         "looks": seq.as_ref().map_or(0, |s| s.looks.len()),
         "alpha_spent": seq.as_ref().map_or(0.0, |s| s.spent),
-        "identity_claims": claims,
+        // Explicit self-identification only (style cues are in `identity.cues`).
+        "identity_claims": evidence.explicit_claims,
         "stop_reason": c.stop_reason,
         "error": c.error,
-    }))
+    });
+    Ok(CampaignSummary { identity, rest })
 }
 
 async fn all_probes(
@@ -431,7 +494,7 @@ pub async fn check_targets(
 /// Why a campaign stopped (stored as the campaign's `stop_reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
-    /// The sequential test decided.
+    /// The exact test (a served-log campaign's membership test) decided; style looks never do.
     Decision,
     /// `budget.max_requests` probes were sent.
     BudgetRequests,
@@ -597,7 +660,10 @@ impl ProbeCtx<'_> {
         match &self.membership {
             Some((m, served)) => membership_look(self, m, served, seq, final_look).await,
             None => {
-                Ok(look(self, seq, final_look).await?.is_some_and(|d| d != Decision::Undecided))
+                // The style look is triage: it records the p-value trajectory but never stops
+                // the campaign (style alone cannot decide distillation; the budget ends it).
+                look(self, seq, final_look).await?;
+                Ok(false)
             }
         }
     }
@@ -691,12 +757,9 @@ impl ProbeCtx<'_> {
 }
 
 /// Recompute the suspect's p-value (for progress) and, when a planned look is due (or this is the
-/// final look), run the sequential test and persist its state. Returns the look's decision.
-async fn look(
-    ctx: &ProbeCtx<'_>,
-    seq: &mut Sequential,
-    final_look: bool,
-) -> ServiceResult<Option<Decision>> {
+/// final look), run the style test and persist the sequential state. The look is recorded for
+/// its p-value trajectory; its decision is the style verdict's, always `undecided`.
+async fn look(ctx: &ProbeCtx<'_>, seq: &mut Sequential, final_look: bool) -> ServiceResult<()> {
     let c = ctx
         .store
         .get_campaign(ctx.campaign)
@@ -705,7 +768,7 @@ async fn look(
     let answered = c.probes.answered as usize;
     let rows = ctx.store.sample_scores(&c.suspect_id).await?;
     if rows.len() < 2 {
-        return Ok(None);
+        return Ok(());
     }
     let scores: Vec<TextScore> =
         rows.into_iter().filter_map(|(_, v)| serde_json::from_value(v).ok()).collect();
@@ -723,10 +786,7 @@ async fn look(
     // full budget (then nothing is left and another look would decide nothing).
     let due = (final_look && seq.next_look().is_some()) || seq.due(answered);
     let mut progress = CampaignProgress::default();
-    let decision = if due
-        && seq.stopped().is_none()
-        && !seq.looks.last().is_some_and(|l| l.final_look)
-    {
+    if due && seq.stopped().is_none() && !seq.looks.last().is_some_and(|l| l.final_look) {
         let level = seq.level_at(answered, final_look);
         let verdict =
             campaign_verdict(ctx.engine, ctx.profile.clone(), scores, refs, level).await?;
@@ -741,16 +801,14 @@ async fn look(
                 .and_then(|d| d.as_str().map(String::from))
                 .unwrap_or_default(),
         );
-        Some(l.decision)
     } else {
         // Between looks: the current p-value at the full α, for progress only (no decision).
         let v = campaign_verdict(ctx.engine, ctx.profile.clone(), scores, refs, seq.alpha).await?;
         progress.p_value = Some(v.p_value);
         progress.teacher = v.teacher;
-        None
-    };
+    }
     ctx.store.update_campaign_progress(ctx.campaign, progress).await?;
-    Ok(decision)
+    Ok(())
 }
 
 /// A served-log campaign's look: the membership test on the prompts that both the suspect and

@@ -2,6 +2,7 @@
 //! stored scores and cached on the suspect for the listing), and the content hash that
 //! deduplicates samples.
 
+use detector::identity::IdentityEvidence;
 use detector::verdict::strength;
 use detector::{TextScore, Verdict, VerdictOptions};
 use serde::Serialize;
@@ -29,11 +30,23 @@ pub struct TopEvidence {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerdictResponse {
     pub suspect_id: String,
+    /// Identity evidence, first: explicit self-identification ("I am ChatGPT", "developed by
+    /// OpenAI", "我是由OpenAI开发的") counted by family over the suspect's samples, the share of
+    /// samples with one, up to 3 examples, and generic style cues ("As an AI language model",
+    /// knowledge cutoffs) counted by kind only. Strong evidence to report, not a decision (models
+    /// trained on web text sometimes claim to be ChatGPT); no style figure below overrides it.
+    #[schema(value_type = Object)]
+    pub identity: IdentityEvidence,
     pub profile: String,
-    /// −log10 p: the ordering key of the dashboard listing.
+    /// −log10 p of the style test: the ordering key of the dashboard listing (a ranking, not a
+    /// decision).
     pub strength: f64,
-    /// `n`, `statistic`, `effect_size`, `p_value`, `alpha`, `decision`, `teacher`, `families`,
-    /// `growth`, `top_samples` (indices into the suspect's scored samples).
+    /// The style verdict, which is triage: `decision` is always `undecided`; `triage` gives the
+    /// suspect's rank and percentile among the known independent reference models, the smallest
+    /// p-value they support (1/(K+1)), the p-value and the prompt-aligned effect, and a sentence
+    /// for reports. Also `n`, `statistic`, `effect_size`, `p_value`, `alpha`, `teacher` (the
+    /// style-nearest family), `families`, `growth`, `top_samples` (indices into the suspect's
+    /// scored samples), `error_check`. The decision comes from `membership`.
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub verdict: Verdict,
@@ -71,7 +84,12 @@ pub async fn refresh_verdict(
     }
     let verdict = engine.verdict(profile, scores.clone(), opts).await?;
     let strength = strength(verdict.p_value);
-    let json = serde_json::to_value(&verdict).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let identity = identity_evidence(store, &ids, &scores).await?;
+    let mut json =
+        serde_json::to_value(&verdict).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    // The listing shows the identity evidence beside the cached verdict.
+    json["identity"] =
+        serde_json::to_value(&identity).map_err(|e| ServiceError::Internal(e.to_string()))?;
     store.set_verdict(id, json, ids.len() as i64, strength).await?;
     let mut top_evidence = Vec::new();
     for &i in &verdict.top_samples {
@@ -88,12 +106,31 @@ pub async fn refresh_verdict(
     }
     Ok(VerdictResponse {
         suspect_id: id.to_string(),
+        identity,
         profile: profile_name,
         strength,
         verdict,
         top_evidence,
         membership: crate::service::membership::latest(store, id).await?,
     })
+}
+
+/// The identity evidence over a suspect's scored samples (`ids[i]` is the sample of
+/// `scores[i]`); only the samples shown as examples are read back, for their prompts.
+async fn identity_evidence(
+    store: &dyn Store,
+    ids: &[i64],
+    scores: &[TextScore],
+) -> ServiceResult<IdentityEvidence> {
+    let mut e = IdentityEvidence::new("samples");
+    for (&sid, s) in ids.iter().zip(scores) {
+        let example = e.examples.len() < IdentityEvidence::MAX_EXAMPLES
+            && s.claims.iter().any(|c| c.is_explicit());
+        let prompt =
+            if example { store.get_sample(sid).await?.and_then(|r| r.prompt) } else { None };
+        e.add(prompt.as_deref(), &s.claims, true);
+    }
+    Ok(e.finish())
 }
 
 /// Content hash used to deduplicate samples: sha256 over the prompt and the text.
