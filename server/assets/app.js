@@ -179,7 +179,9 @@ function highlighted(text, score) {
     marks.push({ start: e.span[0], end: e.span[1], cls, title: `${e.kind}: ${e.label} (${e.weight >= 0 ? '+' : ''}${fmtNum(e.weight)})` });
   }
   for (const c of (score && score.claims) || []) {
-    marks.push({ start: c.span[0], end: c.span[1], cls: 'claim', title: `identity claim (${c.kind}, ${c.family}): ${c.text}` });
+    // A cue (generic disclaimer, cutoff) names no family: it is not labelled as a claim.
+    const what = c.class === 'cue' ? `identity cue (${c.kind}; not a claim)` : `identity claim (${c.kind}, ${c.family})`;
+    marks.push({ start: c.span[0], end: c.span[1], cls: 'claim', title: `${what}: ${c.text}` });
   }
   const rank = { claim: 3, up: 2, down: 1 };
   const bounds = new Set([0, chars.length]);
@@ -279,6 +281,8 @@ async function renderSuspects(main) {
     return h('tr', { 'data-suspect': s.id },
       h('td', { class: 'num' }, i + 1),
       h('td', {}, h('a', { href: `#/suspects/${encodeURIComponent(s.id)}` }, s.name), s.description ? h('div', { class: 'muted small' }, s.description) : null),
+      // Identity evidence first: explicit claims by family, never replaced by a style label.
+      h('td', { class: 'identity-cell' }, explicitClaimsText(v.identity)),
       h('td', {}, decisionBadge(v.decision)),
       h('td', { class: 'num' }, fmtP(v.p_value)),
       h('td', { class: 'num' }, s.strength === null || s.strength === undefined ? '–' : fmtNum(s.strength, 2)),
@@ -289,8 +293,9 @@ async function renderSuspects(main) {
   });
   const table = list.suspects.length
     ? h('table', { id: 'suspects', class: 'data' },
-      h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Suspect'), h('th', {}, 'Verdict'), h('th', {}, 'p-value'),
-        h('th', { title: '−log10 p' }, 'Strength'), h('th', {}, 'Samples'), h('th', {}, 'Attributed teacher'), h('th', {}, 'Profile'), h('th', {}, 'Last update'))),
+      h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'Suspect'), h('th', { title: 'explicit self-identification by family (e.g. "developed by OpenAI"); generic disclaimers are not counted' }, 'Identity claims'),
+        h('th', { title: 'style is triage and never decides; the served-output membership test does' }, 'Style verdict'), h('th', {}, 'Style p-value'),
+        h('th', { title: '−log10 p of the style test: a ranking, not a decision' }, 'Strength'), h('th', {}, 'Samples'), h('th', { title: 'the family whose style is nearest: a style label, not an identity' }, 'Style-nearest family'), h('th', {}, 'Profile'), h('th', {}, 'Last update'))),
       h('tbody', {}, rows))
     : h('p', { id: 'no-suspects', class: 'empty' }, 'No suspects yet.', canWrite() ? ' Create one below and add samples of its responses.' : '');
 
@@ -311,7 +316,7 @@ async function renderSuspects(main) {
     }
   });
   main.append(
-    h('div', { class: 'page-head' }, h('h1', {}, 'Suspects'), h('p', { class: 'muted' }, 'Ranked by strength of evidence (−log10 p of the set-level test against independent models).')),
+    h('div', { class: 'page-head' }, h('h1', {}, 'Suspects'), h('p', { class: 'muted' }, 'Ranked by style strength (−log10 p against known independent models): triage for follow-up, not a decision. Identity claims are shown first; decisions come from the served-output membership test.')),
     h('div', { class: 'card' }, table),
     form);
 }
@@ -405,22 +410,58 @@ function addSamplesCard(s, reload) {
   return writeControl(h('section', { class: 'card', id: 'add-samples-card' }, h('h2', {}, 'Add samples'), paste, upload, result));
 }
 
+/** "openai 12 · anthropic 1" from an identity evidence object, or "–". */
+function explicitClaimsText(identity) {
+  const c = (identity && identity.explicit_claims) || {};
+  const parts = Object.entries(c).sort((a, b) => b[1] - a[1]).map(([f, n]) => `${f} ${n}`);
+  return parts.length ? parts.join(' · ') : '–';
+}
+
+/**
+ * Identity evidence, shown before any style figure: explicit self-identification by family over
+ * the suspect's samples, with examples; generic disclaimers and cutoffs only as cues.
+ */
+function identityCard(v) {
+  const card = (...body) => h('section', { class: 'card', id: 'identity' }, h('h2', {}, 'Identity evidence'), ...body);
+  const e = v && v.identity;
+  if (!e) return card(h('p', { class: 'empty', id: 'identity-empty' }, 'Appears once the suspect has samples.'));
+  const cues = Object.entries(e.cues || {}).map(([k, n]) => `${k} ${n}`).join(' · ');
+  const rate = e.explicit_rate === null || e.explicit_rate === undefined ? '–' : `${e.answers_with_explicit_claim} of ${e.answers} ${e.scope} (${(e.explicit_rate * 100).toFixed(0)}%)`;
+  const stat = (label, value, id, title) => h('div', { class: 'stat', title: title || '' }, h('div', { class: 'label' }, label), h('div', { class: 'value', id }, value));
+  return card(
+    h('div', { class: 'stats' },
+      stat('Explicit claims by family', explicitClaimsText(e), 'identity-explicit', '"I am ChatGPT", "developed by OpenAI", "我是由OpenAI开发的"'),
+      stat('With an explicit claim', rate, 'identity-rate'),
+      stat('Style cues (not claims)', cues || '–', 'identity-cues', 'generic "As an AI language model" disclaimers and knowledge cutoffs name no family')),
+    h('p', { id: 'identity-summary' }, e.summary || ''),
+    (e.examples || []).length ? h('ul', { class: 'claims', id: 'identity-examples' }, e.examples.map((x) => h('li', {},
+      h('span', { class: 'badge claim' }, `${x.kind} → ${x.family}`), ' ', h('q', {}, x.text),
+      x.prompt ? h('span', { class: 'muted small' }, ' — prompt: ', x.prompt) : null))) : null,
+    h('p', { class: 'muted small' }, 'Claims are strong evidence to report, but not a decision: models trained on web text sometimes claim to be ChatGPT. No style figure overrides them.'));
+}
+
 function verdictCard(s, v) {
   if (!v) {
-    return h('section', { class: 'card', id: 'verdict' }, h('h2', {}, 'Verdict'),
-      h('p', { class: 'empty' }, decisionBadge(null), ' No samples yet: add responses of this model to test it against independent models.'));
+    return h('section', { class: 'card', id: 'verdict' }, h('h2', {}, 'Style triage'),
+      h('p', { class: 'empty' }, decisionBadge(null), ' No samples yet: add responses of this model to rank it against known independent models.'));
   }
   const stat = (label, value, id, title) => h('div', { class: 'stat', title: title || '' }, h('div', { class: 'label' }, label), h('div', { class: 'value', id }, value));
+  const t = v.triage || {};
+  const known = t.reference_models !== undefined;
   return h('section', { class: 'card', id: 'verdict' },
-    h('h2', {}, 'Verdict'),
+    h('h2', {}, 'Style triage'),
+    h('p', { id: 'verdict-triage' }, t.summary || 'Style evidence ranks suspects but cannot decide distillation — the decision needs the served-output membership test.'),
     h('div', { class: 'stats' },
-      stat('Decision', decisionBadge(v.decision), 'verdict-decision'),
-      stat('p-value', fmtP(v.p_value), 'verdict-p', 'one-sided, against the random-effects null of independent models'),
+      stat('Decision', decisionBadge(v.decision), 'verdict-decision', 'style evidence never decides; the served-output membership test does'),
+      stat('Rank', known ? `${t.rank} of ${t.reference_models + 1}` : '–', 'verdict-rank', 'among the known independent reference models and this suspect; 1 = most upstream-like'),
+      stat('Percentile', known ? `${Math.round(t.percentile * 100)}%` : '–', 'verdict-percentile', `of ${t.reference_models} reference models (${t.reference_families} families) less upstream-like than this suspect`),
+      stat('Smallest supported p', known ? fmtP(t.min_p_value) : '–', 'verdict-min-p', '1/(K+1) for K reference models: below it a p-value rests on the assumed shape of the null, not on data'),
+      stat('p-value', fmtP(v.p_value), 'verdict-p', 'one-sided, against the random-effects null of independent models: a ranking number'),
       stat('α', String(v.alpha), 'verdict-alpha'),
       stat('Samples N', String(v.n), 'verdict-n'),
       stat('Mean score', fmtNum(v.statistic), 'verdict-stat'),
-      stat('Effect size', fmtNum(v.effect_size, 2), 'verdict-effect', '(statistic − null mean) / s.d. of an independent model\'s mean over n responses'),
-      stat('Attributed teacher', v.teacher || '–', 'verdict-teacher')),
+      stat('Effect size', fmtNum(v.effect_size, 2), 'verdict-effect', (v.prompt_aligned ? 'prompt-aligned; ' : '') + '(statistic − null mean) / s.d. of an independent model\'s mean over n responses'),
+      stat('Style-nearest family', v.teacher || '–', 'verdict-teacher', 'a style label: it never overrides the identity evidence')),
     h('div', { class: 'families' }, (v.families || []).slice(0, 6).map((f) =>
       h('div', { class: 'family-row' }, h('span', { class: 'family-name' }, f.family), progressBar(f.prob, (f.prob * 100).toFixed(1) + '%')))),
     errorCheckLine(v));
@@ -449,7 +490,7 @@ function evidenceCard(v) {
         h('span', { class: 'muted' }, t.source)),
       t.prompt ? h('div', { class: 'prompt muted' }, 'Prompt: ', t.prompt) : null,
       highlighted(t.text, sc),
-      (sc.claims || []).length ? h('ul', { class: 'claims' }, sc.claims.map((c) => h('li', {}, h('span', { class: 'badge claim' }, `${c.kind} → ${c.family}`), ' ', c.text))) : null,
+      (sc.claims || []).length ? h('ul', { class: 'claims' }, sc.claims.map((c) => h('li', {}, h('span', { class: 'badge claim' }, c.class === 'cue' ? `cue: ${c.kind}` : `${c.kind} → ${c.family}`), ' ', c.text))) : null,
       features.length ? h('div', { class: 'chips' }, features.map((e) => h('span', { class: 'chip ' + (e.weight >= 0 ? 'up' : 'down') }, `${e.label} ${e.weight >= 0 ? '+' : ''}${fmtNum(e.weight, 2)}`))) : null);
   });
   return h('section', { class: 'card', id: 'evidence' },
@@ -488,7 +529,7 @@ function campaignRow(c) {
     h('td', { class: 'campaign-progress' }, planned ? progressBar(finished / planned, `${finished} / ${planned}`) : '–',
       h('div', { class: 'muted small' }, `answered ${p.answered || 0} · failed ${p.failed || 0} · in flight ${p.in_flight || 0}`)),
     h('td', { class: 'num' }, fmtP(c.p_value)),
-    h('td', {}, c.decision ? decisionBadge(c.decision) : '–', c.teacher ? h('div', { class: 'muted small' }, 'teacher ' + c.teacher) : null),
+    h('td', {}, c.decision ? decisionBadge(c.decision) : '–', c.teacher ? h('div', { class: 'muted small' }, 'style-nearest ' + c.teacher) : null),
     h('td', {}, c.stop_reason || '–'),
     timeCell(c.updated_ms));
 }
@@ -632,10 +673,11 @@ async function renderSuspect(main, id) {
     container.replaceChildren(
       h('div', { class: 'page-head' },
         h('p', { class: 'crumbs' }, h('a', { href: '#/suspects' }, 'Suspects'), ' / '),
-        // The exact test's decision when there is one; else the style triage's.
+        // The exact test's decision when there is one; else the style triage's (undecided).
         h('h1', { id: 'suspect-name-title' }, fresh.name, ' ', decisionBadge(latest ? latest.decision : v && v.decision)),
         h('p', { class: 'muted' }, fresh.description || '', fresh.description ? ' · ' : '', `profile ${fresh.profile} · ${fresh.samples} samples · updated ${fmtTime(fresh.updated_ms)}`),
         del),
+      identityCard(v),
       membershipCard(latest, base),
       h('div', { class: 'grid-2' },
         verdictCard(fresh, v),

@@ -297,6 +297,19 @@ fn profile_build_then_score_and_verdict_with_it() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verdict JSON");
     assert_eq!(v["verdict"]["n"], 10);
     assert!(v["verdict"]["p_value"].as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)));
+    // Style is triage (never a decision) and the identity evidence comes first.
+    assert_eq!(v["verdict"]["decision"], "undecided", "{v}");
+    assert!(v["verdict"]["triage"]["rank"].as_u64().is_some(), "{v}");
+    assert_eq!(
+        (v["identity"]["scope"].as_str(), v["identity"]["answers"].as_u64()),
+        (Some("responses"), Some(10))
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let at = |k: &str| stdout.find(&format!("\"{k}\"")).unwrap_or_else(|| panic!("{k}: {stdout}"));
+    assert!(at("identity") < at("verdict"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("identity: No explicit self-identification"), "{stderr}");
+    assert!(stderr.contains("style triage: ") && stderr.contains("membership test"), "{stderr}");
     // An alpha outside (0, 0.5) is refused by name (it panicked in statrs at 1.5 or NaN).
     for bad in ["1.5", "NaN", "0.7"] {
         let out = pedigree()

@@ -317,11 +317,21 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     c.find(Locator::Id("samples-text")).await.unwrap().send_keys(&pasted).await.unwrap();
     c.find(Locator::Id("samples-submit")).await.unwrap().click().await.unwrap();
     wait_js(&c, "document.getElementById('verdict-n') && document.getElementById('verdict-n').textContent === '10'", "the verdict over 10 samples").await;
+    // Style is triage: undecided, with its rank among the known independent models; the
+    // identity evidence (5 of 10 samples say "developed by OpenAI") is shown before it.
     let decision = text_of(&c, "#verdict-decision").await;
+    assert_eq!(decision, "undecided");
+    let triage = text_of(&c, "#verdict-triage").await;
     assert!(
-        ["distilled", "independent", "undecided"].contains(&decision.as_str()),
-        "decision {decision:?}"
+        triage.contains("cannot decide distillation") && triage.contains("membership test"),
+        "{triage}"
     );
+    assert!(text_of(&c, "#verdict-rank").await.contains(" of "));
+    assert_eq!(text_of(&c, "#identity-explicit").await, "openai 5");
+    assert!(text_of(&c, "#identity-cues").await.contains("ai_disclaimer 10"));
+    assert!(text_of(&c, "#identity-examples").await.contains("developed by OpenAI"));
+    let first = wait_js(&c, "(() => { const a = document.getElementById('identity'), b = document.getElementById('verdict'); return !!(a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING); })()", "identity before the style triage").await;
+    assert_eq!(first, serde_json::Value::Bool(true));
     let p: f64 = text_of(&c, "#verdict-p").await.parse().expect("p-value is a number");
     assert!((0.0..=1.0).contains(&p), "p = {p}");
     assert!(!text_of(&c, "#verdict-teacher").await.is_empty());
@@ -396,6 +406,7 @@ async fn dashboard_end_to_end_in_headless_chromium() {
     wait_js(&c, &format!("document.querySelector(\"{row}\")"), "the suspect's row").await;
     let row_text = text_of(&c, &row).await;
     assert!(row_text.contains("rival-chat-7b") && row_text.contains(&decision), "row: {row_text}");
+    assert!(row_text.contains("openai"), "identity claims in the row: {row_text}");
     screenshot(&c, &shots, "suspects").await;
 
     // --- profiles: families, training summary, calibration ROC.

@@ -19,7 +19,10 @@ pub enum DetectCommand {
     Profile(ProfileCommand),
     /// Score texts: JSONL (or any format `datasets` reads) in, one JSON result per line out.
     Score(ScoreArgs),
-    /// The set-level verdict about a suspect from a file of its responses.
+    /// The set-level view of a suspect from a file of its responses: identity evidence first
+    /// (explicit self-identification by family, style cues apart), then the style triage (rank
+    /// among known independent models; always undecided: the decision needs the served-output
+    /// membership test, `pedigree membership`).
     Verdict(VerdictArgs),
     /// Run the bench protocol on a benchmark directory and print its metrics.
     Bench(BenchArgs),
@@ -344,8 +347,19 @@ fn verdict(a: VerdictArgs) -> anyhow::Result<()> {
         .iter()
         .map(|&i| serde_json::json!({"index": i, "id": recs[i].id, "score": scores[i].score, "fpr": scores[i].fpr, "evidence": scores[i].evidence.iter().take(5).collect::<Vec<_>>()}))
         .collect();
+    // Identity evidence first (keys print sorted: `identity` < `top_samples` < `verdict`), and
+    // the style verdict as what it is: triage, always undecided.
+    let mut identity = detector::identity::IdentityEvidence::new("responses");
+    for (r, s) in recs.iter().zip(&scores) {
+        identity.add(r.prompt.as_deref(), &s.claims, true);
+    }
+    let identity = identity.finish();
+    eprintln!("identity: {}", identity.summary);
+    if let Some(t) = &v.triage {
+        eprintln!("style triage: {}", t.summary);
+    }
     out_line(&serde_json::to_string_pretty(
-        &serde_json::json!({"verdict": v, "top_samples": top}),
+        &serde_json::json!({"identity": identity, "verdict": v, "top_samples": top}),
     )?)?;
     Ok(())
 }

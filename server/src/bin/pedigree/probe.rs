@@ -214,6 +214,13 @@ pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
     pb.finish_and_clear();
     let summary = campaign::summary(store.as_ref(), &done).await?;
     store.close().await?;
+    // The human-readable lines on stderr, identity first; stdout keeps the JSON alone.
+    if let Some(s) = summary["identity"]["summary"].as_str() {
+        eprintln!("identity: {s}");
+    }
+    if let Some(s) = summary["style"]["triage"]["summary"].as_str() {
+        eprintln!("style triage: {s}");
+    }
     println!("{summary}");
     if let Some(e) = &done.error {
         anyhow::bail!("campaign {} failed: {e}", done.id);
