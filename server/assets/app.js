@@ -437,7 +437,9 @@ function identityCard(v) {
     (e.examples || []).length ? h('ul', { class: 'claims', id: 'identity-examples' }, e.examples.map((x) => h('li', {},
       h('span', { class: 'badge claim' }, `${x.kind} → ${x.family}`), ' ', h('q', {}, x.text),
       x.prompt ? h('span', { class: 'muted small' }, ' — prompt: ', x.prompt) : null))) : null,
-    h('p', { class: 'muted small' }, 'Claims are strong evidence to report, but not a decision: models trained on web text sometimes claim to be ChatGPT. No style figure overrides them.'));
+    // The summary says it already when there are claims; say it once.
+    (e.summary || '').includes('not a decision') ? null : h('p', { class: 'muted small' }, 'Claims are strong evidence to report, but not a decision: models trained on web text sometimes claim to be ChatGPT.'),
+    h('p', { class: 'muted small' }, 'No style figure overrides the identity evidence.'));
 }
 
 function verdictCard(s, v) {

@@ -333,7 +333,11 @@ pub struct VerdictParams {
     pub top: Option<usize>,
 }
 
-/// The set-level verdict about a suspect: p-value, N, attributed teacher and top evidence.
+/// The set-level view of a suspect: identity evidence first (explicit self-identification by
+/// family, with examples; style cues apart), then the style verdict, which is triage (always
+/// `undecided`: rank and percentile among known independent models, smallest supported p-value,
+/// p-value, N, style-nearest family, top evidence) and the latest membership result, the exact
+/// test that decides.
 #[utoipa::path(get, path = "/v1/suspects/{id}/verdict", tag = "suspects", params(("id" = String, Path), VerdictParams),
     responses((status = 200, body = VerdictResponse), (status = 404, body = ErrorBody),
               (status = 409, description = "No samples yet", body = ErrorBody), (status = 422, body = ErrorBody),

@@ -129,7 +129,7 @@ pub fn critical_mean(null: &SetNull, n: usize, alpha: f64) -> Option<f64> {
 
 /// A suspect's per-response scores against the profile's calibration populations: the
 /// independent-model null (LOMO-scored known non-upstream models) and the upstream's own models.
-/// `critical`: the mean the suspect's N responses must exceed for a `distilled` verdict.
+/// `critical`: the mean at which the suspect's N responses reach style p = α (a ranking line: style never decides).
 /// `x_label` names the scale: the raw upstream log-odds, or the prompt-aligned score when the
 /// suspect's verdict is prompt-aligned (then `null` is the aligned null).
 pub fn score_distribution_svg(
@@ -231,7 +231,7 @@ pub fn score_distribution_svg(
                     4,
                     RED.mix(0.8).stroke_width(2),
                 ))?
-                .label(format!("mean needed for `distilled` at N = {}", suspect.len()))
+                .label(format!("mean at style p = α, N = {} (triage)", suspect.len()))
                 .legend(|(x, y)| {
                     PathElement::new(
                         vec![(x + 8, y - 6), (x + 8, y + 6)],
