@@ -418,7 +418,7 @@ mod tests {
         assert!(
             s.starts_with("<svg")
                 && s.contains("this suspect (2 responses)")
-                && s.contains("needed for"),
+                && s.contains("mean at style p = α, N = 2 (triage)"),
             "{s}"
         );
         let s = score_distribution_svg(&[], &[], &[], None, ALIGNED_SCALE).unwrap();
