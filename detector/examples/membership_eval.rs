@@ -36,34 +36,8 @@ fn load(path: &Path) -> Vec<(String, String, Option<String>)> {
 }
 
 fn desensitize(t: &str, rng: &mut ChaCha8Rng, drop: f64, reword: f64, vocab: &[&str]) -> String {
-    let num = regex::Regex::new(r"\d+(?:[.,]\d+)*").unwrap();
-    let t = num.replace_all(t, "[NUM]");
-    let marker = regex::Regex::new(r"(?m)^\s*(?:#+|[-*+]|\d+\.|\[NUM\]\.)\s*").unwrap();
-    let t = marker.replace_all(&t, "");
-    let t = t.replace("**", "").replace("__", "").replace('`', "");
-    // Names: a capitalised word after a lower-case word or a comma.
-    let mut words: Vec<String> = Vec::new();
-    let mut prev_lower = false;
-    for tok in t.split(' ') {
-        let cap = tok.chars().next().is_some_and(char::is_uppercase)
-            && tok.chars().skip(1).any(char::is_lowercase);
-        if cap && prev_lower {
-            if words.last().map(String::as_str) != Some("[NAME]") {
-                words.push("[NAME]".into());
-            }
-            // Keep trailing punctuation / newlines of the name token.
-            let tail: String = tok.chars().skip_while(|c| c.is_alphabetic()).collect();
-            if !tail.is_empty() {
-                let last = words.last_mut().unwrap();
-                last.push_str(&tail);
-            }
-            prev_lower = false;
-            continue;
-        }
-        prev_lower = tok.ends_with(|c: char| c.is_lowercase() || c == ',' || c == ';');
-        words.push(tok.to_string());
-    }
-    let t = words.join(" ");
+    // Numbers and names masked, markdown stripped: the library's deterministic steps.
+    let t = detector::desensitize::Step::All.apply(t);
     // Sentences: end after . ! ? followed by white space, or at a newline.
     let mut sents: Vec<String> = Vec::new();
     let mut cur = String::new();

@@ -11,7 +11,8 @@
 //! where `F_up` / `F_null` are the score distributions of upstream / independent models. Both are
 //! taken from the profile's calibration block ([`Calibration::upstream_scores`] and
 //! [`Calibration::null_scores`]): scores of known models, each scored by a profile that never saw
-//! that model (leave-one-model-out), i.e. what *unseen* models look like.
+//! it — a non-upstream model with its whole family left out (leave-one-family-out), an upstream
+//! model alone — i.e. what *unseen* families and unseen upstream versions look like.
 //!
 //! # Estimator
 //! π is estimated by maximum likelihood with both component densities estimated by Gaussian

@@ -43,9 +43,20 @@ pub fn profile_from_bench(
     opts: &FitOptions,
     dense: Option<&DenseTable>,
 ) -> crate::Result<Profile> {
+    profile_without(dir, opts, dense, &|_| false)
+}
+
+/// [`profile_from_bench`] with the known models for which `left_out` is true left out of both
+/// fitting and calibration.
+fn profile_without(
+    dir: &BenchDir,
+    opts: &FitOptions,
+    dense: Option<&DenseTable>,
+    left_out: &(dyn Fn(&str) -> bool + Sync),
+) -> crate::Result<Profile> {
     let labeled = |split: Split| -> crate::Result<Vec<LabeledText>> {
         let mut out = Vec::new();
-        for m in dir.known_models() {
+        for m in dir.known_models().into_iter().filter(|m| !left_out(m)) {
             let fam = dir.family(m).expect("known model has a family");
             for s in dir.samples_for(m, split) {
                 let d = match dense {
@@ -197,6 +208,24 @@ pub fn run(
         serde_json::json!(metrics::fraction(check.flagged_per_response.len(), check.models)),
     );
     m.extra.insert("null_check".into(), serde_json::json!(check));
+    // The validation that mimics unseen suspects, from the calibration alone (no suspect label):
+    // known models scored held out (non-upstream ones with their whole family, upstream ones
+    // alone, on prompts the profile was not fitted on). How well the score separates unseen
+    // upstream versions from unseen families, per response and per model (set score = mean).
+    let cal = profile.calibration();
+    let means = |ms: &[crate::calibration::ModelNull]| ms.iter().map(|m| m.mean).collect::<Vec<_>>();
+    m.extra.insert(
+        "validation_lofo".into(),
+        serde_json::json!({
+            "sample_auroc": metrics::auroc(
+                &cal.upstream_scores.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+                &cal.null_scores.iter().map(|&x| x as f64).collect::<Vec<_>>()),
+            "model_auroc": metrics::auroc(&means(&cal.upstream_models), &means(&cal.null_models)),
+            "model_auroc_aligned": cal.aligned.as_ref().map(|a| metrics::auroc(&means(&a.upstream_models), &means(&a.null_models))),
+            "null_model_means": cal.null_models.iter().map(|m| (m.model.clone(), round3(m.mean))).collect::<std::collections::BTreeMap<_, _>>(),
+            "upstream_model_means": cal.upstream_models.iter().map(|m| (m.model.clone(), round3(m.mean))).collect::<std::collections::BTreeMap<_, _>>(),
+        }),
+    );
     // What the pooled per-response null would decide for the suspects (not the method's decision).
     let pooled = crate::calibration::PooledNull::from_models(null_models);
     let pooled_flag = |r: &SuspectResult| {
@@ -216,6 +245,14 @@ pub fn run(
         "per_response_null_independents_flagged".into(),
         serde_json::json!(count(&|r| r.negative, &pooled_flag)),
     );
+    if opts.dense_tiers.is_empty() {
+        progress("audit validation: mixtures of families left out whole");
+        m.extra.insert("audit_lofo".into(), audit_lofo(dir, opts)?);
+    }
+    m.extra.insert(
+        "desensitization".into(),
+        desensitization_table(dir, &profile, aligned, &m, dense.is_some())?,
+    );
     let responses = scored
         .iter()
         .flat_map(|(m, s)| {
@@ -233,6 +270,135 @@ pub fn run(
         suspects: results,
         profile,
     })
+}
+
+/// Per-text AUROCs after each desensitization step ([`crate::desensitize`]) applied to every
+/// suspect's answers (the references stay the known models' raw answers, as a provider has
+/// them), and the drop from the undesensitized figures in `m`. Skipped for neural profiles (their
+/// vectors belong to the raw texts).
+fn desensitization_table(
+    dir: &BenchDir,
+    profile: &Profile,
+    aligned: bool,
+    m: &BenchMetrics,
+    neural: bool,
+) -> crate::Result<serde_json::Value> {
+    if neural && !profile.neural_tiers().is_empty() {
+        return Ok(serde_json::json!("skipped: neural vectors are of the raw texts"));
+    }
+    let mut rows = serde_json::Map::new();
+    for step in crate::desensitize::Step::EACH {
+        let mut by: [Vec<f64>; 3] = Default::default(); // upstream, student, negative
+        for s in dir.suspects() {
+            let slot = if dir.upstream_suspects().contains(&s) {
+                0
+            } else if dir.is_positive(s) {
+                1
+            } else if dir.is_negative(s) {
+                2
+            } else {
+                continue;
+            };
+            let samples = dir.samples_for(s, Split::Test);
+            let texts: Vec<String> = samples.iter().map(|x| step.apply(&x.response)).collect();
+            let batch: Vec<(&str, Option<&str>)> = texts
+                .iter()
+                .zip(&samples)
+                .map(|(t, x)| (t.as_str(), Some(x.prompt.as_str())))
+                .collect();
+            for t in profile.score_batch_with(&batch, None)? {
+                by[slot].push(if aligned { t.aligned.unwrap_or(t.score) } else { t.score });
+            }
+        }
+        let (up, st) = (metrics::auroc(&by[0], &by[2]), metrics::auroc(&by[1], &by[2]));
+        rows.insert(
+            step.name().into(),
+            serde_json::json!({
+                "sample_auroc_upstream": round3(up),
+                "sample_auroc_student": round3(st),
+                "drop_upstream": round3(m.sample_auroc_upstream - up),
+                "drop_student": round3(m.sample_auroc_student - st),
+            }),
+        );
+    }
+    Ok(serde_json::Value::Object(rows))
+}
+
+/// The corpus audit validated on models it never saw as whole families: for each non-upstream
+/// family F of the known models (paired in turn with one upstream model U), a profile is fitted
+/// and calibrated without F and U, and corpora of F's and U's test-prompt answers at upstream
+/// fractions 0, 5, 25 and 50% are audited with the default options. Reports each estimate and
+/// interval, whether the interval covers the truth, and the largest estimate on an
+/// all-independent corpus (the bar: ≤ 0.05).
+fn audit_lofo(dir: &BenchDir, opts: &FitOptions) -> crate::Result<serde_json::Value> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let up = dir.upstream();
+    let known = dir.known_models();
+    let mut families: Vec<&str> =
+        known.iter().filter_map(|m| dir.family(m)).filter(|f| *f != up).collect();
+    families.sort();
+    families.dedup();
+    let ups: Vec<&str> = known.iter().copied().filter(|m| dir.family(m) == Some(up)).collect();
+    if ups.len() < 2 || families.len() < 3 {
+        return Ok(serde_json::json!("skipped: needs ≥ 2 upstream models and ≥ 3 other families"));
+    }
+    const FRACTIONS: [f64; 4] = [0.0, 0.05, 0.25, 0.5];
+    let aopts = crate::audit::AuditOptions::default();
+    let rows: Vec<serde_json::Value> = families
+        .par_iter()
+        .enumerate()
+        .map(|(i, fam)| -> crate::Result<Vec<serde_json::Value>> {
+            let u = ups[i % ups.len()];
+            let out = |m: &str| m == u || dir.family(m) == Some(fam);
+            let profile = profile_without(dir, opts, None, &out)?;
+            let score = |models: &[&str]| -> crate::Result<Vec<f64>> {
+                let texts: Vec<(&str, Option<&str>)> = models
+                    .iter()
+                    .flat_map(|m| dir.samples_for(m, Split::Test))
+                    .map(|s| (s.response.as_str(), None))
+                    .collect();
+                Ok(profile.score_batch_with(&texts, None)?.iter().map(|t| t.score).collect())
+            };
+            let fam_models: Vec<&str> =
+                known.iter().copied().filter(|m| dir.family(m) == Some(fam)).collect();
+            let (ind, upt) = (score(&fam_models)?, score(&[u])?);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20_241_203 + i as u64);
+            Ok(FRACTIONS
+                .iter()
+                .map(|&pi| {
+                    // The largest corpus both parts can fill at this fraction.
+                    let n = if pi == 0.0 {
+                        ind.len()
+                    } else {
+                        ((ind.len() as f64 / (1.0 - pi)).min(upt.len() as f64 / pi)) as usize
+                    };
+                    let k = (pi * n as f64).round() as usize;
+                    let mut corpus: Vec<f64> =
+                        upt.choose_multiple(&mut rng, k).copied().collect();
+                    corpus.extend(ind.choose_multiple(&mut rng, n - k).copied());
+                    let e = crate::audit::estimate(&corpus, profile.calibration(), &aopts);
+                    let truth = k as f64 / n as f64;
+                    serde_json::json!({
+                        "family": fam, "upstream_model": u, "texts": n, "truth": round3(truth),
+                        "estimate": round3(e.fraction), "ci95": [round3(e.ci95[0]), round3(e.ci95[1])],
+                        "covered": e.ci95[0] <= truth && truth <= e.ci95[1],
+                    })
+                })
+                .collect())
+        })
+        .collect::<crate::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let at_zero = rows.iter().filter(|r| r["truth"] == 0.0);
+    let max_zero = at_zero.filter_map(|r| r["estimate"].as_f64()).fold(0.0, f64::max);
+    let covered = rows.iter().filter(|r| r["covered"] == true).count();
+    Ok(serde_json::json!({
+        "max_estimate_all_independent": max_zero,
+        "covered": format!("{covered}/{}", rows.len()),
+        "corpora": rows,
+    }))
 }
 
 fn round3(x: f64) -> f64 {

@@ -2,14 +2,16 @@
 //! and a suspect's mean score becomes a p-value.
 //!
 //! The null population is made of *known* non-upstream models' responses, each scored by a
-//! profile fitted **without that model** (leave-one-model-out). A model a profile was trained on
-//! looks less upstream-like than an unseen one would, so in-sample scores would understate the
-//! false-positive rate for the unseen suspects the product actually meets.
+//! profile fitted **without that model's whole family** (leave-one-family-out; see
+//! `Profile::fit`). A model a profile was trained on — or whose siblings it was trained on —
+//! looks less upstream-like than an unseen family would, so in-sample or leave-one-model-out
+//! scores would understate the false-positive rate for the unseen suspects the product actually
+//! meets. The upstream's own models are left out one at a time (unseen upstream versions).
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
-/// Score summary of one model under leave-one-model-out scoring.
+/// Score summary of one model under held-out (LOFO or, for upstream models, LOMO) scoring.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModelNull {
     pub model: String,
@@ -35,7 +37,7 @@ impl ModelNull {
 /// The calibration block stored in a profile.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Calibration {
-    /// Sorted per-response scores of the null population (known independent models, LOMO-scored).
+    /// Sorted per-response scores of the null population (known independent models, LOFO-scored).
     pub null_scores: Vec<f32>,
     /// Per-model summaries of the null population (for the set-level random-effects null).
     pub null_models: Vec<ModelNull>,

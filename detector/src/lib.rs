@@ -20,6 +20,7 @@ pub mod audit;
 pub mod bench;
 pub mod calibration;
 pub mod dense;
+pub mod desensitize;
 pub mod error;
 pub mod features;
 pub mod identity;

@@ -60,36 +60,82 @@ impl FitOptions {
 }
 
 impl Profile {
-    /// Fit a profile: components on `train`, then leave-one-model-out calibration on `calib`
-    /// (responses to *other* prompts than `train`'s, so calibration never sees training prompts).
+    /// Fit a profile: components on `train`, then the held-out calibration on `calib` (responses
+    /// to *other* prompts than `train`'s, so calibration never sees training prompts).
+    ///
+    /// Every error rate is built from scores of models the scoring profile never saw, and the
+    /// unit left out is what a real suspect would be new in ([`Holdout`]): a non-upstream model
+    /// is left out with its whole **family** (leave-one-family-out, LOFO), because the suspects
+    /// that matter come from families the profile has never seen, and siblings left in make a
+    /// held-out model look far less upstream-like than an unseen family does (a scratch
+    /// prototype: Claude left out alone scored −1.3, the whole Anthropic family left out +0.36,
+    /// above most students). An upstream model is left out alone: it stands for an unseen
+    /// *version* of the upstream, and the upstream family cannot be left out whole. Where a family
+    /// has one model LOFO = LOMO. Family posteriors (attribution, per-family audits) stay
+    /// leave-one-model-out: attributing a text to a family needs that family in the profile.
     pub fn fit(train: &[LabeledText], calib: &[LabeledText], opts: &FitOptions) -> Result<Profile> {
         let fitted = Fitter::new(train, opts)?;
-        let full = fitted.fit_excluding(None);
+        let full = fitted.fit_excluding(Holdout::Nothing);
         let calib_x = fitted.featurize(calib)?;
         let mut by_model: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, c) in calib.iter().enumerate() {
             by_model.entry(c.model).or_default().push(i);
         }
-        // Leave each calibration model out of the fit in turn and score its responses.
         let models: Vec<(&str, Vec<usize>)> = by_model.into_iter().collect();
+        let family_of = |idx: &[usize]| calib[idx[0]].family;
+        let mut family_size: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, idx) in &models {
+            *family_size.entry(family_of(idx)).or_default() += 1;
+        }
+        // The scheme of each model's upstream scores, and of its family posteriors.
+        let score_holdout = |m: &str, fam: &str| {
+            if fam == opts.upstream {
+                Holdout::Model(m)
+            } else {
+                Holdout::Family(fam)
+            }
+        };
+        let posterior_holdout = |m: &str, fam: &str| {
+            if fam != opts.upstream && family_size[fam] == 1 {
+                Holdout::Family(fam)
+            } else {
+                Holdout::Model(m)
+            }
+        };
+        // Each distinct held-out set is fitted once, in parallel.
+        let mut holdouts: Vec<Holdout> = models
+            .iter()
+            .flat_map(|(m, idx)| {
+                let fam = family_of(idx);
+                [score_holdout(m, fam), posterior_holdout(m, fam)]
+            })
+            .collect();
+        holdouts.sort();
+        holdouts.dedup();
+        let fits: BTreeMap<Holdout, Profile> =
+            holdouts.par_iter().map(|h| (*h, fitted.fit_excluding(*h))).collect();
         let lomo: Vec<LomoModel> = models
             .par_iter()
             .map(|(m, idx)| {
-                let p = fitted.fit_excluding(Some(m));
-                let (s, post) = idx
+                let fam = family_of(idx);
+                let (sp, pp) = (&fits[&score_holdout(m, fam)], &fits[&posterior_holdout(m, fam)]);
+                let s = idx.iter().map(|&i| sp.score_vec(&calib_x[i]).1).collect();
+                let post = idx
                     .iter()
-                    .map(|&i| {
-                        let (fam, score) = p.score_vec(&calib_x[i]);
-                        (score, fam.iter().map(|&v| v as f32).collect::<Vec<f32>>())
-                    })
-                    .unzip();
-                (m.to_string(), calib[idx[0]].family.to_string(), s, post)
+                    .map(|&i| pp.score_vec(&calib_x[i]).0.iter().map(|&v| v as f32).collect())
+                    .collect();
+                (m.to_string(), fam.to_string(), s, post)
             })
             .collect();
         let (mut null_scores, mut upstream_scores) = (Vec::new(), Vec::new());
         let (mut null_models, mut upstream_models) = (Vec::new(), Vec::new());
         let mut family_posteriors = Vec::new();
+        let mut schemes = BTreeMap::new();
         for (m, fam, s, post) in &lomo {
+            schemes.insert(
+                m.clone(),
+                score_holdout(m, fam).scheme(family_size[fam.as_str()]).to_string(),
+            );
             family_posteriors.push(ModelPosteriors {
                 model: m.clone(),
                 family: fam.clone(),
@@ -112,10 +158,10 @@ impl Profile {
         let mut cal = Calibration::new(null_scores, null_models, upstream_models, upstream_scores);
         cal.family_posteriors = family_posteriors;
         cal.aligned = aligned_calibration(calib, &models, &lomo, &opts.upstream);
-        Ok(full.with_calibration(cal))
+        Ok(full.with_calibration(cal, schemes))
     }
 
-    fn with_calibration(mut self, cal: Calibration) -> Profile {
+    fn with_calibration(mut self, cal: Calibration, schemes: BTreeMap<String, String>) -> Profile {
         let set = cal.set_null();
         let alpha = VerdictOptions::default().alpha;
         let q = |p: f64| {
@@ -125,7 +171,10 @@ impl Profile {
                 .unwrap_or(f32::NAN)
         };
         self.meta.calibration = serde_json::json!({
-            "method": "leave-one-model-out scores of known non-upstream models on held-out prompts",
+            "method": "held-out scores of known models on held-out prompts: each non-upstream model scored by a profile fitted without its whole family (leave-one-family-out), each upstream model by one fitted without that model (an unseen upstream version); family posteriors leave one model out",
+            // Per calibration model, the held-out unit its scores (and so every FPR, null,
+            // interval and error check built on them) used.
+            "scheme": schemes,
             "null_models": cal.null_models.iter().map(|m| serde_json::json!({"model": m.model, "family": m.family, "n": m.n, "mean": m.mean})).collect::<Vec<_>>(),
             "upstream_models": cal.upstream_models.iter().map(|m| serde_json::json!({"model": m.model, "n": m.n, "mean": m.mean})).collect::<Vec<_>>(),
             "null_responses": cal.null_scores.len(),
@@ -292,10 +341,10 @@ impl<'a> Fitter<'a> {
         self.opts.features.dim() + self.dense.as_ref().map_or(0, |d| d.dim)
     }
 
-    /// Fit on all training texts except those of `exclude` (a model name).
-    fn fit_excluding(&self, exclude: Option<&str>) -> Profile {
+    /// Fit on all training texts except the held-out ones.
+    fn fit_excluding(&self, holdout: Holdout) -> Profile {
         let keep: Vec<usize> =
-            (0..self.train.len()).filter(|&i| Some(self.train[i].model) != exclude).collect();
+            (0..self.train.len()).filter(|&i| !holdout.holds_out(&self.train[i])).collect();
         let xs: Vec<&SparseVec> = keep.iter().map(|&i| &self.x[i]).collect();
         // Components are renumbered so an excluded model leaves no empty class behind.
         let mut comps: Vec<usize> = keep.iter().map(|&i| self.y[i]).collect();
@@ -357,8 +406,39 @@ impl<'a> Fitter<'a> {
     }
 }
 
-/// One calibration model scored leave-one-model-out: (model, family, upstream score and family
-/// posterior of each of its responses).
+/// What a held-out fit leaves out of the training texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Holdout<'a> {
+    Nothing,
+    Model(&'a str),
+    Family(&'a str),
+}
+
+impl Holdout<'_> {
+    fn holds_out(&self, t: &LabeledText) -> bool {
+        match *self {
+            Holdout::Nothing => false,
+            Holdout::Model(m) => t.model == m,
+            Holdout::Family(f) => t.family == f,
+        }
+    }
+
+    /// The scheme's name as recorded in a profile (`family_models`: how many calibration
+    /// models the family has).
+    fn scheme(&self, family_models: usize) -> &'static str {
+        match self {
+            Holdout::Nothing => "in-sample",
+            Holdout::Model(_) => "leave-one-model-out (upstream version)",
+            Holdout::Family(_) if family_models == 1 => {
+                "leave-one-family-out (= leave-one-model-out: one model in the family)"
+            }
+            Holdout::Family(_) => "leave-one-family-out",
+        }
+    }
+}
+
+/// One calibration model scored held out: (model, family, upstream score of each response under
+/// its score holdout, family posterior of each response under its posterior holdout).
 type LomoModel = (String, String, Vec<f64>, Vec<Vec<f32>>);
 
 /// Prompt-aligned calibration: reference means per prompt from the leave-one-model-out scores of
@@ -371,11 +451,11 @@ fn aligned_calibration(
     upstream: &str,
 ) -> Option<AlignedCalibration> {
     let keys: Vec<Option<u64>> = calib.iter().map(|t| t.prompt.map(prompt_key)).collect();
-    // References are scored leave-one-model-out, like the null: a reference answer counts as
-    // what an unseen model would score on that prompt. (Scoring them with the full profile pulls
-    // each known model's answers towards its own family and makes the per-prompt means noisier;
-    // measured on the dev bench: suspect AUROC@10 0.856 with full-profile references, 0.875 with
-    // LOMO ones.)
+    // References are scored held out, like the null: a reference answer counts as what an
+    // unseen model would score on that prompt. (Scoring them with the full profile pulls each
+    // known model's answers towards its own family and makes the per-prompt means noisier;
+    // measured on the dev bench when references were leave-one-model-out: suspect AUROC@10
+    // 0.856 with full-profile references, 0.875 with held-out ones.)
     let mut ref_scores = vec![0.0; calib.len()];
     for ((_, idx), (_, _, s, _)) in models.iter().zip(lomo) {
         idx.iter().zip(s).for_each(|(&i, &x)| ref_scores[i] = x);

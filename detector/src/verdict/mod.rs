@@ -63,8 +63,8 @@ impl Default for VerdictOptions {
 
 /// How often a set-level null flags the known independent models themselves when each is
 /// treated as an unseen suspect: every null model in turn is tested at its own response count
-/// against the null built from the *other* null models (its scores are already
-/// leave-one-model-out). This is the verdict's false-alarm rate on new independent models, the
+/// against the null built from the null models of *other families* (its scores are already held
+/// out with its family, leave-one-family-out). This is the verdict's false-alarm rate on new independent models, the
 /// error rate a report needs. Beside it: what a pooled-response null (responses treated as
 /// exchangeable across models, ignoring the between-model spread) would flag, and the power side
 /// (the upstream's own models, each left out, tested against the full null).
@@ -99,10 +99,12 @@ impl NullCheck {
                 .collect(),
         };
         for (i, m) in models.iter().enumerate() {
+            // Leave the model's whole family out of its null, as the calibration left it out of
+            // the profile: a sibling in the null is what an unseen family's suspect never has.
             let others: Vec<ModelNull> = models
                 .iter()
                 .enumerate()
-                .filter(|&(j, _)| j != i)
+                .filter(|&(j, o)| j != i && (m.family.is_empty() || o.family != m.family))
                 .map(|(_, o)| o.clone())
                 .collect();
             if others.len() < 2 || m.n < 2 {
@@ -142,7 +144,7 @@ mod tests {
         // per-response null flags the top one, and a far outlier is flagged by both.
         let mk = |i: usize, mean: f64| ModelNull {
             model: format!("m{i}"),
-            family: "f".into(),
+            family: format!("f{i}"),
             n: 200,
             mean,
             var: 1.0,
@@ -163,10 +165,38 @@ mod tests {
     }
 
     #[test]
+    fn null_check_leaves_a_model_s_whole_family_out_of_its_null() {
+        // Two siblings far above three other families: with its sibling in the null a sibling
+        // looks ordinary (the null's spread covers it); against the other families only, it is
+        // the outlier an unseen family would be.
+        let mk = |m: &str, f: &str, mean: f64| ModelNull {
+            model: m.into(),
+            family: f.into(),
+            n: 100,
+            mean,
+            var: 1.0,
+        };
+        let ms =
+            [mk("a1", "A", 3.0), mk("a2", "A", 3.1), mk("b", "B", 0.0), mk("c", "C", 0.2), mk("d", "D", -0.2)];
+        let c = NullCheck::run(&ms, &[], 0.01);
+        assert_eq!(c.models, 5, "{c:?}");
+        assert!(c.flagged_model_level.contains(&"a1".to_string()), "{c:?}");
+        assert!(c.flagged_model_level.contains(&"a2".to_string()), "{c:?}");
+        // The same models as one family each: a1's null holds a2 and it is not flagged.
+        let lomo: Vec<ModelNull> = ms
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ModelNull { family: format!("u{i}"), ..m.clone() })
+            .collect();
+        let c = NullCheck::run(&lomo, &[], 0.01);
+        assert!(!c.flagged_model_level.contains(&"a1".to_string()), "{c:?}");
+    }
+
+    #[test]
     fn null_check_counts_only_the_models_it_could_test() {
         let mk = |i: usize, mean: f64, n: usize| ModelNull {
             model: format!("m{i}"),
-            family: "f".into(),
+            family: format!("f{i}"),
             n,
             mean,
             var: 1.0,
