@@ -108,7 +108,9 @@ impl From<IdentityClaimWire> for IdentityClaim {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TextScore {
     /// Upstream score: log-odds that the text was written by the upstream family rather than any
-    /// other family. Unbounded real number; higher = more upstream-like; 0 = even odds.
+    /// other family, at even prior odds between the two sides (profiles since the balanced score;
+    /// older ones use a uniform prior over known models). Unbounded real number; higher = more
+    /// upstream-like; 0 = even odds.
     pub score: f64,
     /// Prompt-aligned score, when the profile has reference answers to this text's prompt:
     /// `score` minus the mean score of known models' answers to the same prompt (0 = as

@@ -200,11 +200,11 @@ pub fn run(
     let (null_models, upstream_models) = profile.calibration().models(aligned);
     let check = crate::verdict::NullCheck::run(null_models, upstream_models, vopts.alpha);
     m.extra.insert(
-        "verdict_null_models_flagged_lomo".into(),
+        "verdict_null_models_flagged_lofo".into(),
         serde_json::json!(metrics::fraction(check.flagged_model_level.len(), check.models)),
     );
     m.extra.insert(
-        "per_response_null_models_flagged_lomo".into(),
+        "per_response_null_models_flagged_lofo".into(),
         serde_json::json!(metrics::fraction(check.flagged_per_response.len(), check.models)),
     );
     m.extra.insert("null_check".into(), serde_json::json!(check));
@@ -213,7 +213,8 @@ pub fn run(
     // alone, on prompts the profile was not fitted on). How well the score separates unseen
     // upstream versions from unseen families, per response and per model (set score = mean).
     let cal = profile.calibration();
-    let means = |ms: &[crate::calibration::ModelNull]| ms.iter().map(|m| m.mean).collect::<Vec<_>>();
+    let means =
+        |ms: &[crate::calibration::ModelNull]| ms.iter().map(|m| m.mean).collect::<Vec<_>>();
     m.extra.insert(
         "validation_lofo".into(),
         serde_json::json!({

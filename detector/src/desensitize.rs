@@ -24,7 +24,8 @@ pub enum Step {
 }
 
 impl Step {
-    pub const EACH: [Step; 4] = [Step::MaskNumbers, Step::MaskNames, Step::StripMarkdown, Step::All];
+    pub const EACH: [Step; 4] =
+        [Step::MaskNumbers, Step::MaskNames, Step::StripMarkdown, Step::All];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -114,7 +115,10 @@ mod tests {
             "Plan\nFly to [NAME] with [NUM] dollars.\nMeet [NAME] at [NUM]."
         );
         // Sentence-initial capitals are not names; a comma ends a run.
-        assert_eq!(mask_names("The trip to Rome, Paris and Berlin."), "The trip to [NAME], [NAME] and [NAME].");
+        assert_eq!(
+            mask_names("The trip to Rome, Paris and Berlin."),
+            "The trip to [NAME], [NAME] and [NAME]."
+        );
     }
 
     #[test]

@@ -195,9 +195,16 @@ fn verdict_flags_an_upstream_like_suspect_and_not_a_terse_one() {
     let expect: detector::ErrorCheck =
         detector::verdict::NullCheck::run(&cal.null_models, &cal.upstream_models, 0.01).into();
     assert_eq!(v_up.error_check.as_ref(), Some(&expect));
+    // Each null model is tested against the null models of the *other* families; one whose
+    // other families hold fewer than two models cannot be tested.
+    let testable = cal
+        .null_models
+        .iter()
+        .filter(|m| cal.null_models.iter().filter(|o| o.family != m.family).count() >= 2)
+        .count();
     assert_eq!(
         (expect.independents, expect.upstream_models),
-        (cal.null_models.len(), cal.upstream_models.len())
+        (testable, cal.upstream_models.len())
     );
 }
 
@@ -231,6 +238,11 @@ fn builtin_profile_loads_and_reads_identity_claims() {
     assert!(s.claims.iter().any(|c| c.family == "openai" && c.kind == "creator"));
     assert!(s.evidence.iter().any(|e| e.kind == EvidenceKind::Identity && e.span == Some([0, 23])));
     assert!(s.fpr > 0.0 && s.fpr <= 1.0);
+    // The explicit claim pulls towards the upstream; the disclaimer is a cue that pulls neither
+    // way (it once read as evidence against the upstream, weight −1, with family "unknown").
+    let ids: Vec<_> = s.evidence.iter().filter(|e| e.kind == EvidenceKind::Identity).collect();
+    assert!(ids.iter().any(|e| e.label.starts_with("creator claim (openai)") && e.weight == 1.0));
+    assert!(ids.iter().any(|e| e.label.starts_with("ai_disclaimer cue") && e.weight == 0.0));
     // Its metadata carries the verdict's own error check on the calibration models, each left out.
     let check = &p.meta().calibration["verdict_check"];
     assert_eq!(check["models"].as_u64(), Some(p.calibration().null_models.len() as u64), "{check}");
@@ -295,20 +307,21 @@ fn prompt_aligned_scores_and_verdicts() {
     let text = "Certainly! Here are some facts about jazz:\n\n1. **First**, jazz matters.\n\nI hope this helps!";
     let raw = p.score(text, None);
     assert_eq!(raw.aligned, None, "no prompt, no alignment");
-    // Reference mean for the prompt, recomputed from the calibration's leave-one-model-out family
-    // posteriors of the five answers to it (jazz is the 5th topic: index 4 in each model's list).
-    let up = p.families().iter().position(|f| f == "up").unwrap();
-    let refs: Vec<f64> = p
-        .calibration()
-        .family_posteriors
+    // The reference mean for the prompt: the calibration's held-out scores of the five answers
+    // to it (each model scored by a fit without its family, or without itself for an upstream
+    // model). Those fits cannot be redone here (a fit without a family leaves too few null
+    // models for `Profile::fit`), so check that the mean is one over five held-out answers
+    // rather than the full profile's in-sample scores, which pull each answer to its family.
+    let cal = p.calibration().aligned.as_ref().expect("aligned calibration");
+    let mean = cal.refs.mean("Tell me about jazz").expect("references for jazz");
+    let in_sample: Vec<f64> = ca
         .iter()
-        .map(|m| {
-            let q = (m.posteriors[4][up] as f64).clamp(1e-12, 1.0 - 1e-12);
-            (q / (1.0 - q)).ln()
-        })
+        .filter(|t| t.prompt == Some("Tell me about jazz"))
+        .map(|t| p.score(t.text, None).score)
         .collect();
-    assert_eq!(refs.len(), 5);
-    let mean = refs.iter().sum::<f64>() / refs.len() as f64;
+    assert_eq!(in_sample.len(), 5);
+    let in_sample_mean = in_sample.iter().sum::<f64>() / 5.0;
+    assert!((mean - in_sample_mean).abs() > 1e-6, "{mean} is the in-sample mean");
     let al = p.score(text, Some("  tell me ABOUT jazz ")); // matched despite case and spacing
     let a = al.aligned.expect("aligned");
     assert!((a - (raw.score - mean)).abs() < 1e-3, "{a} vs {} − {mean}", raw.score);

@@ -84,14 +84,14 @@ fn null_table(run: &BenchRun) -> String {
     let _ = writeln!(
         s,
         "| model-level random effects (the verdict) | {} | {} | {} |",
-        get("verdict_null_models_flagged_lomo"),
+        get("verdict_null_models_flagged_lofo"),
         run.metrics.verdict_students_flagged,
         run.metrics.verdict_independents_flagged
     );
     let _ = writeln!(
         s,
         "| pooled responses (not used) | {} | {} | {} |",
-        get("per_response_null_models_flagged_lomo"),
+        get("per_response_null_models_flagged_lofo"),
         get("per_response_null_students_flagged"),
         get("per_response_null_independents_flagged")
     );
@@ -99,6 +99,46 @@ fn null_table(run: &BenchRun) -> String {
 }
 
 /// ROC curves as an SVG document (the bench report's plot and the dashboard's calibration ROC).
+/// The held-out tables: per-text AUROCs after desensitization, and the audit on corpora of
+/// families left out whole (`metrics.extra`, written by `detector::bench::run`).
+fn heldout_tables(run: &BenchRun) -> String {
+    let x = &run.metrics.extra;
+    let f = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |v| format!("{v:.3}"));
+    let mut s = String::new();
+    if let Some(d) = x.get("desensitization").and_then(|d| d.as_object()) {
+        s.push_str("## Desensitization (suspects' answers rewritten, references raw)\n\n| step | AUROC upstream | drop | AUROC student | drop |\n|---|---|---|---|---|\n");
+        for (step, r) in d {
+            let _ = writeln!(
+                s,
+                "| {step} | {} | {} | {} | {} |",
+                f(&r["sample_auroc_upstream"]),
+                f(&r["drop_upstream"]),
+                f(&r["sample_auroc_student"]),
+                f(&r["drop_student"])
+            );
+        }
+        s.push('\n');
+    }
+    if let Some(rows) = x.get("audit_lofo").and_then(|a| a["corpora"].as_array()) {
+        s.push_str("## Audit on families left out whole (default options)\n\n| family | upstream model | texts | truth | estimate | 95% interval |\n|---|---|---|---|---|---|\n");
+        for r in rows {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | [{}, {}] |",
+                r["family"].as_str().unwrap_or("?"),
+                r["upstream_model"].as_str().unwrap_or("?"),
+                r["texts"],
+                f(&r["truth"]),
+                f(&r["estimate"]),
+                f(&r["ci95"][0]),
+                f(&r["ci95"][1])
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
 pub fn roc_svg(
     caption: &str,
     curves: &[(&str, &[(f64, f64)])],
@@ -157,7 +197,7 @@ pub fn write_bench_report(
         svg_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let cal = &run.profile.meta().calibration;
     let md = format!(
-        "# pedigree bench: {name}\n\nUpstream: `{up}`. Data: {src} (licence: {lic}).\n\n## Protocol metrics\n\n{table}\n```json\n{json}\n```\n\n{ablation}## Per-suspect verdicts (α = 0.01)\n\n{sus}\n## Which null (what each flags at α = 0.01)\n\n{nulls}\n## ROC\n\n![ROC]({svg_name})\n\n## Calibration (null population)\n\n```json\n{cal}\n```\n",
+        "# pedigree bench: {name}\n\nUpstream: `{up}`. Data: {src} (licence: {lic}).\n\n## Protocol metrics\n\n{table}\n```json\n{json}\n```\n\n{ablation}## Per-suspect verdicts (α = 0.01)\n\n{sus}\n## Which null (what each flags at α = 0.01)\n\n{nulls}\n{heldout}## ROC\n\n![ROC]({svg_name})\n\n## Calibration (null population)\n\n```json\n{cal}\n```\n",
         name = dir.manifest.name,
         up = dir.manifest.upstream,
         src = dir.manifest.source.as_deref().unwrap_or("unknown"),
@@ -166,6 +206,7 @@ pub fn write_bench_report(
         json = serde_json::to_string_pretty(&run.metrics)?,
         sus = suspect_table(run),
         nulls = null_table(run),
+        heldout = heldout_tables(run),
         ablation = match ablation_table(run) {
             t if t.is_empty() => String::new(),
             t => format!("## Ablation: feature tiers (same protocol, same seeds)\n\n{t}\n"),

@@ -99,11 +99,19 @@ fn bench_prints_every_protocol_key_and_writes_a_report() {
     assert!(v["sample_auroc_upstream"].as_f64().expect("number") > 0.9, "{last}");
     let md = std::fs::read_to_string(&report).expect("report");
     assert!(md.contains("Per-suspect verdicts"));
+    assert!(md.contains("## Desensitization"), "{md}");
     // The verdict's own false-alarm check on the known independents (each left out) is printed and
     // tabled beside the pooled per-response null's.
+    // (Each null model is tested against the other families' models: in this fixture the two
+    // models of one family cannot be, the third family's can.)
     let nulls = v["null_check"]["models"].as_u64().expect("null_check.models");
-    assert!(nulls >= 2, "{last}");
-    for k in ["verdict_null_models_flagged_lomo", "per_response_null_models_flagged_lomo"] {
+    assert!(nulls >= 1, "{last}");
+    // The held-out validation and the desensitization table are printed.
+    assert!(v["validation_lofo"]["model_auroc"].as_f64().expect("validation") > 0.5, "{last}");
+    for step in ["mask_numbers", "mask_names", "strip_markdown", "all"] {
+        assert!(v["desensitization"][step]["sample_auroc_upstream"].is_number(), "{step}: {last}");
+    }
+    for k in ["verdict_null_models_flagged_lofo", "per_response_null_models_flagged_lofo"] {
         assert!(v[k].as_str().expect(k).ends_with(&format!("/{nulls}")), "{k}: {last}");
     }
     assert!(md.contains("Which null") && md.contains("pooled responses (not used)"), "{md}");

@@ -116,9 +116,19 @@ impl Profile {
             .iter()
             .map(|c| Evidence {
                 kind: EvidenceKind::Identity,
-                label: format!("{} claim ({}): {}", c.kind, c.family, c.text),
+                // A cue ("As an AI language model") names no family: it is listed as a cue and
+                // pulls neither way, so it never reads as a claim against the upstream.
+                label: if c.is_explicit() {
+                    format!("{} claim ({}): {}", c.kind, c.family, c.text)
+                } else {
+                    format!("{} cue: {}", c.kind, c.text)
+                },
                 span: Some(c.span),
-                weight: if c.family == self.upstream() { 1.0 } else { -1.0 },
+                weight: match (c.is_explicit(), c.family == self.upstream()) {
+                    (false, _) => 0.0,
+                    (true, true) => 1.0,
+                    (true, false) => -1.0,
+                },
             })
             .collect();
         out.extend(phrases);

@@ -88,20 +88,10 @@ impl Profile {
             *family_size.entry(family_of(idx)).or_default() += 1;
         }
         // The scheme of each model's upstream scores, and of its family posteriors.
-        let score_holdout = |m: &str, fam: &str| {
-            if fam == opts.upstream {
-                Holdout::Model(m)
-            } else {
-                Holdout::Family(fam)
-            }
-        };
-        let posterior_holdout = |m: &str, fam: &str| {
-            if fam != opts.upstream && family_size[fam] == 1 {
-                Holdout::Family(fam)
-            } else {
-                Holdout::Model(m)
-            }
-        };
+        let upstream = opts.upstream.as_str();
+        let score_holdout = |m, fam| Holdout::for_scores(m, fam, upstream);
+        let posterior_holdout =
+            |m, fam| Holdout::for_posteriors(m, fam, upstream, family_size[fam]);
         // Each distinct held-out set is fitted once, in parallel.
         let mut holdouts: Vec<Holdout> = models
             .iter()
@@ -186,7 +176,7 @@ impl Profile {
             // upstream versions.
             "verdict_check": NullCheck::run(&cal.null_models, &cal.upstream_models, alpha),
             "verdict_check_prompt_aligned": cal.aligned.as_ref().map(|a| NullCheck::run(&a.null_models, &a.upstream_models, alpha)),
-            "score": "upstream log-odds ln P(upstream)/P(other families), uniform prior over known models; higher = more upstream-like",
+            "score": "upstream log-odds at even prior odds between the sides: ln(P(upstream)/n_upstream_models) − ln(P(other)/n_other_models), uniform over models within a side; higher = more upstream-like",
         });
         self.b.calibration = cal;
         self
@@ -386,6 +376,7 @@ impl<'a> Fitter<'a> {
                 b
             },
             calibration: serde_json::Value::Null,
+            score_prior: super::ScorePrior::Balanced,
         };
         Profile {
             meta,
@@ -414,7 +405,33 @@ enum Holdout<'a> {
     Family(&'a str),
 }
 
-impl Holdout<'_> {
+impl<'a> Holdout<'a> {
+    /// What upstream scores of `model` are held out from: its family, unless it is an upstream
+    /// model (then the model alone).
+    fn for_scores(model: &'a str, family: &'a str, upstream: &str) -> Self {
+        if family == upstream {
+            Holdout::Model(model)
+        } else {
+            Holdout::Family(family)
+        }
+    }
+
+    /// What family posteriors of `model` are held out from: the model alone (attribution needs
+    /// its family in the profile), written as its family when it is the family's only model so
+    /// that the fit is shared with [`Holdout::for_scores`].
+    fn for_posteriors(
+        model: &'a str,
+        family: &'a str,
+        upstream: &str,
+        family_models: usize,
+    ) -> Self {
+        if family != upstream && family_models == 1 {
+            Holdout::Family(family)
+        } else {
+            Holdout::Model(model)
+        }
+    }
+
     fn holds_out(&self, t: &LabeledText) -> bool {
         match *self {
             Holdout::Nothing => false,

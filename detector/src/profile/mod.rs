@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::time::now_rfc3339;
 pub use crate::verdict::VerdictOptions;
 pub use fit::FitOptions;
+
 pub use format::FORMAT_VERSION;
 
 /// Metadata of a profile: what it detects and how it was made.
@@ -42,6 +43,35 @@ pub struct ProfileMeta {
     pub features: Vec<String>,
     /// Calibration summary: null models, sample counts, score quantiles.
     pub calibration: serde_json::Value,
+    /// How the upstream score weighs the known models (profiles written before this field:
+    /// [`ScorePrior::Models`]).
+    #[serde(default)]
+    pub score_prior: ScorePrior,
+}
+
+/// The prior behind the upstream score `ln P(upstream | x) / P(other | x)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScorePrior {
+    /// Uniform over known models: the score carries the prior log-odds ln(n_up / n_other), so it
+    /// moves with how many models each side has. A calibration fit with a family held out has
+    /// fewer "other" models than the full profile that scores suspects, and its null scores come
+    /// out more upstream-like by that shift alone (ln(8/8) − ln(8/9) = 0.12 for a one-model family,
+    /// ln(8/6) − ln(8/9) = 0.41 for a three-model one on the dev bench). Kept for profiles written
+    /// before [`Self::Balanced`].
+    #[default]
+    Models,
+    /// Even prior odds between the two sides, uniform over models within each side: the score
+    /// is `ln (P(up | x) / n_up) − ln (P(other | x) / n_other)`, the uniform-over-models score
+    /// minus its prior log-odds, so held-out fits (fewer models on one side) and the full profile
+    /// score on one scale. Chosen by the held-out validation `pedigree bench` prints
+    /// (`validation_lofo`): on alpaca-eval-dev, unseen upstream versions vs unseen families,
+    /// model-level AUROC 0.486 with [`Self::Models`] (the prior shift alone ranked unseen
+    /// families above unseen upstream versions) and 0.861 with this; a variant that also gave
+    /// each other family equal weight measured 0.875 (one pair of 72 apart) but moved the dev
+    /// figures, so the smaller change was kept. For the full profile this is
+    /// [`Self::Models`] minus a constant: per-text rankings are unchanged.
+    Balanced,
 }
 
 /// Everything a profile holds besides its metadata.

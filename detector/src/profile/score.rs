@@ -66,8 +66,23 @@ impl Profile {
         for (c, &pc) in p.iter().enumerate() {
             fam[self.b.component_family[c]] += pc as f64;
         }
-        let up = fam[self.b.upstream].clamp(1e-12, 1.0 - 1e-12);
-        (fam, (up / (1.0 - up)).ln())
+        let score = match self.meta.score_prior {
+            super::ScorePrior::Models => {
+                let up = fam[self.b.upstream].clamp(1e-12, 1.0 - 1e-12);
+                (up / (1.0 - up)).ln()
+            }
+            super::ScorePrior::Balanced => {
+                // Each side's posterior per model it has: the prior log-odds ln(n_up/n_other)
+                // cancels, whatever a held-out fit left out.
+                let n_up =
+                    self.b.component_family.iter().filter(|&&f| f == self.b.upstream).count();
+                let n_other = self.b.component_family.len() - n_up;
+                let up = fam[self.b.upstream] / n_up.max(1) as f64;
+                let other = (1.0 - fam[self.b.upstream]) / n_other.max(1) as f64;
+                (up.max(1e-12) / other.max(1e-12)).ln()
+            }
+        };
+        (fam, score)
     }
 
     fn posterior(&self, x: SparseVec, p: &[f32]) -> Scored {

@@ -176,8 +176,13 @@ mod tests {
             mean,
             var: 1.0,
         };
-        let ms =
-            [mk("a1", "A", 3.0), mk("a2", "A", 3.1), mk("b", "B", 0.0), mk("c", "C", 0.2), mk("d", "D", -0.2)];
+        let ms = [
+            mk("a1", "A", 3.0),
+            mk("a2", "A", 3.1),
+            mk("b", "B", 0.0),
+            mk("c", "C", 0.2),
+            mk("d", "D", -0.2),
+        ];
         let c = NullCheck::run(&ms, &[], 0.01);
         assert_eq!(c.models, 5, "{c:?}");
         assert!(c.flagged_model_level.contains(&"a1".to_string()), "{c:?}");
