@@ -216,7 +216,41 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::DatabaseUrl;
+    use super::{DatabaseUrl, ServeArgs};
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, String> {
+        let argv = std::iter::once("pedigree").chain(args.iter().copied());
+        Cli::try_parse_from(argv).map(|c| c.serve).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn lease_and_poll_intervals_are_range_checked() {
+        let ok = parse(&["--job-lease-ms", "1000", "--job-poll-ms", "600000"]).expect("in range");
+        assert_eq!((ok.config.job_lease_ms, ok.config.job_poll_ms), (1000, 600_000));
+        let d = parse(&[]).expect("defaults");
+        assert_eq!((d.config.job_lease_ms, d.config.job_poll_ms), (30_000, 1000));
+        // A lease shorter than a second would expire between renewals of a busy replica; one
+        // over an hour would leave a dead replica's jobs stuck for that long; a poll under 50 ms
+        // is a busy loop on the database.
+        for (flag, v) in [
+            ("--job-lease-ms", "999"),
+            ("--job-lease-ms", "3600001"),
+            ("--job-poll-ms", "49"),
+            ("--job-poll-ms", "600001"),
+            ("--job-poll-ms", "-1"),
+        ] {
+            let arg = format!("{flag}={v}");
+            let e = parse(&[&arg]).err().unwrap_or_else(|| panic!("{arg} accepted"));
+            assert!(e.contains(flag) && e.contains(v), "{flag} {v}: {e}");
+        }
+    }
 
     #[test]
     fn database_urls_are_redacted() {
