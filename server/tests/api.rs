@@ -600,6 +600,10 @@ async fn jobs_score_into_suspect() {
     assert_eq!(v["state"], "done", "{v}");
     assert_eq!(v["done"], 44);
     assert_eq!(v["progress"], 1.0);
+    // The claim shows in this replica's metrics, with its lag (submission → first claim).
+    let m = t.raw(Method::GET, "/metrics", None, None, Body::empty()).await.text();
+    assert!(m.contains("pedigree_jobs_claimed_total"), "{m}");
+    assert!(m.contains("pedigree_job_claim_lag_seconds"), "{m}");
     // JSONL download: one result per line, in order
     let r = t.get(&format!("/v1/jobs/{id}/results"), &t.viewer).await;
     assert_eq!(r.status, 200);

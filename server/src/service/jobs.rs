@@ -241,6 +241,12 @@ impl JobManager {
                     if job.state == JobState::Running {
                         // Running but claimable: its replica died (or gave it back).
                         metrics::counter!("pedigree_job_leases_taken_over_total").increment(1);
+                    } else {
+                        // Lag: how long a new job waited for a replica (submit time is the
+                        // submitting replica's clock; skew below zero counts as none).
+                        let waited = (crate::store::now_ms() - job.created_ms).max(0);
+                        metrics::histogram!("pedigree_job_claim_lag_seconds")
+                            .record(waited as f64 / 1000.0);
                     }
                     tracing::info!(job = %job.id, kind = %job.kind, cursor_line = job.cursor_line, replica = %self.owner, "claimed job");
                     self.run_claimed(job, slot);
