@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The text every request scores unless `--text` says otherwise.
+pub const DEFAULT_TEXT: &str = "Certainly! Let's delve into the key factors. Overall, it's important to note that each option has trade-offs.";
+
 #[derive(Debug, Clone, Args)]
 pub struct LoadtestArgs {
     /// Base URL of a running server (loopback only), e.g. http://127.0.0.1:8080. Default: start one in-process.
@@ -44,10 +47,7 @@ pub struct LoadtestArgs {
     #[arg(long, env = "PEDIGREE_DEFAULT_PROFILE")]
     pub default_profile: Option<std::path::PathBuf>,
     /// The text to score.
-    #[arg(
-        long,
-        default_value = "Certainly! Let's delve into the key factors. Overall, it's important to note that each option has trade-offs."
-    )]
+    #[arg(long, default_value = DEFAULT_TEXT)]
     pub text: String,
 }
 
@@ -105,14 +105,14 @@ fn loopback_addr(url: &str) -> anyhow::Result<(SocketAddr, String)> {
     Ok((addr, hostport.to_string()))
 }
 
-/// Run the load test against `addr` (loopback only).
+/// Run the load test against `targets` (address and Host header; loopback only): connection i
+/// goes to target i mod N, so several replicas share the load evenly.
 pub async fn load(
-    addr: SocketAddr,
-    host: &str,
+    targets: &[(SocketAddr, String)],
     key: &str,
     args: &LoadtestArgs,
 ) -> anyhow::Result<Report> {
-    if !addr.ip().is_loopback() {
+    if targets.is_empty() || targets.iter().any(|(a, _)| !a.ip().is_loopback()) {
         bail!("loadtest only targets loopback addresses");
     }
     let body =
@@ -129,7 +129,8 @@ pub async fn load(
     let barrier = Arc::new(tokio::sync::Barrier::new(args.concurrency.max(1)));
     let t0 = Arc::new(std::sync::OnceLock::<Instant>::new());
     for conn_no in 0..args.concurrency.max(1) {
-        let (body, auth, host) = (body.clone(), auth.clone(), host.to_string());
+        let (addr, host) = targets[conn_no % targets.len()].clone();
+        let (body, auth) = (body.clone(), auth.clone());
         let (issued, errors, s429, started) =
             (issued.clone(), errors.clone(), s429.clone(), started.clone());
         let warmup = args.warmup;
@@ -258,7 +259,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         "loadtest: POST /v1/score, 1 text, {} connections, {mode}, {} requests (+{} warm-up), at most {}s",
         args.concurrency, args.requests, args.warmup, args.max_secs
     );
-    let report = load(addr, &host, &key, &args).await?;
+    let report = load(&[(addr, host)], &key, &args).await?;
     println!("{report}");
     if let Some((handle, dir)) = _server {
         handle.abort();

@@ -1,10 +1,13 @@
 //! `pedigree-dev`: the project's dev-only tools, outside the production binary.
 //!
 //! - `pedigree-dev replay-server`: replay recorded answers as an OpenAI-compatible endpoint;
-//! - `pedigree-dev loadtest`: single-text `POST /v1/score` load at N connections (loopback only).
+//! - `pedigree-dev loadtest`: single-text `POST /v1/score` load at N connections (loopback only);
+//! - `pedigree-dev replicas`: score load and job throughput through 1 and N replicas on one
+//!   throwaway PostgreSQL.
 
 mod loadtest;
 mod replay;
+mod replicas;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +24,8 @@ enum Command {
     Loadtest(loadtest::LoadtestArgs),
     /// Serve a model's recorded answers as a local OpenAI-compatible chat API.
     ReplayServer(replay::ReplayArgs),
+    /// Score load and job throughput through 1 and N replicas on one throwaway PostgreSQL.
+    Replicas(replicas::ReplicasArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Loadtest(args) => loadtest::run(args).await,
             Command::ReplayServer(args) => replay::run(args).await,
+            Command::Replicas(args) => replicas::run(args).await,
         }
     })
 }
