@@ -512,6 +512,20 @@ pub fn regressions(
             out.push(format!("{k} {n:.3} vs {o:.3}"));
         }
     }
+    // The held-out validation (unseen families vs unseen upstream versions) is gated like the dev
+    // metrics whenever the recorded run has it: a change that helps the dev split by fitting its
+    // quirks shows here as a drop.
+    let held_out = |m: &datasets::metrics::BenchMetrics, k: &str| {
+        m.extra.get("validation_lofo").and_then(|v| v[k].as_f64())
+    };
+    for k in ["sample_auroc", "model_auroc"] {
+        if let Some(o) = held_out(old, k) {
+            let n = held_out(new, k).unwrap_or(f64::NAN);
+            if !(n >= o - 0.005) {
+                out.push(format!("validation_lofo.{k} {n:.3} < {o:.3}"));
+            }
+        }
+    }
     out
 }
 
@@ -546,5 +560,22 @@ mod tests {
         assert_eq!(regressions(&old, &m(0.83, "0/8", "0/4")).len(), 1);
         assert_eq!(regressions(&old, &m(0.83, "1/8", "1/4")).len(), 1);
         assert_eq!(regressions(&old, &m(f64::NAN, "1/8", "0/4")).len(), 1, "NaN must fail");
+        // The held-out validation is gated when the recorded run has it, and missing counts as a
+        // drop; a recorded run without it gates nothing there.
+        let with = |x: f64| {
+            let mut r = m(0.83, "1/8", "0/4");
+            r.extra.insert(
+                "validation_lofo".into(),
+                serde_json::json!({"sample_auroc": 0.62, "model_auroc": x}),
+            );
+            r
+        };
+        assert!(regressions(&with(0.86), &with(0.858)).is_empty());
+        assert_eq!(
+            regressions(&with(0.86), &with(0.80)),
+            vec!["validation_lofo.model_auroc 0.800 < 0.860"]
+        );
+        assert_eq!(regressions(&with(0.86), &old).len(), 2);
+        assert!(regressions(&old, &with(0.1)).is_empty());
     }
 }
