@@ -250,10 +250,7 @@ pub fn run(
         progress("audit validation: mixtures of families left out whole");
         m.extra.insert("audit_lofo".into(), audit_lofo(dir, opts)?);
     }
-    m.extra.insert(
-        "desensitization".into(),
-        desensitization_table(dir, &profile, aligned, &m, dense.is_some())?,
-    );
+    m.extra.insert("desensitization".into(), desensitization_table(dir, &profile, aligned, &m)?);
     let responses = scored
         .iter()
         .flat_map(|(m, s)| {
@@ -282,9 +279,8 @@ fn desensitization_table(
     profile: &Profile,
     aligned: bool,
     m: &BenchMetrics,
-    neural: bool,
 ) -> crate::Result<serde_json::Value> {
-    if neural && !profile.neural_tiers().is_empty() {
+    if !profile.neural_tiers().is_empty() {
         return Ok(serde_json::json!("skipped: neural vectors are of the raw texts"));
     }
     let mut rows = serde_json::Map::new();

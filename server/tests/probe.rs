@@ -91,11 +91,16 @@ async fn run_local(
     let c = campaign::create(l.store.as_ref(), &l.engine, spec, probes(prompts), None, None)
         .await
         .unwrap();
+    run_to_end(l, &c.id, allow).await
+}
+
+/// Run (or resume) campaign `id` to its end, with `allow` as extra allowlist entries.
+async fn run_to_end(l: &Local, id: &str, allow: &[&str]) -> server::store::CampaignRecord {
     let allow: HashSet<String> = allow.iter().map(|s| s.to_string()).collect();
     campaign::run(
         l.store.clone(),
         l.engine.clone(),
-        &c.id,
+        id,
         &allow,
         Arc::new(AtomicBool::new(false)),
         None,
@@ -298,16 +303,7 @@ async fn budget_stops_the_campaign_and_upstream_answers_are_stored() {
     assert!(c2.tokens >= 30);
     // Re-running a finished campaign sends nothing.
     let n = fake.log().len();
-    let again = campaign::run(
-        l.store.clone(),
-        l.engine.clone(),
-        &c.id,
-        &HashSet::new(),
-        Arc::new(AtomicBool::new(false)),
-        None,
-    )
-    .await
-    .unwrap();
+    let again = run_to_end(&l, &c.id, &[]).await;
     assert_eq!(again.probes.sent, 5);
     assert_eq!(fake.log().len(), n);
 }
@@ -344,17 +340,7 @@ async fn identity_claims_are_attributed_to_families() {
     let l = local().await;
     let spec = spec(&fake.base, 10, false);
     let c = campaign::create(l.store.as_ref(), &l.engine, spec, probes, None, None).await.unwrap();
-    let allow: HashSet<String> = [fake.entry.clone()].into();
-    let c = campaign::run(
-        l.store.clone(),
-        l.engine.clone(),
-        &c.id,
-        &allow,
-        Arc::new(AtomicBool::new(false)),
-        None,
-    )
-    .await
-    .unwrap();
+    let c = run_to_end(&l, &c.id, &[fake.entry.as_str()]).await;
     assert_eq!(c.probes.answered, 7);
     let sum = campaign::summary(l.store.as_ref(), &c).await.unwrap();
     // Explicit claims only: the two disclaimers add nothing to OpenAI.
@@ -762,17 +748,7 @@ async fn answers_join_an_existing_suspect() {
     .unwrap();
     assert_eq!(c.suspect_id, "sus_known");
     assert_eq!(c.spec["profile"], profile.as_str(), "scored with the suspect's profile");
-    let allow: HashSet<String> = [fake.entry.clone()].into();
-    let c = campaign::run(
-        l.store.clone(),
-        l.engine.clone(),
-        &c.id,
-        &allow,
-        Arc::new(AtomicBool::new(false)),
-        None,
-    )
-    .await
-    .unwrap();
+    let c = run_to_end(&l, &c.id, &[fake.entry.as_str()]).await;
     assert_eq!(c.probes.answered, 3);
     assert_eq!(l.store.get_suspect("sus_known").await.unwrap().unwrap().samples, 4);
     let missing = campaign::create(
