@@ -70,21 +70,27 @@ pub struct Config {
     #[arg(long, env = "PEDIGREE_JOB_PAUSE_MS", default_value_t = 0)]
     pub job_pause_ms: u64,
 
-    /// This replica's name in job leases. Default: the host name and a hash of the data
+    /// Probe campaigns this replica sends at once (others wait for a free slot here or on
+    /// another replica). 1–1000.
+    #[arg(long, env = "PEDIGREE_MAX_CAMPAIGNS", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub max_campaigns: u64,
+
+    /// This replica's name in job and campaign leases. Default: the host name and a hash of the data
     /// directory, stable across restarts, so a restarted replica takes its own jobs back at once.
     /// Replicas must have distinct ids (distinct data directories give them).
     #[arg(long, env = "PEDIGREE_REPLICA_ID")]
     pub replica_id: Option<String>,
 
-    /// How long a job's lease lasts unless renewed (renewed every third of it while the job
-    /// runs): after a replica dies, another resumes its jobs this long after its last renewal.
-    /// 1000–3600000.
+    /// How long a job's or campaign's lease lasts unless renewed (renewed every third of it
+    /// while it runs): after a replica dies, another resumes its jobs and campaigns this long
+    /// after its last renewal. 1000–3600000.
     #[arg(long, env = "PEDIGREE_JOB_LEASE_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1000..=3_600_000))]
     pub job_lease_ms: u64,
 
-    /// How often an idle replica looks for claimable jobs (submitted to another replica, or
-    /// whose lease expired), in milliseconds; jobs submitted to this replica start at once.
+    /// How often an idle replica looks for claimable jobs and campaigns (created on another
+    /// replica, or whose lease expired), in milliseconds; those created here start at once.
     /// 50–600000.
     #[arg(long, env = "PEDIGREE_JOB_POLL_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(50..=600_000))]
@@ -144,6 +150,7 @@ impl Config {
             max_jobs: 2,
             job_chunk: 64,
             job_pause_ms: 0,
+            max_campaigns: 16,
             replica_id: None,
             job_lease_ms: 30_000,
             job_poll_ms: 1000,
@@ -236,6 +243,7 @@ mod tests {
         assert_eq!((ok.config.job_lease_ms, ok.config.job_poll_ms), (1000, 600_000));
         let d = parse(&[]).expect("defaults");
         assert_eq!((d.config.job_lease_ms, d.config.job_poll_ms), (30_000, 1000));
+        assert_eq!(d.config.max_campaigns, 16);
         // A lease shorter than a second would expire between renewals of a busy replica; one
         // over an hour would leave a dead replica's jobs stuck for that long; a poll under 50 ms
         // is a busy loop on the database.
@@ -245,6 +253,8 @@ mod tests {
             ("--job-poll-ms", "49"),
             ("--job-poll-ms", "600001"),
             ("--job-poll-ms", "-1"),
+            ("--max-campaigns", "0"),
+            ("--max-campaigns", "1001"),
         ] {
             let arg = format!("{flag}={v}");
             let e = parse(&[&arg]).err().unwrap_or_else(|| panic!("{arg} accepted"));

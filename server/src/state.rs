@@ -122,6 +122,7 @@ impl AppState {
         let campaigns = Arc::new(crate::service::campaigns::CampaignManager::new(
             store.clone(),
             engine.clone(),
+            &config,
         ));
         let state = AppState {
             keys: Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_secs))),
@@ -137,7 +138,10 @@ impl AppState {
         };
         state.remove_orphan_uploads().await;
         state.jobs.start().await?;
-        state.campaigns.resume_all().await?;
+        state.campaigns.start().await?;
+        // Revocations made through another replica or the CLI clear this replica's key cache
+        // within a second (this replica's own clear it at once).
+        state.keys.watch(state.store.clone());
         Ok(state)
     }
 

@@ -69,7 +69,7 @@ async fn store_raw_campaign(app: &TestApp, spec: serde_json::Value, prompts: &[S
         })
         .await
         .unwrap();
-    st.campaigns.spawn(id.clone());
+    st.campaigns.wake();
     id
 }
 

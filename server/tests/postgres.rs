@@ -154,8 +154,8 @@ async fn real_server_on_postgres_end_to_end() {
         .count();
     assert_eq!(migrations as usize, files, "every PostgreSQL migration applied");
     assert_eq!(
-        files, 5,
-        "0001 init, 0002 campaigns, 0003 secret hosts + rate ceilings, 0004 served logs, 0005 job leases"
+        files, 6,
+        "0001 init, 0002 campaigns, 0003 secret hosts + rate ceilings, 0004 served logs, 0005 job leases, 0006 campaign leases + rate slots"
     );
 
     // The log says which store it opened, with the password redacted.
@@ -243,7 +243,7 @@ async fn migration_0003_upgrades_a_database_with_secrets() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(applied, 5, "0001–0005: the upgrade applies the later migrations too");
+    assert_eq!(applied, 6, "0001–0006: the upgrade applies the later migrations too");
 
     let srv = start_with_stderr(dir.path(), &env, Stdio::inherit());
     let c = reqwest::Client::new();

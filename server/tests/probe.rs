@@ -104,6 +104,7 @@ async fn run_to_end(l: &Local, id: &str, allow: &[&str]) -> server::store::Campa
         &allow,
         Arc::new(AtomicBool::new(false)),
         None,
+        &campaign::Lease { owner: "probe-test".into(), ms: 30_000 },
     )
     .await
     .unwrap()
@@ -698,7 +699,7 @@ async fn server_start_resumes_campaigns_at_most_once() {
         )
         .await
         .unwrap();
-        assert!(store.mark_probe_sent(&c.id, 1).await.unwrap());
+        assert!(store.mark_probe_sent(&c.id, 1, None).await.unwrap());
         store.close().await;
         c.id
     };

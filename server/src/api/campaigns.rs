@@ -119,7 +119,7 @@ pub async fn create(
         Some(caller.key_id),
     )
     .await?;
-    state.campaigns.spawn(rec.id.clone());
+    state.campaigns.wake();
     let detail = serde_json::json!({"campaign_id": rec.id, "suspect_id": rec.suspect_id, "probes": rec.probes.total});
     let v = view(&state, rec).await?;
     Ok(with_detail((StatusCode::ACCEPTED, Json(v)), detail))

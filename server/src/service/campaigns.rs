@@ -21,6 +21,15 @@
 //! only repeated requests are the retries of one probe within one run (429 / 5xx / timeouts),
 //! which carry the same `Idempotency-Key` header. The α already spent lives in the campaign row
 //! (`sequential`), so resumed looks continue the same spending plan.
+//!
+//! **Replicas (leases).** A campaign is sent by whoever holds its lease ([`Lease`]: a server
+//! replica's `--replica-id`, or a `pedigree probe` run), renewed every third of the lease time.
+//! Marking a probe sent is fenced by the lease in the same statement, so a replica that lost it
+//! (it died, or stalled past the expiry) sends nothing more; the replica that takes the campaign
+//! over applies the restart policy above to what was in flight, and a late answer of the old
+//! holder is refused ([`Store::finish_probe`] records only probes still `sent`). Request pacing
+//! (the campaign's `client.rate_per_sec` and the endpoints' admin ceilings) is reserved in the
+//! database ([`Store::reserve_rate_slot`]), so it holds across replicas and take-overs.
 
 use crate::service::engine::Engine;
 use crate::service::probe::allowlist::{self, Target};
@@ -39,7 +48,29 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa::ToSchema;
+
+/// Who sends a campaign's probes, and how long its claim lasts unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub ms: i64,
+}
+
+impl Lease {
+    /// A server replica's lease (`--replica-id`, `--job-lease-ms`).
+    pub fn for_replica(config: &crate::config::Config) -> Lease {
+        Lease { owner: config.replica_id(), ms: config.job_lease_ms.clamp(1000, 3_600_000) as i64 }
+    }
+
+    /// A `pedigree probe` run's lease: an owner of its own, distinct from any server's, and
+    /// stable across runs on the same data (a re-run after a crash takes its campaign back at
+    /// once instead of after the expiry).
+    pub fn for_cli(config: &crate::config::Config) -> Lease {
+        Lease { owner: format!("cli-{}", config.replica_id()), ms: 30_000 }
+    }
+}
 
 /// An OpenAI-compatible chat endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -382,8 +413,10 @@ async fn all_probes(
 /// Progress callback (CLI progress bar): called after every recorded probe.
 pub type OnProgress = Arc<dyn Fn(&CampaignRecord) + Send + Sync>;
 
-/// Run (or resume) a campaign to its end. `extra_allow` adds allowlist entries for this run
-/// only (the CLI's `--allow`). Returns the final record.
+/// Run (or resume) a campaign to its end under `lease` (claimed here; a campaign another owner
+/// holds is a conflict). `extra_allow` adds allowlist entries for this run only (the CLI's
+/// `--allow`). Returns the final record, or the record as it is when the lease was lost
+/// (another replica goes on with the campaign).
 pub async fn run(
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
@@ -391,6 +424,7 @@ pub async fn run(
     extra_allow: &HashSet<String>,
     cancel: Arc<AtomicBool>,
     on_progress: Option<OnProgress>,
+    lease: &Lease,
 ) -> ServiceResult<CampaignRecord> {
     let c = store
         .get_campaign(id)
@@ -399,6 +433,58 @@ pub async fn run(
     if c.state.is_terminal() {
         return Ok(c);
     }
+    let Some(c) = store.claim_campaign(&lease.owner, lease.ms, Some(id)).await? else {
+        let now = store.get_campaign(id).await?.unwrap_or(c);
+        if now.state.is_terminal() {
+            return Ok(now);
+        }
+        return Err(ServiceError::Conflict(format!(
+            "campaign `{id}` is being sent by `{}` (its lease holds until it stops or expires)",
+            now.lease_owner.as_deref().unwrap_or("another process")
+        )));
+    };
+    let lost = Arc::new(AtomicBool::new(false));
+    let heartbeat = {
+        let (store, id, lease) = (store.clone(), id.to_string(), lease.clone());
+        let (cancel, lost) = (cancel.clone(), lost.clone());
+        tokio::spawn(async move {
+            let every = Duration::from_millis((lease.ms / 3).max(1) as u64);
+            loop {
+                tokio::time::sleep(every).await;
+                match store.renew_campaign_lease(&id, &lease.owner, lease.ms).await {
+                    Ok(true) => {}
+                    // Taken over, or cancelled (through any replica): stop sending.
+                    Ok(false) => {
+                        lost.store(true, Ordering::SeqCst);
+                        cancel.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    // Retried; the fenced sends are the safety net.
+                    Err(e) => {
+                        tracing::warn!(campaign = %id, error = %e, "could not renew the campaign lease")
+                    }
+                }
+            }
+        })
+    };
+    let res =
+        run_claimed(&store, &engine, c, extra_allow, &cancel, on_progress, lease, &lost).await;
+    heartbeat.abort();
+    res
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_claimed(
+    store: &Arc<dyn Store>,
+    engine: &Arc<Engine>,
+    c: CampaignRecord,
+    extra_allow: &HashSet<String>,
+    cancel: &AtomicBool,
+    on_progress: Option<OnProgress>,
+    lease: &Lease,
+    lost_flag: &AtomicBool,
+) -> ServiceResult<CampaignRecord> {
+    let id = c.id.as_str();
     let lost = store
         .fail_in_flight_probes(
             id,
@@ -412,28 +498,61 @@ pub async fn run(
         return Ok(store.get_campaign(id).await?.unwrap_or(c));
     }
     let outcome = crate::service::guard::catch_panic(drive(
-        store.as_ref(),
-        &engine,
+        store,
+        engine,
         &c,
         extra_allow,
-        &cancel,
+        cancel,
         on_progress,
+        &lease.owner,
     ))
     .await;
+    if lost_flag.load(Ordering::SeqCst)
+        || matches!(outcome, Err(ServiceError::Store(crate::store::StoreError::LeaseLost(_))))
+    {
+        // Another replica holds the campaign now (or it was cancelled elsewhere, which wrote
+        // its state): write nothing more.
+        tracing::info!(campaign = %id, owner = %lease.owner, "campaign lease lost; stopped sending");
+        metrics::counter!("pedigree_campaign_leases_lost_total").increment(1);
+        return Ok(store.get_campaign(id).await?.unwrap_or(c));
+    }
     let (state, err, reason) = match outcome {
         Ok(Some(reason)) => (JobState::Done, None, reason),
-        Ok(None) => (JobState::Cancelled, None, StopReason::Cancelled),
+        Ok(None) => {
+            // Stopped by the flag: a cancel (whose handler records the state and reason), or a
+            // shutdown (the campaign stays `running` for the next claimer). Either way only the
+            // lease is given back, at once.
+            if let Err(e) = store.release_campaign_leases(&lease.owner, Some(id)).await {
+                tracing::warn!(campaign = %id, error = %e, "could not give back the campaign lease");
+            }
+            return Ok(store.get_campaign(id).await?.unwrap_or(c));
+        }
         Err(e) => (JobState::Failed, Some(e.to_string()), StopReason::Error),
     };
     let stop_reason = Some(reason.as_str().to_string());
-    store
-        .update_campaign_progress(id, CampaignProgress { stop_reason, ..Default::default() })
-        .await?;
+    let fenced = CampaignProgress {
+        stop_reason,
+        lease_owner: Some(lease.owner.clone()),
+        ..Default::default()
+    };
+    match store.update_campaign_progress(id, fenced).await {
+        Err(crate::store::StoreError::LeaseLost(_)) => {
+            metrics::counter!("pedigree_campaign_leases_lost_total").increment(1);
+            return Ok(store.get_campaign(id).await?.unwrap_or(c));
+        }
+        r => r?,
+    }
     store.set_campaign_state(id, state, err).await?;
+    if let Err(e) = store.release_campaign_leases(&lease.owner, Some(id)).await {
+        tracing::warn!(campaign = %id, error = %e, "could not give back the campaign lease");
+    }
+    if let Err(e) = store.delete_rate_slots(&format!("campaign:{id}:")).await {
+        tracing::info!(campaign = %id, error = %e, "campaign limiters not removed");
+    }
     // The suspect's cached verdict (dashboard listing) now includes the answers (best effort).
     if let Err(e) = crate::service::suspects::refresh_verdict(
         store.as_ref(),
-        &engine,
+        engine,
         &c.suspect_id,
         Default::default(),
     )
@@ -451,10 +570,14 @@ struct Clients {
     entries: Vec<String>,
 }
 
+/// The campaign's clients. With `shared` (the store and the campaign's id) they pace through the
+/// store's shared limiters (`campaign:{id}:suspect`, `campaign:{id}:upstream`, and
+/// `endpoint:{host:port}` for an admin ceiling); without (a check before creation), locally.
 async fn connect(
     store: &dyn Store,
     spec: &CampaignSpec,
     extra_allow: &HashSet<String>,
+    shared: Option<(&Arc<dyn Store>, &str)>,
 ) -> ServiceResult<Clients> {
     let list = store.list_allowlist().await?;
     let ceilings: HashMap<String, f64> =
@@ -466,7 +589,10 @@ async fn connect(
         ChatClient::new(&t, &e.model, key, spec.client.clone())
     };
     let mut out = Vec::new();
-    for e in std::iter::once(&spec.endpoint).chain(spec.upstream.as_ref()) {
+    for (side, e) in
+        [("suspect", Some(&spec.endpoint)), ("upstream", spec.upstream.as_ref())].into_iter()
+    {
+        let Some(e) = e else { continue };
         let t = allowlist::check(&e.base_url, &allowed).await?;
         let entry = format!("{}:{}", t.host, t.port);
         let key = match &e.api_key_secret {
@@ -475,7 +601,16 @@ async fn connect(
             }
             None => None,
         };
-        out.push(client(t, e, key)?.with_ceiling(&entry, ceilings.get(&entry).copied()));
+        let ceiling = ceilings.get(&entry).copied();
+        out.push(match shared {
+            Some((s, id)) => client(t, e, key)?.with_shared_pacing(
+                s,
+                &format!("campaign:{id}:{side}"),
+                &entry,
+                ceiling,
+            ),
+            None => client(t, e, key)?.with_ceiling(&entry, ceiling),
+        });
         entries.push(entry);
     }
     let upstream = if out.len() > 1 { out.pop() } else { None };
@@ -488,7 +623,7 @@ pub async fn check_targets(
     spec: &CampaignSpec,
     extra_allow: &HashSet<String>,
 ) -> ServiceResult<()> {
-    connect(store, spec, extra_allow).await.map(|_| ())
+    connect(store, spec, extra_allow, None).await.map(|_| ())
 }
 
 /// Why a campaign stopped (stored as the campaign's `stop_reason`).
@@ -525,20 +660,22 @@ impl StopReason {
 
 /// The campaign loop; `Ok(Some(stop_reason))` when it ended, `Ok(None)` when cancelled.
 async fn drive(
-    store: &dyn Store,
+    shared: &Arc<dyn Store>,
     engine: &Arc<Engine>,
     c: &CampaignRecord,
     extra_allow: &HashSet<String>,
     cancel: &AtomicBool,
     on_progress: Option<OnProgress>,
+    owner: &str,
 ) -> ServiceResult<Option<StopReason>> {
+    let store = shared.as_ref();
     let spec: CampaignSpec = serde_json::from_value(c.spec.clone())
         .map_err(|e| ServiceError::Internal(format!("stored campaign spec: {e}")))?;
     // A campaign stored by an older version (or written to the store by hand) is checked again:
     // its values reach the limiter and the client.
     spec.validate().map_err(|e| ServiceError::Invalid(format!("stored campaign spec: {e}")))?;
     let (_, profile) = engine.resolve(spec.profile.as_deref())?;
-    let clients = connect(store, &spec, extra_allow).await?;
+    let clients = connect(store, &spec, extra_allow, Some((shared, &c.id))).await?;
     // A membership look needs `min_prompts` compared prompts: no look is planned before that.
     let first_look = match &spec.membership {
         Some(m) => spec.batch.max(m.options.resolve()?.min_prompts),
@@ -576,6 +713,7 @@ async fn drive(
         fresh_per_prompt: spec.membership.as_ref().map_or(1, |m| m.fresh_per_prompt),
         membership,
         suspect_id: c.suspect_id.clone(),
+        owner,
     };
     loop {
         if cancel.load(Ordering::SeqCst) {
@@ -652,9 +790,16 @@ struct ProbeCtx<'a> {
     /// A served-log campaign's test: its spec and the served answers by prompt key.
     membership: Option<(&'a MembershipCampaign, HashMap<String, String>)>,
     suspect_id: String,
+    /// The lease owner: sends and progress writes are fenced by it.
+    owner: &'a str,
 }
 
 impl ProbeCtx<'_> {
+    /// A progress write under this run's lease.
+    fn progress(&self) -> CampaignProgress {
+        CampaignProgress { lease_owner: Some(self.owner.to_string()), ..Default::default() }
+    }
+
     /// The look of whichever test the campaign runs; `true` when it decided (stop).
     async fn look(&self, seq: &mut Sequential, final_look: bool) -> ServiceResult<bool> {
         match &self.membership {
@@ -687,7 +832,7 @@ impl ProbeCtx<'_> {
             }
         }
         if self.cancel.load(Ordering::SeqCst)
-            || !self.store.mark_probe_sent(self.campaign, p.seq).await?
+            || !self.store.mark_probe_sent(self.campaign, p.seq, Some(self.owner)).await?
         {
             return Ok(None);
         }
@@ -732,7 +877,7 @@ impl ProbeCtx<'_> {
         self.store.finish_probe(self.campaign, p.seq, outcome).await?;
         if let Some(up) = &self.clients.upstream {
             if p.upstream_state == Some(ProbeState::Pending)
-                && self.store.mark_upstream_sent(self.campaign, p.seq).await?
+                && self.store.mark_upstream_sent(self.campaign, p.seq, Some(self.owner)).await?
             {
                 let (mut answers, mut error) = (Vec::new(), None);
                 for i in 0..self.fresh_per_prompt {
@@ -785,7 +930,7 @@ async fn look(ctx: &ProbeCtx<'_>, seq: &mut Sequential, final_look: bool) -> Ser
     // The final look spends what is left of α, unless the plan already ended with a look at the
     // full budget (then nothing is left and another look would decide nothing).
     let due = (final_look && seq.next_look().is_some()) || seq.due(answered);
-    let mut progress = CampaignProgress::default();
+    let mut progress = ctx.progress();
     if due && seq.stopped().is_none() && !seq.looks.last().is_some_and(|l| l.final_look) {
         let level = seq.level_at(answered, final_look);
         let verdict =
@@ -865,7 +1010,7 @@ async fn membership_look(
         })
         .await?;
     let report = report.map_err(|e| ServiceError::Invalid(format!("membership test: {e}")))?;
-    let mut progress = CampaignProgress { p_value: Some(report.p_value), ..Default::default() };
+    let mut progress = CampaignProgress { p_value: Some(report.p_value), ..ctx.progress() };
     if !can_look {
         ctx.store.update_campaign_progress(ctx.campaign, progress).await?;
         return Ok(false);
@@ -926,40 +1071,132 @@ async fn membership_look(
     Ok(stop)
 }
 
-/// Background campaigns of the HTTP service (like [`crate::service::jobs::JobManager`]): spawned on
-/// creation, resumed on start, cancellable.
+/// Background campaigns of the HTTP service (like [`crate::service::jobs::JobManager`]): each
+/// replica claims unfinished campaigns whose lease is free or expired, whoever created them, up
+/// to `--max-campaigns` at once: at once when this replica creates one, else every
+/// `--job-poll-ms`. Cancellable through any replica.
 pub struct CampaignManager {
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
     cancels: crate::service::jobs::CancelFlags,
+    lease: Lease,
+    poll: Duration,
+    slots: Arc<tokio::sync::Semaphore>,
+    max: u32,
+    wake: tokio::sync::Notify,
+    stopping: AtomicBool,
 }
 
 impl CampaignManager {
-    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> CampaignManager {
-        CampaignManager { store, engine, cancels: Default::default() }
+    pub fn new(
+        store: Arc<dyn Store>,
+        engine: Arc<Engine>,
+        config: &crate::config::Config,
+    ) -> CampaignManager {
+        let max = config.max_campaigns.clamp(1, 1000) as u32;
+        CampaignManager {
+            store,
+            engine,
+            cancels: Default::default(),
+            lease: Lease::for_replica(config),
+            poll: Duration::from_millis(config.job_poll_ms.clamp(50, 600_000)),
+            slots: Arc::new(tokio::sync::Semaphore::new(max as usize)),
+            max,
+            wake: tokio::sync::Notify::new(),
+            stopping: AtomicBool::new(false),
+        }
     }
 
-    pub async fn resume_all(self: &Arc<Self>) -> ServiceResult<()> {
-        for c in self.store.unfinished_campaigns().await? {
-            tracing::info!(campaign = %c.id, sent = c.probes.sent, "resuming campaign");
-            self.spawn(c.id);
+    /// Start claiming: first give back the campaign leases this replica id held before a
+    /// restart (its campaigns resume at once), then claim as slots free up.
+    pub async fn start(self: &Arc<Self>) -> ServiceResult<()> {
+        let n = self.store.release_campaign_leases(&self.lease.owner, None).await?;
+        if n > 0 {
+            tracing::info!(replica = %self.lease.owner, leases = n, "took back this replica's campaign leases from before its restart");
         }
+        let me = self.clone();
+        tokio::spawn(async move { me.claim_loop().await });
         Ok(())
     }
 
-    pub fn spawn(self: &Arc<Self>, id: String) {
+    /// Look for claimable campaigns now (after a create).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    async fn claim_loop(self: Arc<Self>) {
+        let mut backoff = self.poll;
+        loop {
+            let Ok(slot) = self.slots.clone().acquire_owned().await else { return };
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            match self.store.claim_campaign(&self.lease.owner, self.lease.ms, None).await {
+                Ok(Some(c)) => {
+                    backoff = self.poll;
+                    metrics::counter!("pedigree_campaigns_claimed_total").increment(1);
+                    if c.state == JobState::Running {
+                        metrics::counter!("pedigree_campaign_leases_taken_over_total").increment(1);
+                    }
+                    tracing::info!(campaign = %c.id, sent = c.probes.sent, replica = %self.lease.owner, "claimed campaign");
+                    self.run_claimed(c.id, slot);
+                    continue;
+                }
+                Ok(None) => backoff = self.poll,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim campaigns");
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+            drop(slot);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(backoff) => {}
+            }
+        }
+    }
+
+    fn run_claimed(self: &Arc<Self>, id: String, slot: tokio::sync::OwnedSemaphorePermit) {
         let flag = self.cancels.register(&id);
         let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) =
-                run(me.store.clone(), me.engine.clone(), &id, &HashSet::new(), flag, None).await
-            {
+            let _slot = slot;
+            let res = run(
+                me.store.clone(),
+                me.engine.clone(),
+                &id,
+                &HashSet::new(),
+                flag,
+                None,
+                &me.lease,
+            )
+            .await;
+            if let Err(e) = res {
                 tracing::warn!(campaign = %id, error = %e, "campaign failed");
                 let _ =
                     me.store.set_campaign_state(&id, JobState::Failed, Some(e.to_string())).await;
+                let _ = me.store.release_campaign_leases(&me.lease.owner, Some(&id)).await;
             }
             me.cancels.remove(&id);
         });
+    }
+
+    /// Stop claiming, stop the campaigns after their probes in flight, wait up to `grace` for
+    /// them, and give every lease back at once (another replica resumes them without waiting
+    /// for the expiry; a stopped campaign stays `running`, to be resumed).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        self.cancels.signal_all();
+        let _ = tokio::time::timeout(grace, self.slots.acquire_many(self.max)).await;
+        match self.store.release_campaign_leases(&self.lease.owner, None).await {
+            Ok(n) => {
+                tracing::info!(replica = %self.lease.owner, leases = n, "campaign leases given back")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not give back campaign leases; they expire")
+            }
+        }
     }
 
     /// Cancel: no new probe is sent; probes in flight finish and are recorded.

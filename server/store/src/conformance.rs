@@ -58,6 +58,9 @@ on_both_backends!(
     served_logs_round_trip_filter_page_and_cascade,
     job_leases_are_exclusive_expire_and_fence_commits,
     concurrent_claims_take_each_job_once,
+    campaign_leases_are_exclusive_expire_and_fence_sends,
+    concurrent_campaign_claims_take_each_once,
+    rate_slots_space_reservations_from_any_caller,
 );
 
 fn sample(h: &str) -> NewSample {
@@ -170,8 +173,8 @@ async fn probes_leave_pending_once_and_in_flight_ones_fail_on_restart(s: Arc<dyn
     let c = NewCampaign { fingerprint: "f".into(), ..new_campaign("c", "a", 3, true) };
     let rec = s.create_campaign(c).await.unwrap();
     assert_eq!((rec.probes.total, rec.probes.pending, rec.state), (3, 3, JobState::Queued));
-    assert!(s.mark_probe_sent("c", 1).await.unwrap());
-    assert!(!s.mark_probe_sent("c", 1).await.unwrap(), "a probe is sent at most once");
+    assert!(s.mark_probe_sent("c", 1, None).await.unwrap());
+    assert!(!s.mark_probe_sent("c", 1, None).await.unwrap(), "a probe is sent at most once");
     let sample = NewSample {
         content_hash: "h".into(),
         text: "answer".into(),
@@ -189,11 +192,11 @@ async fn probes_leave_pending_once_and_in_flight_ones_fail_on_restart(s: Arc<dyn
         sample: Some(sample),
     };
     s.finish_probe("c", 1, o).await.unwrap();
-    assert!(s.mark_probe_sent("c", 2).await.unwrap());
-    assert!(s.mark_upstream_sent("c", 2).await.unwrap());
+    assert!(s.mark_probe_sent("c", 2, None).await.unwrap());
+    assert!(s.mark_upstream_sent("c", 2, None).await.unwrap());
     // Crash here: probe 2 (both sides) is in flight. The restart policy fails it, never re-sends it.
     assert_eq!(s.fail_in_flight_probes("c", "lost").await.unwrap(), 2);
-    assert!(!s.mark_probe_sent("c", 2).await.unwrap());
+    assert!(!s.mark_probe_sent("c", 2, None).await.unwrap());
     let c = s.get_campaign("c").await.unwrap().unwrap();
     assert_eq!(
         (c.probes.answered, c.probes.failed, c.probes.pending, c.probes.sent, c.tokens),
@@ -514,8 +517,8 @@ async fn missing_rows_and_constraint_errors(s: Arc<dyn Store>) {
     assert!(!s.delete_secret("nope").await.unwrap());
     assert!(!s.set_job_state("nope", JobState::Done, None).await.unwrap());
     assert!(!s.set_campaign_state("nope", JobState::Done, None).await.unwrap());
-    assert!(!s.mark_probe_sent("nope", 1).await.unwrap());
-    assert!(!s.mark_upstream_sent("nope", 1).await.unwrap());
+    assert!(!s.mark_probe_sent("nope", 1, None).await.unwrap());
+    assert!(!s.mark_upstream_sent("nope", 1, None).await.unwrap());
     assert_eq!(s.fail_in_flight_probes("nope", "x").await.unwrap(), 0);
     assert!(s.job_results("nope", 0, 10).await.unwrap().is_empty());
     assert!(s.list_samples("nope", 10, 0).await.unwrap().is_empty());
@@ -567,9 +570,9 @@ async fn concurrent_probe_sends_are_at_most_once(s: Arc<dyn Store>) {
                 let s = s.clone();
                 tokio::spawn(async move {
                     if i % 2 == 0 {
-                        s.mark_probe_sent("c", seq).await
+                        s.mark_probe_sent("c", seq, None).await
                     } else {
-                        s.mark_upstream_sent("c", seq).await
+                        s.mark_upstream_sent("c", seq, None).await
                     }
                 })
             })
@@ -607,19 +610,30 @@ async fn concurrent_probe_sends_are_at_most_once(s: Arc<dyn Store>) {
                 claims: None,
                 sample: Some(sample),
             };
-            s2.finish_probe("c", seq, o).await.map(|_| 0)
+            // A finish that comes after the restart policy failed its probe writes nothing.
+            match s2.finish_probe("c", seq, o).await {
+                Ok(()) => Ok(0),
+                Err(StoreError::LeaseLost(_)) => Ok(1),
+                Err(e) => Err(e),
+            }
         }));
     }
     let s2 = s.clone();
     tasks.push(tokio::spawn(async move { s2.fail_in_flight_probes("c", "restart").await }));
-    for t in tasks {
-        t.await.unwrap().unwrap();
+    let mut refused = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        let n = t.await.unwrap().unwrap();
+        if i < 4 {
+            refused += n;
+        }
     }
     let c = s.get_campaign("c").await.unwrap().unwrap();
     assert_eq!(c.probes.answered + c.probes.failed, 4, "{:?}", c.probes);
+    assert_eq!(c.probes.failed as u64, refused, "a refused finish is exactly a failed probe");
     assert_eq!(c.probes.upstream_failed, 4);
-    assert_eq!(c.tokens, 4);
-    assert_eq!(s.get_suspect("a").await.unwrap().unwrap().samples, 4);
+    // Tokens and samples only of the finishes that were recorded.
+    assert_eq!(c.tokens, c.probes.answered);
+    assert_eq!(s.get_suspect("a").await.unwrap().unwrap().samples, c.probes.answered);
 }
 
 /// Two writers adding overlapping samples in opposite orders: every sample once, no error (on
@@ -711,7 +725,7 @@ async fn repeated_probe_answers_point_at_one_sample(s: Arc<dyn Store>) {
         }),
     };
     for seq in [1, 2] {
-        assert!(s.mark_probe_sent("c", seq).await.unwrap());
+        assert!(s.mark_probe_sent("c", seq, None).await.unwrap());
         s.finish_probe("c", seq, outcome()).await.unwrap();
     }
     let p = s.campaign_probes("c", None, 0, 10).await.unwrap();
@@ -870,7 +884,7 @@ async fn served_logs_round_trip_filter_page_and_cascade(s: Arc<dyn Store>) {
     // The upstream's further fresh answers round-trip on the probe.
     s.create_suspect("sus_c", "c", "", "p").await.unwrap();
     s.create_campaign(new_campaign("cmp_u", "sus_c", 1, true)).await.unwrap();
-    assert!(s.mark_upstream_sent("cmp_u", 1).await.unwrap());
+    assert!(s.mark_upstream_sent("cmp_u", 1, None).await.unwrap());
     s.finish_upstream("cmp_u", 1, Some("f1".into()), vec!["f2".into(), "f3 ü".into()], None)
         .await
         .unwrap();
@@ -945,4 +959,174 @@ async fn concurrent_claims_take_each_job_once(s: Arc<dyn Store>) {
     }
     got.sort();
     assert_eq!(got, ["c0", "c1", "c2", "c3", "c4", "c5"], "each job claimed exactly once");
+}
+
+async fn campaign_leases_are_exclusive_expire_and_fence_sends(s: Arc<dyn Store>) {
+    s.create_suspect("a", "A", "", "p").await.unwrap();
+    for id in ["c1", "c2"] {
+        s.create_campaign(new_campaign(id, "a", 3, true)).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let a = s.claim_campaign("rep-a", 60_000, None).await.unwrap().expect("a campaign");
+    assert_eq!((a.id.as_str(), a.lease_owner.as_deref()), ("c1", Some("rep-a")));
+    assert!(a.lease_expires_ms.is_some_and(|t| t > now_ms() + 50_000), "{a:?}");
+    // The claim loop never takes back what it holds; a named claim by the holder does.
+    assert_eq!(
+        s.claim_campaign("rep-a", 60_000, None).await.unwrap().map(|c| c.id),
+        Some("c2".into())
+    );
+    assert!(s.claim_campaign("rep-b", 60_000, None).await.unwrap().is_none(), "both held");
+    assert!(s.claim_campaign("rep-b", 60_000, Some("c1")).await.unwrap().is_none());
+    assert!(s.claim_campaign("rep-a", 60_000, Some("c1")).await.unwrap().is_some());
+
+    // Sends are fenced by the lease: only the holder marks a probe sent.
+    assert!(!s.mark_probe_sent("c1", 1, Some("rep-b")).await.unwrap());
+    assert!(!s.mark_upstream_sent("c1", 1, Some("rep-b")).await.unwrap());
+    assert!(s.mark_probe_sent("c1", 1, Some("rep-a")).await.unwrap());
+    assert!(s.mark_upstream_sent("c1", 1, Some("rep-a")).await.unwrap());
+    let fenced = CampaignProgress {
+        p_value: Some(0.5),
+        lease_owner: Some("rep-b".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.update_campaign_progress("c1", fenced).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    let mine = CampaignProgress {
+        p_value: Some(0.25),
+        lease_owner: Some("rep-a".into()),
+        ..Default::default()
+    };
+    s.update_campaign_progress("c1", mine).await.unwrap();
+    assert_eq!(s.get_campaign("c1").await.unwrap().unwrap().p_value, Some(0.25));
+
+    // The lease expires (renewed into the past): the holder can send nothing more, and the next
+    // claimer fails the probe that was in flight; the old holder's late finish is refused.
+    assert!(s.renew_campaign_lease("c1", "rep-a", -1).await.unwrap());
+    assert!(!s.mark_probe_sent("c1", 2, Some("rep-a")).await.unwrap(), "expired lease");
+    let b = s.claim_campaign("rep-b", 60_000, None).await.unwrap().expect("the expired campaign");
+    assert_eq!(b.id, "c1");
+    assert!(!s.renew_campaign_lease("c1", "rep-a", 60_000).await.unwrap());
+    assert_eq!(s.fail_in_flight_probes("c1", "taken over").await.unwrap(), 2);
+    let late = ProbeOutcome {
+        answered: true,
+        attempts: 1,
+        answer: Some("late".into()),
+        error: None,
+        tokens: Some(5),
+        claims: None,
+        sample: Some(sample("late")),
+    };
+    assert!(matches!(s.finish_probe("c1", 1, late).await, Err(StoreError::LeaseLost(_))));
+    s.finish_upstream("c1", 1, Some("late".into()), vec![], None).await.unwrap();
+    let c1 = s.get_campaign("c1").await.unwrap().unwrap();
+    assert_eq!((c1.probes.failed, c1.probes.answered, c1.tokens), (1, 0, 0), "{:?}", c1.probes);
+    assert_eq!(c1.probes.upstream_failed, 1, "the late upstream answer is not recorded");
+    assert_eq!(s.get_suspect("a").await.unwrap().unwrap().samples, 0, "its sample rolled back");
+    assert!(s.mark_probe_sent("c1", 2, Some("rep-b")).await.unwrap());
+
+    // Release: every lease of an owner, or one; finished campaigns are neither claimed nor renewed.
+    assert_eq!(s.release_campaign_leases("rep-b", Some("c2")).await.unwrap(), 0, "not rep-b's");
+    assert_eq!(s.release_campaign_leases("rep-a", None).await.unwrap(), 1);
+    assert!(s.set_campaign_state("c2", JobState::Done, None).await.unwrap());
+    assert!(s.claim_campaign("rep-c", 60_000, None).await.unwrap().is_none(), "c2 done, c1 held");
+    assert!(s.set_campaign_state("c1", JobState::Cancelled, None).await.unwrap());
+    assert!(!s.renew_campaign_lease("c1", "rep-b", 60_000).await.unwrap(), "cancelled elsewhere");
+
+    // A campaign `pedigree probe` created is left to its re-runs (its targets may be allowed by
+    // the run's `--allow` only), even with its lease free; the run itself claims it by name.
+    let cli = NewCampaign { created_by: Some("cli".into()), ..new_campaign("c3", "a", 1, false) };
+    s.create_campaign(cli).await.unwrap();
+    assert!(s.claim_campaign("rep-c", 60_000, None).await.unwrap().is_none());
+    assert!(s.claim_campaign("cli-x", 60_000, Some("c3")).await.unwrap().is_some());
+}
+
+async fn concurrent_campaign_claims_take_each_once(s: Arc<dyn Store>) {
+    s.create_suspect("a", "A", "", "p").await.unwrap();
+    for i in 0..4 {
+        s.create_campaign(new_campaign(&format!("k{i}"), "a", 1, false)).await.unwrap();
+    }
+    let claims = (0..8).map(|i| {
+        let s = s.clone();
+        tokio::spawn(
+            async move { s.claim_campaign(&format!("rep-{i}"), 60_000, None).await.unwrap() },
+        )
+    });
+    let mut got: Vec<String> = Vec::new();
+    for c in claims {
+        if let Some(c) = c.await.unwrap() {
+            got.push(c.id);
+        }
+    }
+    got.sort();
+    assert_eq!(got, ["k0", "k1", "k2", "k3"], "each campaign claimed exactly once");
+}
+
+async fn rate_slots_space_reservations_from_any_caller(s: Arc<dyn Store>) {
+    // Reservation k of a limiter gets the slot S0 + k·I of the database's clock and is told to
+    // wait w_k = S0 + k·I − t_k, t_k being the time it was made. One caller in sequence: t
+    // grows, so consecutive waits grow by at most I, and by at least I minus the time between
+    // the two calls.
+    const I: i64 = 50_000;
+    let key = "campaign:x:suspect";
+    let one = |k: &str, i: i64| vec![(k.to_string(), i)];
+    let mut last: Option<(i64, std::time::Instant)> = None;
+    for _ in 0..6 {
+        let before = std::time::Instant::now();
+        let w = s.reserve_rate_slot(&one(key, I)).await.unwrap();
+        if let Some((prev, at)) = last {
+            let between = at.elapsed().as_micros() as i64;
+            assert!(
+                w - prev <= I && w - prev >= I - between - 2_000,
+                "{prev} → {w} ({between} µs)"
+            );
+        } else {
+            assert_eq!(w, 0, "a new limiter's first slot is now");
+        }
+        last = Some((w, before));
+    }
+    assert_eq!(s.delete_rate_slots("campaign:x:").await.unwrap(), 1);
+    // 16 concurrent callers (as replicas would be): 16 distinct slots, the last 15 intervals
+    // after the first, less the time the reservations took.
+    let t0 = std::time::Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (s, l) = (s.clone(), one(key, I));
+            tokio::spawn(async move { s.reserve_rate_slot(&l).await.unwrap() })
+        })
+        .collect();
+    let mut waits = Vec::new();
+    for t in tasks {
+        waits.push(t.await.unwrap());
+    }
+    let took = t0.elapsed().as_micros() as i64;
+    waits.sort_unstable();
+    assert!(waits[0] >= 0 && waits[0] <= took, "{waits:?}");
+    let span = waits[15] - waits[0];
+    assert!(span >= 15 * I - took - 2_000 && span <= 15 * I + took, "{waits:?} in {took} µs");
+    assert_eq!(s.delete_rate_slots("campaign:x:").await.unwrap(), 1);
+
+    // Two limiters reserved together (a campaign's own rate and its endpoint's ceiling): the
+    // slot is free under both and moves both on. A ceiling kept busy by another campaign holds
+    // this one back without letting its own requests bunch up behind the ceiling afterwards.
+    let (own, ceiling) = ("campaign:y:suspect", "endpoint:h:1");
+    let both = vec![(own.to_string(), 10 * I), (ceiling.to_string(), I)];
+    assert_eq!(s.reserve_rate_slot(&both).await.unwrap(), 0);
+    for _ in 0..4 {
+        s.reserve_rate_slot(&one(ceiling, I)).await.unwrap(); // another campaign
+    }
+    let t0 = std::time::Instant::now();
+    let w1 = s.reserve_rate_slot(&both).await.unwrap();
+    let w2 = s.reserve_rate_slot(&both).await.unwrap();
+    let took = t0.elapsed().as_micros() as i64;
+    // w1: the own limiter's 10·I (the ceiling is free again by then); w2 another 10·I later.
+    assert!(w1 <= 10 * I && w1 >= 10 * I - took - 50_000, "{w1}");
+    // (2 ms: SQLite's clock counts whole milliseconds.)
+    assert!(w2 - w1 >= 10 * I - took - 2_000 && w2 - w1 <= 10 * I, "{w1} {w2}");
+    // …and the ceiling moved on with them: the next ceiling-only slot is after w2.
+    let w3 = s.reserve_rate_slot(&one(ceiling, I)).await.unwrap();
+    assert!(w3 >= w2 + I - took - 2_000, "{w2} {w3}");
+    assert_eq!(s.delete_rate_slots("campaign:").await.unwrap(), 1);
+    assert_eq!(s.reserve_rate_slot(&one(own, I)).await.unwrap(), 0, "deleted: free again");
 }

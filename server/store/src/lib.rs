@@ -62,8 +62,9 @@ pub enum StoreError {
     /// A bad store configuration (e.g. an unsupported `--database-url`; shown redacted).
     #[error("{0}")]
     Config(String),
-    /// This replica's lease on the job was taken over (it expired): nothing was written.
-    #[error("the lease on job `{0}` is held by another replica")]
+    /// This replica's lease on the job or campaign was taken over (it expired), or the probe it
+    /// was finishing was already recorded by the replica that took over: nothing was written.
+    #[error("the lease on `{0}` is held by another replica")]
     LeaseLost(String),
 }
 
@@ -411,6 +412,11 @@ pub struct CampaignRecord {
     pub created_by: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The replica (or CLI run) sending the campaign's probes (its `--replica-id`), while its
+    /// lease holds.
+    pub lease_owner: Option<String>,
+    /// When the lease ends unless renewed (epoch ms, the database's clock).
+    pub lease_expires_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -478,6 +484,8 @@ pub struct CampaignProgress {
     pub decision: Option<String>,
     pub teacher: Option<String>,
     pub stop_reason: Option<String>,
+    /// Write only while this owner holds the campaign's lease (`None`: unfenced, e.g. a cancel).
+    pub lease_owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -600,6 +608,10 @@ pub trait Store: Send + Sync + 'static {
     fn list_keys(&self) -> StoreFuture<'_, Vec<ApiKeyRecord>>;
     /// Revoke a key; `false` if there is no such (unrevoked) key.
     fn revoke_key(&self, id: &str) -> StoreFuture<'_, bool>;
+    /// A mark that changes whenever a key is revoked, by any process: `(revoked keys, latest
+    /// revocation ms)`. Replicas poll it to drop their key caches (keys are never deleted, so
+    /// the count only grows; the time alone could go back with a replica's clock).
+    fn key_revocation_mark(&self) -> StoreFuture<'_, (i64, i64)>;
 
     // --- audit log
     fn append_audit(&self, entries: Vec<AuditEntry>) -> StoreFuture<'_, ()>;
@@ -698,7 +710,36 @@ pub trait Store: Send + Sync + 'static {
         state: JobState,
         error: Option<String>,
     ) -> StoreFuture<'_, bool>;
+    /// Write a look's results; with `p.lease_owner`, only while that owner holds the lease
+    /// (else [`StoreError::LeaseLost`]).
     fn update_campaign_progress(&self, id: &str, p: CampaignProgress) -> StoreFuture<'_, ()>;
+    /// Claim an unfinished campaign whose lease is free or expired (by the database's clock) for
+    /// `owner`, for `lease_ms`: the oldest one, or (`only`) that one, which `owner` may also
+    /// hold already (a CLI re-run under the same owner). Without `only`, campaigns created by
+    /// `pedigree probe` (`created_by` = `cli`) are left to its re-runs. `None` when there is
+    /// none. Concurrent claimers get different campaigns.
+    fn claim_campaign(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        only: Option<&str>,
+    ) -> StoreFuture<'_, Option<CampaignRecord>>;
+    /// Extend `owner`'s lease on campaign `id`; `false` when it is no longer `owner`'s or the
+    /// campaign is finished (cancelled through any replica): stop sending.
+    fn renew_campaign_lease(&self, id: &str, owner: &str, lease_ms: i64) -> StoreFuture<'_, bool>;
+    /// Give back `owner`'s lease on campaign `id`, or (`None`) every campaign lease it holds.
+    fn release_campaign_leases(&self, owner: &str, id: Option<&str>) -> StoreFuture<'_, u64>;
+    /// Reserve one send slot under every limiter of `limits` (`(key, interval_us)`; one row per
+    /// limiter, shared by every replica) at once: the slot is the first instant free under all
+    /// of them, and each limiter's next free instant becomes that slot plus its interval.
+    /// Returns how long to wait before sending, in microseconds of the database's clock (0 when
+    /// the slot is now). Requests that each wait their returned time are at least each
+    /// limiter's interval apart, whichever replica sends them. (Reserving the limiters one after
+    /// the other would not do: a request held back by the second would let the first's later
+    /// requests bunch up behind it.)
+    fn reserve_rate_slot(&self, limits: &[(String, i64)]) -> StoreFuture<'_, i64>;
+    /// Forget limiters whose key starts with `prefix` (a finished campaign's).
+    fn delete_rate_slots(&self, prefix: &str) -> StoreFuture<'_, u64>;
     /// Probes in `seq` order after `after_seq`, optionally only those in `state`.
     fn campaign_probes(
         &self,
@@ -708,14 +749,18 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> StoreFuture<'_, Vec<ProbeRecord>>;
     /// `pending` → `sent` (committed before the request goes out). `false` if the probe was not
-    /// pending: it must then not be sent.
-    fn mark_probe_sent(&self, id: &str, seq: i64) -> StoreFuture<'_, bool>;
+    /// pending, or (`owner`) the campaign's lease is not `owner`'s or has expired: it must then
+    /// not be sent.
+    fn mark_probe_sent(&self, id: &str, seq: i64, owner: Option<&str>) -> StoreFuture<'_, bool>;
     /// Record the suspect-side outcome of a `sent` probe (and its sample) in one transaction;
-    /// adds the probe's tokens to the campaign.
+    /// adds the probe's tokens to the campaign. A probe no longer `sent` (the replica that took
+    /// the campaign over recorded it as failed) is left as it is: [`StoreError::LeaseLost`].
     fn finish_probe(&self, id: &str, seq: i64, outcome: ProbeOutcome) -> StoreFuture<'_, ()>;
-    /// Upstream side: `pending` → `sent`; `false` if it was not pending.
-    fn mark_upstream_sent(&self, id: &str, seq: i64) -> StoreFuture<'_, bool>;
-    /// Record the upstream outcome: its first answer and any further ones (`extra`), or the error.
+    /// Upstream side: `pending` → `sent`; `false` if it was not pending or (`owner`) the lease
+    /// is not `owner`'s.
+    fn mark_upstream_sent(&self, id: &str, seq: i64, owner: Option<&str>) -> StoreFuture<'_, bool>;
+    /// Record the upstream outcome: its first answer and any further ones (`extra`), or the
+    /// error; nothing when the upstream side is no longer `sent` (as [`Store::finish_probe`]).
     fn finish_upstream(
         &self,
         id: &str,

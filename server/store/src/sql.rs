@@ -52,6 +52,8 @@ pub(super) struct Dialect {
     /// The database's clock in epoch milliseconds: leases are timed by it, so replicas whose
     /// clocks disagree still agree on when a lease expires.
     pub now_ms: &'static str,
+    /// The database's clock in epoch microseconds (the shared rate limiters reserve slots by it).
+    pub now_us: &'static str,
 }
 
 pub(super) const SQLITE: Dialect = Dialect {
@@ -72,6 +74,8 @@ pub(super) const SQLITE: Dialect = Dialect {
     campaign_from: "campaigns c",
     claim_lock: "",
     now_ms: "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+    // 'now' is fixed for the whole statement in SQLite.
+    now_us: "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)",
 };
 
 pub(super) const POSTGRES: Dialect = Dialect {
@@ -97,6 +101,8 @@ pub(super) const POSTGRES: Dialect = Dialect {
      FROM campaign_probes p WHERE p.campaign_id = c.id) n ON TRUE",
     claim_lock: "FOR UPDATE SKIP LOCKED",
     now_ms: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    // statement_timestamp(), not clock_timestamp(): one value per statement.
+    now_us: "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000 AS BIGINT)",
 };
 
 impl Dialect {
@@ -253,6 +259,28 @@ macro_rules! impl_sql_store {
                     .execute(self.writer())
                     .await?;
                 Ok(r.rows_affected() > 0)
+            }
+
+            /// Extend `owner`'s lease on an unfinished job or campaign (`table`) to `lease_ms`
+            /// from now (the database's clock); `false` when it is not `owner`'s or finished.
+            async fn renew_lease(&self, table: &'static str, id: &str, owner: &str, lease_ms: i64) -> Result<bool, StoreError> {
+                let sql = format!(
+                    "UPDATE {table} SET lease_expires_ms = {} + ? \
+                     WHERE id = ? AND lease_owner = ? AND state IN ('queued', 'running')",
+                    D.now_ms
+                );
+                let r = sqlx::query(D.sql(&sql)).bind(lease_ms).bind(id).bind(owner).execute(self.writer()).await?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            /// Give back `owner`'s lease on row `id` of `table`, or (`None`) every one it holds there.
+            async fn release_leases(&self, table: &'static str, owner: &str, id: Option<&str>) -> Result<u64, StoreError> {
+                let sql = format!(
+                    "UPDATE {table} SET lease_owner = NULL, lease_expires_ms = NULL \
+                     WHERE lease_owner = ? AND (CAST(? AS TEXT) IS NULL OR id = ?)"
+                );
+                let r = sqlx::query(D.sql(&sql)).bind(owner).bind(id).bind(id).execute(self.writer()).await?;
+                Ok(r.rows_affected())
             }
 
             /// Campaigns matching `cond` (which may use one `?`, bound to `bind`), then `tail`

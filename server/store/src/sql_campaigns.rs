@@ -71,10 +71,12 @@ macro_rules! campaign_methods {
         fn update_campaign_progress(&self, id: &str, p: CampaignProgress) -> StoreFuture<'_, ()> {
             let id = id.to_string();
             Box::pin(async move {
-                sqlx::query(D.sql(
+                let fenced = p.lease_owner.is_some();
+                let r = sqlx::query(D.sql(
                     "UPDATE campaigns SET sequential = COALESCE(?, sequential), p_value = COALESCE(?, p_value), \
                      decision = COALESCE(?, decision), teacher = COALESCE(?, teacher), \
-                     stop_reason = COALESCE(?, stop_reason), updated_ms = ? WHERE id = ?",
+                     stop_reason = COALESCE(?, stop_reason), updated_ms = ? WHERE id = ? \
+                     AND (CAST(? AS TEXT) IS NULL OR lease_owner = ?)",
                 ))
                 .bind(p.sequential.map(|v| v.to_string()))
                 .bind(real(p.p_value))
@@ -82,10 +84,101 @@ macro_rules! campaign_methods {
                 .bind(p.teacher)
                 .bind(p.stop_reason)
                 .bind(now_ms())
-                .bind(id)
+                .bind(&id)
+                .bind(p.lease_owner.clone())
+                .bind(p.lease_owner)
                 .execute(self.writer())
                 .await?;
+                if fenced && r.rows_affected() == 0 {
+                    return Err(StoreError::LeaseLost(id));
+                }
                 Ok(())
+            })
+        }
+
+        fn claim_campaign(&self, owner: &str, lease_ms: i64, only: Option<&str>) -> StoreFuture<'_, Option<CampaignRecord>> {
+            let (owner, only) = (owner.to_string(), only.map(str::to_string));
+            Box::pin(async move {
+                // A named campaign may be re-claimed by its own holder (a CLI re-run under the
+                // same owner); the claim loop's pick never takes back what it already runs, nor
+                // a campaign `pedigree probe` created (created_by 'cli'): its targets may be
+                // allowed by that run's `--allow` only, so its re-run resumes it.
+                let sql = format!(
+                    "UPDATE campaigns SET lease_owner = ?1, lease_expires_ms = {now} + ?2 \
+                     WHERE id = (SELECT id FROM campaigns WHERE state IN ('queued', 'running') \
+                                 AND (CAST(?3 AS TEXT) IS NULL OR id = ?3) \
+                                 AND (CAST(?3 AS TEXT) IS NOT NULL OR created_by IS NULL OR created_by <> 'cli') \
+                                 AND (lease_owner IS NULL OR lease_expires_ms < {now} \
+                                      OR (CAST(?3 AS TEXT) IS NOT NULL AND lease_owner = ?1)) \
+                                 ORDER BY created_ms, id LIMIT 1 {lock}) \
+                     RETURNING id",
+                    now = D.now_ms,
+                    lock = D.claim_lock,
+                );
+                let id: Option<String> =
+                    sqlx::query_scalar(D.sql(&sql)).bind(owner).bind(lease_ms).bind(only).fetch_optional(self.writer()).await?;
+                match id {
+                    Some(id) => self.get_campaign(&id).await,
+                    None => Ok(None),
+                }
+            })
+        }
+
+        fn renew_campaign_lease(&self, id: &str, owner: &str, lease_ms: i64) -> StoreFuture<'_, bool> {
+            let (id, owner) = (id.to_string(), owner.to_string());
+            Box::pin(async move { self.renew_lease("campaigns", &id, &owner, lease_ms).await })
+        }
+
+        fn release_campaign_leases(&self, owner: &str, id: Option<&str>) -> StoreFuture<'_, u64> {
+            let (owner, id) = (owner.to_string(), id.map(str::to_string));
+            Box::pin(async move { self.release_leases("campaigns", &owner, id.as_deref()).await })
+        }
+
+        fn reserve_rate_slot(&self, limits: &[(String, i64)]) -> StoreFuture<'_, i64> {
+            // Sorted and deduplicated: every reservation locks the rows in the same order.
+            let mut limits: Vec<(String, i64)> = limits.to_vec();
+            limits.sort();
+            limits.dedup_by(|a, b| a.0 == b.0);
+            Box::pin(async move {
+                let mut tx = self.writer().begin().await?;
+                // The transaction starts with a write (SQLite then waits on the busy timeout
+                // instead of failing on a stale snapshot); each row is then locked (PostgreSQL),
+                // so concurrent reservations of any replica queue on the rows.
+                let insert = D.insert_ignore("rate_slots (key, next_us) VALUES (?, 0)", "");
+                let mut slot = i64::MIN;
+                for (key, _) in &limits {
+                    sqlx::query(D.sql(&insert)).bind(key).execute(&mut *tx).await?;
+                    let lock = D.row_lock.unwrap_or("");
+                    let next: i64 = sqlx::query_scalar(D.sql(&format!("SELECT next_us FROM rate_slots WHERE key = ? {lock}")))
+                        .bind(key)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    slot = slot.max(next);
+                }
+                // The clock is read once the rows are held, so a wait for a lock is not counted
+                // twice.
+                let now: i64 = sqlx::query_scalar(D.sql(&format!("SELECT {}", D.now_us))).fetch_one(&mut *tx).await?;
+                let slot = slot.max(now);
+                for (key, interval_us) in &limits {
+                    sqlx::query(D.sql("UPDATE rate_slots SET next_us = ? WHERE key = ?"))
+                        .bind(slot.saturating_add((*interval_us).max(0)))
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(slot - now)
+            })
+        }
+
+        fn delete_rate_slots(&self, prefix: &str) -> StoreFuture<'_, u64> {
+            let prefix = prefix.to_string();
+            Box::pin(async move {
+                let r = sqlx::query(D.sql("DELETE FROM rate_slots WHERE substr(key, 1, length(?1)) = ?1"))
+                    .bind(prefix)
+                    .execute(self.writer())
+                    .await?;
+                Ok(r.rows_affected())
             })
         }
 
@@ -106,19 +199,26 @@ macro_rules! campaign_methods {
             })
         }
 
-        fn mark_probe_sent(&self, id: &str, seq: i64) -> StoreFuture<'_, bool> {
-            let id = id.to_string();
+        fn mark_probe_sent(&self, id: &str, seq: i64, owner: Option<&str>) -> StoreFuture<'_, bool> {
+            let (id, owner) = (id.to_string(), owner.map(str::to_string));
             Box::pin(async move {
                 // A concurrent second call waits for the first one's row lock (or the writer),
                 // then re-checks `state = 'pending'` on the committed row: at most one succeeds.
-                let r = sqlx::query(D.sql(
-                    "UPDATE campaign_probes SET state = 'sent', sent_ms = ? WHERE campaign_id = ? AND seq = ? AND state = 'pending'",
-                ))
-                .bind(now_ms())
-                .bind(id)
-                .bind(seq)
-                .execute(self.writer())
-                .await?;
+                // With an owner, only under that owner's unexpired lease: a replica that lost
+                // the campaign sends nothing more.
+                let sql = format!(
+                    "UPDATE campaign_probes SET state = 'sent', sent_ms = ?1 WHERE campaign_id = ?2 AND seq = ?3 AND state = 'pending' \
+                     AND (CAST(?4 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM campaigns c WHERE c.id = ?2 \
+                          AND c.lease_owner = ?4 AND c.lease_expires_ms > {}))",
+                    D.now_ms
+                );
+                let r = sqlx::query(D.sql(&sql))
+                    .bind(now_ms())
+                    .bind(id)
+                    .bind(seq)
+                    .bind(owner)
+                    .execute(self.writer())
+                    .await?;
                 Ok(r.rows_affected() > 0)
             })
         }
@@ -158,9 +258,12 @@ macro_rules! campaign_methods {
                             .await?;
                     }
                 }
-                sqlx::query(D.sql(
+                // Only a probe still `sent`: one the restart policy already recorded as failed
+                // (another replica took the campaign over) keeps that record, and this whole
+                // transaction (sample, tokens) is rolled back.
+                let r = sqlx::query(D.sql(
                     "UPDATE campaign_probes SET state = ?, attempts = ?, answer = ?, error = ?, tokens = ?, claims = ?, \
-                     sample_id = ?, done_ms = ? WHERE campaign_id = ? AND seq = ?",
+                     sample_id = ?, done_ms = ? WHERE campaign_id = ? AND seq = ? AND state = 'sent'",
                 ))
                 .bind(if o.answered { "answered" } else { "failed" })
                 .bind(o.attempts)
@@ -174,21 +277,24 @@ macro_rules! campaign_methods {
                 .bind(seq)
                 .execute(&mut *tx)
                 .await?;
+                if r.rows_affected() == 0 {
+                    return Err(StoreError::LeaseLost(id));
+                }
                 tx.commit().await?;
                 Ok(())
             })
         }
 
-        fn mark_upstream_sent(&self, id: &str, seq: i64) -> StoreFuture<'_, bool> {
-            let id = id.to_string();
+        fn mark_upstream_sent(&self, id: &str, seq: i64, owner: Option<&str>) -> StoreFuture<'_, bool> {
+            let (id, owner) = (id.to_string(), owner.map(str::to_string));
             Box::pin(async move {
-                let r = sqlx::query(D.sql(
-                    "UPDATE campaign_probes SET upstream_state = 'sent' WHERE campaign_id = ? AND seq = ? AND upstream_state = 'pending'",
-                ))
-                .bind(id)
-                .bind(seq)
-                .execute(self.writer())
-                .await?;
+                let sql = format!(
+                    "UPDATE campaign_probes SET upstream_state = 'sent' WHERE campaign_id = ?1 AND seq = ?2 AND upstream_state = 'pending' \
+                     AND (CAST(?3 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM campaigns c WHERE c.id = ?1 \
+                          AND c.lease_owner = ?3 AND c.lease_expires_ms > {}))",
+                    D.now_ms
+                );
+                let r = sqlx::query(D.sql(&sql)).bind(id).bind(seq).bind(owner).execute(self.writer()).await?;
                 Ok(r.rows_affected() > 0)
             })
         }
@@ -198,7 +304,8 @@ macro_rules! campaign_methods {
             Box::pin(async move {
                 let extra = (!extra.is_empty()).then(|| serde_json::Value::from(extra).to_string());
                 sqlx::query(D.sql(
-                    "UPDATE campaign_probes SET upstream_state = ?, upstream_answer = ?, upstream_extra = ?, upstream_error = ? WHERE campaign_id = ? AND seq = ?",
+                    "UPDATE campaign_probes SET upstream_state = ?, upstream_answer = ?, upstream_extra = ?, upstream_error = ? \
+                     WHERE campaign_id = ? AND seq = ? AND upstream_state = 'sent'",
                 ))
                 .bind(if answer.is_some() { "answered" } else { "failed" })
                 .bind(answer)

@@ -133,31 +133,12 @@ macro_rules! job_methods {
 
         fn renew_job_lease(&self, id: &str, owner: &str, lease_ms: i64) -> StoreFuture<'_, bool> {
             let (id, owner) = (id.to_string(), owner.to_string());
-            Box::pin(async move {
-                let sql = format!(
-                    "UPDATE jobs SET lease_expires_ms = {} + ? \
-                     WHERE id = ? AND lease_owner = ? AND state IN ('queued', 'running')",
-                    D.now_ms
-                );
-                let r = sqlx::query(D.sql(&sql)).bind(lease_ms).bind(id).bind(owner).execute(self.writer()).await?;
-                Ok(r.rows_affected() > 0)
-            })
+            Box::pin(async move { self.renew_lease("jobs", &id, &owner, lease_ms).await })
         }
 
         fn release_job_leases(&self, owner: &str, id: Option<&str>) -> StoreFuture<'_, u64> {
             let (owner, id) = (owner.to_string(), id.map(str::to_string));
-            Box::pin(async move {
-                let r = sqlx::query(D.sql(
-                    "UPDATE jobs SET lease_owner = NULL, lease_expires_ms = NULL \
-                     WHERE lease_owner = ? AND (CAST(? AS TEXT) IS NULL OR id = ?)",
-                ))
-                .bind(owner)
-                .bind(id.clone())
-                .bind(id)
-                .execute(self.writer())
-                .await?;
-                Ok(r.rows_affected())
-            })
+            Box::pin(async move { self.release_leases("jobs", &owner, id.as_deref()).await })
         }
 
         fn job_results(&self, id: &str, after_line: i64, limit: i64) -> StoreFuture<'_, Vec<JobResultRow>> {

@@ -60,6 +60,18 @@ macro_rules! key_audit_methods {
             })
         }
 
+        fn key_revocation_mark(&self) -> StoreFuture<'_, (i64, i64)> {
+            Box::pin(async move {
+                // fetch_all, not fetch_one: the statement runs to its end, so this poll (every
+                // second) never leaves a SQLite reader holding an open read snapshot.
+                let rows = sqlx::query("SELECT COUNT(revoked_ms) AS n, COALESCE(MAX(revoked_ms), 0) AS latest FROM api_keys")
+                    .fetch_all(self.reader())
+                    .await?;
+                let row = rows.first().ok_or_else(|| StoreError::NotFound("api_keys aggregate".into()))?;
+                Ok((row.try_get("n")?, row.try_get("latest")?))
+            })
+        }
+
         fn append_audit(&self, entries: Vec<AuditEntry>) -> StoreFuture<'_, ()> {
             Box::pin(async move {
                 if entries.is_empty() {

@@ -153,6 +153,8 @@ macro_rules! sql_row_mappers {
                 created_by: r.try_get("created_by")?,
                 created_ms: r.try_get("created_ms")?,
                 updated_ms: r.try_get("updated_ms")?,
+                lease_owner: r.try_get("lease_owner")?,
+                lease_expires_ms: r.try_get("lease_expires_ms")?,
             })
         }
     };

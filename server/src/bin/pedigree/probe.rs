@@ -209,6 +209,7 @@ pub async fn run_probe(a: ProbeArgs) -> anyhow::Result<()> {
         &allow,
         Arc::new(AtomicBool::new(false)),
         Some(on_progress),
+        &campaign::Lease::for_cli(&config),
     )
     .await?;
     pb.finish_and_clear();

@@ -32,9 +32,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     })
     .await?;
-    // Running jobs stop after their current chunk and their leases are given back at once:
-    // another replica (or this one, restarted) resumes them from their cursors.
-    state.jobs.shutdown(Duration::from_secs(5)).await;
+    // Running jobs stop after their current chunk, campaigns after their probes in flight, and
+    // their leases are given back at once: another replica (or this one, restarted) resumes
+    // them (jobs from their cursors, campaigns from their pending probes).
+    let grace = Duration::from_secs(5);
+    tokio::join!(state.jobs.shutdown(grace), state.campaigns.shutdown(grace));
     state.audit.flush().await;
     tracing::info!("stopped");
     Ok(())

@@ -10,6 +10,7 @@
 
 use super::allowlist::Target;
 use crate::service::{ServiceError, ServiceResult};
+use crate::store::Store;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -188,13 +189,72 @@ impl RateLimiter {
     }
 
     pub async fn acquire(&self) {
+        Self::acquire_all(&[self]).await
+    }
+
+    /// One slot free under every limiter of `all` at once; each limiter's next slot moves on by
+    /// its own interval from there (taking them one after the other would let a request held
+    /// back by the second bunch the first's later requests up behind it). The locks are taken
+    /// in address order (no deadlock between callers naming the same limiters in another order)
+    /// and nothing under them can panic.
+    pub async fn acquire_all(all: &[&RateLimiter]) {
+        let mut sorted: Vec<&RateLimiter> = all.to_vec();
+        sorted.sort_by_key(|l| *l as *const RateLimiter as usize);
+        sorted.dedup_by_key(|l| *l as *const RateLimiter as usize);
         let slot = {
-            let mut st = lock(&self.state);
-            let slot = st.1.max(Instant::now());
-            st.1 = slot.checked_add(st.0).unwrap_or(slot);
+            let mut guards: Vec<_> = sorted.iter().map(|l| lock(&l.state)).collect();
+            let slot = guards.iter().map(|g| g.1).fold(Instant::now(), Instant::max);
+            for g in guards.iter_mut() {
+                g.1 = slot.checked_add(g.0).unwrap_or(slot);
+            }
             slot
         };
         tokio::time::sleep_until(slot).await;
+    }
+}
+
+/// Where a client's send slots come from: one slot per attempt, free under the client's own
+/// limiter and the endpoint's ceiling at once.
+enum Pace {
+    /// This process's limiters.
+    Local { own: RateLimiter, ceiling: Option<std::sync::Arc<RateLimiter>> },
+    /// Limiter rows in the store ([`Store::reserve_rate_slot`]), shared by every replica and
+    /// every CLI run on the same database: a campaign taken over by another replica, or two
+    /// campaigns on two replicas sending to one endpoint, keep their rates.
+    Shared {
+        store: std::sync::Arc<dyn Store>,
+        /// `(key, interval_us)` of the client's own limiter and of the ceiling, if any.
+        limits: Vec<(String, i64)>,
+        /// Used while the database cannot be reached (the send itself then usually fails).
+        fallback: RateLimiter,
+    },
+}
+
+fn interval_us(rate_per_sec: f64) -> i64 {
+    i64::try_from(interval_of(rate_per_sec).as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Pace {
+    async fn acquire(&self) {
+        match self {
+            Pace::Local { own, ceiling } => {
+                let mut all = vec![own];
+                all.extend(ceiling.as_deref());
+                RateLimiter::acquire_all(&all).await
+            }
+            Pace::Shared { store, limits, fallback } => match store.reserve_rate_slot(limits).await
+            {
+                // The wait is bounded by the reservations queued before this one; each is at
+                // most MAX_INTERVAL.
+                Ok(wait_us) => {
+                    tokio::time::sleep(Duration::from_micros(wait_us.max(0) as u64)).await
+                }
+                Err(e) => {
+                    tracing::warn!(limiter = %limits[0].0, error = %e, "shared rate limiter unavailable; pacing locally");
+                    fallback.acquire().await
+                }
+            },
+        }
     }
 }
 
@@ -204,10 +264,9 @@ pub struct ChatClient {
     model: String,
     api_key: Option<String>,
     opts: ClientOptions,
-    /// This client's own limiter (one campaign's side, at its `rate_per_sec`).
-    limiter: RateLimiter,
-    /// The endpoint's shared admin ceiling, if any.
-    ceiling: Option<std::sync::Arc<RateLimiter>>,
+    /// This client's own limiter (one campaign's side, at its `rate_per_sec`) and the
+    /// endpoint's admin ceiling, if any.
+    pace: Pace,
 }
 
 /// `{base}/chat/completions`, unless the URL already ends with it.
@@ -292,15 +351,35 @@ impl ChatClient {
             url: completions_url(&target.url),
             model: model.to_string(),
             api_key,
-            limiter: RateLimiter::new(opts.rate_per_sec),
-            ceiling: None,
+            pace: Pace::Local { own: RateLimiter::new(opts.rate_per_sec), ceiling: None },
             opts,
         })
     }
 
     /// Also respect the admin's ceiling for endpoint `entry` (`None`: no ceiling).
     pub fn with_ceiling(mut self, entry: &str, max_rate_per_sec: Option<f64>) -> ChatClient {
-        self.ceiling = max_rate_per_sec.map(|r| RateLimiter::for_endpoint(entry, r));
+        let ceiling = max_rate_per_sec.map(|r| RateLimiter::for_endpoint(entry, r));
+        self.pace = Pace::Local { own: RateLimiter::new(self.opts.rate_per_sec), ceiling };
+        self
+    }
+
+    /// Pace through limiters in `store`, shared by every replica: this client's own rate under
+    /// `key`, and the admin's ceiling for endpoint `entry` (`None`: no ceiling) under
+    /// `endpoint:{entry}`, reserved together.
+    pub fn with_shared_pacing(
+        mut self,
+        store: &std::sync::Arc<dyn Store>,
+        key: &str,
+        entry: &str,
+        max_rate_per_sec: Option<f64>,
+    ) -> ChatClient {
+        let mut limits = vec![(key.to_string(), interval_us(self.opts.rate_per_sec))];
+        limits.extend(max_rate_per_sec.map(|r| (format!("endpoint:{entry}"), interval_us(r))));
+        self.pace = Pace::Shared {
+            store: store.clone(),
+            limits,
+            fallback: RateLimiter::new(self.opts.rate_per_sec),
+        };
         self
     }
 
@@ -319,10 +398,7 @@ impl ChatClient {
         let max = self.opts.max_attempts.max(1);
         for attempt in 1..=max {
             on_attempt(attempt);
-            self.limiter.acquire().await;
-            if let Some(c) = &self.ceiling {
-                c.acquire().await;
-            }
+            self.pace.acquire().await;
             match self.attempt(prompt, idempotency_key).await {
                 Ok((text, tokens)) => return Ok(Answer { text, tokens, attempts: attempt }),
                 Err(AttemptError::Fatal(msg)) => {
