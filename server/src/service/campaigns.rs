@@ -1080,11 +1080,7 @@ pub struct CampaignManager {
     engine: Arc<Engine>,
     cancels: crate::service::jobs::CancelFlags,
     lease: Lease,
-    poll: Duration,
-    slots: Arc<tokio::sync::Semaphore>,
-    max: u32,
-    wake: tokio::sync::Notify,
-    stopping: AtomicBool,
+    claims: crate::service::claims::ClaimLoop,
 }
 
 impl CampaignManager {
@@ -1093,17 +1089,15 @@ impl CampaignManager {
         engine: Arc<Engine>,
         config: &crate::config::Config,
     ) -> CampaignManager {
-        let max = config.max_campaigns.clamp(1, 1000) as u32;
         CampaignManager {
             store,
             engine,
             cancels: Default::default(),
             lease: Lease::for_replica(config),
-            poll: Duration::from_millis(config.job_poll_ms.clamp(50, 600_000)),
-            slots: Arc::new(tokio::sync::Semaphore::new(max as usize)),
-            max,
-            wake: tokio::sync::Notify::new(),
-            stopping: AtomicBool::new(false),
+            claims: crate::service::claims::ClaimLoop::new(
+                config.max_campaigns.clamp(1, 1000) as usize,
+                Duration::from_millis(config.job_poll_ms.clamp(50, 600_000)),
+            ),
         }
     }
 
@@ -1121,39 +1115,20 @@ impl CampaignManager {
 
     /// Look for claimable campaigns now (after a create).
     pub fn wake(&self) {
-        self.wake.notify_one();
+        self.claims.wake();
     }
 
     async fn claim_loop(self: Arc<Self>) {
-        let mut backoff = self.poll;
-        loop {
-            let Ok(slot) = self.slots.clone().acquire_owned().await else { return };
-            if self.stopping.load(Ordering::SeqCst) {
-                return;
+        let claim = || self.store.claim_campaign(&self.lease.owner, self.lease.ms, None);
+        let start = |c: CampaignRecord, slot| {
+            metrics::counter!("pedigree_campaigns_claimed_total").increment(1);
+            if c.state == JobState::Running {
+                metrics::counter!("pedigree_campaign_leases_taken_over_total").increment(1);
             }
-            match self.store.claim_campaign(&self.lease.owner, self.lease.ms, None).await {
-                Ok(Some(c)) => {
-                    backoff = self.poll;
-                    metrics::counter!("pedigree_campaigns_claimed_total").increment(1);
-                    if c.state == JobState::Running {
-                        metrics::counter!("pedigree_campaign_leases_taken_over_total").increment(1);
-                    }
-                    tracing::info!(campaign = %c.id, sent = c.probes.sent, replica = %self.lease.owner, "claimed campaign");
-                    self.run_claimed(c.id, slot);
-                    continue;
-                }
-                Ok(None) => backoff = self.poll,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not claim campaigns");
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-            }
-            drop(slot);
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(backoff) => {}
-            }
-        }
+            tracing::info!(campaign = %c.id, sent = c.probes.sent, replica = %self.lease.owner, "claimed campaign");
+            self.run_claimed(c.id, slot);
+        };
+        self.claims.run("campaigns", claim, start).await
     }
 
     fn run_claimed(self: &Arc<Self>, id: String, slot: tokio::sync::OwnedSemaphorePermit) {
@@ -1185,10 +1160,7 @@ impl CampaignManager {
     /// them, and give every lease back at once (another replica resumes them without waiting
     /// for the expiry; a stopped campaign stays `running`, to be resumed).
     pub async fn shutdown(&self, grace: Duration) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
-        self.cancels.signal_all();
-        let _ = tokio::time::timeout(grace, self.slots.acquire_many(self.max)).await;
+        self.claims.stop(grace, || self.cancels.signal_all()).await;
         match self.store.release_campaign_leases(&self.lease.owner, None).await {
             Ok(n) => {
                 tracing::info!(replica = %self.lease.owner, leases = n, "campaign leases given back")

@@ -18,6 +18,7 @@
 //! `cursor_line` = texts scored); the summary is written in one transaction at the end.
 
 use crate::config::Config;
+use crate::service::claims::ClaimLoop;
 use crate::service::engine::Engine;
 use crate::service::{ServiceError, ServiceResult};
 use crate::store::{JobChunk, JobRecord, JobState, NewJob, NewSample, Store, StoreError};
@@ -27,12 +28,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncSeekExt, BufReader};
-use tokio::sync::Semaphore;
 
 pub struct JobManager {
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
-    slots: Arc<Semaphore>,
+    claims: ClaimLoop,
     cancels: CancelFlags,
     chunk: usize,
     pause: Duration,
@@ -41,11 +41,6 @@ pub struct JobManager {
     /// This replica's name in job leases.
     owner: String,
     lease_ms: i64,
-    poll: Duration,
-    /// Poked when this replica creates a job (or a test asks): claim now, not at the next poll.
-    wake: tokio::sync::Notify,
-    /// Set by [`JobManager::shutdown`]: claim nothing more.
-    stopping: AtomicBool,
 }
 
 /// Parameters of a `score` job.
@@ -189,7 +184,10 @@ impl JobManager {
         JobManager {
             store,
             engine,
-            slots: Arc::new(Semaphore::new(config.max_jobs.max(1))),
+            claims: ClaimLoop::new(
+                config.max_jobs.max(1),
+                Duration::from_millis(config.job_poll_ms.clamp(50, 600_000)),
+            ),
             cancels: CancelFlags::default(),
             chunk: config.job_chunk.max(1),
             pause: Duration::from_millis(config.job_pause_ms),
@@ -197,9 +195,6 @@ impl JobManager {
             config: config.clone(),
             owner: config.replica_id(),
             lease_ms: config.job_lease_ms.clamp(1000, 3_600_000) as i64,
-            poll: Duration::from_millis(config.job_poll_ms.clamp(50, 600_000)),
-            wake: tokio::sync::Notify::new(),
-            stopping: AtomicBool::new(false),
         }
     }
 
@@ -224,58 +219,34 @@ impl JobManager {
 
     /// Look for claimable work now (after a submit; tests).
     pub fn wake(&self) {
-        self.wake.notify_one();
+        self.claims.wake();
     }
 
     async fn claim_loop(self: Arc<Self>) {
-        let mut backoff = self.poll;
-        loop {
-            let Ok(slot) = self.slots.clone().acquire_owned().await else { return };
-            if self.stopping.load(Ordering::SeqCst) {
-                return;
+        let claim = || self.store.claim_job(&self.owner, self.lease_ms);
+        let start = |job: JobRecord, slot| {
+            metrics::counter!("pedigree_jobs_claimed_total").increment(1);
+            if job.state == JobState::Running {
+                // Running but claimable: its replica died (or gave it back).
+                metrics::counter!("pedigree_job_leases_taken_over_total").increment(1);
+            } else {
+                // Lag: how long a new job waited for a replica (submit time is the submitting
+                // replica's clock; skew below zero counts as none).
+                let waited = (crate::store::now_ms() - job.created_ms).max(0);
+                metrics::histogram!("pedigree_job_claim_lag_seconds")
+                    .record(waited as f64 / 1000.0);
             }
-            match self.store.claim_job(&self.owner, self.lease_ms).await {
-                Ok(Some(job)) => {
-                    backoff = self.poll;
-                    metrics::counter!("pedigree_jobs_claimed_total").increment(1);
-                    if job.state == JobState::Running {
-                        // Running but claimable: its replica died (or gave it back).
-                        metrics::counter!("pedigree_job_leases_taken_over_total").increment(1);
-                    } else {
-                        // Lag: how long a new job waited for a replica (submit time is the
-                        // submitting replica's clock; skew below zero counts as none).
-                        let waited = (crate::store::now_ms() - job.created_ms).max(0);
-                        metrics::histogram!("pedigree_job_claim_lag_seconds")
-                            .record(waited as f64 / 1000.0);
-                    }
-                    tracing::info!(job = %job.id, kind = %job.kind, cursor_line = job.cursor_line, replica = %self.owner, "claimed job");
-                    self.run_claimed(job, slot);
-                    continue;
-                }
-                Ok(None) => backoff = self.poll,
-                Err(e) => {
-                    // The database is away: retry with backoff, up to 30 s between tries.
-                    tracing::warn!(error = %e, "could not claim jobs");
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-            }
-            drop(slot);
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(backoff) => {}
-            }
-        }
+            tracing::info!(job = %job.id, kind = %job.kind, cursor_line = job.cursor_line, replica = %self.owner, "claimed job");
+            self.run_claimed(job, slot);
+        };
+        self.claims.run("jobs", claim, start).await
     }
 
     /// Stop claiming, ask running jobs to stop after their current chunk, wait up to `grace`
     /// for them, and give back every lease at once so that another replica resumes the jobs
     /// without waiting for the expiry.
     pub async fn shutdown(&self, grace: Duration) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
-        self.cancels.signal_all();
-        let all = self.config.max_jobs.max(1) as u32;
-        let _ = tokio::time::timeout(grace, self.slots.acquire_many(all)).await;
+        self.claims.stop(grace, || self.cancels.signal_all()).await;
         match self.store.release_job_leases(&self.owner, None).await {
             Ok(n) => tracing::info!(replica = %self.owner, leases = n, "job leases given back"),
             Err(e) => tracing::warn!(error = %e, "could not give back job leases; they expire"),

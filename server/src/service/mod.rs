@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod campaigns;
+pub mod claims;
 pub mod engine;
 pub mod guard;
 pub mod jobs;
