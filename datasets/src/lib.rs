@@ -47,5 +47,5 @@ pub use bench::{BenchDir, Manifest, ModelInfo, Sample, Split, SuspectInfo, Suspe
 pub use error::{DatasetError, Result};
 pub use format::{detect_format, Format};
 pub use labelled::{assign_split, read_labelled, LabelledAnswer};
-pub use reader::{open, RecordIter, TextRecord};
+pub use reader::{open, open_part, splits_at_lines, RecordIter, TextRecord};
 pub use served::{normalize_prompt, read_answers, summarize, AccountSummary, ServedAnswer};

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{DatasetError, Result};
 use crate::format::{detect_format, Format};
-use crate::source::{logical_name, open_counted, DynBufRead, Units};
+use crate::source::{is_gzip, logical_name, open_counted, open_range_counted, DynBufRead, Units};
 
 /// One text (a model response) with whatever context the format carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +148,64 @@ pub fn open(path: &Path, format: Option<Format>) -> Result<RecordIter> {
     Ok(RecordIter { inner, bytes_read: counter, total_bytes, format })
 }
 
+/// Whether `path` read as `format` can be cut into parts at line starts, each part read on its
+/// own by [`open_part`] with exactly the records a whole-file read gives for those lines: a
+/// plain (not gzipped) file of a JSON-based format written as JSONL (not a top-level array).
+/// CSV is not (a quoted field may span lines, and only the first part has the header).
+pub fn splits_at_lines(path: &Path, format: Option<&Format>) -> Result<bool> {
+    let format = match format {
+        Some(f) => f.clone(),
+        None => detect_format(path)?,
+    };
+    if matches!(format, Format::Csv { .. }) || is_gzip(path) || path.is_dir() {
+        return Ok(false);
+    }
+    Units::is_lines(open_counted(path, Arc::new(AtomicU64::new(0)))?, path)
+}
+
+/// Opens the part `range` (bytes; it starts at a line start, after `lines_before` lines, and
+/// ends after a newline or at the end of the file) of a file for which [`splits_at_lines`]
+/// holds. The records of consecutive parts, concatenated, are the records of the whole file
+/// (same ids, texts and line numbers); progress counts the part's bytes.
+pub fn open_part(
+    path: &Path,
+    format: Option<Format>,
+    range: std::ops::Range<u64>,
+    lines_before: u64,
+) -> Result<RecordIter> {
+    let format = match format {
+        Some(f) => f,
+        None => detect_format(path)?,
+    };
+    if matches!(format, Format::Csv { .. }) || is_gzip(path) {
+        return Err(DatasetError::Detect {
+            path: path.to_path_buf(),
+            message: format!("a {format} input cannot be read in parts"),
+        });
+    }
+    let counter = Arc::new(AtomicU64::new(0));
+    let r = open_range_counted(path, range.clone(), counter.clone())?;
+    // The file's first part sniffs as a whole-file read does (BOM, leading blank lines).
+    let units = if range.start == 0 {
+        Units::new(r, path)?
+    } else {
+        Units::lines_after(r, path, lines_before)
+    };
+    let convert = converter(&format);
+    let inner: BoxIter = Box::new(JsonRecords {
+        units,
+        ctx: Ctx { path: path.to_path_buf(), source: path.display().to_string(), line: 0 },
+        convert,
+        pending: VecDeque::new(),
+    });
+    Ok(RecordIter {
+        inner,
+        bytes_read: counter,
+        total_bytes: Some(range.end - range.start),
+        format,
+    })
+}
+
 /// `*.jsonl`, `*.json` (and `.gz` of them) directly inside `dir`, sorted by name.
 pub(crate) fn json_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let rd = std::fs::read_dir(dir).map_err(|e| DatasetError::io(dir, e))?;
@@ -196,21 +254,25 @@ fn open_file(path: &Path, format: &Format, counter: Arc<AtomicU64>) -> Result<Bo
     if let Format::Csv { column, prompt_column } = format {
         return Ok(Box::new(CsvRecords::new(r, path, column, prompt_column.as_deref())?));
     }
-    let convert: ConvertFn = match format {
+    Ok(Box::new(JsonRecords {
+        units: Units::new(r, path)?,
+        ctx: Ctx { path: path.to_path_buf(), source: path.display().to_string(), line: 0 },
+        convert: converter(format),
+        pending: VecDeque::new(),
+    }))
+}
+
+/// The record converter of a JSON-based format.
+fn converter(format: &Format) -> ConvertFn {
+    match format {
         Format::Jsonl => convert_jsonl,
         Format::AlpacaEval => convert_alpaca,
         Format::FastChat => convert_fastchat,
         Format::ShareGpt => convert_sharegpt,
         Format::OpenAiChat => convert_openai,
         Format::Bench => convert_bench,
-        Format::Csv { .. } => unreachable!("handled above"),
-    };
-    Ok(Box::new(JsonRecords {
-        units: Units::new(r, path)?,
-        ctx: Ctx { path: path.to_path_buf(), source: path.display().to_string(), line: 0 },
-        convert,
-        pending: VecDeque::new(),
-    }))
+        Format::Csv { .. } => unreachable!("CSV has its own reader"),
+    }
 }
 
 /// Where a unit came from, for records and error messages.
@@ -769,6 +831,48 @@ mod tests {
         line: u64,
     ) -> Row {
         (id.map(Into::into), prompt.map(Into::into), text.into(), model.map(Into::into), line)
+    }
+
+    /// Cut at every pair of line starts, the parts' records concatenated are the whole file's:
+    /// same rows, line numbers and errors (a BOM and leading blank lines in the first part).
+    #[test]
+    fn parts_cut_at_line_starts_read_as_the_whole_file() {
+        let d = tempfile::tempdir().unwrap();
+        let body = "\u{feff}\n{\"text\":\"a\",\"id\":1}\n\n{bad\n  {\"response\":\"b\",\"prompt\":\"p\"}\n{\"text\":\"c\"}\n{\"text\":5}\n{\"text\":\"d\"}";
+        let p = write(d.path(), "c.jsonl", body);
+        assert!(splits_at_lines(&p, None).unwrap());
+        let whole = read(&p, None);
+        assert_eq!(whole.len(), 6, "{whole:?}");
+        let bytes = body.as_bytes();
+        let starts: Vec<u64> = std::iter::once(0)
+            .chain(bytes.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i as u64 + 1))
+            .collect();
+        let end = bytes.len() as u64;
+        let lines_before =
+            |at: u64| bytes[..at as usize].iter().filter(|&&b| b == b'\n').count() as u64;
+        let part = |r: std::ops::Range<u64>| -> Vec<std::result::Result<Row, String>> {
+            let lb = lines_before(r.start);
+            open_part(&p, Some(Format::Jsonl), r, lb)
+                .unwrap()
+                .map(|r| {
+                    r.map(|r| (r.id, r.prompt, r.text, r.model, r.line)).map_err(|e| e.to_string())
+                })
+                .collect()
+        };
+        for (i, &a) in starts.iter().enumerate() {
+            for &b in &starts[i..] {
+                let mut got = part(0..a);
+                got.extend(part(a..b));
+                got.extend(part(b..end));
+                assert_eq!(got, whole, "cut at {a} and {b}");
+            }
+        }
+        // Arrays, CSV and gzip are read whole.
+        let arr = write(d.path(), "a.json", "[{\"text\":\"a\"}]");
+        assert!(!splits_at_lines(&arr, Some(&Format::Jsonl)).unwrap());
+        let csv = write(d.path(), "t.csv", "text\na\n");
+        assert!(!splits_at_lines(&csv, None).unwrap());
+        assert!(open_part(&csv, None, 0..4, 0).is_err());
     }
 
     #[test]

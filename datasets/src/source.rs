@@ -58,6 +58,20 @@ pub(crate) fn open_counted(path: &Path, counter: Arc<AtomicU64>) -> Result<DynBu
     }
 }
 
+/// Opens bytes `range` of the plain (not gzipped) file `path` for buffered reading, adding every
+/// byte read to `counter`.
+pub(crate) fn open_range_counted(
+    path: &Path,
+    range: std::ops::Range<u64>,
+    counter: Arc<AtomicU64>,
+) -> Result<DynBufRead> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| DatasetError::io(path, e))?;
+    file.seek(SeekFrom::Start(range.start)).map_err(|e| DatasetError::io(path, e))?;
+    let part = file.take(range.end.saturating_sub(range.start));
+    Ok(Box::new(BufReader::with_capacity(64 * 1024, CountingReader { inner: part, counter })))
+}
+
 /// Skips a UTF-8 BOM and leading whitespace, returning the first significant byte (not
 /// consumed) and the number of newlines skipped.
 pub(crate) fn peek_significant(r: &mut dyn BufRead, path: &Path) -> Result<(Option<u8>, u64)> {
@@ -110,6 +124,17 @@ pub(crate) enum Units {
 }
 
 impl Units {
+    /// JSONL from the start of a line that is line `lines_before + 1` of its file (a part of a
+    /// file cut at line starts: no sniffing, which belongs to the file's start).
+    pub(crate) fn lines_after(r: DynBufRead, path: &Path, lines_before: u64) -> Units {
+        Units::Lines(LineUnits { r, path: path.to_path_buf(), line: lines_before, done: false })
+    }
+
+    /// Whether the input is JSONL (not a top-level JSON array), by its first significant byte.
+    pub(crate) fn is_lines(mut r: DynBufRead, path: &Path) -> Result<bool> {
+        Ok(peek_significant(&mut *r, path)?.0 != Some(b'['))
+    }
+
     /// Sniffs the container: first significant byte `[` → array, anything else → JSONL.
     pub(crate) fn new(mut r: DynBufRead, path: &Path) -> Result<Units> {
         let (first, newlines) = peek_significant(&mut *r, path)?;

@@ -380,9 +380,107 @@ pub fn estimate(scores: &[f64], cal: &Calibration, opts: &AuditOptions) -> Audit
 /// The fraction of the `own` component in a corpus whose texts have `scores`: mixture MLE with a
 /// bootstrap interval (see the module docs).
 pub fn estimate_mixture(scores: &[f64], comps: &Components, opts: &AuditOptions) -> AuditEstimate {
+    estimate_mixture_from(&CorpusHist::of(scores.iter().copied(), comps, opts), comps, opts)
+}
+
+/// The grid the densities and the corpus histogram of a mixture share. It depends on the
+/// calibration components and the options only — never on the corpus — so histograms of parts
+/// of a corpus add up to the whole corpus's histogram ([`CorpusHist::merge`]). `None` when a
+/// component has fewer than two calibration scores.
+fn mixture_grid(comps: &Components, opts: &AuditOptions) -> Option<Grid> {
     let (up, nu) = (&comps.own, &comps.rest);
-    let scores: Vec<f64> = scores.iter().copied().filter(|x| x.is_finite()).collect();
-    let n = scores.len();
+    if up.len() < 2 || nu.len() < 2 {
+        return None;
+    }
+    let (sd_null, sd_up) = (
+        shift_sd(&comps.rest_models, opts.source_models),
+        shift_sd(&comps.own_models, opts.source_models),
+    );
+    let (hu, hn) = (silverman(up), silverman(nu));
+    let minmax = |xs: &[f64]| {
+        xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)))
+    };
+    let (a1, b1) = minmax(up);
+    let (a2, b2) = minmax(nu);
+    let pad = 4.0 * hu.max(hn) + 4.0 * sd_null.max(sd_up);
+    let lo = a1.min(a2) - pad;
+    let hi = b1.max(b2) + pad;
+    let gn = opts.grid.max(16);
+    Some(Grid { lo, step: (hi - lo) / (gn - 1) as f64, n: gn })
+}
+
+/// The threshold of the lower bound ([`estimate_lower_bound`]): the median of `F_rest`.
+fn lower_bound_threshold(comps: &Components) -> Option<f64> {
+    if comps.rest.len() < 2 {
+        return None;
+    }
+    let mut sorted = comps.rest.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    Some(sorted[(sorted.len() - 1) / 2])
+}
+
+/// What the estimators read of a corpus for one mixture: its finite scores' count, their
+/// histogram on the mixture's grid (nearest grid point; scores beyond the calibration range are
+/// clamped to its edges, where the density ratio is that of the components' tails) and how many
+/// are at or below the lower bound's threshold. These are sufficient statistics: the estimates
+/// of a corpus depend on it only through them, and the statistics of disjoint parts of a corpus
+/// add up exactly (integer counts) to those of the whole, so a corpus split over many machines
+/// gets the very estimate one machine would have computed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CorpusHist {
+    /// Finite scores.
+    pub n: u64,
+    /// Scores per grid point (empty: the mixture has no grid, see [`mixture_grid`]).
+    pub counts: Vec<u64>,
+    /// Finite scores ≤ the median of `F_rest`.
+    pub below: u64,
+}
+
+impl CorpusHist {
+    /// The statistics of `scores` for the mixture `comps`.
+    pub fn of(scores: impl Iterator<Item = f64>, comps: &Components, opts: &AuditOptions) -> Self {
+        let grid = mixture_grid(comps, opts);
+        let t = lower_bound_threshold(comps);
+        let mut h = CorpusHist {
+            counts: grid.as_ref().map(|g| vec![0; g.n]).unwrap_or_default(),
+            ..Self::default()
+        };
+        for s in scores.filter(|x| x.is_finite()) {
+            h.n += 1;
+            if let Some(g) = &grid {
+                h.counts[g.pos(s).round() as usize] += 1;
+            }
+            if t.is_some_and(|t| s <= t) {
+                h.below += 1;
+            }
+        }
+        h
+    }
+
+    /// Add the statistics of another part of the same corpus (same profile and options).
+    pub fn merge(&mut self, o: &CorpusHist) -> Result<(), String> {
+        if self.counts.len() != o.counts.len() {
+            return Err(format!(
+                "histograms of {} and {} grid points: the parts were not audited with the same profile and options",
+                self.counts.len(),
+                o.counts.len()
+            ));
+        }
+        self.n += o.n;
+        self.below += o.below;
+        self.counts.iter_mut().zip(&o.counts).for_each(|(a, b)| *a += b);
+        Ok(())
+    }
+}
+
+/// [`estimate_mixture`] from a corpus's statistics.
+pub fn estimate_mixture_from(
+    h: &CorpusHist,
+    comps: &Components,
+    opts: &AuditOptions,
+) -> AuditEstimate {
+    let (up, nu) = (&comps.own, &comps.rest);
+    let n = h.n as usize;
     let method = format!(
         "mixture MLE of π in π·F_own + (1−π)·F_rest (KDE of the leave-one-model-out calibration scores); \
          95% percentile bootstrap ({} reps) over corpus texts, calibration texts and calibration models (source_models = {}, {})",
@@ -394,7 +492,8 @@ pub fn estimate_mixture(scores: &[f64], comps: &Components, opts: &AuditOptions)
         shift_sd(&comps.rest_models, opts.source_models),
         shift_sd(&comps.own_models, opts.source_models),
     );
-    if n == 0 || up.len() < 2 || nu.len() < 2 {
+    let grid = mixture_grid(comps, opts);
+    let (Some(g), true) = (grid, n > 0) else {
         return unestimated(
             n,
             sd_up,
@@ -405,25 +504,19 @@ pub fn estimate_mixture(scores: &[f64], comps: &Components, opts: &AuditOptions)
                 "the profile has no calibration scores for this family"
             },
         );
+    };
+    if h.counts.len() != g.n {
+        return unestimated(
+            n,
+            sd_up,
+            sd_null,
+            "the corpus histogram is not on this profile's grid",
+        );
     }
     let (hu, hn) = (silverman(up), silverman(nu));
-    let minmax = |xs: &[f64]| {
-        xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)))
-    };
-    let (a1, b1) = minmax(up);
-    let (a2, b2) = minmax(nu);
-    let pad = 4.0 * hu.max(hn) + 4.0 * sd_null.max(sd_up);
-    let lo = a1.min(a2) - pad;
-    let hi = b1.max(b2) + pad;
-    let gn = opts.grid.max(16);
-    let g = Grid { lo, step: (hi - lo) / (gn - 1) as f64, n: gn };
+    let gn = g.n;
     let mut counts = vec![0.0; gn];
-    let mut c = vec![0.0; gn];
-    // Corpus histogram (nearest grid point; scores beyond the calibration range are clamped to
-    // its edges, where the density ratio is that of the components' tails).
-    for &s in &scores {
-        c[g.pos(s).round() as usize] += 1.0;
-    }
+    let c: Vec<f64> = h.counts.iter().map(|&k| k as f64).collect();
     let fu = kde(&g, up.iter().copied(), hu, &mut counts);
     let fnull = kde(&g, nu.iter().copied(), hn, &mut counts);
     let pi = mle(&c, &fu, &fnull);
@@ -514,11 +607,19 @@ pub fn estimate_lower_bound(
     comps: &Components,
     opts: &AuditOptions,
 ) -> AuditEstimate {
+    estimate_lower_bound_from(&CorpusHist::of(scores.iter().copied(), comps, opts), comps, opts)
+}
+
+/// [`estimate_lower_bound`] from a corpus's statistics.
+pub fn estimate_lower_bound_from(
+    h: &CorpusHist,
+    comps: &Components,
+    opts: &AuditOptions,
+) -> AuditEstimate {
     let nu = &comps.rest;
-    let scores: Vec<f64> = scores.iter().copied().filter(|x| x.is_finite()).collect();
-    let n = scores.len();
+    let n = h.n as usize;
     let sd_null = shift_sd(&comps.rest_models, opts.source_models);
-    if n == 0 || nu.len() < 2 {
+    let (Some(t), true) = (lower_bound_threshold(comps), n > 0) else {
         return unestimated(
             n,
             f64::NAN,
@@ -529,12 +630,9 @@ pub fn estimate_lower_bound(
                 "the profile has no calibration scores for this family"
             },
         );
-    }
-    let mut sorted = nu.clone();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let t = sorted[(sorted.len() - 1) / 2];
+    };
     let below = |xs: &mut dyn Iterator<Item = f64>| xs.filter(|&x| x <= t).count() as f64;
-    let k = below(&mut scores.iter().copied());
+    let k = h.below as f64;
     let bound = |h: f64, f: f64| if f > 0.0 { (1.0 - h / f).clamp(0.0, 1.0) } else { 0.0 };
     let point = bound(k / n as f64, below(&mut nu.iter().copied()) / nu.len() as f64);
     let reps = bootstrap(opts, |rng| {
@@ -573,6 +671,19 @@ pub fn estimate_lower_bound(
     }
 }
 
+/// The components of family `fam` (position `index`): for the upstream its calibrated scores
+/// against the null population (with the family's per-model groups), else the family's
+/// one-vs-rest log-odds ([`Components::family`]).
+fn family_components(cal: &Calibration, fam: &str, index: usize, upstream: &str) -> Components {
+    let g = Components::family(cal, fam, index);
+    if fam != upstream {
+        return g;
+    }
+    let mut comps = Components::upstream(cal);
+    (comps.own_groups, comps.rest_groups) = (g.own_groups, g.rest_groups);
+    comps
+}
+
 /// Per-family fractions of a corpus. `family_scores` holds each text's family log-odds
 /// ([`family_log_odds`]) row by row, one row of `families.len()` values per text (empty: only the
 /// upstream gets an estimate); `upstream_scores` the texts' upstream scores. Every family gets an
@@ -585,52 +696,160 @@ pub fn estimate_families(
     cal: &Calibration,
     opts: &AuditOptions,
 ) -> Vec<FamilyEstimate> {
-    let nf = families.len();
-    let rows = family_scores.len().checked_div(nf).unwrap_or(0);
-    families
-        .iter()
-        .enumerate()
-        .map(|(i, fam)| {
-            if fam == upstream {
-                let mut comps = Components::upstream(cal);
-                let g = Components::family(cal, fam, i);
-                (comps.own_groups, comps.rest_groups) = (g.own_groups, g.rest_groups);
-                let estimate = estimate_mixture(upstream_scores, &comps, opts);
-                return FamilyEstimate {
-                    family: fam.clone(),
-                    calibrated_models: cal.upstream_models.len(),
-                    identified: cal.upstream_models.len() >= 2,
-                    estimate,
+    AuditStats::of_scores(upstream_scores, family_scores, families, upstream, cal, opts)
+        .estimate_families(families, upstream, cal, opts)
+}
+
+/// Everything the audit's estimates and evidence read of a corpus: per mixture its
+/// [`CorpusHist`], and the most upstream-like texts. Statistics of disjoint parts of a corpus
+/// (each part audited by [`Auditor`], possibly on different machines) [`merge`](Self::merge)
+/// exactly into the statistics of the whole, so the merged estimate *is* the one-pass estimate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditStats {
+    /// Texts recorded.
+    pub scored: u64,
+    /// The upstream's mixture ([`Components::upstream`]).
+    pub upstream: CorpusHist,
+    /// Rows of family scores (0: only the upstream is estimated).
+    pub family_rows: u64,
+    /// One per profile family, in profile order (empty when `family_rows` is 0).
+    pub families: Vec<CorpusHist>,
+    /// The most upstream-like texts, best first, at most `top_k`.
+    pub top: Vec<TopText>,
+    pub top_k: usize,
+}
+
+impl AuditStats {
+    /// The statistics of texts with upstream scores `upstream_scores` and family log-odds
+    /// `family_scores` (row by row, see [`estimate_families`]); no evidence texts.
+    pub fn of_scores(
+        upstream_scores: &[f64],
+        family_scores: &[f32],
+        families: &[String],
+        upstream: &str,
+        cal: &Calibration,
+        opts: &AuditOptions,
+    ) -> Self {
+        let nf = families.len();
+        let rows = family_scores.len().checked_div(nf).unwrap_or(0);
+        let fams = if rows == 0 {
+            Vec::new()
+        } else {
+            (0..nf)
+                .into_par_iter()
+                .map(|i| {
+                    let comps = family_components(cal, &families[i], i, upstream);
+                    let col = (0..rows).map(|r| family_scores[r * nf + i] as f64);
+                    if families[i] == upstream {
+                        CorpusHist::of(upstream_scores.iter().copied(), &comps, opts)
+                    } else {
+                        CorpusHist::of(col, &comps, opts)
+                    }
+                })
+                .collect()
+        };
+        AuditStats {
+            scored: upstream_scores.len() as u64,
+            upstream: CorpusHist::of(
+                upstream_scores.iter().copied(),
+                &Components::upstream(cal),
+                opts,
+            ),
+            family_rows: rows as u64,
+            families: fams,
+            top: Vec::new(),
+            top_k: opts.top,
+        }
+    }
+
+    /// Add the statistics of another, disjoint part of the same corpus, audited with the same
+    /// profile and options (start from one part's statistics, not from `default()`). Evidence:
+    /// the best `top_k` texts of both ([`evidence_order`]).
+    pub fn merge(&mut self, o: &AuditStats) -> Result<(), String> {
+        self.upstream.merge(&o.upstream)?;
+        if self.family_rows == 0 {
+            // A part without texts has no family rows: take the other's as they are.
+            self.families = o.families.clone();
+        } else if o.family_rows > 0 {
+            if self.families.len() != o.families.len() {
+                return Err(format!(
+                    "parts with {} and {} families: not audited with the same profile",
+                    self.families.len(),
+                    o.families.len()
+                ));
+            }
+            for (a, b) in self.families.iter_mut().zip(&o.families) {
+                a.merge(b)?;
+            }
+        }
+        self.scored += o.scored;
+        self.family_rows += o.family_rows;
+        self.top_k = self.top_k.max(o.top_k);
+        self.merge_top(&o.top);
+        Ok(())
+    }
+
+    fn merge_top(&mut self, more: &[TopText]) {
+        self.top.extend(more.iter().cloned());
+        self.top.sort_by(evidence_order);
+        self.top.truncate(self.top_k);
+    }
+
+    /// The upstream fraction ([`estimate`]).
+    pub fn estimate(&self, cal: &Calibration, opts: &AuditOptions) -> AuditEstimate {
+        estimate_mixture_from(&self.upstream, &Components::upstream(cal), opts)
+    }
+
+    /// Every family's fraction (see the module docs for the method of each kind of family).
+    pub fn estimate_families(
+        &self,
+        families: &[String],
+        upstream: &str,
+        cal: &Calibration,
+        opts: &AuditOptions,
+    ) -> Vec<FamilyEstimate> {
+        let empty = CorpusHist::default();
+        families
+            .iter()
+            .enumerate()
+            .map(|(i, fam)| {
+                let comps = family_components(cal, fam, i, upstream);
+                if fam == upstream {
+                    return FamilyEstimate {
+                        family: fam.clone(),
+                        calibrated_models: cal.upstream_models.len(),
+                        identified: cal.upstream_models.len() >= 2,
+                        estimate: estimate_mixture_from(&self.upstream, &comps, opts),
+                    };
+                }
+                let k = comps.own_models.len();
+                // Each family its own bootstrap stream (the upstream keeps `opts.seed`).
+                let o = AuditOptions {
+                    seed: opts.seed ^ (i as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
+                    ..opts.clone()
                 };
-            }
-            let comps = Components::family(cal, fam, i);
-            let k = comps.own_models.len();
-            // Each family its own bootstrap stream (the upstream keeps `opts.seed`).
-            let o = AuditOptions {
-                seed: opts.seed ^ (i as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
-                ..opts.clone()
-            };
-            let s: Vec<f64> = (0..rows).map(|r| family_scores[r * nf + i] as f64).collect();
-            let estimate = if cal.family_posteriors.is_empty() {
-                unestimated(
-                    s.len(),
-                    f64::NAN,
-                    f64::NAN,
-                    "the profile's calibration has no per-family posteriors",
-                )
-            } else if k >= 2 {
-                estimate_mixture(&s, &comps, &o)
-            } else {
-                estimate_lower_bound(&s, &comps, &o)
-            };
-            FamilyEstimate {
-                family: fam.clone(),
-                calibrated_models: k,
-                identified: k >= 2 && !cal.family_posteriors.is_empty(),
-                estimate,
-            }
-        })
-        .collect()
+                let h = self.families.get(i).unwrap_or(&empty);
+                let estimate = if cal.family_posteriors.is_empty() {
+                    unestimated(
+                        self.family_rows as usize,
+                        f64::NAN,
+                        f64::NAN,
+                        "the profile's calibration has no per-family posteriors",
+                    )
+                } else if k >= 2 {
+                    estimate_mixture_from(h, &comps, &o)
+                } else {
+                    estimate_lower_bound_from(h, &comps, &o)
+                };
+                FamilyEstimate {
+                    family: fam.clone(),
+                    calibrated_models: k,
+                    identified: k >= 2 && !cal.family_posteriors.is_empty(),
+                    estimate,
+                }
+            })
+            .collect()
+    }
 }
 
 /// One of the most upstream-like texts seen.
@@ -647,10 +866,23 @@ pub struct TopText {
 /// Longest text kept for the evidence list.
 pub const TOP_TEXT_CHARS: usize = 2000;
 
+/// The evidence order, best first: higher score, then (ties) the earlier line, source, id and
+/// text — a total order, so which tied texts make the list never depends on the order texts
+/// were seen in, and parts of a corpus merge into the whole corpus's list.
+fn evidence_order(a: &TopText, b: &TopText) -> Ordering {
+    b.score
+        .total_cmp(&a.score)
+        .then(a.line.cmp(&b.line))
+        .then_with(|| a.source.cmp(&b.source))
+        .then_with(|| a.id.cmp(&b.id))
+        .then_with(|| a.text.cmp(&b.text))
+}
+
+/// Greater = better evidence (so the heap's minimum is the one to drop).
 struct ByScore(TopText);
 impl PartialEq for ByScore {
     fn eq(&self, o: &Self) -> bool {
-        self.0.score.total_cmp(&o.0.score) == Ordering::Equal
+        self.cmp(o) == Ordering::Equal
     }
 }
 impl Eq for ByScore {}
@@ -661,7 +893,7 @@ impl PartialOrd for ByScore {
 }
 impl Ord for ByScore {
     fn cmp(&self, o: &Self) -> Ordering {
-        self.0.score.total_cmp(&o.0.score)
+        evidence_order(&o.0, &self.0)
     }
 }
 
@@ -757,7 +989,8 @@ impl Auditor {
         if self.k == 0 || !score.is_finite() {
             return;
         }
-        if self.top.len() == self.k && self.top.peek().is_some_and(|m| m.0 .0.score >= score) {
+        // Strictly worse than the list's worst: skip (a tie is decided by the evidence order).
+        if self.top.len() == self.k && self.top.peek().is_some_and(|m| m.0 .0.score > score) {
             return;
         }
         let text: String = text.chars().take(TOP_TEXT_CHARS).collect();
@@ -784,7 +1017,7 @@ impl Auditor {
     /// The most upstream-like texts, best first.
     pub fn top_texts(&self) -> Vec<TopText> {
         let mut v: Vec<TopText> = self.top.iter().map(|r| r.0 .0.clone()).collect();
-        v.sort_by(|a, b| b.score.total_cmp(&a.score));
+        v.sort_by(evidence_order);
         v
     }
 
@@ -800,15 +1033,30 @@ impl Auditor {
 
     /// Every family's fraction ([`estimate_families`]).
     pub fn estimate_families(&self, profile: &Profile, opts: &AuditOptions) -> Vec<FamilyEstimate> {
-        let fam: &[f32] = if self.nf == profile.families().len() { &self.fam } else { &[] };
-        estimate_families(
-            &self.scores,
-            fam,
+        self.stats(profile, opts).estimate_families(
             profile.families(),
             profile.upstream(),
             profile.calibration(),
             opts,
         )
+    }
+
+    /// The sufficient statistics of the recorded texts, with the evidence texts.
+    pub fn stats(&self, profile: &Profile, opts: &AuditOptions) -> AuditStats {
+        let fam: &[f32] = if self.nf == profile.families().len() { &self.fam } else { &[] };
+        AuditStats {
+            scored: self.texts,
+            top: self.top_texts(),
+            top_k: self.k,
+            ..AuditStats::of_scores(
+                &self.scores,
+                fam,
+                profile.families(),
+                profile.upstream(),
+                profile.calibration(),
+                opts,
+            )
+        }
     }
 }
 
@@ -1073,6 +1321,55 @@ mod tests {
                 && est[1].estimate.fraction.is_nan()
                 && !est[1].identified
         );
+    }
+
+    /// A corpus audited in parts (uneven, one empty) and merged gets exactly the estimates of the
+    /// one-pass audit: every family's fraction, interval and method, bit for bit.
+    #[test]
+    fn statistics_of_parts_merge_into_the_whole_corpus_estimate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(33);
+        let cal = family_calibration(&mut rng, 200);
+        let names: Vec<String> = FAMS.iter().map(|s| s.to_string()).collect();
+        let opts = AuditOptions { bootstrap: 60, ..AuditOptions::default() };
+        let (up, fam) = family_corpus(&mut rng, [300, 100, 600]);
+        let whole = estimate_families(&up, &fam, &names, "up", &cal, &opts);
+        let cuts = [0, 1, 1, 377, 612, 1000];
+        let mut merged: Option<AuditStats> = None;
+        for w in cuts.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let part =
+                AuditStats::of_scores(&up[a..b], &fam[a * 3..b * 3], &names, "up", &cal, &opts);
+            match merged.as_mut() {
+                None => merged = Some(part),
+                Some(m) => m.merge(&part).unwrap(),
+            }
+        }
+        let merged = merged.unwrap();
+        assert_eq!(merged.scored, 1000);
+        assert_eq!(merged, AuditStats::of_scores(&up, &fam, &names, "up", &cal, &opts));
+        // Debug text, not `==`: the lower bound's NaN fields never compare equal.
+        let shown = |e: &[FamilyEstimate]| format!("{e:?}");
+        assert_eq!(shown(&merged.estimate_families(&names, "up", &cal, &opts)), shown(&whole));
+        // Statistics of another grid (other options) are refused, not added up.
+        let other = AuditOptions { grid: 64, ..opts.clone() };
+        let odd = AuditStats::of_scores(&up[..10], &fam[..30], &names, "up", &cal, &other);
+        assert!(merged.clone().merge(&odd).is_err());
+        // Evidence merges as the best texts of all parts.
+        let mut a = Auditor::new(&AuditOptions { top: 2, ..AuditOptions::default() });
+        let mut b = Auditor::new(&AuditOptions { top: 2, ..AuditOptions::default() });
+        for (i, s) in [0.5, 3.0, -1.0].iter().enumerate() {
+            a.record(None, *s, &[], &format!("a{i}"), None, None, i as u64 + 1);
+            b.record(None, *s + 0.25, &[], &format!("b{i}"), None, None, i as u64 + 1);
+        }
+        let bare = Calibration::new(vec![], vec![], vec![], vec![]);
+        let stats = |x: &Auditor| AuditStats {
+            top: x.top_texts(),
+            top_k: 2,
+            ..AuditStats::of_scores(x.scores(), &[], &[], "up", &bare, &opts)
+        };
+        let mut m = stats(&a);
+        m.merge(&stats(&b)).unwrap();
+        assert_eq!(m.top.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["b1", "a1"]);
     }
 
     #[test]

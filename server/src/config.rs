@@ -96,6 +96,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(50..=600_000))]
     pub job_poll_ms: u64,
 
+    /// Score and audit jobs over an upload larger than this many bytes are cut into parts of
+    /// about this size (at line starts), which any replica claims and runs: one large job is
+    /// shared by all replicas. Audits of CSV, JSON-array or sampled input run whole.
+    /// 4096–1099511627776 (1 TiB).
+    #[arg(long, env = "PEDIGREE_JOB_PART_BYTES", default_value_t = 64 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(4096..=1 << 40))]
+    pub job_part_bytes: u64,
+
     /// Where job uploads are streamed (default `DATA/uploads`). Replicas on one PostgreSQL
     /// database must share it (a shared filesystem mounted at the same path on every replica),
     /// so that any replica can resume any job.
@@ -154,6 +162,7 @@ impl Config {
             replica_id: None,
             job_lease_ms: 30_000,
             job_poll_ms: 1000,
+            job_part_bytes: 64 * 1024 * 1024,
             uploads_dir: None,
             key_cache_secs: 5,
             shutdown_grace_secs: 20,
@@ -244,6 +253,8 @@ mod tests {
         let d = parse(&[]).expect("defaults");
         assert_eq!((d.config.job_lease_ms, d.config.job_poll_ms), (30_000, 1000));
         assert_eq!(d.config.max_campaigns, 16);
+        assert_eq!(d.config.job_part_bytes, 64 << 20);
+        assert_eq!(parse(&["--job-part-bytes", "4096"]).unwrap().config.job_part_bytes, 4096);
         // A lease shorter than a second would expire between renewals of a busy replica; one
         // over an hour would leave a dead replica's jobs stuck for that long; a poll under 50 ms
         // is a busy loop on the database.
@@ -255,6 +266,8 @@ mod tests {
             ("--job-poll-ms", "-1"),
             ("--max-campaigns", "0"),
             ("--max-campaigns", "1001"),
+            ("--job-part-bytes", "4095"),
+            ("--job-part-bytes", "1099511627777"),
         ] {
             let arg = format!("{flag}={v}");
             let e = parse(&[&arg]).err().unwrap_or_else(|| panic!("{arg} accepted"));

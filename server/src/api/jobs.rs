@@ -29,6 +29,8 @@ pub struct Upload {
     pub lines: i64,
     /// Text fields of a multipart upload.
     pub fields: HashMap<String, String>,
+    /// Where a job over it may be cut into parts (empty: no larger than one part).
+    pub parts: Vec<crate::store::NewPart>,
 }
 
 struct UploadWriter {
@@ -38,6 +40,7 @@ struct UploadWriter {
     lines: i64,
     line_has_content: bool,
     limit: u64,
+    cutter: crate::service::parts::PartCutter,
 }
 
 impl UploadWriter {
@@ -51,6 +54,7 @@ impl UploadWriter {
             lines: 0,
             line_has_content: false,
             limit: state.config.max_upload_bytes,
+            cutter: crate::service::parts::PartCutter::new(state.config.job_part_bytes),
         })
     }
 
@@ -69,6 +73,7 @@ impl UploadWriter {
                 self.line_has_content = true;
             }
         }
+        self.cutter.feed(chunk);
         self.file.write_all(chunk).await?;
         Ok(())
     }
@@ -80,7 +85,13 @@ impl UploadWriter {
         self.file.flush().await?;
         // The job row will point at this file: make it durable before the job exists.
         self.file.get_ref().sync_all().await?;
-        Ok(Upload { path: self.path, bytes: self.bytes, lines: self.lines, fields })
+        Ok(Upload {
+            path: self.path,
+            bytes: self.bytes,
+            lines: self.lines,
+            fields,
+            parts: self.cutter.parts(),
+        })
     }
 }
 
@@ -256,7 +267,7 @@ pub async fn create(
     let upload = stream_upload(&state, req).await?;
     let submitted = async {
         let (spec, total) = job_spec(&state, &q, &upload).await?;
-        state.jobs.submit(&spec, &upload.path, total, &caller.key_id).await
+        state.jobs.submit(&spec, &upload.path, total, &caller.key_id, &upload.parts).await
     }
     .await;
     let job = submitted.inspect_err(|_| remove_upload(&upload.path))?;

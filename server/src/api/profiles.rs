@@ -190,7 +190,7 @@ pub async fn build(
     let upload = stream_upload(&state, req).await?;
     let upstream = p.upstream.unwrap_or_else(|| "openai".into());
     let spec = JobSpec::ProfileBuild(ProfileBuildParams { name: p.name, upstream });
-    let job = state.jobs.submit(&spec, &upload.path, Some(1), &caller.key_id).await?;
+    let job = state.jobs.submit(&spec, &upload.path, Some(1), &caller.key_id, &[]).await?;
     let id = job.id.clone();
     let mut resp = (StatusCode::ACCEPTED, Json(JobCreated { job })).into_response();
     resp.extensions_mut()

@@ -4,16 +4,18 @@
 //! summary (every family's fraction with its interval, the top texts with evidence).
 
 use std::sync::mpsc;
-use std::time::Instant;
 
-use detector::audit::{AuditOptions, Auditor, Reservoir};
+use detector::audit::{AuditOptions, AuditStats, Auditor, Reservoir};
 use detector::Profile;
 
 use super::{ServiceError, ServiceResult};
 
-/// Result of streaming a corpus through the auditor.
+/// Result of streaming a corpus (or a part of one) through the auditor: what its estimates and
+/// evidence need ([`AuditStats`]) and the record counts. Runs over disjoint parts of a corpus
+/// [`merge`](AuditRun::merge) into the run over the whole.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AuditRun {
-    pub auditor: Auditor,
+    pub stats: AuditStats,
     /// Records read (texts in the corpus).
     pub texts: u64,
     /// Malformed records skipped.
@@ -111,33 +113,49 @@ where
         let (texts, skipped, empty) = reader
             .join()
             .map_err(|_| ServiceError::Internal("reader thread panicked".into()))??;
-        Ok(AuditRun { auditor, texts, skipped, empty })
+        Ok(AuditRun { stats: auditor.stats(profile, opts), texts, skipped, empty })
     })
+}
+
+impl AuditRun {
+    /// Add the run over another, disjoint part of the same corpus (same profile and options).
+    pub fn merge(&mut self, o: &AuditRun) -> ServiceResult<()> {
+        self.stats.merge(&o.stats).map_err(ServiceError::Internal)?;
+        self.texts += o.texts;
+        self.skipped += o.skipped;
+        self.empty += o.empty;
+        Ok(())
+    }
 }
 
 /// The JSON summary of an audit (what `pedigree audit` prints, and what an HTTP `audit` job
 /// stores as its result): every family's fraction with its 95% interval and the top texts with
-/// evidence; the second value is the upstream's estimate. `bytes`, `start` (when the audit began) and `read_secs` feed the timing fields.
+/// evidence; the second value is the upstream's estimate. `bytes`, `seconds` (since the audit began) and `read_secs` (scoring) feed the timing fields.
 pub fn audit_summary(
     profile: &Profile,
     run: &AuditRun,
     opts: &AuditOptions,
     bytes: u64,
-    start: Instant,
+    seconds: f64,
     read_secs: f64,
 ) -> (serde_json::Value, detector::audit::AuditEstimate) {
-    let fams = run.auditor.estimate_families(profile, opts);
+    let fams = run.stats.estimate_families(
+        profile.families(),
+        profile.upstream(),
+        profile.calibration(),
+        opts,
+    );
     let up = profile.upstream().to_string();
     let est = fams
         .iter()
         .find(|f| f.family == up)
         .map(|f| f.estimate.clone())
-        .unwrap_or_else(|| run.auditor.estimate(profile.calibration(), opts));
-    let total_secs = start.elapsed().as_secs_f64();
+        .unwrap_or_else(|| run.stats.estimate(profile.calibration(), opts));
+    let total_secs = seconds;
     let top: Vec<serde_json::Value> = run
-        .auditor
-        .top_texts()
-        .into_iter()
+        .stats
+        .top
+        .iter()
         .map(|t| {
             // Full scoring (with evidence) only for the few listed texts.
             let full = profile.score(&t.text, None);
@@ -162,7 +180,7 @@ pub fn audit_summary(
         fams.iter().filter(|f| !f.identified).map(|f| f.family.as_str()).collect();
     let summary = serde_json::json!({
         "texts": run.texts,
-        "scored": run.auditor.scored(),
+        "scored": run.stats.scored,
         "estimated_from": est.n,
         "sampled": opts.sample.is_some(),
         "skipped_records": run.skipped,

@@ -21,7 +21,10 @@ use crate::config::Config;
 use crate::service::claims::ClaimLoop;
 use crate::service::engine::Engine;
 use crate::service::{ServiceError, ServiceResult};
-use crate::store::{JobChunk, JobRecord, JobState, NewJob, NewSample, Store, StoreError};
+use crate::store::{
+    JobChunk, JobPart, JobRecord, JobState, NewJob, NewPart, NewSample, PartChunk, Store,
+    StoreError,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -208,7 +211,8 @@ impl JobManager {
     /// claim unfinished jobs whose lease is free or expired, whoever created them, as slots free
     /// up: at once when this replica creates one, else every `--job-poll-ms`.
     pub async fn start(self: &Arc<Self>) -> ServiceResult<()> {
-        let n = self.store.release_job_leases(&self.owner, None).await?;
+        let n = self.store.release_job_leases(&self.owner, None).await?
+            + self.store.release_part_leases(&self.owner, None).await?;
         if n > 0 {
             tracing::info!(replica = %self.owner, leases = n, "took back this replica's leases from before its restart");
         }
@@ -223,21 +227,37 @@ impl JobManager {
     }
 
     async fn claim_loop(self: Arc<Self>) {
-        let claim = || self.store.claim_job(&self.owner, self.lease_ms);
-        let start = |job: JobRecord, slot| {
+        // Whole jobs (and jobs whose parts are all done, to finish them) first, then parts.
+        let claim = || async {
+            if let Some(job) = self.store.claim_job(&self.owner, self.lease_ms).await? {
+                return Ok(Some(Work::Job(job)));
+            }
+            let part = self.store.claim_job_part(&self.owner, self.lease_ms).await?;
+            Ok(part.map(|(job, part)| Work::Part(job, part)))
+        };
+        let start = |work: Work, slot| {
+            let job = work.job();
             metrics::counter!("pedigree_jobs_claimed_total").increment(1);
-            if job.state == JobState::Running {
+            let started = match &work {
+                Work::Job(j) => j.state == JobState::Running,
+                Work::Part(_, p) => p.state == JobState::Running,
+            };
+            if started {
                 // Running but claimable: its replica died (or gave it back).
                 metrics::counter!("pedigree_job_leases_taken_over_total").increment(1);
-            } else {
+            } else if job.state == JobState::Queued {
                 // Lag: how long a new job waited for a replica (submit time is the submitting
                 // replica's clock; skew below zero counts as none).
                 let waited = (crate::store::now_ms() - job.created_ms).max(0);
                 metrics::histogram!("pedigree_job_claim_lag_seconds")
                     .record(waited as f64 / 1000.0);
             }
-            tracing::info!(job = %job.id, kind = %job.kind, cursor_line = job.cursor_line, replica = %self.owner, "claimed job");
-            self.run_claimed(job, slot);
+            let part = match &work {
+                Work::Part(_, p) => Some(p.part_no),
+                Work::Job(_) => None,
+            };
+            tracing::info!(job = %job.id, kind = %job.kind, part, cursor_line = job.cursor_line, replica = %self.owner, "claimed job");
+            self.run_claimed(work, slot);
         };
         self.claims.run("jobs", claim, start).await
     }
@@ -247,20 +267,53 @@ impl JobManager {
     /// without waiting for the expiry.
     pub async fn shutdown(&self, grace: Duration) {
         self.claims.stop(grace, || self.cancels.signal_all()).await;
-        match self.store.release_job_leases(&self.owner, None).await {
-            Ok(n) => tracing::info!(replica = %self.owner, leases = n, "job leases given back"),
+        self.release_all_leases().await;
+    }
+
+    /// Give back every job and part lease this replica id holds.
+    async fn release_all_leases(&self) {
+        let jobs = self.store.release_job_leases(&self.owner, None).await;
+        let parts = self.store.release_part_leases(&self.owner, None).await;
+        match jobs.and_then(|j| parts.map(|p| j + p)) {
+            Ok(n) if n > 0 => {
+                tracing::info!(replica = %self.owner, leases = n, "job leases given back")
+            }
+            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not give back job leases; they expire"),
         }
     }
 
-    /// Record a job over an uploaded input (already durable on disk) and start it.
+    /// Record a job over an uploaded input (already durable on disk) and start it. `parts`: where
+    /// the upload may be cut ([`crate::service::parts`]); used for score jobs, and for audits
+    /// whose input reads the same in parts (JSONL, not sampled).
     pub async fn submit(
         self: &Arc<Self>,
         spec: &JobSpec,
         input: &std::path::Path,
         total: Option<i64>,
         created_by: &str,
+        parts: &[NewPart],
     ) -> ServiceResult<JobRecord> {
+        let parts = match spec {
+            JobSpec::Score(_) => parts.to_vec(),
+            JobSpec::Audit(p) if p.sample.is_none() && !parts.is_empty() => {
+                let (input, format) = (input.to_path_buf(), p.format.clone());
+                let splits = tokio::task::spawn_blocking(move || {
+                    let format = format.map(|f| f.parse::<datasets::Format>()).transpose().ok()?;
+                    datasets::splits_at_lines(&input, format.as_ref()).ok()
+                })
+                .await
+                .ok()
+                .flatten();
+                // Undetectable input runs whole, and fails there with the reason.
+                if splits == Some(true) {
+                    parts.to_vec()
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        };
         let job = self
             .store
             .create_job(NewJob {
@@ -270,18 +323,24 @@ impl JobManager {
                 input_path: Some(self.config.stored_path(input)),
                 total,
                 created_by: Some(created_by.to_string()),
+                parts,
             })
             .await?;
         self.wake();
         Ok(job)
     }
 
-    /// Run a claimed job in the background, renewing its lease every third of the lease time.
+    /// Run claimed work in the background, renewing its lease every third of the lease time.
     /// A lease that cannot be renewed (taken over, or the job was cancelled elsewhere) stops the
-    /// job after its current chunk, and the fenced commits write nothing more.
-    fn run_claimed(self: &Arc<Self>, job: JobRecord, slot: tokio::sync::OwnedSemaphorePermit) {
-        let id = job.id.clone();
-        let flag = self.cancels.register(&id);
+    /// work after its current chunk, and the fenced commits write nothing more.
+    fn run_claimed(self: &Arc<Self>, work: Work, slot: tokio::sync::OwnedSemaphorePermit) {
+        let id = work.job().id.clone();
+        let part = match &work {
+            Work::Part(_, p) => Some(p.part_no),
+            Work::Job(_) => None,
+        };
+        let key = cancel_key(&id, part);
+        let flag = self.cancels.register(&key);
         let lost = Arc::new(AtomicBool::new(false));
         let heartbeat = {
             let (me, id, flag, lost) = (self.clone(), id.clone(), flag.clone(), lost.clone());
@@ -289,7 +348,13 @@ impl JobManager {
                 let every = Duration::from_millis((me.lease_ms / 3).max(1) as u64);
                 loop {
                     tokio::time::sleep(every).await;
-                    match me.store.renew_job_lease(&id, &me.owner, me.lease_ms).await {
+                    let renewed = match part {
+                        None => me.store.renew_job_lease(&id, &me.owner, me.lease_ms).await,
+                        Some(no) => {
+                            me.store.renew_part_lease(&id, no, &me.owner, me.lease_ms).await
+                        }
+                    };
+                    match renewed {
                         Ok(true) => {}
                         Ok(false) => {
                             lost.store(true, Ordering::SeqCst);
@@ -298,7 +363,7 @@ impl JobManager {
                         }
                         // A failed renewal is retried; the fenced commit is the safety net.
                         Err(e) => {
-                            tracing::warn!(job = %id, error = %e, "could not renew the job lease")
+                            tracing::warn!(job = %id, part, error = %e, "could not renew the job lease")
                         }
                     }
                 }
@@ -308,21 +373,30 @@ impl JobManager {
         tokio::spawn(async move {
             let _slot = slot;
             metrics::gauge!("pedigree_jobs_running").increment(1.0);
-            let res = me.run(job, &flag).await;
+            let res = match work {
+                Work::Job(job) => me.run(job, &flag).await,
+                Work::Part(job, p) => me.run_part(job, p, &flag).await,
+            };
             heartbeat.abort();
             metrics::gauge!("pedigree_jobs_running").decrement(1.0);
             let lease_lost = lost.load(Ordering::SeqCst)
                 || matches!(res, Err(ServiceError::Store(StoreError::LeaseLost(_))));
             let state = match res {
                 _ if lease_lost => {
-                    tracing::info!(job = %id, replica = %me.owner, "job lease lost; another replica resumes it");
+                    tracing::info!(job = %id, part, replica = %me.owner, "job lease lost; another replica resumes it");
                     metrics::counter!("pedigree_job_leases_lost_total").increment(1);
+                    None
+                }
+                Ok(Outcome::Finished) if part.is_some() => {
+                    // The job may be ready to finish (its last part): claim it now.
+                    metrics::counter!("pedigree_job_parts_done_total").increment(1);
+                    me.wake();
                     None
                 }
                 Ok(Outcome::Finished) => Some((JobState::Done, None)),
                 Ok(Outcome::Cancelled) => None,
                 Err(e) => {
-                    tracing::warn!(job = %id, error = %e, "job failed");
+                    tracing::warn!(job = %id, part, error = %e, "job failed");
                     Some((JobState::Failed, Some(e.to_string())))
                 }
             };
@@ -335,12 +409,16 @@ impl JobManager {
             }
             if !lease_lost {
                 // Stopped here but unfinished (shutdown): another replica may take it at once.
-                if let Err(e) = me.store.release_job_leases(&me.owner, Some(&id)).await {
-                    tracing::warn!(job = %id, error = %e, "could not give back the job lease");
+                let released = match part {
+                    None => me.store.release_job_leases(&me.owner, Some(&id)).await,
+                    Some(no) => me.store.release_part_leases(&me.owner, Some((&id, no))).await,
+                };
+                if let Err(e) = released {
+                    tracing::warn!(job = %id, part, error = %e, "could not give back the job lease");
                 }
                 me.remove_finished_upload(&id).await;
             }
-            me.cancels.remove(&id);
+            me.cancels.remove(&key);
         });
     }
 
@@ -382,8 +460,13 @@ impl JobManager {
     }
 
     async fn run_kind(&self, job: JobRecord, cancel: &Arc<AtomicBool>) -> ServiceResult<Outcome> {
-        match JobSpec::of(&job)? {
-            JobSpec::Score(p) => self.run_score(job, p, cancel).await,
+        let spec = JobSpec::of(&job)?;
+        if job.parts > 0 {
+            // Claimed whole only once every part is done: finish it.
+            return self.finish_parts(job, spec).await;
+        }
+        match spec {
+            JobSpec::Score(p) => self.run_score(job, p, cancel, None).await,
             JobSpec::Audit(p) => self.run_audit(job, p, cancel.clone()).await,
             JobSpec::ProfileBuild(p) => self.run_profile_build(job, p).await,
         }
@@ -436,6 +519,100 @@ impl JobManager {
         Ok(Outcome::Finished)
     }
 
+    /// Run a claimed part of a job (see [`crate::service::parts`]).
+    async fn run_part(
+        &self,
+        job: JobRecord,
+        part: JobPart,
+        cancel: &Arc<AtomicBool>,
+    ) -> ServiceResult<Outcome> {
+        if job.state.is_terminal()
+            || !self.store.set_job_state(&job.id, JobState::Running, None).await?
+        {
+            return Ok(Outcome::Cancelled);
+        }
+        match JobSpec::of(&job)? {
+            JobSpec::Score(p) => self.run_score(job, p, cancel, Some(part)).await,
+            JobSpec::Audit(p) => self.run_audit_part(job, part, p, cancel.clone()).await,
+            JobSpec::ProfileBuild(_) => {
+                Err(ServiceError::Internal("a profile build is never cut into parts".into()))
+            }
+        }
+    }
+
+    /// Finish a job whose parts are all done: a score job refreshes its suspect's verdict; an
+    /// audit merges its parts' statistics — exactly the statistics of the whole corpus — into
+    /// the summary, result line 1.
+    async fn finish_parts(&self, job: JobRecord, spec: JobSpec) -> ServiceResult<Outcome> {
+        match spec {
+            JobSpec::Score(p) => {
+                self.refresh_verdict(&p.suspect_id).await;
+                Ok(Outcome::Finished)
+            }
+            JobSpec::Audit(params) => {
+                let (_, profile) = self.engine.resolve(Some(&params.profile))?;
+                let mut merged: Option<AuditPart> = None;
+                for part in self.store.job_parts(&job.id).await? {
+                    let stats = part.stats.ok_or_else(|| {
+                        ServiceError::Internal(format!("part {} has no statistics", part.part_no))
+                    })?;
+                    let p: AuditPart = serde_json::from_value(stats).map_err(|e| {
+                        ServiceError::Internal(format!("part {} statistics: {e}", part.part_no))
+                    })?;
+                    match merged.as_mut() {
+                        None => merged = Some(p),
+                        Some(m) => {
+                            m.run.merge(&p.run)?;
+                            m.bytes += p.bytes;
+                            m.read_secs += p.read_secs;
+                        }
+                    }
+                }
+                let a =
+                    merged.ok_or_else(|| ServiceError::Internal("a job without parts".into()))?;
+                let opts = audit_options(&params);
+                let seconds = (crate::store::now_ms() - job.created_ms).max(0) as f64 / 1000.0;
+                let (input, id) = (self.input_of(&job)?, job.id.clone());
+                let summary = self
+                    .engine
+                    .run_cpu(move || audit_summary_of(&id, &input, &profile, &a, &opts, seconds))
+                    .await??;
+                self.commit_audit_summary(&job, summary).await
+            }
+            JobSpec::ProfileBuild(_) => {
+                Err(ServiceError::Internal("a profile build is never cut into parts".into()))
+            }
+        }
+    }
+
+    /// The job's input file.
+    fn input_of(&self, job: &JobRecord) -> ServiceResult<std::path::PathBuf> {
+        Ok(self.config.resolve(
+            job.input_path
+                .as_deref()
+                .ok_or_else(|| ServiceError::Internal("job has no input".into()))?,
+        ))
+    }
+
+    /// Store an audit's summary as result line 1 (fenced by the job's lease).
+    async fn commit_audit_summary(
+        &self,
+        job: &JobRecord,
+        summary: serde_json::Value,
+    ) -> ServiceResult<Outcome> {
+        let chunk = JobChunk {
+            cursor_offset: job.cursor_offset,
+            cursor_line: summary["scored"].as_i64().unwrap_or(job.cursor_line),
+            results: vec![(1, summary)],
+            samples: None,
+            lease_owner: Some(self.owner.clone()),
+        };
+        let scored = chunk.cursor_line.max(0) as u64;
+        self.store.commit_job_chunk(&job.id, chunk).await?;
+        metrics::counter!("pedigree_job_lines_total").increment(scored);
+        Ok(Outcome::Finished)
+    }
+
     /// Audit the uploaded corpus from the start (see the module docs), reporting progress in the
     /// job's cursor every 250 ms, and store the summary as result line 1.
     async fn run_audit(
@@ -444,6 +621,82 @@ impl JobManager {
         params: AuditJobParams,
         cancel: Arc<AtomicBool>,
     ) -> ServiceResult<Outcome> {
+        // Restarted from scratch: progress starts again at zero.
+        let reset = JobChunk { lease_owner: Some(self.owner.clone()), ..Default::default() };
+        self.store.commit_job_chunk(&job.id, reset).await?;
+        let progress = |bytes: u64, scored: u64| {
+            let chunk = JobChunk {
+                cursor_offset: bytes as i64,
+                cursor_line: scored as i64,
+                lease_owner: Some(self.owner.clone()),
+                ..Default::default()
+            };
+            self.store.commit_job_chunk(&job.id, chunk)
+        };
+        let start = std::time::Instant::now();
+        let Some(a) = self.audit_input(&job, &params, None, cancel, progress).await? else {
+            return Ok(Outcome::Cancelled);
+        };
+        let (_, profile) = self.engine.resolve(Some(&params.profile))?;
+        let opts = audit_options(&params);
+        let (input, id) = (self.input_of(&job)?, job.id.clone());
+        let summary = self
+            .engine
+            .run_cpu(move || {
+                let seconds = start.elapsed().as_secs_f64();
+                audit_summary_of(&id, &input, &profile, &a, &opts, seconds)
+            })
+            .await??;
+        let job = JobRecord { cursor_offset: summary["bytes"].as_i64().unwrap_or(0), ..job };
+        self.commit_audit_summary(&job, summary).await
+    }
+
+    /// Audit one part of the corpus from the part's start and store its statistics with it.
+    async fn run_audit_part(
+        &self,
+        job: JobRecord,
+        part: JobPart,
+        params: AuditJobParams,
+        cancel: Arc<AtomicBool>,
+    ) -> ServiceResult<Outcome> {
+        let chunk = |bytes: u64, scored: u64| PartChunk {
+            owner: self.owner.clone(),
+            cursor_offset: part.start_offset + bytes as i64,
+            cursor_line: part.lines_before + scored as i64,
+            ..Default::default()
+        };
+        // Restarted from scratch, like a whole audit.
+        self.store.commit_part_chunk(&job.id, part.part_no, chunk(0, 0)).await?;
+        let progress = |bytes: u64, scored: u64| {
+            self.store.commit_part_chunk(&job.id, part.part_no, chunk(bytes, scored))
+        };
+        let Some(a) = self.audit_input(&job, &params, Some(&part), cancel, progress).await? else {
+            return Ok(Outcome::Cancelled);
+        };
+        let stats = serde_json::to_value(&a).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let done = PartChunk {
+            finished: true,
+            stats: Some(stats),
+            ..chunk((part.end_offset - part.start_offset) as u64, a.run.stats.scored)
+        };
+        self.store.commit_part_chunk(&job.id, part.part_no, done).await?;
+        metrics::counter!("pedigree_job_lines_total").increment(a.run.stats.scored);
+        Ok(Outcome::Finished)
+    }
+
+    /// Stream the job's corpus — or one part of it — through the auditor on the CPU pool,
+    /// calling `progress(bytes read, texts scored)` every 250 ms; `None` when cancelled.
+    async fn audit_input<Fut>(
+        &self,
+        job: &JobRecord,
+        params: &AuditJobParams,
+        part: Option<&JobPart>,
+        cancel: Arc<AtomicBool>,
+        progress: impl Fn(u64, u64) -> Fut,
+    ) -> ServiceResult<Option<AuditPart>>
+    where
+        Fut: std::future::Future<Output = Result<(), StoreError>>,
+    {
         use std::sync::atomic::AtomicU64;
         let (_, profile) = self.engine.resolve(Some(&params.profile))?;
         let format = params
@@ -452,29 +705,22 @@ impl JobManager {
             .map(|f| f.parse::<datasets::Format>())
             .transpose()
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        let input = self.config.resolve(
-            job.input_path
-                .as_deref()
-                .ok_or_else(|| ServiceError::Internal("job has no input".into()))?,
-        );
+        let input = self.input_of(job)?;
         let input_shown = input.display().to_string();
-        let opts = detector::audit::AuditOptions {
-            sample: params.sample,
-            seed: params.seed,
-            ..Default::default()
-        };
-        // Restarted from scratch: progress starts again at zero.
-        let reset = JobChunk { lease_owner: Some(self.owner.clone()), ..Default::default() };
-        self.store.commit_job_chunk(&job.id, reset).await?;
+        let opts = audit_options(params);
+        let range =
+            part.map(|p| (p.start_offset as u64..p.end_offset as u64, p.lines_before as u64));
         let bytes_read = Arc::new(AtomicU64::new(0));
         let scored = Arc::new(AtomicU64::new(0));
         let work = {
             let (bytes_read, scored, cancel) = (bytes_read.clone(), scored.clone(), cancel.clone());
-            let source = format!("job:{}", job.id);
-            self.engine.run_cpu(move || -> ServiceResult<Option<serde_json::Value>> {
+            self.engine.run_cpu(move || -> ServiceResult<Option<AuditPart>> {
                 let start = std::time::Instant::now();
-                let records = datasets::open(&input, format)
-                    .map_err(|e| ServiceError::Invalid(crate::service::error_chain(&e)))?;
+                let records = match range {
+                    None => datasets::open(&input, format),
+                    Some((r, before)) => datasets::open_part(&input, format, r, before),
+                }
+                .map_err(|e| ServiceError::Invalid(crate::service::error_chain(&e)))?;
                 let total = records.total_bytes();
                 let counter = records.progress_counter();
                 let stop = cancel.clone();
@@ -489,26 +735,7 @@ impl JobManager {
                 let read_secs = start.elapsed().as_secs_f64();
                 let bytes = counter.load(Ordering::Relaxed).max(total.unwrap_or(0));
                 bytes_read.store(bytes, Ordering::Relaxed);
-                if run.texts == 0 {
-                    return Err(ServiceError::Invalid(format!(
-                        "no texts to audit (skipped {} malformed records, {} empty texts)",
-                        run.skipped, run.empty
-                    )));
-                }
-                let (mut summary, _) = crate::service::audit::audit_summary(
-                    &profile, &run, &opts, bytes, start, read_secs,
-                );
-                // Records without a source of their own name the input file: do not show the
-                // server's upload path to API clients.
-                let own_path = input.display().to_string();
-                if let Some(top) = summary["top_texts"].as_array_mut() {
-                    for t in top {
-                        if t["source"].as_str() == Some(own_path.as_str()) {
-                            t["source"] = source.clone().into();
-                        }
-                    }
-                }
-                Ok(Some(summary))
+                Ok(Some(AuditPart { run, bytes, read_secs }))
             })
         };
         tokio::pin!(work);
@@ -518,41 +745,26 @@ impl JobManager {
             tokio::select! {
                 r = &mut work => break r?,
                 _ = tick.tick() => {
-                    let chunk = JobChunk {
-                        cursor_offset: bytes_read.load(Ordering::Relaxed) as i64,
-                        cursor_line: scored.load(Ordering::Relaxed) as i64,
-                        lease_owner: Some(self.owner.clone()),
-                        ..Default::default()
-                    };
-                    if let Err(e) = self.store.commit_job_chunk(&job.id, chunk).await {
+                    let (b, n) = (bytes_read.load(Ordering::Relaxed), scored.load(Ordering::Relaxed));
+                    if let Err(e) = progress(b, n).await {
+                        if matches!(e, StoreError::LeaseLost(_)) {
+                            // Taken over: stop scoring; the fenced final commit writes nothing.
+                            cancel.store(true, Ordering::SeqCst);
+                        }
                         tracing::warn!(job = %job.id, error = %e, "could not record audit progress");
                     }
                 }
             }
         };
-        let summary = match res {
-            Ok(Some(s)) => s,
-            Ok(None) => return Ok(Outcome::Cancelled),
-            Err(e) => {
-                // Shown to API clients: the upload's path on the server is no business of theirs,
-                // and a file-name hint is no use to someone who sent an HTTP body.
-                let msg = format!("{e:#}").replace(&input_shown, "the upload").replace(
-                    "for CSV use a .csv name or csv:COLUMN",
-                    "for CSV give the parameter format=csv:COLUMN",
-                );
-                return Err(ServiceError::Invalid(msg));
-            }
-        };
-        let chunk = JobChunk {
-            cursor_offset: bytes_read.load(Ordering::Relaxed) as i64,
-            cursor_line: scored.load(Ordering::Relaxed) as i64,
-            results: vec![(1, summary)],
-            samples: None,
-            lease_owner: Some(self.owner.clone()),
-        };
-        self.store.commit_job_chunk(&job.id, chunk).await?;
-        metrics::counter!("pedigree_job_lines_total").increment(scored.load(Ordering::Relaxed));
-        Ok(Outcome::Finished)
+        res.map_err(|e| {
+            // Shown to API clients: the upload's path on the server is no business of theirs,
+            // and a file-name hint is no use to someone who sent an HTTP body.
+            let msg = format!("{e:#}").replace(&input_shown, "the upload").replace(
+                "for CSV use a .csv name or csv:COLUMN",
+                "for CSV give the parameter format=csv:COLUMN",
+            );
+            ServiceError::Invalid(msg)
+        })
     }
 
     fn parse_line(&self, line: &str) -> Result<InputLine, String> {
@@ -584,23 +796,24 @@ impl JobManager {
         Ok(parsed)
     }
 
+    /// Score the job's lines from its cursor to the end — or, for a `part`, from the part's
+    /// cursor to the part's end — committing each chunk with the advanced cursor.
     async fn run_score(
         &self,
         job: JobRecord,
         params: ScoreJobParams,
         cancel: &AtomicBool,
+        part: Option<JobPart>,
     ) -> ServiceResult<Outcome> {
         let (_, profile) = self.engine.resolve(Some(&params.profile))?;
-        let input = self.config.resolve(
-            job.input_path
-                .as_deref()
-                .ok_or_else(|| ServiceError::Internal("job has no input".into()))?,
-        );
+        let input = self.input_of(&job)?;
+        let (mut offset, mut line_no, end) = match &part {
+            None => (job.cursor_offset, job.cursor_line, None),
+            Some(p) => (p.cursor_offset, p.cursor_line, Some(p.end_offset)),
+        };
         let mut file = tokio::fs::File::open(&input).await?;
-        file.seek(std::io::SeekFrom::Start(job.cursor_offset as u64)).await?;
+        file.seek(std::io::SeekFrom::Start(offset as u64)).await?;
         let mut reader = BufReader::with_capacity(256 * 1024, file);
-        let mut offset = job.cursor_offset;
-        let mut line_no = job.cursor_line;
         let source = format!("job:{}", job.id);
         let mut buf = Vec::new();
         loop {
@@ -611,6 +824,10 @@ impl JobManager {
             let mut lines: Vec<(i64, Result<InputLine, String>)> = Vec::new();
             let mut eof = false;
             while lines.len() < self.chunk {
+                if end.is_some_and(|e| offset >= e) {
+                    eof = true;
+                    break;
+                }
                 buf.clear();
                 let max = self.config.max_line_bytes;
                 let (n, too_long) =
@@ -644,12 +861,7 @@ impl JobManager {
                 self.engine.score(profile.clone(), items).await?
             }
             .into_iter();
-            let mut chunk = JobChunk {
-                cursor_offset: offset,
-                cursor_line: line_no,
-                lease_owner: Some(self.owner.clone()),
-                ..Default::default()
-            };
+            let mut results = Vec::new();
             let mut samples = Vec::new();
             for (no, parsed) in lines {
                 match parsed {
@@ -667,7 +879,7 @@ impl JobManager {
                             "family": score.family,
                         });
                         r["content_hash"] = content_hash(&l.text, l.prompt.as_deref()).into();
-                        chunk.results.push((no, r));
+                        results.push((no, r));
                         samples.push(NewSample {
                             content_hash: content_hash(&l.text, l.prompt.as_deref()),
                             text: l.text,
@@ -676,14 +888,35 @@ impl JobManager {
                             score: Some(score_json),
                         });
                     }
-                    Err(msg) => {
-                        chunk.results.push((no, serde_json::json!({"line": no, "error": msg})))
-                    }
+                    Err(msg) => results.push((no, serde_json::json!({"line": no, "error": msg}))),
                 }
             }
-            let n_results = chunk.results.len() as u64;
-            chunk.samples = Some((params.suspect_id.clone(), samples));
-            self.store.commit_job_chunk(&job.id, chunk).await?;
+            let n_results = results.len() as u64;
+            let samples = Some((params.suspect_id.clone(), samples));
+            match &part {
+                None => {
+                    let chunk = JobChunk {
+                        cursor_offset: offset,
+                        cursor_line: line_no,
+                        results,
+                        samples,
+                        lease_owner: Some(self.owner.clone()),
+                    };
+                    self.store.commit_job_chunk(&job.id, chunk).await?
+                }
+                Some(p) => {
+                    let chunk = PartChunk {
+                        owner: self.owner.clone(),
+                        cursor_offset: offset,
+                        cursor_line: line_no,
+                        results,
+                        samples,
+                        finished: eof,
+                        stats: None,
+                    };
+                    self.store.commit_part_chunk(&job.id, p.part_no, chunk).await?
+                }
+            }
             metrics::counter!("pedigree_job_lines_total").increment(n_results);
             if eof {
                 break;
@@ -692,19 +925,93 @@ impl JobManager {
                 tokio::time::sleep(self.pause).await;
             }
         }
-        // Refresh the suspect's cached verdict for the dashboard (best effort).
-        if let Err(e) = crate::service::suspects::refresh_verdict(
-            self.store.as_ref(),
-            &self.engine,
-            &params.suspect_id,
-            Default::default(),
-        )
-        .await
-        {
-            tracing::info!(suspect = %params.suspect_id, error = %e, "verdict not refreshed after job");
+        if part.is_none() {
+            self.refresh_verdict(&params.suspect_id).await;
         }
         Ok(Outcome::Finished)
     }
+
+    /// Refresh the suspect's cached verdict for the dashboard (best effort).
+    async fn refresh_verdict(&self, suspect_id: &str) {
+        let store = self.store.as_ref();
+        let refreshed = crate::service::suspects::refresh_verdict(
+            store,
+            &self.engine,
+            suspect_id,
+            Default::default(),
+        )
+        .await;
+        if let Err(e) = refreshed {
+            tracing::info!(suspect = %suspect_id, error = %e, "verdict not refreshed after job");
+        }
+    }
+}
+
+/// What a claim gives a replica.
+enum Work {
+    /// A whole job, or one whose parts are all done (to finish it).
+    Job(JobRecord),
+    /// One part of a job.
+    Part(JobRecord, JobPart),
+}
+
+impl Work {
+    fn job(&self) -> &JobRecord {
+        match self {
+            Work::Job(j) | Work::Part(j, _) => j,
+        }
+    }
+}
+
+/// The cancel flag of a job (`id`) or of one of its parts (`id#part`).
+fn cancel_key(id: &str, part: Option<i64>) -> String {
+    match part {
+        None => id.to_string(),
+        Some(no) => format!("{id}#{no}"),
+    }
+}
+
+/// An audited corpus or part: its run and how much it read in how long (stored as a finished
+/// part's statistics).
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+pub struct AuditPart {
+    pub run: crate::service::audit::AuditRun,
+    pub bytes: u64,
+    pub read_secs: f64,
+}
+
+fn audit_options(p: &AuditJobParams) -> detector::audit::AuditOptions {
+    detector::audit::AuditOptions { sample: p.sample, seed: p.seed, ..Default::default() }
+}
+
+/// The summary of audit job `id` over `input` (an error when it held no text). Records without
+/// a source of their own name the input file: shown as `job:ID`, not the server's upload path.
+fn audit_summary_of(
+    id: &str,
+    input: &std::path::Path,
+    profile: &detector::Profile,
+    a: &AuditPart,
+    opts: &detector::audit::AuditOptions,
+    seconds: f64,
+) -> ServiceResult<serde_json::Value> {
+    let run = &a.run;
+    if run.texts == 0 {
+        return Err(ServiceError::Invalid(format!(
+            "no texts to audit (skipped {} malformed records, {} empty texts)",
+            run.skipped, run.empty
+        )));
+    }
+    let (mut summary, _) =
+        crate::service::audit::audit_summary(profile, run, opts, a.bytes, seconds, a.read_secs);
+    let own_path = input.display().to_string();
+    if let Some(top) = summary["top_texts"].as_array_mut() {
+        for t in top {
+            if t["source"].as_str() == Some(own_path.as_str()) {
+                t["source"] = format!("job:{id}").into();
+            }
+        }
+    }
+    Ok(summary)
 }
 
 /// Cancellation flags of running background tasks (jobs, probe campaigns), by id.
@@ -718,10 +1025,13 @@ impl CancelFlags {
         self.0.lock().expect("cancel flags").insert(id.to_string(), flag.clone());
         flag
     }
-    /// Ask task `id` to stop (no-op when it is not running in this process).
+    /// Ask task `id` (and its parts, `id#N`) to stop (no-op when none runs in this process).
     pub fn signal(&self, id: &str) {
-        if let Some(f) = self.0.lock().expect("cancel flags").get(id) {
-            f.store(true, Ordering::SeqCst);
+        let part = format!("{id}#");
+        for (k, f) in self.0.lock().expect("cancel flags").iter() {
+            if k == id || k.starts_with(&part) {
+                f.store(true, Ordering::SeqCst);
+            }
         }
     }
     pub fn remove(&self, id: &str) {
@@ -766,6 +1076,8 @@ mod tests {
             updated_ms: 0,
             lease_owner: None,
             lease_expires_ms: None,
+            parts: 0,
+            parts_done: 0,
         }
     }
 

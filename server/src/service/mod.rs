@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod keys;
 pub mod membership;
 pub mod neural;
+pub mod parts;
 pub mod probe;
 pub mod profiles;
 pub mod secrets;

@@ -61,6 +61,8 @@ on_both_backends!(
     campaign_leases_are_exclusive_expire_and_fence_sends,
     concurrent_campaign_claims_take_each_once,
     rate_slots_space_reservations_from_any_caller,
+    job_parts_are_claimed_once_fenced_and_finish_the_job,
+    concurrent_part_claims_take_each_part_once,
 );
 
 fn sample(h: &str) -> NewSample {
@@ -81,7 +83,16 @@ fn new_job(id: &str, total: Option<i64>) -> NewJob {
         input_path: None,
         total,
         created_by: None,
+        parts: Vec::new(),
     }
+}
+
+/// A job over 300 bytes in `n` parts of 100 (10 lines each).
+fn parted_job(id: &str, n: i64) -> NewJob {
+    let parts = (0..n)
+        .map(|k| NewPart { start_offset: k * 100, end_offset: (k + 1) * 100, lines_before: k * 10 })
+        .collect();
+    NewJob { parts, ..new_job(id, Some(n * 10)) }
 }
 
 fn new_campaign(id: &str, suspect: &str, n: usize, upstream: bool) -> NewCampaign {
@@ -1129,4 +1140,91 @@ async fn rate_slots_space_reservations_from_any_caller(s: Arc<dyn Store>) {
     assert!(w3 >= w2 + I - took - 2_000, "{w2} {w3}");
     assert_eq!(s.delete_rate_slots("campaign:").await.unwrap(), 1);
     assert_eq!(s.reserve_rate_slot(&one(own, I)).await.unwrap(), 0, "deleted: free again");
+}
+
+async fn job_parts_are_claimed_once_fenced_and_finish_the_job(s: Arc<dyn Store>) {
+    s.create_job(parted_job("pj", 3)).await.unwrap();
+    let job = s.get_job("pj").await.unwrap().unwrap();
+    assert_eq!((job.parts, job.parts_done), (3, 0));
+    // A job with parts is not claimed whole while parts are open.
+    assert!(s.claim_job("rep-a", 60_000).await.unwrap().is_none());
+    let (j, p0) = s.claim_job_part("rep-a", 60_000).await.unwrap().expect("part 0");
+    assert_eq!((j.id.as_str(), p0.part_no, p0.cursor_offset, p0.cursor_line), ("pj", 0, 0, 0));
+    assert_eq!(p0.lease_owner.as_deref(), Some("rep-a"));
+    let (_, p1) = s.claim_job_part("rep-b", 400).await.unwrap().expect("part 1");
+    let (_, p2) = s.claim_job_part("rep-a", 60_000).await.unwrap().expect("part 2");
+    assert_eq!((p1.part_no, p1.start_offset, p1.lines_before, p2.part_no), (1, 100, 10, 2));
+    assert!(s.claim_job_part("rep-c", 60_000).await.unwrap().is_none(), "every part is held");
+
+    let chunk = |owner: &str, lines: std::ops::Range<i64>, off: i64, finished: bool| PartChunk {
+        owner: owner.into(),
+        cursor_offset: off,
+        cursor_line: lines.end - 1,
+        results: lines.map(|l| (l, json!({"line": l}))).collect(),
+        samples: None,
+        finished,
+        stats: finished.then(|| json!({"texts": off})),
+    };
+    // Only the holder writes; a repeated chunk adds no result twice.
+    let e = s.commit_part_chunk("pj", 0, chunk("rep-b", 1..4, 30, false)).await.unwrap_err();
+    assert!(matches!(e, StoreError::LeaseLost(_)), "{e:?}");
+    s.commit_part_chunk("pj", 0, chunk("rep-a", 1..4, 30, false)).await.unwrap();
+    s.commit_part_chunk("pj", 0, chunk("rep-a", 1..4, 30, false)).await.unwrap();
+    let job = s.get_job("pj").await.unwrap().unwrap();
+    assert_eq!((job.done, job.cursor_offset, job.cursor_line), (3, 30, 3), "{job:?}");
+    assert!(s.renew_part_lease("pj", 0, "rep-a", 60_000).await.unwrap());
+    assert!(!s.renew_part_lease("pj", 0, "rep-b", 60_000).await.unwrap());
+
+    // Part 1's lease (400 ms) expires: the next claimer resumes it, the old holder is fenced out.
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    let (_, again) = s.claim_job_part("rep-c", 60_000).await.unwrap().expect("expired part 1");
+    assert_eq!((again.part_no, again.state), (1, JobState::Running));
+    assert!(!s.renew_part_lease("pj", 1, "rep-b", 60_000).await.unwrap());
+    assert!(s.commit_part_chunk("pj", 1, chunk("rep-b", 11..21, 200, true)).await.is_err());
+
+    // Each part finishes once; then the job is claimable whole (to finish it) and holds every
+    // part's statistics.
+    s.commit_part_chunk("pj", 0, chunk("rep-a", 4..11, 100, true)).await.unwrap();
+    assert!(s.commit_part_chunk("pj", 0, chunk("rep-a", 4..11, 100, true)).await.is_err(), "done");
+    s.commit_part_chunk("pj", 1, chunk("rep-c", 11..21, 200, true)).await.unwrap();
+    assert!(s.claim_job("rep-d", 60_000).await.unwrap().is_none(), "part 2 is open");
+    s.commit_part_chunk("pj", 2, chunk("rep-a", 21..31, 300, true)).await.unwrap();
+    let job = s.get_job("pj").await.unwrap().unwrap();
+    assert_eq!((job.done, job.parts_done, job.cursor_offset, job.cursor_line), (30, 3, 300, 30));
+    let parts = s.job_parts("pj").await.unwrap();
+    assert!(parts.iter().all(|p| p.state == JobState::Done && p.lease_owner.is_none()));
+    let stats: Vec<_> = parts.iter().map(|p| p.stats.clone().unwrap()["texts"].clone()).collect();
+    assert_eq!(stats, [json!(100), json!(200), json!(300)]);
+    assert!(s.claim_job_part("rep-d", 60_000).await.unwrap().is_none());
+    let whole = s.claim_job("rep-d", 60_000).await.unwrap().expect("the finished parts' job");
+    assert_eq!(whole.id, "pj");
+    let results = s.job_results("pj", 0, 100).await.unwrap();
+    assert_eq!(results.iter().map(|r| r.line_no).collect::<Vec<_>>(), (1..31).collect::<Vec<_>>());
+
+    // A cancelled job's parts are neither claimed nor renewed; released leases are claimable.
+    s.create_job(parted_job("pk", 2)).await.unwrap();
+    let (_, k0) = s.claim_job_part("rep-e", 60_000).await.unwrap().expect("pk part 0");
+    assert_eq!(s.release_part_leases("rep-f", None).await.unwrap(), 0, "not rep-f's");
+    assert_eq!(s.release_part_leases("rep-e", Some(("pk", k0.part_no))).await.unwrap(), 1);
+    let (_, k0b) = s.claim_job_part("rep-f", 60_000).await.unwrap().expect("released part");
+    assert_eq!(k0b.part_no, 0);
+    assert!(s.set_job_state("pk", JobState::Cancelled, None).await.unwrap());
+    assert!(!s.renew_part_lease("pk", 0, "rep-f", 60_000).await.unwrap());
+    assert!(s.claim_job_part("rep-g", 60_000).await.unwrap().is_none());
+}
+
+async fn concurrent_part_claims_take_each_part_once(s: Arc<dyn Store>) {
+    s.create_job(parted_job("big", 6)).await.unwrap();
+    let claims = (0..10).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move { s.claim_job_part(&format!("rep-{i}"), 60_000).await.unwrap() })
+    });
+    let mut got: Vec<i64> = Vec::new();
+    for c in claims {
+        if let Some((_, p)) = c.await.unwrap() {
+            got.push(p.part_no);
+        }
+    }
+    got.sort();
+    assert_eq!(got, [0, 1, 2, 3, 4, 5], "each part claimed exactly once");
 }

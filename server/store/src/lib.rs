@@ -304,6 +304,11 @@ pub struct JobRecord {
     pub lease_owner: Option<String>,
     /// When the lease ends unless renewed (epoch ms, the database's clock).
     pub lease_expires_ms: Option<i64>,
+    /// Parts the job's input is cut into, each run by whichever replica claims it (0: the job
+    /// runs whole, on one replica).
+    pub parts: i64,
+    /// Parts finished.
+    pub parts_done: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -314,6 +319,52 @@ pub struct NewJob {
     pub input_path: Option<String>,
     pub total: Option<i64>,
     pub created_by: Option<String>,
+    /// The parts of the input, in input order (empty: the job runs whole).
+    pub parts: Vec<NewPart>,
+}
+
+/// A part of a job's input: bytes `[start_offset, end_offset)`, starting at a line start after
+/// `lines_before` lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewPart {
+    pub start_offset: i64,
+    pub end_offset: i64,
+    pub lines_before: i64,
+}
+
+/// A stored part of a job (see [`NewPart`]), run under its own lease.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobPart {
+    pub job_id: String,
+    pub part_no: i64,
+    pub start_offset: i64,
+    pub end_offset: i64,
+    pub lines_before: i64,
+    /// `queued`, `running` (claimed at least once) or `done`.
+    pub state: JobState,
+    /// As a job's cursor: byte offset and line number of the part's next unread line.
+    pub cursor_offset: i64,
+    pub cursor_line: i64,
+    /// What a finished part hands to the job's end (an audit part: its sufficient statistics).
+    #[schema(value_type = Option<Object>)]
+    pub stats: Option<serde_json::Value>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_ms: Option<i64>,
+}
+
+/// One processed chunk of a job part, written atomically with the part's new cursor. Fenced:
+/// nothing is written unless `owner` holds the part's lease ([`StoreError::LeaseLost`]).
+#[derive(Debug, Clone, Default)]
+pub struct PartChunk {
+    pub owner: String,
+    pub cursor_offset: i64,
+    pub cursor_line: i64,
+    /// `(line_no, result JSON)`; a line already present is ignored (never duplicated).
+    pub results: Vec<(i64, serde_json::Value)>,
+    pub samples: Option<(String, Vec<NewSample>)>,
+    /// The part is finished: store `stats`, mark it done and give back its lease.
+    pub finished: bool,
+    pub stats: Option<serde_json::Value>,
 }
 
 /// One processed chunk of a job: written atomically with the new cursor.
@@ -686,6 +737,35 @@ pub trait Store: Send + Sync + 'static {
     /// Give back `owner`'s lease on job `id`, or (`None`) every lease `owner` holds (a replica
     /// shutting down, or restarted under the same id); returns how many were released.
     fn release_job_leases(&self, owner: &str, id: Option<&str>) -> StoreFuture<'_, u64>;
+    /// Claim the first unfinished part (oldest job first) of an unfinished job whose lease is
+    /// free or expired, as [`Store::claim_job`] does for whole jobs; with its job. A job with
+    /// parts is claimed by `claim_job` only once every part is done (to finish it).
+    fn claim_job_part(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+    ) -> StoreFuture<'_, Option<(JobRecord, JobPart)>>;
+    /// Extend `owner`'s lease on a part; `false` when it is no longer `owner`'s, the part is
+    /// done or its job finished (cancelled): stop working on it.
+    fn renew_part_lease(
+        &self,
+        job_id: &str,
+        part_no: i64,
+        owner: &str,
+        lease_ms: i64,
+    ) -> StoreFuture<'_, bool>;
+    /// Write a part's chunk (see [`PartChunk`]); the job's `done` grows by the results that
+    /// were new, its cursor becomes the sum of its parts' progress.
+    fn commit_part_chunk(
+        &self,
+        job_id: &str,
+        part_no: i64,
+        chunk: PartChunk,
+    ) -> StoreFuture<'_, ()>;
+    /// A job's parts, in order.
+    fn job_parts(&self, job_id: &str) -> StoreFuture<'_, Vec<JobPart>>;
+    /// Give back `owner`'s lease on one part, or (`None`) on every part it holds.
+    fn release_part_leases(&self, owner: &str, part: Option<(&str, i64)>) -> StoreFuture<'_, u64>;
     fn job_results(
         &self,
         id: &str,

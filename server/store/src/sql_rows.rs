@@ -93,6 +93,25 @@ macro_rules! sql_row_mappers {
                 updated_ms: r.try_get("updated_ms")?,
                 lease_owner: r.try_get("lease_owner")?,
                 lease_expires_ms: r.try_get("lease_expires_ms")?,
+                parts: r.try_get("parts")?,
+                parts_done: r.try_get("parts_done")?,
+            })
+        }
+
+        fn part_from_row(r: &DbRow) -> Result<JobPart, StoreError> {
+            let state: String = r.try_get("state")?;
+            Ok(JobPart {
+                job_id: r.try_get("job_id")?,
+                part_no: r.try_get("part_no")?,
+                start_offset: r.try_get("start_offset")?,
+                end_offset: r.try_get("end_offset")?,
+                lines_before: r.try_get("lines_before")?,
+                state: JobState::parse(&state).unwrap_or(JobState::Queued),
+                cursor_offset: r.try_get("cursor_offset")?,
+                cursor_line: r.try_get("cursor_line")?,
+                stats: json_col(r, "stats")?,
+                lease_owner: r.try_get("lease_owner")?,
+                lease_expires_ms: r.try_get("lease_expires_ms")?,
             })
         }
 

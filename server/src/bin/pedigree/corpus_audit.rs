@@ -93,7 +93,8 @@ pub fn run(a: AuditArgs) -> anyhow::Result<()> {
     if run.texts == 0 {
         anyhow::bail!("{}: no texts to audit", a.corpus.display());
     }
-    let (summary, _) = audit_summary(&profile, &run, &opts, bytes, start, read_secs);
+    let (summary, _) =
+        audit_summary(&profile, &run, &opts, bytes, start.elapsed().as_secs_f64(), read_secs);
     // Human-readable summary on stderr; the machine-readable one alone on stdout's last line.
     eprintln!(
         "{}: {} texts, {:.1} MB/s",
