@@ -4,7 +4,9 @@
 //! two different moments (the first one mid-campaign), and the survivor finishes every job with
 //! exactly one result per input line and every campaign with no probe sent twice, while the
 //! campaigns' own rate and the endpoint's admin ceiling held across replicas (the replay
-//! server's arrival times).
+//! server's arrival times). Two of the score jobs and an audit are large enough to be cut into
+//! parts that several replicas run at once; the audit's merged summary must equal what
+//! `pedigree audit` computes over the same corpus in one pass.
 
 mod common;
 #[path = "common/fake_openai.rs"]
@@ -24,6 +26,11 @@ const PROBES: usize = 120;
 const OWN_RATE: f64 = 15.0;
 const CEILING: f64 = 20.0;
 const MODEL: &str = "replica-suspect";
+/// Parts of about this size: jobs 0 and 1 (long lines, 857 kB) are cut into three parts, the
+/// audit (533 kB) into two, and job 2 (short lines, 412 kB: under one part) runs whole.
+const PART_BYTES: &str = "420000";
+/// Texts of the audited corpus.
+const AUDIT_TEXTS: usize = 4000;
 
 async fn get(c: &reqwest::Client, url: String, key: &str) -> Value {
     c.get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap()
@@ -41,8 +48,12 @@ async fn lease_holder(
     for id in ids {
         let v = get(c, format!("{base}/v1/{what}/{id}"), key).await;
         if v["state"] != "done" {
-            if let Some(owner) = v["lease_owner"].as_str() {
-                return owner.strip_prefix('r').and_then(|n| n.parse().ok());
+            let parts = v["part_list"].as_array().into_iter().flatten();
+            let part_owners = parts.filter(|p| p["state"] != "done").map(|p| &p["lease_owner"]);
+            for owner in std::iter::once(&v["lease_owner"]).chain(part_owners) {
+                if let Some(owner) = owner.as_str() {
+                    return owner.strip_prefix('r').and_then(|n| n.parse().ok());
+                }
             }
         }
     }
@@ -103,6 +114,7 @@ async fn three_replicas_share_jobs_and_campaigns_and_survive_two_kill_9s() {
                 // A key cache that would outlive the test: a revocation through another
                 // replica must reach it by the revocation watch, not by the TTL.
                 ("PEDIGREE_KEY_CACHE_SECS", "3600"),
+                ("PEDIGREE_JOB_PART_BYTES", PART_BYTES),
             ];
             Some(start(dirs[i].path(), &env))
         })
@@ -166,7 +178,11 @@ async fn three_replicas_share_jobs_and_campaigns_and_survive_two_kill_9s() {
     for (j, base) in bases.iter().enumerate() {
         let mut body = String::new();
         for i in 0..LINES {
-            let text = format!("Job {j} line {i}: certainly, let's delve into topic {i} of {j}.");
+            let mut text =
+                format!("Job {j} line {i}: certainly, let's delve into topic {i} of {j}.");
+            if j < 2 {
+                text.push_str(" Overall, it is worth noting the details that follow, step by step, with care and nuance.");
+            }
             body.push_str(&json!({"text": text, "id": i}).to_string());
             body.push('\n');
         }
@@ -181,6 +197,32 @@ async fn three_replicas_share_jobs_and_campaigns_and_survive_two_kill_9s() {
         assert_eq!(r.status(), 202);
         ids.push(r.json::<Value>().await.unwrap()["job"]["id"].as_str().unwrap().to_string());
     }
+    // An audit of a corpus cut into parts, through r2; the same corpus is audited by the CLI below.
+    let corpus_dir = tempfile::tempdir().unwrap();
+    let corpus_path = corpus_dir.path().join("corpus.jsonl");
+    let mut corpus = String::new();
+    for i in 0..AUDIT_TEXTS {
+        let text = match i % 4 {
+            0 => format!("Certainly! Let's delve into question {i}. Overall, it's important to note that each step matters, and I hope this helps."),
+            1 => format!("honestly question {i} is whatever, i'd just wing it and see what happens lol, worked for me last summer"),
+            2 => format!("Great question! Here is a concise overview of item {i}: first, consider the context; second, weigh the trade-offs."),
+            _ => format!("Item {i}. The short answer is no; the long answer depends on your budget, the weather and your neighbours."),
+        };
+        corpus.push_str(&json!({"id": i, "text": text}).to_string());
+        corpus.push('\n');
+    }
+    std::fs::write(&corpus_path, &corpus).unwrap();
+    let r = c
+        .post(format!("{}/v1/jobs?kind=audit", bases[2]))
+        .bearer_auth(&key)
+        .header("content-type", "application/x-ndjson")
+        .body(corpus.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let audit_id = r.json::<Value>().await.unwrap()["job"]["id"].as_str().unwrap().to_string();
+
     // Two campaigns through two other replicas, one retry-free attempt per probe (so that the
     // replay log shows every request a probe caused).
     let mut cids = Vec::new();
@@ -249,28 +291,29 @@ async fn three_replicas_share_jobs_and_campaigns_and_survive_two_kill_9s() {
     let t0 = Instant::now();
     loop {
         let mut finished = 0;
-        for (what, id) in
-            ids.iter().map(|i| ("jobs", i)).chain(cids.iter().map(|i| ("campaigns", i)))
-        {
+        let jobs = ids.iter().chain(std::iter::once(&audit_id)).map(|i| ("jobs", i));
+        for (what, id) in jobs.chain(cids.iter().map(|i| ("campaigns", i))) {
             let v = get(&c, format!("{base}/v1/{what}/{id}"), &key).await;
             assert!(v["state"] != "failed" && v["state"] != "cancelled", "{v}");
             if v["state"] == "done" {
                 finished += 1;
             }
         }
-        if finished == JOBS + cids.len() {
+        if finished == JOBS + 1 + cids.len() {
             break;
         }
         assert!(t0.elapsed() < Duration::from_secs(240), "work did not finish on the survivor");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for id in &ids {
+    for (j, id) in ids.iter().enumerate() {
         let v = get(&c, format!("{base}/v1/jobs/{id}"), &key).await;
         assert_eq!(
             (v["done"].as_u64(), v["total"].as_u64()),
             (Some(LINES as u64), Some(LINES as u64)),
             "{v}"
         );
+        let parts = v["part_list"].as_array().map(Vec::len).unwrap_or(0);
+        assert_eq!(parts >= 2, j < 2, "job {j}: {parts} parts");
         let text = c
             .get(format!("{base}/v1/jobs/{id}/results"))
             .bearer_auth(&key)
@@ -340,5 +383,38 @@ async fn three_replicas_share_jobs_and_campaigns_and_survive_two_kill_9s() {
     eprintln!(
         "killed (replica, lines done, requests sent, held a campaign): {killed:?}; survivor r{survivor}; {} requests",
         log.len()
+    );
+
+    // The audit, merged from parts run on several replicas, is the one-pass audit of the CLI.
+    let v = get(&c, format!("{base}/v1/jobs/{audit_id}"), &key).await;
+    let parts = v["part_list"].as_array().expect("the audit was cut into parts");
+    let states: std::collections::BTreeSet<&str> =
+        parts.iter().filter_map(|p| p["state"].as_str()).collect();
+    assert!(parts.len() >= 2 && states == ["done"].into(), "{v}");
+    let out = std::process::Command::new(common::proc::BIN)
+        .arg("audit")
+        .arg(&corpus_path)
+        .envs(common::default_profile().map(|p| ("PEDIGREE_PROFILE", p)))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let cli: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let comparable = |s: &Value| {
+        let mut s = s.clone();
+        for k in ["seconds", "scoring_seconds", "bytes_per_second"] {
+            s.as_object_mut().unwrap().remove(k);
+        }
+        for t in s["top_texts"].as_array_mut().unwrap() {
+            t["source"] = Value::Null;
+        }
+        s
+    };
+    assert_eq!(v["result"]["texts"].as_u64(), Some(AUDIT_TEXTS as u64), "{v}");
+    assert!(
+        comparable(&v["result"]) == comparable(&cli),
+        "merged parts and the one-pass audit differ:\n{:#}\n{:#}",
+        comparable(&v["result"]),
+        comparable(&cli)
     );
 }

@@ -346,6 +346,10 @@ pub struct JobView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
+    /// A job cut into parts (single-job view only): each part's byte range, state, cursor and
+    /// the replica holding its lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_list: Option<Vec<crate::store::JobPart>>,
 }
 
 impl From<JobRecord> for JobView {
@@ -361,10 +365,10 @@ impl From<JobRecord> for JobView {
                 (job.cursor_offset.max(0) as f64 / bytes as f64).min(1.0)
             };
             job.done = job.cursor_line;
-            return JobView { job, progress: Some(progress), result: None };
+            return JobView { job, progress: Some(progress), result: None, part_list: None };
         }
         let progress = job.total.map(|t| if t == 0 { 1.0 } else { job.done as f64 / t as f64 });
-        JobView { job, progress, result: None }
+        JobView { job, progress, result: None, part_list: None }
     }
 }
 
@@ -410,7 +414,11 @@ pub async fn get(
     let job = job_or_404(&state, &id).await?;
     let with_result = JobKind::parse(&job.kind) == Some(JobKind::Audit)
         && job.state == crate::store::JobState::Done;
+    let parted = job.parts > 0;
     let mut view = JobView::from(job);
+    if parted {
+        view.part_list = Some(state.store.job_parts(&id).await?);
+    }
     if with_result {
         view.result =
             state.store.job_results(&id, 0, 1).await?.into_iter().next().map(|r| r.result);

@@ -345,8 +345,10 @@ pub struct JobPart {
     /// As a job's cursor: byte offset and line number of the part's next unread line.
     pub cursor_offset: i64,
     pub cursor_line: i64,
-    /// What a finished part hands to the job's end (an audit part: its sufficient statistics).
-    #[schema(value_type = Option<Object>)]
+    /// What a finished part hands to the job's end (an audit part: its sufficient statistics;
+    /// internal, not shown).
+    #[serde(skip)]
+    #[schema(ignore)]
     pub stats: Option<serde_json::Value>,
     pub lease_owner: Option<String>,
     pub lease_expires_ms: Option<i64>,

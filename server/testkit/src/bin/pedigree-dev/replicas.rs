@@ -5,7 +5,12 @@
 //! that many replicas of the real binary with one shared uploads directory, then
 //! 1. `/v1/score` load spread evenly over the replicas (closed loop, `--concurrency` connections),
 //! 2. job throughput: `--jobs` jobs of `--lines` distinct texts submitted round robin through the
-//!    replicas, timed from the first submit until every job is done (any replica claims any job).
+//!    replicas, timed from the first submit until every job is done (any replica claims any job);
+//! 3. one large audit (`--audit-mb` MB of JSONL) submitted to one replica and cut into parts of
+//!    `--part-bytes`, which all replicas claim, timed from the submit until its merged summary is
+//!    stored; the baseline is `pedigree audit` over the same file in one process, one pass, in the
+//!    same run, so `(audit seconds with 1 replica − CLI seconds) / parts` is the cost of a part
+//!    (claim, lease, progress and statistics commits, the merge).
 //!
 //! Prints one JSON line per replica count and a last line with the ratios against the first count.
 //! All replicas share the machine's cores, so on one machine more replicas add no compute: the
@@ -43,6 +48,12 @@ pub struct ReplicasArgs {
     /// Concurrent connections of the load phase, spread over the replicas.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Size of the audited corpus in MB (1–4096; 0 skips the audit phase).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pub audit_mb: u32,
+    /// The replicas' `--job-part-bytes` (4096–1099511627776).
+    #[arg(long, default_value_t = 2 << 20, value_parser = clap::value_parser!(u64).range(4096..=1 << 40))]
+    pub part_bytes: u64,
 }
 
 type Target = (SocketAddr, String);
@@ -57,9 +68,20 @@ pub async fn run(a: ReplicasArgs) -> anyhow::Result<()> {
         "no pedigree binary at {} (cargo build --release -p server, or pass --pedigree)",
         bin.display()
     );
+    let corpus_dir = tempfile::tempdir()?;
+    let corpus = corpus_dir.path().join("corpus.jsonl");
+    let mut cli = Value::Null;
+    if a.audit_mb > 0 {
+        std::fs::write(&corpus, audit_corpus((a.audit_mb as usize) << 20))?;
+        cli = cli_audit(&bin, &corpus)?;
+        println!("{}", json!({"baseline": "pedigree audit (one process, one pass)", "audit": cli}));
+    }
     let mut rows: Vec<Value> = Vec::new();
     for &n in &a.replicas {
-        let row = measure(&bin, n as usize, &a).await?;
+        let mut row = measure(&bin, n as usize, &a).await?;
+        if a.audit_mb > 0 {
+            row["audit"] = measure_audit(&bin, n as usize, &a, &corpus, &cli).await?;
+        }
         println!("{row}");
         rows.push(row);
     }
@@ -69,14 +91,30 @@ pub async fn run(a: ReplicasArgs) -> anyhow::Result<()> {
         };
         let ratios: Vec<Value> = rows
             .iter()
-            .map(|r| json!({"replicas": r["replicas"], "score_rps_ratio": ratio(r, "score_rps"), "job_lines_per_second_ratio": ratio(r, "job_lines_per_second")}))
+            .map(|r| {
+                let audit = r["audit"]["seconds"].as_f64().unwrap_or(f64::NAN)
+                    / first["audit"]["seconds"].as_f64().unwrap_or(f64::NAN);
+                json!({"replicas": r["replicas"], "score_rps_ratio": ratio(r, "score_rps"),
+                       "job_lines_per_second_ratio": ratio(r, "job_lines_per_second"),
+                       "audit_speedup": 1.0 / audit})
+            })
             .collect();
         println!("{}", json!({"baseline_replicas": first["replicas"], "ratios": ratios}));
     }
     Ok(())
 }
 
-async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value> {
+/// `n` replicas of `bin` on a fresh database with one shared uploads directory, and an
+/// analyst key. The directories live as long as the servers (the returned guard).
+struct Cluster {
+    servers: Vec<testkit::proc::Server>,
+    targets: Vec<Target>,
+    key: String,
+    _dirs: (tempfile::TempDir, Vec<tempfile::TempDir>),
+    _db: testkit::pg::PgDb,
+}
+
+async fn cluster(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Cluster> {
     let db = testkit::pg::fresh_db().await;
     let shared = tempfile::tempdir()?;
     let uploads = shared.path().to_string_lossy().into_owned();
@@ -88,6 +126,7 @@ async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value
         &[("PEDIGREE_DATABASE_URL", db.url.as_str())],
     )?;
     let inflight = (a.concurrency * 2).to_string();
+    let part_bytes = a.part_bytes.to_string();
     let mut servers = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
         let id = format!("r{i}");
@@ -97,6 +136,7 @@ async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value
             ("PEDIGREE_REPLICA_ID", id.as_str()),
             ("PEDIGREE_JOB_POLL_MS", "100"),
             ("PEDIGREE_MAX_INFLIGHT", inflight.as_str()),
+            ("PEDIGREE_JOB_PART_BYTES", part_bytes.as_str()),
         ];
         servers.push(testkit::proc::start(bin, d.path(), &env, Stdio::null())?);
     }
@@ -107,6 +147,12 @@ async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value
             Ok((hp.parse().with_context(|| format!("address {hp}"))?, hp))
         })
         .collect::<anyhow::Result<_>>()?;
+    Ok(Cluster { servers, targets, key, _dirs: (shared, dirs), _db: db })
+}
+
+async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value> {
+    let c = cluster(bin, n, a).await?;
+    let (targets, key) = (&c.targets, &c.key);
 
     let largs = LoadtestArgs {
         url: None,
@@ -119,7 +165,7 @@ async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value
         default_profile: None,
         text: loadtest::DEFAULT_TEXT.to_string(),
     };
-    let score = loadtest::load(&targets, &key, &largs).await?;
+    let score = loadtest::load(targets, key, &largs).await?;
 
     let (status, v) = request(
         &targets[0],
@@ -174,7 +220,7 @@ async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value
     }
     let secs = t0.elapsed().as_secs_f64();
     let lines = a.jobs as f64 * a.lines as f64;
-    drop(servers);
+    drop(c.servers);
     Ok(json!({
         "replicas": n,
         "score_requests": score.requests,
@@ -214,4 +260,100 @@ async fn request(
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await?.to_bytes();
     Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+}
+
+/// About `bytes` of JSONL: distinct texts in four styles (two upstream-like, two not).
+fn audit_corpus(bytes: usize) -> String {
+    let mut s = String::with_capacity(bytes + 512);
+    let mut i = 0usize;
+    while s.len() < bytes {
+        let text = match i % 4 {
+            0 => format!("Certainly! Let's delve into question {i}. Overall, it's important to note that each step matters, and I hope this helps."),
+            1 => format!("honestly question {i} is whatever, i'd just wing it and see what happens lol, worked for me last summer"),
+            2 => format!("Great question! Here is a concise overview of item {i}: first, consider the context; second, weigh the trade-offs."),
+            _ => format!("Item {i}. The short answer is no; the long answer depends on your budget, the weather and your neighbours."),
+        };
+        s.push_str(&json!({"id": i, "text": text}).to_string());
+        s.push('\n');
+        i += 1;
+    }
+    s
+}
+
+/// `pedigree audit FILE`: its wall time and summary figures.
+fn cli_audit(bin: &Path, corpus: &Path) -> anyhow::Result<Value> {
+    let t0 = Instant::now();
+    let out = std::process::Command::new(bin).arg("audit").arg(corpus).output()?;
+    let secs = t0.elapsed().as_secs_f64();
+    ensure!(out.status.success(), "pedigree audit: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout)?;
+    let v: Value = serde_json::from_str(stdout.lines().last().context("no summary")?)?;
+    Ok(json!({"seconds": (secs * 1000.0).round() / 1000.0, "texts": v["texts"],
+              "upstream_fraction": v["families"][v["upstream"].as_str().unwrap_or("")]["fraction"],
+              "mb_per_second": (std::fs::metadata(corpus)?.len() as f64 / secs / 1e4).round() / 100.0}))
+}
+
+/// One audit job over `corpus` through replica 0 of a fresh cluster, cut into parts that every
+/// replica claims: wall time from the submit to the stored summary, and the per-part cost
+/// against the CLI's one pass.
+async fn measure_audit(
+    bin: &Path,
+    n: usize,
+    a: &ReplicasArgs,
+    corpus: &Path,
+    cli: &Value,
+) -> anyhow::Result<Value> {
+    let c = cluster(bin, n, a).await?;
+    let body = std::fs::read_to_string(corpus)?;
+    let bytes = body.len() as f64;
+    let t0 = Instant::now();
+    let (status, v) =
+        request(&c.targets[0], &c.key, "POST", "/v1/jobs?kind=audit", "application/x-ndjson", body)
+            .await?;
+    ensure!(status == 202, "submitting the audit: {status} {v}");
+    let id = v["job"]["id"].as_str().context("job id")?.to_string();
+    let v = loop {
+        let (_, v) = request(
+            &c.targets[0],
+            &c.key,
+            "GET",
+            &format!("/v1/jobs/{id}"),
+            "application/json",
+            String::new(),
+        )
+        .await?;
+        match v["state"].as_str() {
+            Some("done") => break v,
+            Some("failed") | Some("cancelled") => bail!("audit {id} ended {v}"),
+            _ => {}
+        }
+        ensure!(t0.elapsed() < Duration::from_secs(1800), "audit not done after 30 minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let parts = v["part_list"].as_array().map(Vec::len).unwrap_or(0);
+    let mut owners: Vec<&str> = v["part_list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["lease_owner"].as_str())
+        .collect();
+    owners.dedup();
+    let up = v["result"]["upstream"].as_str().unwrap_or("").to_string();
+    let fraction = &v["result"]["families"][up.as_str()]["fraction"];
+    ensure!(
+        *fraction == cli["upstream_fraction"] && v["result"]["texts"] == cli["texts"],
+        "the merged audit differs from the CLI's: {fraction} vs {}",
+        cli["upstream_fraction"]
+    );
+    let cli_secs = cli["seconds"].as_f64().unwrap_or(f64::NAN);
+    Ok(json!({
+        "parts": parts,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+        "mb_per_second": (bytes / secs / 1e4).round() / 100.0,
+        "vs_cli": ((secs / cli_secs) * 1000.0).round() / 1000.0,
+        "ms_per_part_over_cli": (((secs - cli_secs) / parts.max(1) as f64) * 1e5).round() / 100.0,
+        "upstream_fraction": fraction,
+        "same_as_cli": true,
+    }))
 }
