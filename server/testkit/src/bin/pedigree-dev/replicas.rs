@@ -169,7 +169,7 @@ async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value
 
     let (status, v) = request(
         &targets[0],
-        &key,
+        key,
         "POST",
         "/v1/suspects",
         "application/json",
@@ -190,7 +190,7 @@ async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value
         }
         let t = &targets[j % n];
         let path = format!("/v1/jobs?suspect={sus}");
-        let (status, v) = request(t, &key, "POST", &path, "application/x-ndjson", body).await?;
+        let (status, v) = request(t, key, "POST", &path, "application/x-ndjson", body).await?;
         ensure!(status == 202, "submitting job {j}: {status} {v}");
         ids.push(v["job"]["id"].as_str().context("job id")?.to_string());
     }
@@ -199,7 +199,7 @@ async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value
         for id in &ids {
             let (_, v) = request(
                 &targets[0],
-                &key,
+                key,
                 "GET",
                 &format!("/v1/jobs/{id}"),
                 "application/json",
