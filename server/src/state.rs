@@ -104,18 +104,9 @@ impl AppState {
                 })
                 .await?;
         }
-        for rec in store.list_profiles().await? {
-            if rec.builtin {
-                continue;
-            }
-            let Some(path) = &rec.path else { continue };
-            match engine.load_profile(config.resolve(path)).await {
-                Ok(p) => engine.insert(&rec.name, Arc::new(p)),
-                Err(e) => {
-                    tracing::error!(profile = %rec.name, error = %e, "stored profile failed to load; skipped")
-                }
-            }
-        }
+        // Stored profiles now, then whatever another replica saves or deletes, every second.
+        let profiles = Arc::new(crate::service::profiles::ProfileSync::default());
+        profiles.sync(store.as_ref(), &engine, &config).await?;
         let audit = AuditSink::start(store.clone());
         AuditSink::start_retention(store.clone(), config.audit_retention_days);
         let jobs = Arc::new(JobManager::new(store.clone(), engine.clone(), &config));
@@ -142,6 +133,7 @@ impl AppState {
         // Revocations made through another replica or the CLI clear this replica's key cache
         // within a second (this replica's own clear it at once).
         state.keys.watch(state.store.clone());
+        profiles.watch(state.store.clone(), state.engine.clone(), state.config.clone());
         Ok(state)
     }
 

@@ -432,6 +432,52 @@ async fn suspect_verdict_carries_identity_evidence_and_style_triage() {
     assert_eq!(cached["verdict"]["identity"]["explicit_claims"], json!({"openai": 12}), "{list}");
 }
 
+/// Two servers on one database (replicas), each with its own data directory: a profile
+/// uploaded through one is loaded by the other within a few seconds — from the database's copy
+/// of its file, since the other's data directory has none —, a replacement too, and a deletion
+/// removes it there.
+#[tokio::test]
+async fn profiles_saved_on_one_replica_reach_the_others() {
+    let a = TestApp::new().await;
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut cfg = server::config::Config::with_data(dir_b.path());
+    cfg.default_profile = common::default_profile();
+    let b = server::state::AppState::with_store(cfg, a.state.store.clone()).await.unwrap();
+    let wait_for = |want: bool| {
+        let b = b.clone();
+        async move {
+            let t0 = std::time::Instant::now();
+            while b.engine.resolve(Some("shared-1")).is_ok() != want {
+                assert!(t0.elapsed() < std::time::Duration::from_secs(5), "not seen: {want}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            t0.elapsed()
+        }
+    };
+    assert!(b.engine.resolve(Some("shared-1")).is_err());
+    let ct = Some("application/octet-stream");
+    let bytes = common::default_profile_bytes();
+    let r =
+        a.raw(Method::POST, "/v1/profiles?name=shared-1", Some(&a.admin), ct, bytes.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let took = wait_for(true).await;
+    eprintln!("profile reached the other server in {took:?}");
+    assert!(!dir_b.path().join("profiles/shared-1.pdg").exists(), "loaded from the database");
+    let (_, p) = b.engine.resolve(Some("shared-1")).unwrap();
+    assert_eq!(
+        p.meta().upstream,
+        a.state.engine.resolve(Some("shared-1")).unwrap().1.meta().upstream
+    );
+    // A server started later loads it at start, from the database too.
+    let dir_c = tempfile::tempdir().unwrap();
+    let mut cfg = server::config::Config::with_data(dir_c.path());
+    cfg.default_profile = common::default_profile();
+    let c = server::state::AppState::with_store(cfg, a.state.store.clone()).await.unwrap();
+    assert!(c.engine.resolve(Some("shared-1")).is_ok());
+    a.raw(Method::DELETE, "/v1/profiles/shared-1", Some(&a.admin), None, Body::empty()).await;
+    wait_for(false).await;
+}
+
 #[tokio::test]
 async fn profiles_routes() {
     let t = TestApp::new().await;

@@ -243,7 +243,7 @@ async fn migration_0003_upgrades_a_database_with_secrets() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(applied, 7, "0001–0007: the upgrade applies the later migrations too");
+    assert_eq!(applied, 8, "0001–0008: the upgrade applies the later migrations too");
 
     let srv = start_with_stderr(dir.path(), &env, Stdio::inherit());
     let c = reqwest::Client::new();

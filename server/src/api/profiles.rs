@@ -8,13 +8,12 @@ use crate::service::engine::BUILTIN_ALIASES;
 use crate::service::jobs::{JobSpec, ProfileBuildParams};
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::AppState;
-use crate::store::{now_ms, ProfileRecord};
+use crate::store::ProfileRecord;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 type ErrorBody = crate::error::ErrorBody;
@@ -118,21 +117,10 @@ pub async fn upload(
             "profile `{name}` exists; pass ?replace=true to replace it"
         )));
     }
-    let path = state.config.profiles_dir().join(format!("{name}.pdg"));
-    let tmp = path.with_extension("pdg.tmp");
-    tokio::fs::write(&tmp, &body).await?;
-    tokio::fs::rename(&tmp, &path).await?;
-    let meta = profile.meta();
-    let rec = ProfileRecord {
-        name: name.clone(),
-        upstream: meta.upstream.clone(),
-        meta: serde_json::to_value(meta).map_err(|e| ServiceError::Internal(e.to_string()))?,
-        path: Some(state.config.stored_path(&path)),
-        builtin: false,
-        created_ms: now_ms(),
-    };
-    state.store.upsert_profile(rec.clone()).await?;
-    state.engine.insert(&name, Arc::new(profile));
+    let (store, engine) = (state.store.as_ref(), &state.engine);
+    let rec =
+        crate::service::profiles::save(store, engine, &state.config, &name, profile, body.to_vec())
+            .await?;
     let mut resp = (StatusCode::CREATED, Json(rec)).into_response();
     resp.extensions_mut()
         .insert(AuditDetail(serde_json::json!({"profile": name, "bytes": body.len()})));

@@ -477,37 +477,22 @@ impl JobManager {
         job: JobRecord,
         params: ProfileBuildParams,
     ) -> ServiceResult<Outcome> {
-        let input = self.config.resolve(
-            job.input_path
-                .as_deref()
-                .ok_or_else(|| ServiceError::Internal("job has no input".into()))?,
-        );
+        let input = self.input_of(&job)?;
         let name = params.name.clone();
         let profile = self.engine.build_profile(input, params).await?;
-        let path = self.config.profiles_dir().join(format!("{name}.pdg"));
-        let bytes = {
-            let p = profile.clone();
-            self.engine
-                .run_cpu(move || p.to_bytes())
-                .await?
-                .map_err(|e| ServiceError::Internal(e.to_string()))?
-        };
-        let tmp = path.with_extension("pdg.tmp");
-        tokio::fs::write(&tmp, &bytes).await?;
-        tokio::fs::rename(&tmp, &path).await?;
-        let meta = serde_json::to_value(profile.meta())
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        self.store
-            .upsert_profile(crate::store::ProfileRecord {
-                name: name.clone(),
-                upstream: profile.meta().upstream.clone(),
-                meta: meta.clone(),
-                path: Some(self.config.stored_path(&path)),
-                builtin: false,
-                created_ms: crate::store::now_ms(),
+        let (profile, bytes) = self
+            .engine
+            .run_cpu(move || {
+                let bytes = profile.to_bytes();
+                (profile, bytes)
             })
             .await?;
-        self.engine.insert(&name, Arc::new(profile));
+        let bytes = bytes.map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let (store, engine) = (self.store.as_ref(), self.engine.as_ref());
+        let rec =
+            crate::service::profiles::save(store, engine, &self.config, &name, profile, bytes)
+                .await?;
+        let meta = rec.meta;
         let chunk = JobChunk {
             cursor_offset: job.cursor_offset,
             cursor_line: job.cursor_line,

@@ -63,6 +63,7 @@ on_both_backends!(
     rate_slots_space_reservations_from_any_caller,
     job_parts_are_claimed_once_fenced_and_finish_the_job,
     concurrent_part_claims_take_each_part_once,
+    profile_files_round_trip_replace_and_cascade,
 );
 
 fn sample(h: &str) -> NewSample {
@@ -1227,4 +1228,29 @@ async fn concurrent_part_claims_take_each_part_once(s: Arc<dyn Store>) {
     }
     got.sort();
     assert_eq!(got, [0, 1, 2, 3, 4, 5], "each part claimed exactly once");
+}
+
+async fn profile_files_round_trip_replace_and_cascade(s: Arc<dyn Store>) {
+    let rec = |created_ms: i64| ProfileRecord {
+        name: "shared".into(),
+        upstream: "openai".into(),
+        meta: json!({"name": "shared"}),
+        path: Some("profiles/shared.pdg".into()),
+        builtin: false,
+        created_ms,
+    };
+    assert_eq!(s.profile_file("shared").await.unwrap(), None);
+    // Binary bytes, NUL and invalid UTF-8 included, come back as they were.
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    s.save_profile(rec(1), bytes.clone()).await.unwrap();
+    assert_eq!(s.profile_file("shared").await.unwrap().as_deref(), Some(&bytes[..]));
+    assert_eq!(s.get_profile("shared").await.unwrap().unwrap().created_ms, 1);
+    s.save_profile(rec(2), vec![0, 1, 2]).await.unwrap();
+    assert_eq!(s.profile_file("shared").await.unwrap(), Some(vec![0, 1, 2]));
+    assert_eq!(s.get_profile("shared").await.unwrap().unwrap().created_ms, 2);
+    // A record written without a file (older servers, the built-in one) keeps the last file.
+    s.upsert_profile(rec(3)).await.unwrap();
+    assert_eq!(s.profile_file("shared").await.unwrap(), Some(vec![0, 1, 2]));
+    assert!(s.delete_profile("shared").await.unwrap());
+    assert_eq!(s.profile_file("shared").await.unwrap(), None, "the file goes with its record");
 }

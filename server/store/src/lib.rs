@@ -674,6 +674,12 @@ pub trait Store: Send + Sync + 'static {
 
     // --- profiles
     fn upsert_profile(&self, rec: ProfileRecord) -> StoreFuture<'_, ()>;
+    /// Insert or replace a profile's record together with its file's bytes (one transaction), so
+    /// that every server on the database can load it.
+    fn save_profile(&self, rec: ProfileRecord, bytes: Vec<u8>) -> StoreFuture<'_, ()>;
+    /// The stored file of profile `name` (`None`: a built-in profile, or one stored before files
+    /// were kept in the database).
+    fn profile_file(&self, name: &str) -> StoreFuture<'_, Option<Vec<u8>>>;
     fn list_profiles(&self) -> StoreFuture<'_, Vec<ProfileRecord>>;
     fn get_profile(&self, name: &str) -> StoreFuture<'_, Option<ProfileRecord>>;
     fn delete_profile(&self, name: &str) -> StoreFuture<'_, bool>;

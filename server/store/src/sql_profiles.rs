@@ -23,6 +23,46 @@ macro_rules! profile_methods {
             })
         }
 
+        fn save_profile(&self, rec: ProfileRecord, bytes: Vec<u8>) -> StoreFuture<'_, ()> {
+            Box::pin(async move {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query(D.sql(
+                    "INSERT INTO profiles (name, upstream, meta, path, builtin, created_ms) VALUES (?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (name) DO UPDATE SET upstream = excluded.upstream, meta = excluded.meta, \
+                     path = excluded.path, builtin = excluded.builtin, created_ms = excluded.created_ms",
+                ))
+                .bind(&rec.name)
+                .bind(&rec.upstream)
+                .bind(rec.meta.to_string())
+                .bind(&rec.path)
+                .bind(rec.builtin)
+                .bind(rec.created_ms)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(D.sql(
+                    "INSERT INTO profile_files (name, bytes) VALUES (?, ?) \
+                     ON CONFLICT (name) DO UPDATE SET bytes = excluded.bytes",
+                ))
+                .bind(&rec.name)
+                .bind(bytes)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            })
+        }
+
+        fn profile_file(&self, name: &str) -> StoreFuture<'_, Option<Vec<u8>>> {
+            let name = name.to_string();
+            Box::pin(async move {
+                let rows: Vec<Vec<u8>> = sqlx::query_scalar(D.sql("SELECT bytes FROM profile_files WHERE name = ?"))
+                    .bind(name)
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(rows.into_iter().next())
+            })
+        }
+
         fn list_profiles(&self) -> StoreFuture<'_, Vec<ProfileRecord>> {
             Box::pin(async move {
                 let rows = sqlx::query("SELECT * FROM profiles ORDER BY builtin DESC, name").fetch_all(self.reader()).await?;
