@@ -284,7 +284,12 @@ fn audit_corpus(bytes: usize) -> String {
 /// `pedigree audit FILE`: its wall time and summary figures.
 fn cli_audit(bin: &Path, corpus: &Path) -> anyhow::Result<Value> {
     let t0 = Instant::now();
-    let out = std::process::Command::new(bin).arg("audit").arg(corpus).output()?;
+    let mut cmd = std::process::Command::new(bin);
+    // The replicas' default profile (inherited from this environment), so both audits agree.
+    if let Some(p) = std::env::var_os("PEDIGREE_DEFAULT_PROFILE") {
+        cmd.env("PEDIGREE_PROFILE", p);
+    }
+    let out = cmd.arg("audit").arg(corpus).output()?;
     let secs = t0.elapsed().as_secs_f64();
     ensure!(out.status.success(), "pedigree audit: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout)?;
