@@ -267,6 +267,50 @@ async fn audit_job_can_be_cancelled() {
     assert!(v.get("result").is_none());
 }
 
+/// Cancelling an audit that runs in parts stops its parts (those running and those not claimed
+/// yet): the job stays cancelled, no summary is written, and no part is claimed afterwards.
+#[tokio::test]
+async fn an_audit_in_parts_can_be_cancelled() {
+    let t = TestApp::with(|c| {
+        c.max_jobs = 1;
+        c.job_part_bytes = 4096;
+    })
+    .await;
+    let mut big = String::new();
+    for _ in 0..100 {
+        big.push_str(&corpus());
+    }
+    let r = t.raw(Method::POST, "/v1/jobs?kind=audit", Some(&t.analyst), ND, big).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["job"]["id"].as_str().unwrap().to_string();
+    let t0 = Instant::now();
+    // Wait until some part is done, so that the cancel lands mid-job.
+    loop {
+        let v = t.get(&format!("/v1/jobs/{id}"), &t.viewer).await.json();
+        assert!(v["parts"].as_u64().unwrap() > 20, "{v}");
+        if v["parts_done"].as_u64().unwrap() >= 1 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no part finished: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = t.raw(Method::POST, &format!("/v1/jobs/{id}/cancel"), Some(&t.analyst), None, "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let v = t.get(&format!("/v1/jobs/{id}"), &t.viewer).await.json();
+    assert_eq!(v["state"], "cancelled", "{v}");
+    assert!(v.get("result").is_none(), "{v}");
+    let done = v["parts_done"].as_u64().unwrap();
+    assert!(done < v["parts"].as_u64().unwrap(), "cancelled after every part ran: {v}");
+    let held =
+        v["part_list"].as_array().unwrap().iter().filter(|p| !p["lease_owner"].is_null()).count();
+    assert_eq!(held, 0, "a cancelled job's parts hold no lease: {v}");
+    assert!(t.state.store.claim_job_part("another", 60_000).await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = t.get(&format!("/v1/jobs/{id}"), &t.viewer).await.json();
+    assert_eq!(later["parts_done"].as_u64(), Some(done), "parts ran on after the cancel: {later}");
+}
+
 #[tokio::test]
 async fn unfinished_audit_job_restarts_from_scratch() {
     // A job left `running` by a replica that crashed, with a stale progress cursor: what a

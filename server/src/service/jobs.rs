@@ -394,7 +394,8 @@ impl JobManager {
                     None
                 }
                 Ok(Outcome::Finished) => Some((JobState::Done, None)),
-                Ok(Outcome::Cancelled) => None,
+                // A part of a job cancelled (or failed) elsewhere: stopped at its next chunk.
+                Ok(Outcome::Cancelled) | Err(ServiceError::Store(StoreError::Finished(_))) => None,
                 Err(e) => {
                     tracing::warn!(job = %id, part, error = %e, "job failed");
                     Some((JobState::Failed, Some(e.to_string())))
@@ -732,8 +733,9 @@ impl JobManager {
                 _ = tick.tick() => {
                     let (b, n) = (bytes_read.load(Ordering::Relaxed), scored.load(Ordering::Relaxed));
                     if let Err(e) = progress(b, n).await {
-                        if matches!(e, StoreError::LeaseLost(_)) {
-                            // Taken over: stop scoring; the fenced final commit writes nothing.
+                        if matches!(e, StoreError::LeaseLost(_) | StoreError::Finished(_)) {
+                            // Taken over, or the job was cancelled: stop scoring; the fenced
+                            // final commit writes nothing.
                             cancel.store(true, Ordering::SeqCst);
                         }
                         tracing::warn!(job = %job.id, error = %e, "could not record audit progress");

@@ -1211,6 +1211,9 @@ async fn job_parts_are_claimed_once_fenced_and_finish_the_job(s: Arc<dyn Store>)
     assert_eq!(k0b.part_no, 0);
     assert!(s.set_job_state("pk", JobState::Cancelled, None).await.unwrap());
     assert!(!s.renew_part_lease("pk", 0, "rep-f", 60_000).await.unwrap());
+    let e = s.commit_part_chunk("pk", 0, chunk("rep-f", 1..3, 20, false)).await.unwrap_err();
+    assert!(matches!(e, StoreError::Finished(ref id) if id == "pk"), "{e:?}");
+    assert_eq!(s.get_job("pk").await.unwrap().unwrap().done, 0, "nothing written");
     assert!(s.claim_job_part("rep-g", 60_000).await.unwrap().is_none());
 }
 

@@ -66,6 +66,10 @@ pub enum StoreError {
     /// was finishing was already recorded by the replica that took over: nothing was written.
     #[error("the lease on `{0}` is held by another replica")]
     LeaseLost(String),
+    /// The job a part belongs to is finished (cancelled, or failed on another replica): the
+    /// part's chunk was not written; stop working on it.
+    #[error("job `{0}` is finished: nothing written")]
+    Finished(String),
 }
 
 /// Open the store that `config` selects: PostgreSQL when `--database-url` / `PEDIGREE_DATABASE_URL`
@@ -355,7 +359,9 @@ pub struct JobPart {
 }
 
 /// One processed chunk of a job part, written atomically with the part's new cursor. Fenced:
-/// nothing is written unless `owner` holds the part's lease ([`StoreError::LeaseLost`]).
+/// nothing is written unless `owner` holds the part's lease ([`StoreError::LeaseLost`]) and the
+/// job is unfinished ([`StoreError::Finished`]: a cancel anywhere stops every part at its next
+/// chunk).
 #[derive(Debug, Clone, Default)]
 pub struct PartChunk {
     pub owner: String,

@@ -223,6 +223,13 @@ macro_rules! job_methods {
                     Some((Some(o), state)) if o == chunk.owner && state != "done" => {}
                     _ => return Err(StoreError::LeaseLost(format!("{job_id} part {part_no}"))),
                 }
+                let job_state: Vec<String> = sqlx::query_scalar(D.sql("SELECT state FROM jobs WHERE id = ?"))
+                    .bind(&job_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if !job_state.first().is_some_and(|s| s == "queued" || s == "running") {
+                    return Err(StoreError::Finished(job_id));
+                }
                 let insert = D.insert_ignore("job_results (job_id, line_no, result) VALUES (?, ?, ?)", "");
                 let mut added = 0u64;
                 for (line_no, result) in &chunk.results {
