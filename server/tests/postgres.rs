@@ -154,8 +154,8 @@ async fn real_server_on_postgres_end_to_end() {
         .count();
     assert_eq!(migrations as usize, files, "every PostgreSQL migration applied");
     assert_eq!(
-        files, 6,
-        "0001 init, 0002 campaigns, 0003 secret hosts + rate ceilings, 0004 served logs, 0005 job leases, 0006 campaign leases + rate slots"
+        files, 8,
+        "0001 init, 0002 campaigns, 0003 secret hosts + rate ceilings, 0004 served logs, 0005 job leases, 0006 campaign leases + rate slots, 0007 job parts, 0008 profile files"
     );
 
     // The log says which store it opened, with the password redacted.
