@@ -436,25 +436,44 @@ pub struct CorpusHist {
     pub below: u64,
 }
 
+/// Builds a [`CorpusHist`] one score at a time (a streaming audit keeps only these).
+struct HistBuilder {
+    grid: Option<Grid>,
+    threshold: Option<f64>,
+    hist: CorpusHist,
+}
+
+impl HistBuilder {
+    fn new(comps: &Components, opts: &AuditOptions) -> Self {
+        let grid = mixture_grid(comps, opts);
+        let hist = CorpusHist {
+            counts: grid.as_ref().map(|g| vec![0; g.n]).unwrap_or_default(),
+            ..CorpusHist::default()
+        };
+        HistBuilder { grid, threshold: lower_bound_threshold(comps), hist }
+    }
+
+    fn add(&mut self, s: f64) {
+        if !s.is_finite() {
+            return;
+        }
+        let h = &mut self.hist;
+        h.n += 1;
+        if let Some(g) = &self.grid {
+            h.counts[g.pos(s).round() as usize] += 1;
+        }
+        if self.threshold.is_some_and(|t| s <= t) {
+            h.below += 1;
+        }
+    }
+}
+
 impl CorpusHist {
     /// The statistics of `scores` for the mixture `comps`.
     pub fn of(scores: impl Iterator<Item = f64>, comps: &Components, opts: &AuditOptions) -> Self {
-        let grid = mixture_grid(comps, opts);
-        let t = lower_bound_threshold(comps);
-        let mut h = CorpusHist {
-            counts: grid.as_ref().map(|g| vec![0; g.n]).unwrap_or_default(),
-            ..Self::default()
-        };
-        for s in scores.filter(|x| x.is_finite()) {
-            h.n += 1;
-            if let Some(g) = &grid {
-                h.counts[g.pos(s).round() as usize] += 1;
-            }
-            if t.is_some_and(|t| s <= t) {
-                h.below += 1;
-            }
-        }
-        h
+        let mut b = HistBuilder::new(comps, opts);
+        scores.for_each(|x| b.add(x));
+        b.hist
     }
 
     /// Add the statistics of another part of the same corpus (same profile and options).
@@ -924,25 +943,65 @@ impl Reservoir {
     }
 }
 
-/// Streaming audit state: the upstream score and the family log-odds of each scored text
-/// (8 + 4 × families bytes per text) and a small heap of the most upstream-like texts. Feed it
-/// with [`Auditor::record`], finish with [`Auditor::estimate`] / [`Auditor::estimate_families`].
+/// Streaming audit state. Fed with [`Auditor::record`], finished with [`Auditor::stats`] (or
+/// [`Auditor::estimate`] / [`Auditor::estimate_families`]). It keeps a small heap of the most
+/// upstream-like texts and either
+/// - ([`Auditor::streaming`]) only the corpus histograms of every mixture: memory O(grid ×
+///   families) whatever the corpus size — a corpus of hundreds of GB audits in constant memory;
+/// - or ([`Auditor::new`]) every text's upstream score and family log-odds (8 + 4 × families
+///   bytes per text), which a [`Reservoir`] sample needs: its slots are replaced as it goes.
+///
+/// Both give the same statistics for the same texts (tested).
 pub struct Auditor {
-    scores: Vec<f64>,
-    /// Family log-odds, `nf` per text.
-    fam: Vec<f32>,
-    nf: usize,
+    kept: Kept,
     top: BinaryHeap<Reverse<ByScore>>,
     k: usize,
     texts: u64,
 }
 
+enum Kept {
+    All {
+        scores: Vec<f64>,
+        fam: Vec<f32>,
+        nf: usize,
+    },
+    Hists {
+        upstream: HistBuilder,
+        families: Vec<HistBuilder>,
+        upstream_index: Option<usize>,
+        rows: u64,
+    },
+}
+
 impl Auditor {
+    /// An auditor that keeps every score (for reservoir samples).
     pub fn new(opts: &AuditOptions) -> Self {
         Self {
-            scores: Vec::new(),
-            fam: Vec::new(),
-            nf: 0,
+            kept: Kept::All { scores: Vec::new(), fam: Vec::new(), nf: 0 },
+            top: BinaryHeap::new(),
+            k: opts.top,
+            texts: 0,
+        }
+    }
+
+    /// An auditor that keeps only the histograms `profile`'s estimates read (no sampling: every
+    /// text is appended, `record`'s slot must be `None`).
+    pub fn streaming(profile: &Profile, opts: &AuditOptions) -> Self {
+        let cal = profile.calibration();
+        let up = profile.upstream();
+        let families = profile
+            .families()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| HistBuilder::new(&family_components(cal, f, i, up), opts))
+            .collect();
+        Self {
+            kept: Kept::Hists {
+                upstream: HistBuilder::new(&Components::upstream(cal), opts),
+                families,
+                upstream_index: profile.families().iter().position(|f| f == up),
+                rows: 0,
+            },
             top: BinaryHeap::new(),
             k: opts.top,
             texts: 0,
@@ -964,26 +1023,39 @@ impl Auditor {
         line: u64,
     ) {
         self.texts += 1;
-        if self.scores.is_empty() {
-            self.nf = family_post.len();
-        }
-        assert_eq!(
-            family_post.len(),
-            self.nf,
-            "every text needs a posterior over the same families"
-        );
         let lo = family_post.iter().map(|&p| family_log_odds(p));
-        match slot {
-            Some(i) if i < self.scores.len() => {
-                self.scores[i] = score;
-                self.fam[i * self.nf..(i + 1) * self.nf]
-                    .iter_mut()
-                    .zip(lo)
-                    .for_each(|(d, v)| *d = v);
+        match &mut self.kept {
+            Kept::All { scores, fam, nf } => {
+                if scores.is_empty() {
+                    *nf = family_post.len();
+                }
+                assert_eq!(
+                    family_post.len(),
+                    *nf,
+                    "every text needs a posterior over the same families"
+                );
+                match slot {
+                    Some(i) if i < scores.len() => {
+                        scores[i] = score;
+                        fam[i * *nf..(i + 1) * *nf].iter_mut().zip(lo).for_each(|(d, v)| *d = v);
+                    }
+                    _ => {
+                        scores.push(score);
+                        fam.extend(lo);
+                    }
+                }
             }
-            _ => {
-                self.scores.push(score);
-                self.fam.extend(lo);
+            Kept::Hists { upstream, families, upstream_index, rows } => {
+                debug_assert!(slot.is_none(), "a streaming auditor does not sample");
+                upstream.add(score);
+                // Rows of another length (an upstream-only audit) give no family statistics,
+                // as in the other mode.
+                if family_post.len() == families.len() {
+                    *rows += 1;
+                    for (i, (b, v)) in families.iter_mut().zip(lo).enumerate() {
+                        b.add(if Some(i) == *upstream_index { score } else { v as f64 });
+                    }
+                }
             }
         }
         if self.k == 0 || !score.is_finite() {
@@ -1010,8 +1082,13 @@ impl Auditor {
     pub fn scored(&self) -> u64 {
         self.texts
     }
+
+    /// The kept upstream scores (empty for a streaming auditor).
     pub fn scores(&self) -> &[f64] {
-        &self.scores
+        match &self.kept {
+            Kept::All { scores, .. } => scores,
+            Kept::Hists { .. } => &[],
+        }
     }
 
     /// The most upstream-like texts, best first.
@@ -1021,14 +1098,22 @@ impl Auditor {
         v
     }
 
-    /// Family log-odds of the recorded texts, `families` per text.
+    /// The kept family log-odds, `families` per text (empty for a streaming auditor).
     pub fn family_scores(&self) -> &[f32] {
-        &self.fam
+        match &self.kept {
+            Kept::All { fam, .. } => fam,
+            Kept::Hists { .. } => &[],
+        }
     }
 
     /// The upstream fraction.
     pub fn estimate(&self, cal: &Calibration, opts: &AuditOptions) -> AuditEstimate {
-        estimate(&self.scores, cal, opts)
+        match &self.kept {
+            Kept::All { scores, .. } => estimate(scores, cal, opts),
+            Kept::Hists { upstream, .. } => {
+                estimate_mixture_from(&upstream.hist, &Components::upstream(cal), opts)
+            }
+        }
     }
 
     /// Every family's fraction ([`estimate_families`]).
@@ -1041,22 +1126,33 @@ impl Auditor {
         )
     }
 
-    /// The sufficient statistics of the recorded texts, with the evidence texts.
+    /// The sufficient statistics of the recorded texts, with the evidence texts (a streaming
+    /// auditor's must come from the same `profile` and `opts` it was made with).
     pub fn stats(&self, profile: &Profile, opts: &AuditOptions) -> AuditStats {
-        let fam: &[f32] = if self.nf == profile.families().len() { &self.fam } else { &[] };
-        AuditStats {
-            scored: self.texts,
-            top: self.top_texts(),
-            top_k: self.k,
-            ..AuditStats::of_scores(
-                &self.scores,
-                fam,
-                profile.families(),
-                profile.upstream(),
-                profile.calibration(),
-                opts,
-            )
-        }
+        let base = match &self.kept {
+            Kept::All { scores, fam, nf } => {
+                let fam: &[f32] = if *nf == profile.families().len() { fam } else { &[] };
+                AuditStats::of_scores(
+                    scores,
+                    fam,
+                    profile.families(),
+                    profile.upstream(),
+                    profile.calibration(),
+                    opts,
+                )
+            }
+            Kept::Hists { upstream, families, rows, .. } => AuditStats {
+                upstream: upstream.hist.clone(),
+                family_rows: *rows,
+                families: if *rows == 0 {
+                    Vec::new()
+                } else {
+                    families.iter().map(|b| b.hist.clone()).collect()
+                },
+                ..AuditStats::default()
+            },
+        };
+        AuditStats { scored: self.texts, top: self.top_texts(), top_k: self.k, ..base }
     }
 }
 
@@ -1370,6 +1466,46 @@ mod tests {
         let mut m = stats(&a);
         m.merge(&stats(&b)).unwrap();
         assert_eq!(m.top.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["b1", "a1"]);
+    }
+
+    /// The streaming auditor (histograms only) and the one that keeps every score give the same
+    /// statistics — and so the same estimates — for the same texts, non-finite scores included.
+    #[test]
+    fn streaming_auditor_matches_the_one_that_keeps_every_score() {
+        let profile = crate::Profile::builtin().expect("built-in profile");
+        let nf = profile.families().len();
+        let opts = AuditOptions { bootstrap: 30, ..AuditOptions::default() };
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (mut all, mut hists) = (Auditor::new(&opts), Auditor::streaming(&profile, &opts));
+        for i in 0..3000u64 {
+            let e: Vec<f64> = (0..nf).map(|_| (2.0 * normal(&mut rng)).exp()).collect();
+            let t: f64 = e.iter().sum();
+            let post: Vec<f64> = e.iter().map(|v| v / t).collect();
+            let score = if i % 997 == 0 { f64::NAN } else { 1.5 * normal(&mut rng) - 1.0 };
+            let text = format!("text {i}");
+            all.record(None, score, &post, &text, None, None, i + 1);
+            hists.record(None, score, &post, &text, None, None, i + 1);
+        }
+        let (a, b) = (all.stats(&profile, &opts), hists.stats(&profile, &opts));
+        assert_eq!(a.upstream.n, 2996, "non-finite scores are not counted");
+        assert_eq!(a, b);
+        assert_eq!(
+            format!("{:?}", all.estimate(profile.calibration(), &opts)),
+            format!("{:?}", hists.estimate(profile.calibration(), &opts))
+        );
+        assert!(
+            hists.scores().is_empty() && hists.family_scores().is_empty(),
+            "nothing per text kept"
+        );
+        // An upstream-only audit (no posteriors) gives no family statistics in either mode.
+        let (mut all, mut hists) = (Auditor::new(&opts), Auditor::streaming(&profile, &opts));
+        for i in 0..50u64 {
+            all.record(None, i as f64 / 10.0, &[], "t", None, None, i + 1);
+            hists.record(None, i as f64 / 10.0, &[], "t", None, None, i + 1);
+        }
+        let (a, b) = (all.stats(&profile, &opts), hists.stats(&profile, &opts));
+        assert_eq!((a.family_rows, a.families.len()), (0, 0));
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -48,7 +48,11 @@ where
     }
     type Batch = Vec<(Option<usize>, datasets::TextRecord)>;
     let (tx, rx) = mpsc::sync_channel::<Batch>(4);
-    let mut auditor = Auditor::new(opts);
+    // Without sampling nothing per text is kept: memory stays constant whatever the corpus size.
+    let mut auditor = match opts.sample {
+        None => Auditor::streaming(profile, opts),
+        Some(_) => Auditor::new(opts),
+    };
     let sample = opts.sample;
     let seed = opts.seed;
     std::thread::scope(|s| -> ServiceResult<AuditRun> {
