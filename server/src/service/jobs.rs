@@ -537,20 +537,28 @@ impl JobManager {
             }
             JobSpec::Audit(params) => {
                 let (_, profile) = self.engine.resolve(Some(&params.profile))?;
+                // A page of parts' statistics at a time: memory stays bounded whatever the
+                // number of parts.
                 let mut merged: Option<AuditPart> = None;
-                for part in self.store.job_parts(&job.id).await? {
-                    let stats = part.stats.ok_or_else(|| {
-                        ServiceError::Internal(format!("part {} has no statistics", part.part_no))
-                    })?;
-                    let p: AuditPart = serde_json::from_value(stats).map_err(|e| {
-                        ServiceError::Internal(format!("part {} statistics: {e}", part.part_no))
-                    })?;
-                    match merged.as_mut() {
-                        None => merged = Some(p),
-                        Some(m) => {
-                            m.run.merge(&p.run)?;
-                            m.bytes += p.bytes;
-                            m.read_secs += p.read_secs;
+                let mut after = -1;
+                loop {
+                    let page = self.store.part_stats(&job.id, after, 64).await?;
+                    let Some(&(last, _)) = page.last() else { break };
+                    after = last;
+                    for (no, stats) in page {
+                        let stats = stats.ok_or_else(|| {
+                            ServiceError::Internal(format!("part {no} has no statistics"))
+                        })?;
+                        let p: AuditPart = serde_json::from_value(stats).map_err(|e| {
+                            ServiceError::Internal(format!("part {no} statistics: {e}"))
+                        })?;
+                        match merged.as_mut() {
+                            None => merged = Some(p),
+                            Some(m) => {
+                                m.run.merge(&p.run)?;
+                                m.bytes += p.bytes;
+                                m.read_secs += p.read_secs;
+                            }
                         }
                     }
                 }

@@ -1197,8 +1197,12 @@ async fn job_parts_are_claimed_once_fenced_and_finish_the_job(s: Arc<dyn Store>)
     assert_eq!((job.done, job.parts_done, job.cursor_offset, job.cursor_line), (30, 3, 300, 30));
     let parts = s.job_parts("pj").await.unwrap();
     assert!(parts.iter().all(|p| p.state == JobState::Done && p.lease_owner.is_none()));
-    let stats: Vec<_> = parts.iter().map(|p| p.stats.clone().unwrap()["texts"].clone()).collect();
-    assert_eq!(stats, [json!(100), json!(200), json!(300)]);
+    assert!(parts.iter().all(|p| p.stats.is_none()), "listed without their statistics");
+    let page = s.part_stats("pj", -1, 2).await.unwrap();
+    let rest = s.part_stats("pj", page[1].0, 2).await.unwrap();
+    let stats: Vec<_> =
+        page.iter().chain(&rest).map(|(n, v)| (*n, v.clone().unwrap()["texts"].clone())).collect();
+    assert_eq!(stats, [(0, json!(100)), (1, json!(200)), (2, json!(300))]);
     assert!(s.claim_job_part("rep-d", 60_000).await.unwrap().is_none());
     let whole = s.claim_job("rep-d", 60_000).await.unwrap().expect("the finished parts' job");
     assert_eq!(whole.id, "pj");

@@ -350,7 +350,7 @@ pub struct JobPart {
     pub cursor_offset: i64,
     pub cursor_line: i64,
     /// What a finished part hands to the job's end (an audit part: its sufficient statistics;
-    /// internal, not shown).
+    /// internal, not shown, and read only by [`Store::part_stats`]).
     #[serde(skip)]
     #[schema(ignore)]
     pub stats: Option<serde_json::Value>,
@@ -776,8 +776,17 @@ pub trait Store: Send + Sync + 'static {
         part_no: i64,
         chunk: PartChunk,
     ) -> StoreFuture<'_, ()>;
-    /// A job's parts, in order.
+    /// A job's parts, in order, without their statistics (`stats` is `None`: a job of many
+    /// parts would otherwise read all of them to show its progress).
     fn job_parts(&self, job_id: &str) -> StoreFuture<'_, Vec<JobPart>>;
+    /// `(part_no, stats)` of up to `limit` parts after part `after_part`, in order: a job's end
+    /// reads its parts' statistics a page at a time.
+    fn part_stats(
+        &self,
+        job_id: &str,
+        after_part: i64,
+        limit: i64,
+    ) -> StoreFuture<'_, Vec<(i64, Option<serde_json::Value>)>>;
     /// Give back `owner`'s lease on one part, or (`None`) on every part it holds.
     fn release_part_leases(&self, owner: &str, part: Option<(&str, i64)>) -> StoreFuture<'_, u64>;
     fn job_results(

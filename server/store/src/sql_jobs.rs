@@ -279,11 +279,28 @@ macro_rules! job_methods {
         fn job_parts(&self, job_id: &str) -> StoreFuture<'_, Vec<JobPart>> {
             let job_id = job_id.to_string();
             Box::pin(async move {
-                let rows = sqlx::query(D.sql("SELECT * FROM job_parts WHERE job_id = ? ORDER BY part_no"))
+                let rows = sqlx::query(D.sql(
+                    "SELECT job_id, part_no, start_offset, end_offset, lines_before, state, cursor_offset, cursor_line, \
+                     CAST(NULL AS TEXT) AS stats, lease_owner, lease_expires_ms, updated_ms \
+                     FROM job_parts WHERE job_id = ? ORDER BY part_no",
+                ))
+                .bind(job_id)
+                .fetch_all(self.reader())
+                .await?;
+                rows.iter().map(part_from_row).collect()
+            })
+        }
+
+        fn part_stats(&self, job_id: &str, after_part: i64, limit: i64) -> StoreFuture<'_, Vec<(i64, Option<serde_json::Value>)>> {
+            let job_id = job_id.to_string();
+            Box::pin(async move {
+                let rows = sqlx::query(D.sql("SELECT part_no, stats FROM job_parts WHERE job_id = ? AND part_no > ? ORDER BY part_no LIMIT ?"))
                     .bind(job_id)
+                    .bind(after_part)
+                    .bind(D.limit(limit))
                     .fetch_all(self.reader())
                     .await?;
-                rows.iter().map(part_from_row).collect()
+                rows.iter().map(|r| Ok((r.try_get("part_no")?, json_col(r, "stats")?))).collect()
             })
         }
 
