@@ -571,7 +571,9 @@ impl JobManager {
                     .engine
                     .run_cpu(move || audit_summary_of(&id, &input, &profile, &a, &opts, seconds))
                     .await??;
-                self.commit_audit_summary(&job, summary).await
+                // Each part counted its texts in the metric already.
+                self.commit_audit_summary(&job.id, summary).await?;
+                Ok(Outcome::Finished)
             }
             JobSpec::ProfileBuild(_) => {
                 Err(ServiceError::Internal("a profile build is never cut into parts".into()))
@@ -588,23 +590,21 @@ impl JobManager {
         ))
     }
 
-    /// Store an audit's summary as result line 1 (fenced by the job's lease).
+    /// Store an audit's summary as result line 1 (fenced by the job's lease), with the final
+    /// cursor it states: bytes read, texts scored.
     async fn commit_audit_summary(
         &self,
-        job: &JobRecord,
+        id: &str,
         summary: serde_json::Value,
-    ) -> ServiceResult<Outcome> {
+    ) -> ServiceResult<()> {
         let chunk = JobChunk {
-            cursor_offset: job.cursor_offset,
-            cursor_line: summary["scored"].as_i64().unwrap_or(job.cursor_line),
+            cursor_offset: summary["bytes"].as_i64().unwrap_or(0),
+            cursor_line: summary["scored"].as_i64().unwrap_or(0),
             results: vec![(1, summary)],
             samples: None,
             lease_owner: Some(self.owner.clone()),
         };
-        let scored = chunk.cursor_line.max(0) as u64;
-        self.store.commit_job_chunk(&job.id, chunk).await?;
-        metrics::counter!("pedigree_job_lines_total").increment(scored);
-        Ok(Outcome::Finished)
+        Ok(self.store.commit_job_chunk(id, chunk).await?)
     }
 
     /// Audit the uploaded corpus from the start (see the module docs), reporting progress in the
@@ -641,8 +641,10 @@ impl JobManager {
                 audit_summary_of(&id, &input, &profile, &a, &opts, seconds)
             })
             .await??;
-        let job = JobRecord { cursor_offset: summary["bytes"].as_i64().unwrap_or(0), ..job };
-        self.commit_audit_summary(&job, summary).await
+        let scored = summary["scored"].as_u64().unwrap_or(0);
+        self.commit_audit_summary(&job.id, summary).await?;
+        metrics::counter!("pedigree_job_lines_total").increment(scored);
+        Ok(Outcome::Finished)
     }
 
     /// Audit one part of the corpus from the part's start and store its statistics with it.
