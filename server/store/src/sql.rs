@@ -213,6 +213,24 @@ macro_rules! impl_sql_store {
             Ok(())
         }
 
+        /// Insert or replace a profile's record on `conn` (a transaction, or a pooled connection).
+        async fn upsert_profile_row(conn: &mut DbConnection, rec: &ProfileRecord) -> Result<(), StoreError> {
+            sqlx::query(D.sql(
+                "INSERT INTO profiles (name, upstream, meta, path, builtin, created_ms) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET upstream = excluded.upstream, meta = excluded.meta, \
+                 path = excluded.path, builtin = excluded.builtin, created_ms = excluded.created_ms",
+            ))
+            .bind(&rec.name)
+            .bind(&rec.upstream)
+            .bind(rec.meta.to_string())
+            .bind(&rec.path)
+            .bind(rec.builtin)
+            .bind(rec.created_ms)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
         /// Insert samples in the caller's transaction, skipping content the suspect already has;
         /// an unknown suspect fails on the foreign key. The suspect's row is updated first: on
         /// PostgreSQL that locks it, so concurrent inserts of overlapping samples queue instead of

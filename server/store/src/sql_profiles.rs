@@ -6,39 +6,15 @@ macro_rules! profile_methods {
     () => {
         fn upsert_profile(&self, rec: ProfileRecord) -> StoreFuture<'_, ()> {
             Box::pin(async move {
-                sqlx::query(D.sql(
-                    "INSERT INTO profiles (name, upstream, meta, path, builtin, created_ms) VALUES (?, ?, ?, ?, ?, ?) \
-                     ON CONFLICT (name) DO UPDATE SET upstream = excluded.upstream, meta = excluded.meta, \
-                     path = excluded.path, builtin = excluded.builtin, created_ms = excluded.created_ms",
-                ))
-                .bind(&rec.name)
-                .bind(&rec.upstream)
-                .bind(rec.meta.to_string())
-                .bind(&rec.path)
-                .bind(rec.builtin)
-                .bind(rec.created_ms)
-                .execute(self.writer())
-                .await?;
-                Ok(())
+                let mut conn = self.writer().acquire().await?;
+                upsert_profile_row(&mut conn, &rec).await
             })
         }
 
         fn save_profile(&self, rec: ProfileRecord, bytes: Vec<u8>) -> StoreFuture<'_, ()> {
             Box::pin(async move {
                 let mut tx = self.writer().begin().await?;
-                sqlx::query(D.sql(
-                    "INSERT INTO profiles (name, upstream, meta, path, builtin, created_ms) VALUES (?, ?, ?, ?, ?, ?) \
-                     ON CONFLICT (name) DO UPDATE SET upstream = excluded.upstream, meta = excluded.meta, \
-                     path = excluded.path, builtin = excluded.builtin, created_ms = excluded.created_ms",
-                ))
-                .bind(&rec.name)
-                .bind(&rec.upstream)
-                .bind(rec.meta.to_string())
-                .bind(&rec.path)
-                .bind(rec.builtin)
-                .bind(rec.created_ms)
-                .execute(&mut *tx)
-                .await?;
+                upsert_profile_row(&mut tx, &rec).await?;
                 sqlx::query(D.sql(
                     "INSERT INTO profile_files (name, bytes) VALUES (?, ?) \
                      ON CONFLICT (name) DO UPDATE SET bytes = excluded.bytes",
@@ -55,17 +31,20 @@ macro_rules! profile_methods {
         fn profile_file(&self, name: &str) -> StoreFuture<'_, Option<Vec<u8>>> {
             let name = name.to_string();
             Box::pin(async move {
-                let rows: Vec<Vec<u8>> = sqlx::query_scalar(D.sql("SELECT bytes FROM profile_files WHERE name = ?"))
-                    .bind(name)
-                    .fetch_all(self.reader())
-                    .await?;
+                let rows: Vec<Vec<u8>> =
+                    sqlx::query_scalar(D.sql("SELECT bytes FROM profile_files WHERE name = ?"))
+                        .bind(name)
+                        .fetch_all(self.reader())
+                        .await?;
                 Ok(rows.into_iter().next())
             })
         }
 
         fn list_profiles(&self) -> StoreFuture<'_, Vec<ProfileRecord>> {
             Box::pin(async move {
-                let rows = sqlx::query("SELECT * FROM profiles ORDER BY builtin DESC, name").fetch_all(self.reader()).await?;
+                let rows = sqlx::query("SELECT * FROM profiles ORDER BY builtin DESC, name")
+                    .fetch_all(self.reader())
+                    .await?;
                 rows.iter().map(profile_from_row).collect()
             })
         }
@@ -73,7 +52,10 @@ macro_rules! profile_methods {
         fn get_profile(&self, name: &str) -> StoreFuture<'_, Option<ProfileRecord>> {
             let name = name.to_string();
             Box::pin(async move {
-                let row = sqlx::query(D.sql("SELECT * FROM profiles WHERE name = ?")).bind(name).fetch_optional(self.reader()).await?;
+                let row = sqlx::query(D.sql("SELECT * FROM profiles WHERE name = ?"))
+                    .bind(name)
+                    .fetch_optional(self.reader())
+                    .await?;
                 row.as_ref().map(profile_from_row).transpose()
             })
         }
@@ -81,7 +63,10 @@ macro_rules! profile_methods {
         fn delete_profile(&self, name: &str) -> StoreFuture<'_, bool> {
             let name = name.to_string();
             Box::pin(async move {
-                let r = sqlx::query(D.sql("DELETE FROM profiles WHERE name = ? AND NOT builtin")).bind(name).execute(self.writer()).await?;
+                let r = sqlx::query(D.sql("DELETE FROM profiles WHERE name = ? AND NOT builtin"))
+                    .bind(name)
+                    .execute(self.writer())
+                    .await?;
                 Ok(r.rows_affected() > 0)
             })
         }
