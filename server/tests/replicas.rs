@@ -200,17 +200,7 @@ async fn three_replicas_share_jobs_and_campaigns_and_survive_two_kill_9s() {
     // An audit of a corpus cut into parts, through r2; the same corpus is audited by the CLI below.
     let corpus_dir = tempfile::tempdir().unwrap();
     let corpus_path = corpus_dir.path().join("corpus.jsonl");
-    let mut corpus = String::new();
-    for i in 0..AUDIT_TEXTS {
-        let text = match i % 4 {
-            0 => format!("Certainly! Let's delve into question {i}. Overall, it's important to note that each step matters, and I hope this helps."),
-            1 => format!("honestly question {i} is whatever, i'd just wing it and see what happens lol, worked for me last summer"),
-            2 => format!("Great question! Here is a concise overview of item {i}: first, consider the context; second, weigh the trade-offs."),
-            _ => format!("Item {i}. The short answer is no; the long answer depends on your budget, the weather and your neighbours."),
-        };
-        corpus.push_str(&json!({"id": i, "text": text}).to_string());
-        corpus.push('\n');
-    }
+    let corpus: String = (0..AUDIT_TEXTS).map(testkit::profiles::audit_corpus_line).collect();
     std::fs::write(&corpus_path, &corpus).unwrap();
     let r = c
         .post(format!("{}/v1/jobs?kind=audit", bases[2]))
@@ -400,16 +390,7 @@ async fn three_replicas_share_jobs_and_campaigns_and_survive_two_kill_9s() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let cli: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    let comparable = |s: &Value| {
-        let mut s = s.clone();
-        for k in ["seconds", "scoring_seconds", "bytes_per_second"] {
-            s.as_object_mut().unwrap().remove(k);
-        }
-        for t in s["top_texts"].as_array_mut().unwrap() {
-            t["source"] = Value::Null;
-        }
-        s
-    };
+    let comparable = common::audit_summary_sans_timings;
     assert_eq!(v["result"]["texts"].as_u64(), Some(AUDIT_TEXTS as u64), "{v}");
     assert!(
         comparable(&v["result"]) == comparable(&cli),

@@ -78,3 +78,15 @@ pub fn default_profile_bytes() -> Vec<u8> {
         None => detector::Profile::builtin().unwrap().to_bytes().unwrap(),
     }
 }
+
+/// Line `i` of a JSONL corpus for audit timing and merge tests: `{"id": i, "text": …}` in one of
+/// four templated styles (two upstream-like, two not), every text distinct.
+pub fn audit_corpus_line(i: usize) -> String {
+    let text = match i % 4 {
+        0 => format!("Certainly! Let's delve into question {i}. Overall, it's important to note that each step matters, and I hope this helps."),
+        1 => format!("honestly question {i} is whatever, i'd just wing it and see what happens lol, worked for me last summer"),
+        2 => format!("Great question! Here is a concise overview of item {i}: first, consider the context; second, weigh the trade-offs."),
+        _ => format!("Item {i}. The short answer is no; the long answer depends on your budget, the weather and your neighbours."),
+    };
+    format!("{}\n", serde_json::json!({"id": i, "text": text}))
+}

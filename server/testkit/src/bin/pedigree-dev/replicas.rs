@@ -195,29 +195,8 @@ async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value
         ensure!(status == 202, "submitting job {j}: {status} {v}");
         ids.push(v["job"]["id"].as_str().context("job id")?.to_string());
     }
-    loop {
-        let mut done = 0;
-        for id in &ids {
-            let (_, v) = request(
-                &targets[0],
-                key,
-                "GET",
-                &format!("/v1/jobs/{id}"),
-                "application/json",
-                String::new(),
-            )
-            .await?;
-            match v["state"].as_str() {
-                Some("done") => done += 1,
-                Some("failed") | Some("cancelled") => bail!("job {id} ended {v}"),
-                _ => {}
-            }
-        }
-        if done == ids.len() {
-            break;
-        }
-        ensure!(t0.elapsed() < Duration::from_secs(900), "jobs not done after 15 minutes");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for id in &ids {
+        wait_done(&targets[0], key, id, t0 + Duration::from_secs(900)).await?;
     }
     let secs = t0.elapsed().as_secs_f64();
     let lines = a.jobs as f64 * a.lines as f64;
@@ -235,6 +214,27 @@ async fn measure(bin: &Path, n: usize, a: &ReplicasArgs) -> anyhow::Result<Value
         "job_lines_per_second": (lines / secs).round(),
         "cores": std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1),
     }))
+}
+
+/// Poll job `id` every 50 ms until it is done (its view), failing if it ends otherwise or is
+/// still running at `deadline`.
+async fn wait_done(
+    target: &Target,
+    key: &str,
+    id: &str,
+    deadline: Instant,
+) -> anyhow::Result<Value> {
+    loop {
+        let path = format!("/v1/jobs/{id}");
+        let (_, v) = request(target, key, "GET", &path, "application/json", String::new()).await?;
+        match v["state"].as_str() {
+            Some("done") => return Ok(v),
+            Some("failed") | Some("cancelled") => bail!("job {id} ended {v}"),
+            _ => {}
+        }
+        ensure!(Instant::now() < deadline, "job {id} not done in time: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// One HTTP/1.1 request on a fresh connection; the body parsed as JSON (null if it is not).
@@ -263,19 +263,12 @@ async fn request(
     Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
 }
 
-/// About `bytes` of JSONL: distinct texts in four styles (two upstream-like, two not).
+/// About `bytes` of JSONL ([`testkit::profiles::audit_corpus_line`]).
 fn audit_corpus(bytes: usize) -> String {
     let mut s = String::with_capacity(bytes + 512);
     let mut i = 0usize;
     while s.len() < bytes {
-        let text = match i % 4 {
-            0 => format!("Certainly! Let's delve into question {i}. Overall, it's important to note that each step matters, and I hope this helps."),
-            1 => format!("honestly question {i} is whatever, i'd just wing it and see what happens lol, worked for me last summer"),
-            2 => format!("Great question! Here is a concise overview of item {i}: first, consider the context; second, weigh the trade-offs."),
-            _ => format!("Item {i}. The short answer is no; the long answer depends on your budget, the weather and your neighbours."),
-        };
-        s.push_str(&json!({"id": i, "text": text}).to_string());
-        s.push('\n');
+        s.push_str(&testkit::profiles::audit_corpus_line(i));
         i += 1;
     }
     s
@@ -320,24 +313,7 @@ async fn measure_audit(
     // The upload (streamed to the shared directory and fsynced) ends here; the parts run after.
     let upload_secs = t0.elapsed().as_secs_f64();
     let id = v["job"]["id"].as_str().context("job id")?.to_string();
-    let v = loop {
-        let (_, v) = request(
-            &c.targets[0],
-            &c.key,
-            "GET",
-            &format!("/v1/jobs/{id}"),
-            "application/json",
-            String::new(),
-        )
-        .await?;
-        match v["state"].as_str() {
-            Some("done") => break v,
-            Some("failed") | Some("cancelled") => bail!("audit {id} ended {v}"),
-            _ => {}
-        }
-        ensure!(t0.elapsed() < Duration::from_secs(1800), "audit not done after 30 minutes");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let v = wait_done(&c.targets[0], &c.key, &id, t0 + Duration::from_secs(1800)).await?;
     let total_secs = t0.elapsed().as_secs_f64();
     let secs = total_secs - upload_secs;
     let parts = v["part_list"].as_array().map(Vec::len).unwrap_or(0);
