@@ -704,13 +704,7 @@ async fn a_score_job_in_parts_gives_the_whole_jobs_results() {
     }
     let mut outcomes = Vec::new();
     for part_bytes in [None, Some(4096)] {
-        let t = TestApp::with(|c| {
-            c.max_jobs = 3;
-            if let Some(b) = part_bytes {
-                c.job_part_bytes = b;
-            }
-        })
-        .await;
+        let t = TestApp::with_parts(part_bytes).await;
         let sus = t.create_suspect("parts").await;
         let nd = Some("application/x-ndjson");
         let r = t

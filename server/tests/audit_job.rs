@@ -119,19 +119,6 @@ async fn audit_job_runs_to_a_summary() {
         .expect_error(409);
 }
 
-/// The summary without what differs between two runs of one audit: timings, and the job id
-/// in the evidence's source.
-fn comparable(s: &serde_json::Value) -> serde_json::Value {
-    let mut s = s.clone();
-    for k in ["seconds", "scoring_seconds", "bytes_per_second", "parts"] {
-        s.as_object_mut().unwrap().remove(k);
-    }
-    for t in s["top_texts"].as_array_mut().unwrap() {
-        t["source"] = "job".into();
-    }
-    s
-}
-
 /// An audit cut into parts (4 KiB, run side by side) merges its parts' statistics into exactly
 /// the summary of the same audit run whole: every family's fraction, interval and method, the
 /// counts (a malformed record and an empty text in some part) and the evidence.
@@ -144,13 +131,7 @@ async fn an_audit_in_parts_merges_into_the_whole_audit() {
     }
     let mut summaries = Vec::new();
     for part_bytes in [None, Some(4096)] {
-        let t = TestApp::with(|c| {
-            c.max_jobs = 3;
-            if let Some(b) = part_bytes {
-                c.job_part_bytes = b;
-            }
-        })
-        .await;
+        let t = TestApp::with_parts(part_bytes).await;
         let r =
             t.raw(Method::POST, "/v1/jobs?kind=audit", Some(&t.analyst), ND, body.clone()).await;
         assert_eq!(r.status, 202, "{}", r.text());
@@ -166,6 +147,7 @@ async fn an_audit_in_parts_merges_into_the_whole_audit() {
         (summaries[0]["skipped_records"].as_u64(), summaries[0]["empty_texts"].as_u64()),
         (Some(1), Some(11))
     );
+    let comparable = common::audit_summary_sans_timings;
     let (whole, parts) = (comparable(&summaries[0]), comparable(&summaries[1]));
     assert!(whole == parts, "parts merged into another summary:\n{whole:#}\n{parts:#}");
 }

@@ -53,6 +53,18 @@ impl TestApp {
         Self::with(|_| {}).await
     }
 
+    /// An app with three job slots and, when given, `--job-part-bytes` (else the default: the
+    /// tests' uploads then run whole), to run one job in parts and whole.
+    pub async fn with_parts(part_bytes: Option<u64>) -> TestApp {
+        Self::with(|c| {
+            c.max_jobs = 3;
+            if let Some(b) = part_bytes {
+                c.job_part_bytes = b;
+            }
+        })
+        .await
+    }
+
     pub async fn with(f: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config::with_data(dir.path());
@@ -149,3 +161,16 @@ pub mod proc;
 pub use testkit::profiles::{
     default_profile, default_profile_bytes, synthetic_profile, synthetic_rows, SyntheticRow,
 };
+
+/// An audit summary without what differs between two runs over the same corpus: the timings,
+/// and the evidence's `source` (the job id, or the CLI's file path).
+pub fn audit_summary_sans_timings(s: &serde_json::Value) -> serde_json::Value {
+    let mut s = s.clone();
+    for k in ["seconds", "scoring_seconds", "bytes_per_second"] {
+        s.as_object_mut().unwrap().remove(k);
+    }
+    for t in s["top_texts"].as_array_mut().unwrap() {
+        t["source"] = serde_json::Value::Null;
+    }
+    s
+}
