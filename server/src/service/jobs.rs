@@ -211,8 +211,7 @@ impl JobManager {
     /// claim unfinished jobs whose lease is free or expired, whoever created them, as slots free
     /// up: at once when this replica creates one, else every `--job-poll-ms`.
     pub async fn start(self: &Arc<Self>) -> ServiceResult<()> {
-        let n = self.store.release_job_leases(&self.owner, None).await?
-            + self.store.release_part_leases(&self.owner, None).await?;
+        let n = self.release_own_leases().await?;
         if n > 0 {
             tracing::info!(replica = %self.owner, leases = n, "took back this replica's leases from before its restart");
         }
@@ -270,11 +269,15 @@ impl JobManager {
         self.release_all_leases().await;
     }
 
-    /// Give back every job and part lease this replica id holds.
+    /// Give back every job and part lease this replica id holds; how many.
+    async fn release_own_leases(&self) -> Result<u64, StoreError> {
+        Ok(self.store.release_job_leases(&self.owner, None).await?
+            + self.store.release_part_leases(&self.owner, None).await?)
+    }
+
+    /// [`JobManager::release_own_leases`] at shutdown: a failure is logged (the leases expire).
     async fn release_all_leases(&self) {
-        let jobs = self.store.release_job_leases(&self.owner, None).await;
-        let parts = self.store.release_part_leases(&self.owner, None).await;
-        match jobs.and_then(|j| parts.map(|p| j + p)) {
+        match self.release_own_leases().await {
             Ok(n) if n > 0 => {
                 tracing::info!(replica = %self.owner, leases = n, "job leases given back")
             }
