@@ -42,6 +42,10 @@ fn corpus(split: usize) -> Vec<(String, &'static str, &'static str)> {
 }
 
 fn fit() -> Profile {
+    fit_with(FitOptions::lexical("test", "up", serde_json::json!({"name": "fixture"})))
+}
+
+fn fit_with(opts: FitOptions) -> Profile {
     let train = corpus(0);
     let calib = corpus(1);
     let lt =
@@ -57,8 +61,76 @@ fn fit() -> Profile {
         .iter()
         .map(|(t, m, f)| LabeledText { text: t, model: m, family: f, dense: None, prompt: None })
         .collect();
-    let opts = FitOptions::lexical("test", "up", serde_json::json!({"name": "fixture"}));
     Profile::fit(&tr, &ca, &opts).expect("fit")
+}
+
+/// A profile saved in format 3 (before the edge-word block) still loads and scores exactly as
+/// it did. The format-3 file is made the way format 3 wrote it: the body without the block's two
+/// fields (8 bytes after the feature configuration's first five).
+#[test]
+fn format_3_profiles_load_and_score_as_before() {
+    use std::io::{Read, Write};
+    let mut opts = FitOptions::lexical("test", "up", serde_json::json!({"name": "fixture"}));
+    opts.features.edge_bits = 0;
+    opts.features.edge_scale = 0.0;
+    let p = fit_with(opts);
+    let v4 = p.to_bytes().expect("bytes");
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&v4[12..]).read_to_end(&mut raw).expect("gunzip");
+    let meta_len = u64::from_le_bytes(raw[..8].try_into().expect("8")) as usize;
+    let at = 8 + meta_len + 28;
+    assert_eq!(&raw[at..at + 8], &[0u8; 8], "edge_bits and edge_scale are zero");
+    raw.drain(at..at + 8);
+    let mut v3 = b"PDGPROF1".to_vec();
+    v3.extend_from_slice(&3u32.to_le_bytes());
+    let mut gz = flate2::write::GzEncoder::new(v3, flate2::Compression::fast());
+    gz.write_all(&raw).expect("gzip");
+    let v3 = gz.finish().expect("gzip");
+    let old = Profile::from_bytes(&v3).expect("a format-3 profile loads");
+    for t in ["Certainly! Here are some facts about rivers:\n\n1. **First**", "bees: it depends"] {
+        assert_eq!(old.score(t, None).score, p.score(t, None).score, "{t}");
+    }
+    // The same bytes labelled format 4 are refused (the block's fields are missing), and so is
+    // a format-3 file cut short inside its feature configuration.
+    let mut relabelled = v3.clone();
+    relabelled[8..12].copy_from_slice(&4u32.to_le_bytes());
+    assert!(Profile::from_bytes(&relabelled).is_err());
+    let mut short = b"PDGPROF1".to_vec();
+    short.extend_from_slice(&3u32.to_le_bytes());
+    let mut gz = flate2::write::GzEncoder::new(short, flate2::Compression::fast());
+    gz.write_all(&raw[..at - 4]).expect("gzip");
+    assert!(Profile::from_bytes(&gz.finish().expect("gzip")).is_err());
+}
+
+/// The edge-word block: unit norm times its weight, and position-aware (an answer that opens
+/// with "Certainly!" and one that says it mid-sentence differ in this block only by position).
+#[test]
+fn edge_words_mark_openings_and_closings() {
+    use detector::features::{extract, FeatureConfig, Scratch};
+    let cfg = FeatureConfig { edge_scale: 0.5, ..FeatureConfig::default() };
+    let block = |t: &str| {
+        let mut st = Vec::new();
+        let mut v = extract(&cfg, t, &mut Scratch::default(), &mut st);
+        v.sort();
+        let lo = cfg.edge_offset() as u32;
+        let hi = cfg.style_offset() as u32;
+        v.idx
+            .iter()
+            .zip(&v.val)
+            .filter(|(i, _)| (lo..hi).contains(*i))
+            .map(|(&i, &x)| (i, x))
+            .collect::<Vec<_>>()
+    };
+    let a = block("Certainly! Rivers flow to the sea. Let me know.");
+    let b = block("Rivers flow to the sea, certainly! Let me know.");
+    // 4 opening n-grams + 2 closing ones, all distinct.
+    assert_eq!(a.len(), 6, "{a:?}");
+    let norm: f32 = a.iter().map(|(_, x)| x * x).sum::<f32>().sqrt();
+    assert!((norm - 0.5).abs() < 1e-5, "{norm}");
+    let shared = a.iter().filter(|(i, _)| b.iter().any(|(j, _)| j == i)).count();
+    assert_eq!(shared, 2, "only the closings are shared");
+    assert!(block("").is_empty());
+    assert_eq!(block("Hi").len(), 1);
 }
 
 /// Neural tiers: texts whose words say nothing about their family, with a dense vector that

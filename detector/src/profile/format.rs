@@ -10,7 +10,9 @@ use std::path::Path;
 
 /// Version of the on-disk profile format. Bump it whenever features, hashing or the stored
 /// structure change meaning.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
+/// Format 3 is format 4 without the edge-word block (see [`upgrade_v3`]): still read.
+const V3: u32 = 3;
 const MAGIC: &[u8; 8] = b"PDGPROF1";
 static BUILTIN: &[u8] = include_bytes!("../../profiles/openai-alpaca-eval-dev.pdg");
 
@@ -47,7 +49,7 @@ impl Profile {
             return Err(DetectorError::NotAProfile);
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != V3 {
             return Err(DetectorError::Version { found: version, expected: FORMAT_VERSION });
         }
         // Bounded while decompressing: a 1 MB gzip bomb used to inflate to 1.2 GB first.
@@ -56,6 +58,9 @@ impl Profile {
         LimitedRead { inner: gz, left: Self::MAX_DECOMPRESSED }
             .read_to_end(&mut raw)
             .map_err(|e| DetectorError::Corrupt(format!("decompress: {e}")))?;
+        if version == V3 {
+            raw = upgrade_v3(raw)?;
+        }
         Self::from_raw(&raw)
     }
 
@@ -66,6 +71,10 @@ impl Profile {
         let meta: ProfileMeta = serde_json::from_str(&f.meta_json)
             .map_err(|e| DetectorError::Corrupt(e.to_string()))?;
         let b = f.body;
+        let fc = &b.features;
+        if fc.word_bits > 24 || fc.char_bits > 24 || fc.edge_bits > 24 {
+            return Err(DetectorError::Corrupt("feature hash sizes above 2^24".into()));
+        }
         // Every length and index the scorer relies on (a damaged or hand-made profile must be
         // refused here, not panic later while scoring: found by the fuzz tests below).
         let w = &b.weights;
@@ -136,6 +145,24 @@ impl<R: Read> Read for LimitedRead<R> {
         self.left -= n as u64;
         Ok(n)
     }
+}
+
+/// A format-3 body as format 4: the same bincode with the edge-word block's two fields
+/// (`edge_bits: u32 = 0`, `edge_scale: f32 = 0`) inserted after the five fields the feature
+/// configuration had (bincode 1 writes fixed-width fields in order: the metadata string as a u64
+/// length and its bytes, then `word_bits, char_bits: u32`, `char_min, char_max: u64`,
+/// `style_scale: f32`). A profile saved before the block scores exactly as it did.
+fn upgrade_v3(mut raw: Vec<u8>) -> Result<Vec<u8>> {
+    let corrupt = || DetectorError::Corrupt("format-3 profile too short".into());
+    let len = raw.get(..8).ok_or_else(corrupt)?;
+    let meta_len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+    let at = usize::try_from(meta_len)
+        .ok()
+        .and_then(|m| m.checked_add(8 + 4 + 4 + 8 + 8 + 4))
+        .filter(|&at| at <= raw.len())
+        .ok_or_else(corrupt)?;
+    raw.splice(at..at, [0u8; 8]);
+    Ok(raw)
 }
 
 #[cfg(test)]

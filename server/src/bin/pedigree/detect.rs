@@ -60,6 +60,13 @@ pub struct FitArgs {
     /// Weight of the style block.
     #[arg(long, default_value_t = FeatureConfig::default().style_scale, env = "PEDIGREE_STYLE_SCALE")]
     pub style_scale: f32,
+    /// log2 of the edge-word buckets (the answer's first 1-4 and last 2-3 words, by position); 0
+    /// disables the block.
+    #[arg(long, default_value_t = FeatureConfig::default().edge_bits, env = "PEDIGREE_EDGE_BITS", value_parser = clap::value_parser!(u32).range(0..=24))]
+    pub edge_bits: u32,
+    /// Weight of the edge-word block.
+    #[arg(long, default_value_t = FeatureConfig::default().edge_scale, env = "PEDIGREE_EDGE_SCALE")]
+    pub edge_scale: f32,
     /// Feature tiers: lexical (n-grams + style), neural (MiniLM embeddings, needs the weights of
     /// `scripts/fetch-models.sh`), or both.
     #[arg(long, value_enum, default_value_t = Tiers::Lexical, env = "PEDIGREE_TIERS")]
@@ -114,6 +121,8 @@ impl FitArgs {
                 word_bits: self.word_bits,
                 char_bits: self.char_bits,
                 style_scale: self.style_scale,
+                edge_bits: self.edge_bits,
+                edge_scale: self.edge_scale,
                 ..FeatureConfig::default()
             },
             train: TrainOptions { epochs: self.epochs, alpha: self.l2, ..TrainOptions::default() },
