@@ -1279,8 +1279,8 @@ mod tests {
     #[test]
     fn model_mix_covers_a_corpus_missing_a_cluster_of_null_models() {
         // Null calibration models in two clusters (four near −3, four near 0); the corpus's
-        // independent text comes only from the upper cluster. A location shift of the pooled
-        // null cannot turn it into the upper cluster alone; drawing source models can.
+        // independent text comes only from the upper cluster. Drawing source models turns the
+        // pooled null into the upper cluster alone; a location shift must reach as far.
         let mut rng = ChaCha8Rng::seed_from_u64(17);
         let mut c = Components::default();
         for (j, mu) in
@@ -1312,10 +1312,10 @@ mod tests {
         );
         eprintln!("shift {shift:?}\nmix {mix:?}");
         assert!(mix.ci95[0] <= 0.3 && 0.3 <= mix.ci95[1], "{mix:?}");
-        assert!(
-            mix.ci95[1] - mix.ci95[0] > shift.ci95[1] - shift.ci95[0],
-            "composition is the wider term"
-        );
+        // With model effects resampled from the known models' means, composition gave the wider
+        // interval here (this test asserted it); drawn Student-t (an unseen model may lie beyond
+        // every known one) the location shift is as wide and covers too.
+        assert!(shift.ci95[0] <= 0.3 && 0.3 <= shift.ci95[1], "{shift:?}");
         assert!(
             mix.method.contains("by composition") && shift.method.contains("by location shift")
         );
