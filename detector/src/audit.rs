@@ -333,8 +333,7 @@ fn model_shift(rng: &mut ChaCha8Rng, models: &[ModelNull], m: usize) -> f64 {
     if j < 2 || m == 0 {
         return 0.0;
     }
-    let mu = models.iter().map(|x| x.mean).sum::<f64>() / j as f64;
-    let s = (models.iter().map(|x| (x.mean - mu).powi(2)).sum::<f64>() / (j - 1) as f64).sqrt();
+    let s = model_spread(models);
     let df = j - 1;
     let effects = (0..m).map(|_| student_t(rng, df)).sum::<f64>() / m as f64;
     s * (effects + student_t(rng, df) / (j as f64).sqrt())
@@ -380,9 +379,14 @@ fn shift_sd(models: &[ModelNull], m: usize) -> f64 {
     if j < 2 || m == 0 {
         return 0.0;
     }
-    let mu = models.iter().map(|x| x.mean).sum::<f64>() / j as f64;
-    let var = models.iter().map(|x| (x.mean - mu).powi(2)).sum::<f64>() / (j - 1) as f64;
-    (var * (1.0 / m as f64 + 1.0 / j as f64)).sqrt()
+    model_spread(models) * (1.0 / m as f64 + 1.0 / j as f64).sqrt()
+}
+
+/// Sample standard deviation of the models' mean scores (`J ≥ 2` models).
+fn model_spread(models: &[ModelNull]) -> f64 {
+    let j = models.len() as f64;
+    let mu = models.iter().map(|x| x.mean).sum::<f64>() / j;
+    (models.iter().map(|x| (x.mean - mu).powi(2)).sum::<f64>() / (j - 1.0)).sqrt()
 }
 
 /// Estimate the upstream fraction of a corpus from its texts' scores (see the module docs).

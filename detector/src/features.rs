@@ -43,23 +43,62 @@ impl Default for FeatureConfig {
     }
 }
 
+/// Largest log2 bucket count of a hashed block (2^24 weights per model component).
+pub const MAX_BITS: u32 = 24;
+/// Longest character n-gram.
+pub const MAX_CHAR_NGRAM: usize = 16;
+
+/// Buckets of an optional hashed block: none when `bits` is 0.
+fn optional_buckets(bits: u32) -> usize {
+    if bits == 0 {
+        0
+    } else {
+        1 << bits
+    }
+}
+
 impl FeatureConfig {
+    /// The ranges every profile's features must lie in, whether fitted or loaded from a file (a
+    /// file is user input): hash sizes up to 2^[`MAX_BITS`], character n-grams of length
+    /// 1..=[`MAX_CHAR_NGRAM`] with `char_min ≤ char_max` (extraction sizes its counter from
+    /// their difference), and finite, non-negative block weights (a NaN weight would make every
+    /// score NaN).
+    pub fn check(&self) -> Result<(), String> {
+        let bits = [
+            ("word_bits", self.word_bits),
+            ("char_bits", self.char_bits),
+            ("edge_bits", self.edge_bits),
+        ];
+        for (name, bits) in bits {
+            if bits > MAX_BITS {
+                return Err(format!("{name} {bits} outside 0..={MAX_BITS}"));
+            }
+        }
+        if self.char_bits > 0
+            && !(1 <= self.char_min
+                && self.char_min <= self.char_max
+                && self.char_max <= MAX_CHAR_NGRAM)
+        {
+            return Err(format!(
+                "character n-gram lengths {}..={} outside 1..={MAX_CHAR_NGRAM}",
+                self.char_min, self.char_max
+            ));
+        }
+        for (name, w) in [("style_scale", self.style_scale), ("edge_scale", self.edge_scale)] {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(format!("{name} {w} is not a finite weight ≥ 0"));
+            }
+        }
+        Ok(())
+    }
     pub fn word_buckets(&self) -> usize {
         1 << self.word_bits
     }
     pub fn char_buckets(&self) -> usize {
-        if self.char_bits == 0 {
-            0
-        } else {
-            1 << self.char_bits
-        }
+        optional_buckets(self.char_bits)
     }
     pub fn edge_buckets(&self) -> usize {
-        if self.edge_bits == 0 {
-            0
-        } else {
-            1 << self.edge_bits
-        }
+        optional_buckets(self.edge_bits)
     }
     /// First index of the edge-word block.
     pub fn edge_offset(&self) -> usize {
@@ -261,8 +300,8 @@ impl Counter {
             s = (s + 1) & mask;
         }
     }
-    /// Append sublinear (log1p) term frequencies, L2-normalised, to `out`.
-    fn drain_normalised(&mut self, out: &mut SparseVec) {
+    /// Append sublinear (log1p) term frequencies, L2-normalised to norm `scale`, to `out`.
+    fn drain_normalised(&mut self, out: &mut SparseVec, scale: f32) {
         let start = out.idx.len();
         let mut norm = 0.0f32;
         for &s in &self.used {
@@ -271,7 +310,7 @@ impl Counter {
             out.idx.push(self.keys[s as usize]);
             out.val.push(v);
         }
-        let inv = if norm > 0.0 { 1.0 / norm.sqrt() } else { 0.0 };
+        let inv = if norm > 0.0 { scale / norm.sqrt() } else { 0.0 };
         for v in &mut out.val[start..] {
             *v *= inv;
         }
@@ -299,7 +338,7 @@ pub fn extract(
         }
         prev = Some(t.hash);
     }
-    scratch.counts.drain_normalised(&mut out);
+    scratch.counts.drain_normalised(&mut out, 1.0);
 
     // Character n-grams over the raw text (case and white space kept: both are style).
     if cfg.char_bits > 0 {
@@ -318,7 +357,7 @@ pub fn extract(
                 }
             }
         }
-        scratch.counts.drain_normalised(&mut out);
+        scratch.counts.drain_normalised(&mut out, 1.0);
     }
     // Edge words: their own unit-norm block, weighted by `edge_scale`.
     if cfg.edge_bits > 0 {
@@ -327,11 +366,7 @@ pub fn extract(
         scratch.counts.reset(8);
         let counts = &mut scratch.counts;
         edge_tokens(&scratch.tokens, &mut |h| counts.add(off + (mix(h) & emask)));
-        let start = out.idx.len();
-        scratch.counts.drain_normalised(&mut out);
-        for v in &mut out.val[start..] {
-            *v *= cfg.edge_scale;
-        }
+        scratch.counts.drain_normalised(&mut out, cfg.edge_scale);
     }
     scratch.claims = crate::identity::find_claims(text);
     style_features(text, &scratch.tokens, &scratch.claims, style);
@@ -574,27 +609,18 @@ mod tests {
         let mut v = extract(&cfg, "The cat sat on the mat. The cat!", &mut s, &mut st);
         v.sort();
         assert!(v.idx.windows(2).all(|w| w[0] < w[1]), "indices must be unique");
-        let word: f32 = v
-            .idx
-            .iter()
-            .zip(&v.val)
-            .filter(|(i, _)| (**i as usize) < cfg.word_buckets())
-            .map(|(_, x)| x * x)
-            .sum();
-        let chr: f32 = v
-            .idx
-            .iter()
-            .zip(&v.val)
-            .filter(|(i, _)| (cfg.word_buckets()..cfg.edge_offset()).contains(&(**i as usize)))
-            .map(|(_, x)| x * x)
-            .sum();
-        let edge: f32 = v
-            .idx
-            .iter()
-            .zip(&v.val)
-            .filter(|(i, _)| (cfg.edge_offset()..cfg.style_offset()).contains(&(**i as usize)))
-            .map(|(_, x)| x * x)
-            .sum();
+        // Squared norm of the entries whose index lies in `block`.
+        let norm2 = |block: std::ops::Range<usize>| -> f32 {
+            v.idx
+                .iter()
+                .zip(&v.val)
+                .filter(|(i, _)| block.contains(&(**i as usize)))
+                .map(|(_, x)| x * x)
+                .sum()
+        };
+        let word = norm2(0..cfg.word_buckets());
+        let chr = norm2(cfg.word_buckets()..cfg.edge_offset());
+        let edge = norm2(cfg.edge_offset()..cfg.style_offset());
         assert!((word - 1.0).abs() < 1e-4 && (chr - 1.0).abs() < 1e-4, "{word} {chr}");
         assert!((edge - cfg.edge_scale * cfg.edge_scale).abs() < 1e-4, "{edge}");
         assert!(v.idx.iter().all(|&i| (i as usize) < cfg.style_offset()));

@@ -102,6 +102,19 @@ fn format_3_profiles_load_and_score_as_before() {
     assert!(Profile::from_bytes(&gz.finish().expect("gzip")).is_err());
 }
 
+/// Fit options out of the features' ranges are refused with an error naming the field (the CLI's
+/// `--edge-scale` / `--style-scale` reach the fit unparsed beyond being numbers).
+#[test]
+fn fit_refuses_features_out_of_range() {
+    let mut opts = FitOptions::lexical("test", "up", serde_json::json!({"name": "fixture"}));
+    opts.features.edge_scale = f32::NAN;
+    let (t, m, f) = ("Certainly! Rivers.", "up-a", "up");
+    let one = [LabeledText { text: t, model: m, family: f, dense: None, prompt: None }];
+    let Err(e) = Profile::fit(&one, &one, &opts) else { panic!("a NaN weight was fitted") };
+    let e = e.to_string();
+    assert!(e.contains("edge_scale"), "{e}");
+}
+
 /// The edge-word block: unit norm times its weight, and position-aware (an answer that opens
 /// with "Certainly!" and one that says it mid-sentence differ in this block only by position).
 #[test]

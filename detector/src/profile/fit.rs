@@ -74,6 +74,7 @@ impl Profile {
     /// has one model LOFO = LOMO. Family posteriors (attribution, per-family audits) stay
     /// leave-one-model-out: attributing a text to a family needs that family in the profile.
     pub fn fit(train: &[LabeledText], calib: &[LabeledText], opts: &FitOptions) -> Result<Profile> {
+        opts.features.check().map_err(|e| DetectorError::Invalid(format!("features: {e}")))?;
         let fitted = Fitter::new(train, opts)?;
         let full = fitted.fit_excluding(Holdout::Nothing);
         let calib_x = fitted.featurize(calib)?;

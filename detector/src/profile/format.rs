@@ -71,10 +71,7 @@ impl Profile {
         let meta: ProfileMeta = serde_json::from_str(&f.meta_json)
             .map_err(|e| DetectorError::Corrupt(e.to_string()))?;
         let b = f.body;
-        let fc = &b.features;
-        if fc.word_bits > 24 || fc.char_bits > 24 || fc.edge_bits > 24 {
-            return Err(DetectorError::Corrupt("feature hash sizes above 2^24".into()));
-        }
+        b.features.check().map_err(|e| DetectorError::Corrupt(format!("features: {e}")))?;
         // Every length and index the scorer relies on (a damaged or hand-made profile must be
         // refused here, not panic later while scoring: found by the fuzz tests below).
         let w = &b.weights;
@@ -258,6 +255,30 @@ mod fuzz {
             let raw = bincode::serialize(&f).unwrap();
             let e = Profile::from_raw(&raw).err().unwrap_or_else(|| panic!("edit {i} loaded"));
             assert!(e.to_string().contains("weight shapes"), "{e}");
+        }
+    }
+
+    /// A feature configuration out of its ranges is refused at load, before its sizes are used
+    /// (a huge hash size, reversed n-gram lengths whose difference would underflow, a NaN weight).
+    #[test]
+    fn feature_configs_out_of_range_are_refused_at_load() {
+        let edits: [fn(&mut Body); 6] = [
+            |b| b.features.word_bits = 25,
+            |b| b.features.edge_bits = 40,
+            |b| {
+                b.features.char_bits = 16;
+                (b.features.char_min, b.features.char_max) = (5, 3);
+            },
+            |b| b.features.edge_scale = f32::NAN,
+            |b| b.features.style_scale = -1.0,
+            |b| b.features.edge_scale = f32::INFINITY,
+        ];
+        for (i, edit) in edits.iter().enumerate() {
+            let mut f: ProfileFile = bincode::deserialize(builtin_raw()).unwrap();
+            edit(&mut f.body);
+            let raw = bincode::serialize(&f).unwrap();
+            let e = Profile::from_raw(&raw).err().unwrap_or_else(|| panic!("edit {i} loaded"));
+            assert!(e.to_string().contains("features:"), "edit {i}: {e}");
         }
     }
 

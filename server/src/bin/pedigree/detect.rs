@@ -62,7 +62,7 @@ pub struct FitArgs {
     pub style_scale: f32,
     /// log2 of the edge-word buckets (the answer's first 1-4 and last 2-3 words, by position); 0
     /// disables the block.
-    #[arg(long, default_value_t = FeatureConfig::default().edge_bits, env = "PEDIGREE_EDGE_BITS", value_parser = clap::value_parser!(u32).range(0..=24))]
+    #[arg(long, default_value_t = FeatureConfig::default().edge_bits, env = "PEDIGREE_EDGE_BITS", value_parser = clap::value_parser!(u32).range(0..=i64::from(detector::features::MAX_BITS)))]
     pub edge_bits: u32,
     /// Weight of the edge-word block.
     #[arg(long, default_value_t = FeatureConfig::default().edge_scale, env = "PEDIGREE_EDGE_SCALE")]
