@@ -1146,11 +1146,22 @@ impl CampaignManager {
                 &me.lease,
             )
             .await;
-            if let Err(e) = res {
-                tracing::warn!(campaign = %id, error = %e, "campaign failed");
-                let _ =
-                    me.store.set_campaign_state(&id, JobState::Failed, Some(e.to_string())).await;
-                let _ = me.store.release_campaign_leases(&me.lease.owner, Some(&id)).await;
+            match res {
+                // Another owner holds the lease (it took the campaign over between this
+                // replica's claim and its run): that owner sends it; failing it here would end
+                // a campaign that is still running elsewhere.
+                Err(ServiceError::Conflict(e)) => {
+                    tracing::info!(campaign = %id, error = %e, "campaign held by another owner; left to it");
+                }
+                Err(e) => {
+                    tracing::warn!(campaign = %id, error = %e, "campaign failed");
+                    let _ = me
+                        .store
+                        .set_campaign_state(&id, JobState::Failed, Some(e.to_string()))
+                        .await;
+                    let _ = me.store.release_campaign_leases(&me.lease.owner, Some(&id)).await;
+                }
+                Ok(_) => {}
             }
             me.cancels.remove(&id);
         });

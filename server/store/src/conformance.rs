@@ -1264,3 +1264,33 @@ async fn profile_files_round_trip_replace_and_cascade(s: Arc<dyn Store>) {
     assert!(s.delete_profile("shared").await.unwrap());
     assert_eq!(s.profile_file("shared").await.unwrap(), None, "the file goes with its record");
 }
+
+/// PostgreSQL only (SQLite's single writer has no row locks): a named re-claim by the lease's
+/// holder waits for a row another transaction has locked instead of skipping it. With the
+/// claim loop's `SKIP LOCKED` it came back empty whenever a concurrent claimer held the row for
+/// an instant, and the campaign manager failed a campaign it was itself running (replicas test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_named_campaign_claim_waits_for_a_locked_row() {
+    let db = super::test_pg::fresh_db().await;
+    let pg = PgStore::connect(&db.url).await.unwrap();
+    pg.create_suspect("a", "A", "", "p").await.unwrap();
+    pg.create_campaign(new_campaign("c1", "a", 2, false)).await.unwrap();
+    assert!(pg.claim_campaign("rep-a", 60_000, None).await.unwrap().is_some());
+    let mut tx = pg.pool().begin().await.unwrap();
+    sqlx::query("SELECT id FROM campaigns WHERE id = 'c1' FOR UPDATE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let s: Arc<dyn Store> = Arc::new(pg);
+    let claim = {
+        let s = s.clone();
+        tokio::spawn(async move { s.claim_campaign("rep-a", 60_000, Some("c1")).await.unwrap() })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!claim.is_finished(), "the named claim waits for the lock");
+    tx.commit().await.unwrap();
+    let got = claim.await.unwrap().expect("the holder's named claim succeeds");
+    assert_eq!(got.lease_owner.as_deref(), Some("rep-a"));
+    // Another owner's named claim still fails while the lease holds, without waiting for long.
+    assert!(s.claim_campaign("rep-b", 60_000, Some("c1")).await.unwrap().is_none());
+}

@@ -103,18 +103,33 @@ macro_rules! campaign_methods {
                 // same owner); the claim loop's pick never takes back what it already runs, nor
                 // a campaign `pedigree probe` created (created_by 'cli'): its targets may be
                 // allowed by that run's `--allow` only, so its re-run resumes it.
-                let sql = format!(
-                    "UPDATE campaigns SET lease_owner = ?1, lease_expires_ms = {now} + ?2 \
-                     WHERE id = (SELECT id FROM campaigns WHERE state IN ('queued', 'running') \
-                                 AND (CAST(?3 AS TEXT) IS NULL OR id = ?3) \
-                                 AND (CAST(?3 AS TEXT) IS NOT NULL OR created_by IS NULL OR created_by <> 'cli') \
-                                 AND (lease_owner IS NULL OR lease_expires_ms < {now} \
-                                      OR (CAST(?3 AS TEXT) IS NOT NULL AND lease_owner = ?1)) \
-                                 ORDER BY created_ms, id LIMIT 1 {lock}) \
-                     RETURNING id",
-                    now = D.now_ms,
-                    lock = D.claim_lock,
-                );
+                //
+                // A named claim is a plain UPDATE of that row: it waits for a row another
+                // transaction has locked and re-checks the lease on the row's new version. The
+                // loop's pick skips locked rows (each claimer gets a different campaign), which
+                // for a named claim would be wrong: a concurrent claimer's brief lock made the
+                // holder's own re-claim come back empty and fail its campaign as a conflict
+                // (seen once in the replicas test on PostgreSQL).
+                let sql = match only {
+                    Some(_) => format!(
+                        "UPDATE campaigns SET lease_owner = ?1, lease_expires_ms = {now} + ?2 \
+                         WHERE id = ?3 AND state IN ('queued', 'running') \
+                         AND (lease_owner IS NULL OR lease_expires_ms < {now} OR lease_owner = ?1) \
+                         RETURNING id",
+                        now = D.now_ms,
+                    ),
+                    None => format!(
+                        "UPDATE campaigns SET lease_owner = ?1, lease_expires_ms = {now} + ?2 \
+                         WHERE id = (SELECT id FROM campaigns WHERE state IN ('queued', 'running') \
+                                     AND CAST(?3 AS TEXT) IS NULL \
+                                     AND (created_by IS NULL OR created_by <> 'cli') \
+                                     AND (lease_owner IS NULL OR lease_expires_ms < {now}) \
+                                     ORDER BY created_ms, id LIMIT 1 {lock}) \
+                         RETURNING id",
+                        now = D.now_ms,
+                        lock = D.claim_lock,
+                    ),
+                };
                 let id: Option<String> =
                     sqlx::query_scalar(D.sql(&sql)).bind(owner).bind(lease_ms).bind(only).fetch_optional(self.writer()).await?;
                 match id {
