@@ -4,7 +4,7 @@
 //! Suspect labels are read only to compute the metrics.
 
 use crate::dense::{lookup, DenseTable};
-use crate::profile::{FitOptions, LabeledText, Profile};
+use crate::profile::{FitOptions, HeldOutModel, LabeledText, Profile};
 use crate::{TextScore, Verdict, VerdictOptions};
 use datasets::bench::{BenchDir, Split};
 use datasets::metrics::{self, BenchMetrics};
@@ -43,7 +43,7 @@ pub fn profile_from_bench(
     opts: &FitOptions,
     dense: Option<&DenseTable>,
 ) -> crate::Result<Profile> {
-    profile_without(dir, opts, dense, &|_| false)
+    Ok(profile_without(dir, opts, dense, &|_| false)?.0)
 }
 
 /// [`profile_from_bench`] with the known models for which `left_out` is true left out of both
@@ -53,7 +53,7 @@ fn profile_without(
     opts: &FitOptions,
     dense: Option<&DenseTable>,
     left_out: &(dyn Fn(&str) -> bool + Sync),
-) -> crate::Result<Profile> {
+) -> crate::Result<(Profile, Vec<HeldOutModel>)> {
     let labeled = |split: Split| -> crate::Result<Vec<LabeledText>> {
         let mut out = Vec::new();
         for m in dir.known_models().into_iter().filter(|m| !left_out(m)) {
@@ -76,7 +76,7 @@ fn profile_without(
     };
     let train = labeled(Split::Train)?;
     let calib = labeled(Split::Test)?;
-    Profile::fit(&train, &calib, opts)
+    Profile::fit_with_held_out(&train, &calib, opts)
 }
 
 /// Run the protocol. `progress` receives short status lines.
@@ -88,7 +88,7 @@ pub fn run(
 ) -> crate::Result<BenchRun> {
     let t0 = Instant::now();
     progress("fitting profile and leave-one-model-out calibration");
-    let profile = profile_from_bench(dir, opts, dense)?;
+    let (profile, held_out) = profile_without(dir, opts, dense, &|_| false)?;
     let fit_secs = t0.elapsed().as_secs_f64();
     progress("scoring suspects");
     let t1 = Instant::now();
@@ -215,9 +215,27 @@ pub fn run(
     let cal = profile.calibration();
     let means =
         |ms: &[crate::calibration::ModelNull]| ms.iter().map(|m| m.mean).collect::<Vec<_>>();
+    // The same ranking at N = 10 and 50 responses per model (random draws as for the suspects),
+    // on the scale the suspects are ranked on (aligned when they are).
+    let up = dir.upstream();
+    let val_sets: Vec<(bool, Vec<f64>)> = held_out
+        .iter()
+        .map(|h| {
+            let s = if aligned && !h.aligned.is_empty() { &h.aligned } else { &h.scores };
+            (h.family == up, s.clone())
+        })
+        .collect();
+    let mean_of = |xs: &[&f64]| xs.iter().copied().sum::<f64>() / xs.len().max(1) as f64;
+    let val_at: Vec<f64> = [Some(10), Some(50), None]
+        .par_iter()
+        .map(|&n| metrics::suspect_auroc_at(&val_sets, n, 20, 20_240_501, mean_of))
+        .collect();
     m.extra.insert(
         "validation_lofo".into(),
         serde_json::json!({
+            "model_auroc@10": val_at[0],
+            "model_auroc@50": val_at[1],
+            "model_auroc@all": val_at[2],
             "sample_auroc": metrics::auroc(
                 &cal.upstream_scores.iter().map(|&x| x as f64).collect::<Vec<_>>(),
                 &cal.null_scores.iter().map(|&x| x as f64).collect::<Vec<_>>()),
@@ -348,7 +366,7 @@ fn audit_lofo(dir: &BenchDir, opts: &FitOptions) -> crate::Result<serde_json::Va
         .map(|(i, fam)| -> crate::Result<Vec<serde_json::Value>> {
             let u = ups[i % ups.len()];
             let out = |m: &str| m == u || dir.family(m) == Some(fam);
-            let profile = profile_without(dir, opts, None, &out)?;
+            let profile = profile_without(dir, opts, None, &out)?.0;
             let score = |models: &[&str]| -> crate::Result<Vec<f64>> {
                 let texts: Vec<(&str, Option<&str>)> = models
                     .iter()

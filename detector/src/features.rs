@@ -36,7 +36,13 @@ impl Default for FeatureConfig {
             char_bits: 0,
             char_min: 3,
             char_max: 5,
-            style_scale: 0.15,
+            // 0.05, not the 0.15 the upstream-version validation alone preferred: the style
+            // block (formatting, length, function-word rates) ranks unseen upstream versions
+            // above unseen families, but at 0.10-0.15 it also lifts human-data independents
+            // (humpback, guanaco) among OpenAI's students at the model level; 0.05 is the
+            // largest weight at which the bench keys beat the baseline averaged over five
+            // prompt splits (README, "How the style weight was chosen").
+            style_scale: 0.05,
             edge_bits: 16,
             edge_scale: 1.0,
         }

@@ -74,6 +74,16 @@ impl Profile {
     /// has one model LOFO = LOMO. Family posteriors (attribution, per-family audits) stay
     /// leave-one-model-out: attributing a text to a family needs that family in the profile.
     pub fn fit(train: &[LabeledText], calib: &[LabeledText], opts: &FitOptions) -> Result<Profile> {
+        Ok(Self::fit_with_held_out(train, calib, opts)?.0)
+    }
+
+    /// [`Profile::fit`], also returning every calibration model's held-out scores (raw and
+    /// prompt-aligned, per response): what `pedigree bench`'s held-out validation ranks.
+    pub fn fit_with_held_out(
+        train: &[LabeledText],
+        calib: &[LabeledText],
+        opts: &FitOptions,
+    ) -> Result<(Profile, Vec<HeldOutModel>)> {
         opts.features.check().map_err(|e| DetectorError::Invalid(format!("features: {e}")))?;
         let fitted = Fitter::new(train, opts)?;
         let full = fitted.fit_excluding(Holdout::Nothing);
@@ -148,8 +158,20 @@ impl Profile {
         }
         let mut cal = Calibration::new(null_scores, null_models, upstream_models, upstream_scores);
         cal.family_posteriors = family_posteriors;
-        cal.aligned = aligned_calibration(calib, &models, &lomo, &opts.upstream);
-        Ok(full.with_calibration(cal, schemes))
+        let (aligned, aligned_scores) =
+            aligned_calibration(calib, &models, &lomo, &opts.upstream);
+        cal.aligned = aligned;
+        let held_out = lomo
+            .into_iter()
+            .zip(aligned_scores)
+            .map(|((model, family, scores, _), aligned)| HeldOutModel {
+                model,
+                family,
+                scores,
+                aligned,
+            })
+            .collect();
+        Ok((full.with_calibration(cal, schemes), held_out))
     }
 
     fn with_calibration(mut self, cal: Calibration, schemes: BTreeMap<String, String>) -> Profile {
@@ -455,19 +477,30 @@ impl<'a> Holdout<'a> {
     }
 }
 
+/// One calibration model's responses scored held out (its family left out, or the model alone
+/// for an upstream model): the upstream score of each response, and its prompt-aligned score
+/// where the prompt has references (empty otherwise).
+#[derive(Debug, Clone)]
+pub struct HeldOutModel {
+    pub model: String,
+    pub family: String,
+    pub scores: Vec<f64>,
+    pub aligned: Vec<f64>,
+}
+
 /// One calibration model scored held out: (model, family, upstream score of each response under
 /// its score holdout, family posterior of each response under its posterior holdout).
 type LomoModel = (String, String, Vec<f64>, Vec<Vec<f32>>);
 
 /// Prompt-aligned calibration: reference means per prompt from the leave-one-model-out scores of
 /// the calibration answers, and the LOMO null minus those means. `None` when no prompt has enough
-/// references.
+/// references. Also returns each model's aligned scores (in `models`' order).
 fn aligned_calibration(
     calib: &[LabeledText],
     models: &[(&str, Vec<usize>)],
     lomo: &[LomoModel],
     upstream: &str,
-) -> Option<AlignedCalibration> {
+) -> (Option<AlignedCalibration>, Vec<Vec<f64>>) {
     let keys: Vec<Option<u64>> = calib.iter().map(|t| t.prompt.map(prompt_key)).collect();
     // References are scored held out, like the null: a reference answer counts as what an
     // unseen model would score on that prompt. (Scoring them with the full profile pulls each
@@ -482,10 +515,11 @@ fn aligned_calibration(
         keys.iter().zip(&ref_scores).filter_map(|(k, &s)| k.map(|k| (k, s))),
     );
     if refs.is_empty() {
-        return None;
+        return (None, vec![Vec::new(); models.len()]);
     }
     let (mut null_scores, mut null_models, mut upstream_models) =
         (Vec::new(), Vec::new(), Vec::new());
+    let mut per_model = Vec::with_capacity(models.len());
     for ((m, idx), (_, fam, s, _)) in models.iter().zip(lomo) {
         // Each answer is aligned against the other references to its prompt (its own LOMO score
         // is one of them): a suspect's answer is never among the references, and including it
@@ -498,19 +532,20 @@ fn aligned_calibration(
                 keys[i].and_then(|k| refs.mean_without_own(k, si)).map(|r| si - r)
             })
             .collect();
-        if a.is_empty() {
-            continue;
+        if !a.is_empty() {
+            let summary = ModelNull::from_scores(m, fam, &a);
+            if fam == upstream {
+                upstream_models.push(summary);
+            } else {
+                null_scores.extend(a.iter().map(|&x| x as f32));
+                null_models.push(summary);
+            }
         }
-        let summary = ModelNull::from_scores(m, fam, &a);
-        if fam == upstream {
-            upstream_models.push(summary);
-        } else {
-            null_scores.extend(a.iter().map(|&x| x as f32));
-            null_models.push(summary);
-        }
+        per_model.push(a);
     }
-    (null_models.len() >= 2)
-        .then(|| AlignedCalibration::new(refs, null_scores, null_models, upstream_models))
+    let cal = (null_models.len() >= 2)
+        .then(|| AlignedCalibration::new(refs, null_scores, null_models, upstream_models));
+    (cal, per_model)
 }
 
 /// The neural vectors of `texts`, checked present and of one length.

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::time::now_rfc3339;
 pub use crate::verdict::VerdictOptions;
-pub use fit::FitOptions;
+pub use fit::{FitOptions, HeldOutModel};
 
 pub use format::FORMAT_VERSION;
 
