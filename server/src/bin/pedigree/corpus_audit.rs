@@ -5,7 +5,8 @@
 //! `--sample K`) with the profile's fast path on a reader thread + parallel scorer, and estimates
 //! every family's fraction with a 95% interval with [`detector::audit::estimate_families`]
 //! (one-vs-rest mixture MLEs against the profile's leave-one-model-out calibration
-//! distributions; see that module for the method). Progress is an indicatif bar on stderr, by
+//! distributions, over the plausible model-level shifts of the corpus's sources: the fraction is
+//! the lower end of the identified set; see that module for the method). Progress is an indicatif bar on stderr, by
 //! bytes. The JSON summary is printed alone on the last line of stdout.
 //!
 //! The pipeline itself ([`audit_records`], [`audit_summary`]) is `service::audit`, shared with
@@ -107,8 +108,18 @@ pub fn run(a: AuditArgs) -> anyhow::Result<()> {
             |x: &serde_json::Value| x.as_f64().map_or("–".to_string(), |x| format!("{x:.3}"));
         let tag =
             if v["identified"] == true { "" } else { " (lower bound: family not calibrated)" };
+        let set = if v["bounds"].is_array() {
+            format!(
+                "; identified set {}–{}, MLE at no shift {}",
+                num(&v["bounds"][0]),
+                num(&v["bounds"][1]),
+                num(&v["fraction_mle"])
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "  {fam}: fraction {} (95% CI {}–{}){tag}",
+            "  {fam}: fraction {} (95% CI {}–{}{set}){tag}",
             num(&v["fraction"]),
             num(&v["ci95"][0]),
             num(&v["ci95"][1])
