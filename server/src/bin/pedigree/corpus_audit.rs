@@ -40,13 +40,16 @@ pub struct AuditArgs {
     /// Bootstrap replicates of the confidence interval.
     #[arg(long, default_value_t = AuditOptions::default().bootstrap)]
     pub bootstrap: usize,
-    /// Assumed number of distinct models behind each mixture component of the corpus (sets the
-    /// between-model term of the interval; smaller = wider; 0 = ignore model-level variation).
+    /// Assumed number of distinct models behind each mixture component of the corpus, for the
+    /// bootstrap's model draws (`--model-mix`, single-model families' lower bounds); 0 ignores
+    /// model-level variation altogether, the shift box of the identified set included (which
+    /// otherwise always assumes one unseen source model, the widest box).
     #[arg(long, default_value_t = AuditOptions::default().source_models)]
     pub source_models: usize,
-    /// Model-level term by composition (each bootstrap replicate draws `--source-models`
-    /// calibration models per component) instead of a location shift: honest when the corpus's
-    /// other text may come from a few models unlike the calibration mix; much wider.
+    /// Model-level term by composition as well (each bootstrap replicate draws `--source-models`
+    /// calibration models per component, then shifts them to the ends of the identified set):
+    /// honest when the corpus's other text may come from a few models unlike the calibration
+    /// mix; wider.
     #[arg(long)]
     pub model_mix: bool,
     /// How many most upstream-like texts to list as evidence.
