@@ -62,7 +62,7 @@
 //! What it costs, said plainly: where unseen families are as upstream-like as the upstream
 //! itself, the set is wide, up to [0, 1]. On corpora of families left out of the profile whole
 //! (`audit_lofo`) every set is [0, 1]; with the built-in profile the upstream's set on the dev
-//! suspects' mixtures is [0, 0.86–1] (README, "Audit."), while a family whose style is far from
+//! suspects' mixtures is [0, 0.81–0.99] (README, "Audit."), while a family whose style is far from
 //! everyone else's (anthropic) keeps an informative set. Two things that would narrow it were
 //! measured and not adopted: shifting only `F_rest` (δ_own = 0) leaves Google's all-independent
 //! corpus at 1.0 — the shifted pooled `F_rest` is wider than any one family, so the narrower
@@ -80,15 +80,15 @@
 //! 2. **finite calibration samples**: both calibration samples are resampled with replacement
 //!    and their KDEs recomputed (then shifted to the two points).
 //!
-//! The model-level term is the δ box itself: no Student-t model effects are drawn on top at the
-//! two points (that would count the between-model variation twice; measured, it leaves every
-//! `audit_lofo` interval [0, 1] and only widens the dev-suspect intervals, e.g. anthropic 0.273 →
-//! 0.333 wide). [`AuditOptions::model_mix`] still draws, in each replicate, the responses of
-//! `source_models` calibration models per component (composition: the corpus's few source models
-//! differ from the calibration population in mix, not only in mean) before shifting them to the
-//! two points — on top of the box, so wider still. [`AuditOptions::source_models`] = 0 switches
-//! every model-level term off: the box is {0}, `bounds` collapse to the MLE at δ = 0 and the
-//! interval is the sampling-only bootstrap. Otherwise the box uses `M = 1` whatever
+//! The model-level term is the δ box itself: no Student-t model effects are drawn on top at the two
+//! points (that would count the between-model variation twice; measured, it leaves every
+//! `audit_lofo` interval [0, 1] and only widens the dev-suspect intervals, e.g. anthropic's from
+//! 0.273 to 0.329 wide at 5% upstream). [`AuditOptions::model_mix`] still draws, in each replicate,
+//! the responses of `source_models` calibration models per component (composition: the corpus's few
+//! source models differ from the calibration population in mix, not only in mean) before shifting
+//! them to the two points — on top of the box, so wider still. [`AuditOptions::source_models`] = 0
+//! switches every model-level term off: the box is {0}, `bounds` collapse to the MLE at δ = 0 and
+//! the interval is the sampling-only bootstrap. Otherwise the box uses `M = 1` whatever
 //! `source_models` says (`source_models` sets the composition draws and the single-model families'
 //! lower bound below, and pads the grid).
 //!
