@@ -342,9 +342,10 @@ fn desensitization_table(
 /// The corpus audit validated on models it never saw as whole families: for each non-upstream
 /// family F of the known models (paired in turn with one upstream model U), a profile is fitted
 /// and calibrated without F and U, and corpora of F's and U's test-prompt answers at upstream
-/// fractions 0, 5, 25 and 50% are audited with the default options. Reports each estimate and
-/// interval, whether the interval covers the truth, and the largest estimate on an
-/// all-independent corpus (the bar: ≤ 0.05).
+/// fractions 0, 5, 25 and 50% are audited with the default options. Reports each estimate,
+/// interval and identified set (with the MLE at δ = 0), whether the interval covers the truth, the
+/// largest estimate on an all-independent corpus (the bar: ≤ 0.05) and the mean widths of the
+/// intervals and of the identified sets.
 fn audit_lofo(dir: &BenchDir, opts: &FitOptions) -> crate::Result<serde_json::Value> {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
@@ -394,9 +395,13 @@ fn audit_lofo(dir: &BenchDir, opts: &FitOptions) -> crate::Result<serde_json::Va
                     corpus.extend(ind.choose_multiple(&mut rng, n - k).copied());
                     let e = crate::audit::estimate(&corpus, profile.calibration(), &aopts);
                     let truth = k as f64 / n as f64;
+                    let [b_lo, b_hi] = e.bounds.unwrap_or([f64::NAN; 2]);
                     serde_json::json!({
                         "family": fam, "upstream_model": u, "texts": n, "truth": round3(truth),
                         "estimate": round3(e.fraction), "ci95": [round3(e.ci95[0]), round3(e.ci95[1])],
+                        "bounds": [round3(b_lo), round3(b_hi)],
+                        "estimate_mle": e.fraction_mle.map(round3),
+                        "shift_box": e.shift_box.map(|q| q.map(round3)),
                         "covered": e.ci95[0] <= truth && truth <= e.ci95[1],
                     })
                 })
@@ -409,9 +414,16 @@ fn audit_lofo(dir: &BenchDir, opts: &FitOptions) -> crate::Result<serde_json::Va
     let at_zero = rows.iter().filter(|r| r["truth"] == 0.0);
     let max_zero = at_zero.filter_map(|r| r["estimate"].as_f64()).fold(0.0, f64::max);
     let covered = rows.iter().filter(|r| r["covered"] == true).count();
+    let mean_width = |key: &str| {
+        let w: Vec<f64> =
+            rows.iter().filter_map(|r| Some(r[key][1].as_f64()? - r[key][0].as_f64()?)).collect();
+        round3(w.iter().sum::<f64>() / w.len().max(1) as f64)
+    };
     Ok(serde_json::json!({
         "max_estimate_all_independent": max_zero,
         "covered": format!("{covered}/{}", rows.len()),
+        "mean_interval_width": mean_width("ci95"),
+        "mean_bounds_width": mean_width("bounds"),
         "corpora": rows,
     }))
 }

@@ -120,18 +120,21 @@ fn heldout_tables(run: &BenchRun) -> String {
         s.push('\n');
     }
     if let Some(rows) = x.get("audit_lofo").and_then(|a| a["corpora"].as_array()) {
-        s.push_str("## Audit on families left out whole (default options)\n\n| family | upstream model | texts | truth | estimate | 95% interval |\n|---|---|---|---|---|---|\n");
+        s.push_str("## Audit on families left out whole (default options)\n\n| family | upstream model | texts | truth | estimate (π_lo) | 95% interval | identified set | MLE at δ = 0 |\n|---|---|---|---|---|---|---|---|\n");
         for r in rows {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | [{}, {}] |",
+                "| {} | {} | {} | {} | {} | [{}, {}] | [{}, {}] | {} |",
                 r["family"].as_str().unwrap_or("?"),
                 r["upstream_model"].as_str().unwrap_or("?"),
                 r["texts"],
                 f(&r["truth"]),
                 f(&r["estimate"]),
                 f(&r["ci95"][0]),
-                f(&r["ci95"][1])
+                f(&r["ci95"][1]),
+                f(&r["bounds"][0]),
+                f(&r["bounds"][1]),
+                f(&r["estimate_mle"])
             );
         }
         s.push('\n');

@@ -5,7 +5,9 @@
 //! unseen OpenAI versions (`"suspect": {"kind": "upstream"}`) mixed with independent models
 //! (`"kind": "independent"`) at upstream fractions 0, 5, 25 and 50%. The real binary audits each
 //! corpus; its 95% interval must contain the true fraction, and the all-independent corpus must
-//! not be estimated above 5%. Interval widths are printed (run with `--nocapture` to see them).
+//! not be estimated above 5%. Identified families' fractions must be the lower ends of their
+//! identified sets, inside the interval. Interval widths and sets are printed (run with
+//! `--nocapture` to see them).
 //!
 //! Needs the bench at `../shared/datasets/alpaca-eval-dev` and a profile: the built-in one, or
 //! the file named by `PEDIGREE_AUDIT_TEST_PROFILE`. Without them the tests print a note and pass.
@@ -189,13 +191,26 @@ fn run_mixtures(
             let f = v["fraction"].as_f64().unwrap_or_else(|| panic!("{fam} has no fraction: {s}"));
             let (lo, hi) = (v["ci95"][0].as_f64().unwrap(), v["ci95"][1].as_f64().unwrap());
             assert!((0.0..=1.0).contains(&f) && lo <= f && f <= hi, "{fam}: {s}");
+            // An identified family's fraction is the lower end of its identified set, which the
+            // interval contains.
+            let set = if v["identified"] == true {
+                let (b_lo, b_hi) =
+                    (v["bounds"][0].as_f64().unwrap(), v["bounds"][1].as_f64().unwrap());
+                let mle = v["fraction_mle"].as_f64().unwrap();
+                assert!(
+                    b_lo == f && b_lo <= mle && mle <= b_hi && lo <= b_lo && b_hi <= hi,
+                    "{fam}: {s}"
+                );
+                format!(", set [{b_lo:.3}, {b_hi:.3}], MLE at δ = 0 {mle:.3}")
+            } else {
+                format!(" (lower bound; {} calibration model)", v["calibrated_models"])
+            };
             let (t_lo, t_hi) = truths.get(fam.as_str()).copied().unwrap_or((0.0, 0.0));
             println!(
-                "audit {name} mixture {pi:.2} ({} texts): {fam:<12} true {} -> estimate {f:.3}, 95% CI [{lo:.3}, {hi:.3}], width {:.3}{}",
+                "audit {name} mixture {pi:.2} ({} texts): {fam:<12} true {} -> estimate {f:.3}, 95% CI [{lo:.3}, {hi:.3}], width {:.3}{set}",
                 texts.len(),
                 if t_lo == t_hi { format!("{t_lo:.3}") } else { format!("{t_lo:.3}–{t_hi:.3}") },
                 hi - lo,
-                if v["identified"] == true { String::new() } else { format!(" (lower bound; {} calibration model)", v["calibrated_models"]) }
             );
             if !(lo <= t_hi && t_lo <= hi) {
                 failures.push(format!("{name} mixture {pi}: {fam} truth {t_lo:.3}–{t_hi:.3} outside [{lo:.3}, {hi:.3}]"));

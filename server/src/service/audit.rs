@@ -174,6 +174,7 @@ pub fn audit_summary(
             f.family.clone(),
             serde_json::json!({
                 "fraction": e.fraction, "ci95": e.ci95, "se": e.se,
+                "bounds": e.bounds, "fraction_mle": e.fraction_mle, "shift_box": e.shift_box,
                 "calibrated_models": f.calibrated_models, "identified": f.identified,
                 "model_shift_sd": {"own": e.own_shift_sd, "rest": e.rest_shift_sd},
                 "method": e.method,
@@ -193,7 +194,11 @@ pub fn audit_summary(
         "upstream": up,
         "families_note": format!(
             "each family's fraction is a one-vs-rest mixture estimate on its own (they need not sum to 1: \
-             text of no known family counts for none). Families calibrated on fewer than two models ({}) \
+             text of no known family counts for none). For a family calibrated on two or more models it is the \
+             lower end of the identified set `bounds` (the least share over the plausible model-level shifts of \
+             the corpus's unseen source models; `fraction_mle` is the estimate at no shift): style cannot tell \
+             an unseen family as upstream-like as the known ones' spread allows from the upstream, so the set \
+             can be wide. Families calibrated on fewer than two models ({}) \
              cannot be: with their only model left out the profile knows nothing of them, so their \
              fraction is a lower bound and their interval reaches 1 (identified: false)",
             if single.is_empty() { "none here".to_string() } else { single.join(", ") }

@@ -5,7 +5,8 @@
 //! `--sample K`) with the profile's fast path on a reader thread + parallel scorer, and estimates
 //! every family's fraction with a 95% interval with [`detector::audit::estimate_families`]
 //! (one-vs-rest mixture MLEs against the profile's leave-one-model-out calibration
-//! distributions; see that module for the method). Progress is an indicatif bar on stderr, by
+//! distributions, over the plausible model-level shifts of the corpus's sources: the fraction is
+//! the lower end of the identified set; see that module for the method). Progress is an indicatif bar on stderr, by
 //! bytes. The JSON summary is printed alone on the last line of stdout.
 //!
 //! The pipeline itself ([`audit_records`], [`audit_summary`]) is `service::audit`, shared with
@@ -39,13 +40,16 @@ pub struct AuditArgs {
     /// Bootstrap replicates of the confidence interval.
     #[arg(long, default_value_t = AuditOptions::default().bootstrap)]
     pub bootstrap: usize,
-    /// Assumed number of distinct models behind each mixture component of the corpus (sets the
-    /// between-model term of the interval; smaller = wider; 0 = ignore model-level variation).
+    /// Assumed number of distinct models behind each mixture component of the corpus, for the
+    /// bootstrap's model draws (`--model-mix`, single-model families' lower bounds); 0 ignores
+    /// model-level variation altogether, the shift box of the identified set included (which
+    /// otherwise always assumes one unseen source model, the widest box).
     #[arg(long, default_value_t = AuditOptions::default().source_models)]
     pub source_models: usize,
-    /// Model-level term by composition (each bootstrap replicate draws `--source-models`
-    /// calibration models per component) instead of a location shift: honest when the corpus's
-    /// other text may come from a few models unlike the calibration mix; much wider.
+    /// Model-level term by composition as well (each bootstrap replicate draws `--source-models`
+    /// calibration models per component, then shifts them to the ends of the identified set):
+    /// honest when the corpus's other text may come from a few models unlike the calibration
+    /// mix; wider.
     #[arg(long)]
     pub model_mix: bool,
     /// How many most upstream-like texts to list as evidence.
@@ -107,8 +111,18 @@ pub fn run(a: AuditArgs) -> anyhow::Result<()> {
             |x: &serde_json::Value| x.as_f64().map_or("–".to_string(), |x| format!("{x:.3}"));
         let tag =
             if v["identified"] == true { "" } else { " (lower bound: family not calibrated)" };
+        let set = if v["bounds"].is_array() {
+            format!(
+                "; identified set {}–{}, MLE at no shift {}",
+                num(&v["bounds"][0]),
+                num(&v["bounds"][1]),
+                num(&v["fraction_mle"])
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "  {fam}: fraction {} (95% CI {}–{}){tag}",
+            "  {fam}: fraction {} (95% CI {}–{}{set}){tag}",
             num(&v["fraction"]),
             num(&v["ci95"][0]),
             num(&v["ci95"][1])
