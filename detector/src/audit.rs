@@ -287,6 +287,11 @@ struct Grid {
 }
 
 impl Grid {
+    /// What identifies the grid in a [`CorpusHist`]: its first point and step.
+    fn key(&self) -> [f64; 2] {
+        [self.lo, self.step]
+    }
+
     fn pos(&self, x: f64) -> f64 {
         ((x - self.lo) / self.step).clamp(0.0, (self.n - 1) as f64)
     }
@@ -527,6 +532,11 @@ pub struct CorpusHist {
     pub counts: Vec<u64>,
     /// Finite scores ≤ the median of `F_rest`.
     pub below: u64,
+    /// The grid's first point and step (`None`: written before the grid was recorded). The grid
+    /// depends on the estimator's version too (the identified set pads it by its shift box), so
+    /// parts counted on different grids must not be added up even when their lengths agree.
+    #[serde(default)]
+    pub grid: Option<[f64; 2]>,
 }
 
 /// Builds a [`CorpusHist`] one score at a time (a streaming audit keeps only these).
@@ -541,6 +551,7 @@ impl HistBuilder {
         let grid = mixture_grid(comps, opts);
         let hist = CorpusHist {
             counts: grid.as_ref().map(|g| vec![0; g.n]).unwrap_or_default(),
+            grid: grid.as_ref().map(Grid::key),
             ..CorpusHist::default()
         };
         HistBuilder { grid, threshold: lower_bound_threshold(comps), hist }
@@ -576,6 +587,12 @@ impl CorpusHist {
                 "histograms of {} and {} grid points: the parts were not audited with the same profile and options",
                 self.counts.len(),
                 o.counts.len()
+            ));
+        }
+        if self.grid.map(|g| g.map(f64::to_bits)) != o.grid.map(|g| g.map(f64::to_bits)) {
+            return Err(format!(
+                "histograms on grids {:?} and {:?}: the parts were not audited with the same profile, options and version",
+                self.grid, o.grid
             ));
         }
         self.n += o.n;
@@ -639,39 +656,110 @@ fn shifted(g: &Grid, f: &[f64], d: f64) -> Vec<f64> {
     out
 }
 
-/// The identified set of π over the δ box: π̂ at every pair of shifts, its minimum and maximum
-/// and where they are attained. Ties (π̂ at 0 or 1 over a whole region) go to the pair nearest
-/// δ = 0 relative to the box (the most plausible shifts), then to the first in grid order.
+/// The identified set of π over the δ box and the component shapes: π̂ at every combination, its
+/// minimum and maximum and where they are attained. Ties (π̂ at 0 or 1 over a whole region) go to
+/// the point nearest δ = 0 relative to the box (the most plausible shifts), then to the first in
+/// grid order (the pooled shapes come first).
 struct BoxFit {
     mle0: f64,
-    lo: (f64, f64, f64),
-    hi: (f64, f64, f64),
+    lo: BoxPoint,
+    hi: BoxPoint,
 }
 
-fn fit_box(c: &[f64], fu: &[f64], fr: &[f64], g: &Grid, d_own: &[f64], d_rest: &[f64]) -> BoxFit {
-    let su: Vec<Vec<f64>> = d_own.iter().map(|&d| shifted(g, fu, d)).collect();
-    let sr: Vec<Vec<f64>> = d_rest.iter().map(|&d| shifted(g, fr, d)).collect();
+/// Where an end of the identified set is attained: π̂, the shapes of the own and rest components
+/// (index into [`Shapes`]) and their shifts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct BoxPoint {
+    pi: f64,
+    shape_own: usize,
+    shape_rest: usize,
+    d_own: f64,
+    d_rest: f64,
+}
+
+/// The shapes a component's unseen source may have, as densities on the grid: `[0]` the pooled
+/// calibration KDE (text from a population of models like the known ones), `[1]` one model's:
+/// a normal density with the component's pooled *within-model* spread around the pooled mean
+/// (text from a single unseen model, narrower than the population; absent when the component's
+/// models carry no within-model variance). A single unseen family is the case the pooled shape
+/// alone got wrong: its narrow distribution fitted the (narrower) upstream component better than
+/// the wide pooled null wherever the null was shifted, so an all-independent corpus still read
+/// π_lo > 0 (Google left out of the profile: 0.108).
+struct Shapes(Vec<Vec<f64>>);
+
+impl Shapes {
+    fn new(g: &Grid, pooled: Vec<f64>, xs: &[f64], models: &[ModelNull]) -> Shapes {
+        let mut out = vec![pooled];
+        if let Some(sd) = within_model_sd(models) {
+            let mu = xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+            out.push(normal_density(g, mu, sd));
+        }
+        Shapes(out)
+    }
+}
+
+/// Pooled within-model standard deviation `sqrt(Σ (n_j − 1) var_j / Σ (n_j − 1))`; `None` without
+/// a model of two or more responses with a positive variance.
+fn within_model_sd(models: &[ModelNull]) -> Option<f64> {
+    let (ss, df) = models
+        .iter()
+        .filter(|m| m.n >= 2 && m.var.is_finite() && m.var > 0.0)
+        .fold((0.0, 0.0), |(ss, df), m| (ss + (m.n - 1) as f64 * m.var, df + (m.n - 1) as f64));
+    (df > 0.0).then(|| (ss / df).sqrt())
+}
+
+/// A normal density on the grid with the KDE's defensive floor, integrating to 1.
+fn normal_density(g: &Grid, mu: f64, sd: f64) -> Vec<f64> {
+    const FLOOR: f64 = 1e-3;
+    let sd = sd.max(g.step);
+    let mut d: Vec<f64> =
+        (0..g.n).map(|i| (-0.5 * ((g.lo + i as f64 * g.step - mu) / sd).powi(2)).exp()).collect();
+    let mass: f64 = d.iter().sum::<f64>() * g.step;
+    let width = g.step * g.n as f64;
+    d.iter_mut().for_each(|v| *v = (1.0 - FLOOR) * *v / mass.max(1e-300) + FLOOR / width);
+    d
+}
+
+fn fit_box(
+    c: &[f64],
+    own: &Shapes,
+    rest: &Shapes,
+    g: &Grid,
+    d_own: &[f64],
+    d_rest: &[f64],
+) -> BoxFit {
+    let shift_all = |shapes: &Shapes, ds: &[f64]| -> Vec<Vec<Vec<f64>>> {
+        shapes.0.iter().map(|f| ds.iter().map(|&d| shifted(g, f, d)).collect()).collect()
+    };
+    let (su, sr) = (shift_all(own, d_own), shift_all(rest, d_rest));
     let (qo, qr) = (d_own[0].abs().max(1e-300), d_rest[0].abs().max(1e-300));
     let mut mle0 = f64::NAN;
-    // (π̂, δ_own, δ_rest, squared distance from δ = 0 relative to the box)
-    let mut lo = (f64::INFINITY, 0.0, 0.0, f64::INFINITY);
-    let mut hi = (f64::NEG_INFINITY, 0.0, 0.0, f64::INFINITY);
-    for (u, &a) in su.iter().zip(d_own) {
-        for (v, &b) in sr.iter().zip(d_rest) {
-            let p = mle(c, u, v);
-            if a == 0.0 && b == 0.0 {
-                mle0 = p;
-            }
-            let r = (a / qo).powi(2) + (b / qr).powi(2);
-            if p < lo.0 - 1e-9 || (p <= lo.0 + 1e-9 && r < lo.3) {
-                lo = (p.min(lo.0), a, b, r);
-            }
-            if p > hi.0 + 1e-9 || (p >= hi.0 - 1e-9 && r < hi.3) {
-                hi = (p.max(hi.0), a, b, r);
+    let start = |pi| BoxPoint { pi, shape_own: 0, shape_rest: 0, d_own: 0.0, d_rest: 0.0 };
+    // (the point, squared distance from δ = 0 relative to the box)
+    let (mut lo, mut hi) =
+        ((start(f64::INFINITY), f64::INFINITY), (start(f64::NEG_INFINITY), f64::INFINITY));
+    for (so, us) in su.iter().enumerate() {
+        for (sh, vs) in sr.iter().enumerate() {
+            for (u, &a) in us.iter().zip(d_own) {
+                for (v, &b) in vs.iter().zip(d_rest) {
+                    let p = mle(c, u, v);
+                    if so == 0 && sh == 0 && a == 0.0 && b == 0.0 {
+                        mle0 = p;
+                    }
+                    let r = (a / qo).powi(2) + (b / qr).powi(2);
+                    let here =
+                        BoxPoint { pi: p, shape_own: so, shape_rest: sh, d_own: a, d_rest: b };
+                    if p < lo.0.pi - 1e-9 || (p <= lo.0.pi + 1e-9 && r < lo.1) {
+                        lo = (BoxPoint { pi: p.min(lo.0.pi), ..here }, r);
+                    }
+                    if p > hi.0.pi + 1e-9 || (p >= hi.0.pi - 1e-9 && r < hi.1) {
+                        hi = (BoxPoint { pi: p.max(hi.0.pi), ..here }, r);
+                    }
+                }
             }
         }
     }
-    BoxFit { mle0, lo: (lo.0, lo.1, lo.2), hi: (hi.0, hi.1, hi.2) }
+    BoxFit { mle0, lo: lo.0, hi: hi.0 }
 }
 
 /// [`estimate_mixture`] from a corpus's statistics.
@@ -699,7 +787,8 @@ pub fn estimate_mixture_from(
             },
         );
     };
-    if h.counts.len() != g.n {
+    let other_grid = h.grid.is_some_and(|k| k.map(f64::to_bits) != g.key().map(f64::to_bits));
+    if h.counts.len() != g.n || other_grid {
         return unestimated(
             n,
             sd_up,
@@ -715,7 +804,23 @@ pub fn estimate_mixture_from(
     let c: Vec<f64> = h.counts.iter().map(|&k| k as f64).collect();
     let fu = kde(&g, up.iter().copied(), hu, &mut counts);
     let fnull = kde(&g, nu.iter().copied(), hn, &mut counts);
-    let fit = fit_box(&c, &fu, &fnull, &g, &d_own, &d_rest);
+    // The single-model shapes only where the box is on: with `source_models = 0` the estimate is
+    // the plain MLE of the pooled components.
+    let shapes = |pooled: Vec<f64>, xs: &[f64], models: &[ModelNull]| {
+        if opts.source_models == 0 {
+            Shapes(vec![pooled])
+        } else {
+            Shapes::new(&g, pooled, xs, models)
+        }
+    };
+    let fit = fit_box(
+        &c,
+        &shapes(fu, up, &comps.own_models),
+        &shapes(fnull, nu, &comps.rest_models),
+        &g,
+        &d_own,
+        &d_rest,
+    );
     let (lo, hi) = (fit.lo, fit.hi);
 
     // One replicate: the corpus and both calibration samples resampled (and, with `model_mix`,
@@ -747,9 +852,15 @@ pub fn estimate_mixture_from(
         );
         let fu = kde(&g, ub.iter().copied(), silverman(&ub), &mut counts);
         let fnull = kde(&g, nb.iter().copied(), silverman(&nb), &mut counts);
-        let at =
-            |(_, a, b): (f64, f64, f64)| mle(&cb, &shifted(&g, &fu, a), &shifted(&g, &fnull, b));
-        if lo.1 == hi.1 && lo.2 == hi.2 {
+        let (su, sr) = (shapes(fu, &ub, &comps.own_models), shapes(fnull, &nb, &comps.rest_models));
+        let at = |b: BoxPoint| {
+            mle(
+                &cb,
+                &shifted(&g, &su.0[b.shape_own], b.d_own),
+                &shifted(&g, &sr.0[b.shape_rest], b.d_rest),
+            )
+        };
+        if lo == hi {
             let p = at(lo);
             [p, p]
         } else {
@@ -762,23 +873,27 @@ pub fn estimate_mixture_from(
         v
     };
     let (reps_lo, reps_hi) = (sorted(0), sorted(1));
-    let (ci_lo, se) = percentile_ci(&reps_lo, lo.0, 0.975);
-    let (ci_hi, _) = percentile_ci(&reps_hi, hi.0, 0.975);
+    let (ci_lo, se) = percentile_ci(&reps_lo, lo.pi, 0.975);
+    let (ci_hi, _) = percentile_ci(&reps_hi, hi.pi, 0.975);
     let method = format!(
         "identified set [π_lo, π_hi] of the mixture MLE of π in π·F_own(x − δ_own) + (1−π)·F_rest(x − δ_rest) \
-         (KDE of the leave-one-model-out calibration scores) over model-level shifts |δ_own| ≤ {qo:.3}, |δ_rest| ≤ {qr:.3} \
-         (95% Student-t prediction bounds of one unseen source model's mean score; {}×{} grid; source_models = {}); \
+         over model-level shifts |δ_own| ≤ {qo:.3}, |δ_rest| ≤ {qr:.3} (95% Student-t prediction bounds of one unseen \
+         source model's mean score; {}×{} grid; source_models = {}) and two shapes per component (the KDE of the \
+         held-out calibration scores: a population of sources; a normal density of the within-model spread: one source); \
          fraction = π_lo, the share the corpus needs at least even if its other texts came from an unseen source as \
          upstream-like as the known models' spread allows; fraction_mle = the MLE at δ = 0 (other texts like the \
-         average known model); π_lo at (δ_own, δ_rest) = ({:.3}, {:.3}), π_hi at ({:.3}, {:.3}); 95% interval = [2.5% \
+         average known model, pooled shapes); π_lo at (δ_own, δ_rest) = ({:.3}, {:.3}) with shapes {}, π_hi at ({:.3}, {:.3}) \
+         with shapes {}; 95% interval = [2.5% \
          bootstrap quantile at π_lo's shifts, 97.5% at π_hi's] over {} reps of corpus texts and calibration texts{}",
         d_own.len(),
         d_rest.len(),
         opts.source_models,
-        lo.1,
-        lo.2,
-        hi.1,
-        hi.2,
+        lo.d_own,
+        lo.d_rest,
+        shape_names(lo),
+        hi.d_own,
+        hi.d_rest,
+        shape_names(hi),
         opts.bootstrap,
         if opts.model_mix {
             format!(" and calibration models by composition ({} per component)", opts.source_models)
@@ -788,7 +903,7 @@ pub fn estimate_mixture_from(
     );
     AuditEstimate {
         n,
-        fraction: lo.0,
+        fraction: lo.pi,
         ci95: [ci_lo[0], ci_hi[1]],
         se,
         bootstrap: reps.len(),
@@ -796,9 +911,15 @@ pub fn estimate_mixture_from(
         rest_shift_sd: sd_null,
         method,
         fraction_mle: Some(fit.mle0),
-        bounds: Some([lo.0, hi.0]),
+        bounds: Some([lo.pi, hi.pi]),
         shift_box: Some([qo, qr]),
     }
+}
+
+/// "(own, rest)" shape names of a point of the box, for the method string.
+fn shape_names(b: BoxPoint) -> String {
+    let name = |i: usize| if i == 0 { "population" } else { "one model" };
+    format!("({}, {})", name(b.shape_own), name(b.shape_rest))
 }
 
 /// The half-widths `[q_own, q_rest]` of the δ box ([`shift_bound`]); both 0 (the plain MLE at
@@ -1525,6 +1646,60 @@ mod tests {
         }
     }
 
+    /// One unseen rest model whose responses sit exactly where the upstream's do (as Gemini-Pro's
+    /// did with Google left out of the profile), with the null models far more spread out than
+    /// the upstream's: the pooled null, however shifted, is wider than this one model, and the
+    /// narrow upstream component fits it better, so with pooled shapes only π_lo stays well above
+    /// 0. The single-model shape (the within-model spread) explains it with no upstream text.
+    #[test]
+    fn a_single_unseen_model_as_narrow_as_the_upstream_is_not_read_as_upstream() {
+        for seed in [61, 62, 63] {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut mk = |mu: f64, tau: f64, fam: &str| {
+                let (mut scores, mut ms) = (Vec::new(), Vec::new());
+                for j in 0..8 {
+                    let m = mu + tau * normal(&mut rng);
+                    let s = gauss(&mut rng, 150, m, 1.0);
+                    ms.push(ModelNull::from_scores(&format!("{fam}{j}"), fam, &s));
+                    scores.extend(s.iter().map(|&x| x as f32));
+                }
+                (scores, ms)
+            };
+            let (ns, nm) = mk(-2.0, 1.5, "null");
+            let (us, um) = mk(1.0, 0.2, "up");
+            let cal = Calibration::new(ns, nm, um, us);
+            let up_mean = cal.upstream_models.iter().map(|m| m.mean).sum::<f64>() / 8.0;
+            let corpus = gauss(&mut rng, 2000, up_mean, 1.0);
+            let opts = AuditOptions { bootstrap: 60, ..Default::default() };
+            let e = estimate(&corpus, &cal, &opts);
+            assert!(e.fraction <= 0.05, "seed {seed}: {e:?}");
+            // The same box with the pooled shapes alone (what the estimator did before).
+            let comps = Components::upstream(&cal);
+            let g = mixture_grid(&comps, &opts).unwrap();
+            let h = CorpusHist::of(corpus.iter().copied(), &comps, &opts);
+            let c: Vec<f64> = h.counts.iter().map(|&k| k as f64).collect();
+            let mut scratch = vec![0.0; g.n];
+            let pooled = |xs: &[f64]| {
+                Shapes(vec![kde(&g, xs.iter().copied(), silverman(xs), &mut scratch.clone())])
+            };
+            let (qo, qr) = box_half_widths(&comps, &opts);
+            let fit = fit_box(
+                &c,
+                &pooled(&comps.own),
+                &pooled(&comps.rest),
+                &g,
+                &box_points(qo, BOX_OWN_POINTS),
+                &box_points(qr, BOX_REST_POINTS),
+            );
+            scratch.clear();
+            assert!(
+                fit.lo.pi > 0.1,
+                "seed {seed}: pooled shapes alone should read it as upstream: {:?}",
+                fit.lo
+            );
+        }
+    }
+
     /// A corpus of `n` texts, a share `pi` from one unseen own model and the rest from one unseen
     /// rest model, each model's effect drawn from the random-effects model the calibration came
     /// from (N(0, tau²) around the component's mean, within-model sd 1).
@@ -1810,6 +1985,16 @@ mod tests {
         let other = AuditOptions { grid: 64, ..opts.clone() };
         let odd = AuditStats::of_scores(&up[..10], &fam[..30], &names, "up", &cal, &other);
         assert!(merged.clone().merge(&odd).is_err());
+        // So are statistics on a grid of the same length but other points (another estimator
+        // version, or another shift box): the lengths agree, the bins do not.
+        let wider = AuditOptions { source_models: 0, ..opts.clone() };
+        let shifted = AuditStats::of_scores(&up[..10], &fam[..30], &names, "up", &cal, &wider);
+        assert_eq!(shifted.upstream.counts.len(), merged.upstream.counts.len());
+        assert!(merged.clone().merge(&shifted).is_err(), "same length, other grid");
+        let mut alien = merged.upstream.clone();
+        alien.grid = alien.grid.map(|[lo, step]| [lo + step, step]);
+        let comps = Components::upstream(&cal);
+        assert!(estimate_mixture_from(&alien, &comps, &opts).fraction.is_nan());
         // Evidence merges as the best texts of all parts.
         let mut a = Auditor::new(&AuditOptions { top: 2, ..AuditOptions::default() });
         let mut b = Auditor::new(&AuditOptions { top: 2, ..AuditOptions::default() });

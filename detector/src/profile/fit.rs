@@ -158,8 +158,7 @@ impl Profile {
         }
         let mut cal = Calibration::new(null_scores, null_models, upstream_models, upstream_scores);
         cal.family_posteriors = family_posteriors;
-        let (aligned, aligned_scores) =
-            aligned_calibration(calib, &models, &lomo, &opts.upstream);
+        let (aligned, aligned_scores) = aligned_calibration(calib, &models, &lomo, &opts.upstream);
         cal.aligned = aligned;
         let held_out = lomo
             .into_iter()

@@ -527,12 +527,35 @@ pub fn regressions(
     let held_out = |m: &datasets::metrics::BenchMetrics, k: &str| {
         m.extra.get("validation_lofo").and_then(|v| v[k].as_f64())
     };
-    for k in ["sample_auroc", "model_auroc"] {
+    for k in ["sample_auroc", "model_auroc", "model_auroc@10", "model_auroc@50"] {
         if let Some(o) = held_out(old, k) {
             let n = held_out(new, k).unwrap_or(f64::NAN);
             if !(n >= o - 0.005) {
                 out.push(format!("validation_lofo.{k} {n:.3} < {o:.3}"));
             }
+        }
+    }
+    // The audit on families left out whole (issue 13's bar: an all-independent corpus read
+    // ≤ 0.05, intervals covering the truth): gated when the recorded run has it.
+    let audit = |m: &datasets::metrics::BenchMetrics| m.extra.get("audit_lofo").cloned();
+    if let Some(o) = audit(old).filter(|o| o.is_object()) {
+        let n = audit(new).unwrap_or_default();
+        let (om, nm) = (
+            o["max_estimate_all_independent"].as_f64().unwrap_or(f64::NAN),
+            n["max_estimate_all_independent"].as_f64().unwrap_or(f64::NAN),
+        );
+        if !(nm <= om.max(0.05) + 0.005) {
+            out.push(format!("audit_lofo.max_estimate_all_independent {nm:.3} > {om:.3}"));
+        }
+        let covered = |v: &serde_json::Value| {
+            v["covered"]
+                .as_str()
+                .and_then(parse_fraction)
+                .map_or(f64::NAN, |(k, n)| k as f64 / n.max(1) as f64)
+        };
+        let (oc, nc) = (covered(&o), covered(&n));
+        if !(nc >= oc) {
+            out.push(format!("audit_lofo.covered {nc:.3} < {oc:.3}"));
         }
     }
     out
@@ -586,5 +609,22 @@ mod tests {
         );
         assert_eq!(regressions(&with(0.86), &old).len(), 2);
         assert!(regressions(&old, &with(0.1)).is_empty());
+        // The family-held-out audit: a larger all-independent estimate (beyond 0.05) or fewer
+        // covering intervals fail; the same or better passes.
+        let audit = |max: f64, covered: &str| {
+            let mut r = m(0.83, "1/8", "0/4");
+            r.extra.insert(
+                "audit_lofo".into(),
+                serde_json::json!({"max_estimate_all_independent": max, "covered": covered}),
+            );
+            r
+        };
+        assert!(regressions(&audit(0.0, "24/24"), &audit(0.03, "24/24")).is_empty());
+        assert_eq!(
+            regressions(&audit(0.0, "24/24"), &audit(0.2, "24/24")),
+            vec!["audit_lofo.max_estimate_all_independent 0.200 > 0.000"]
+        );
+        assert_eq!(regressions(&audit(0.0, "24/24"), &audit(0.0, "23/24")).len(), 1);
+        assert_eq!(regressions(&audit(0.0, "24/24"), &old).len(), 2, "missing counts as a drop");
     }
 }
