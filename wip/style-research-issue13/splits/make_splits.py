@@ -1,11 +1,11 @@
-"""Two random re-splits of alpaca-eval-dev's 403 prompts (seeds 1 and 2, same test size as the
+"""Four random re-splits of alpaca-eval-dev's 403 prompts (seeds 1-4, same test size as the
 manifest's) for the held-out validation: validation_lofo uses known models only, so any prompt
-split is fair. Writes /tmp/exp/split{1,2}/ with the manifest and a link to the samples."""
+split is fair. Writes /tmp/exp/split{1,2,3,4}/ with the manifest and a link to the samples."""
 import json, random, os
 D = '/work/shared/datasets/alpaca-eval-dev'
 m = json.load(open(D + '/manifest.json'))
 allp = m['train_prompts'] + m['test_prompts']
-for seed in (1, 2):
+for seed in (1, 2, 3, 4):
     r = random.Random(seed)
     p = allp[:]
     r.shuffle(p)

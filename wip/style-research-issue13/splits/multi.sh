@@ -1,6 +1,5 @@
 #!/bin/bash
-# multi.sh NAME ENV... : run on dev split + split1 + split2
+# multi.sh NAME ENV... : run on the manifest split and the four re-splits (make_splits.py)
 n=$1; shift
 /tmp/exp/run.sh $n "$@"
-BENCH_DIR=/tmp/exp/split1 /tmp/exp/run.sh ${n}_s1 "$@"
-BENCH_DIR=/tmp/exp/split2 /tmp/exp/run.sh ${n}_s2 "$@"
+for s in 1 2 3 4; do BENCH_DIR=/tmp/exp/split$s /tmp/exp/run.sh ${n}_s$s "$@"; done
