@@ -539,6 +539,20 @@ pub struct CorpusHist {
     pub grid: Option<[f64; 2]>,
 }
 
+/// Whether two recorded grids are the same one. Not bit for bit: part statistics are stored as
+/// JSON, and a float may come back one unit in the last place off (serde_json parses without
+/// exact round-trips), while grids that differ in earnest differ by a sizeable part of a step.
+fn same_grid(a: Option<[f64; 2]>, b: Option<[f64; 2]>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some([lo1, step1]), Some([lo2, step2])) => {
+            let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
+            close(lo1, lo2) && close(step1, step2)
+        }
+        _ => false,
+    }
+}
+
 /// Builds a [`CorpusHist`] one score at a time (a streaming audit keeps only these).
 struct HistBuilder {
     grid: Option<Grid>,
@@ -589,7 +603,7 @@ impl CorpusHist {
                 o.counts.len()
             ));
         }
-        if self.grid.map(|g| g.map(f64::to_bits)) != o.grid.map(|g| g.map(f64::to_bits)) {
+        if !same_grid(self.grid, o.grid) {
             return Err(format!(
                 "histograms on grids {:?} and {:?}: the parts were not audited with the same profile, options and version",
                 self.grid, o.grid
@@ -787,7 +801,7 @@ pub fn estimate_mixture_from(
             },
         );
     };
-    let other_grid = h.grid.is_some_and(|k| k.map(f64::to_bits) != g.key().map(f64::to_bits));
+    let other_grid = h.grid.is_some() && !same_grid(h.grid, Some(g.key()));
     if h.counts.len() != g.n || other_grid {
         return unestimated(
             n,
@@ -1985,6 +1999,13 @@ mod tests {
         let other = AuditOptions { grid: 64, ..opts.clone() };
         let odd = AuditStats::of_scores(&up[..10], &fam[..30], &names, "up", &cal, &other);
         assert!(merged.clone().merge(&odd).is_err());
+        // Statistics that went through JSON (how parts are stored) still merge with the rest.
+        let stored: AuditStats =
+            serde_json::from_str(&serde_json::to_string(&merged).unwrap()).unwrap();
+        assert!(merged.clone().merge(&stored).is_ok());
+        assert!(!estimate_mixture_from(&stored.upstream, &Components::upstream(&cal), &opts)
+            .fraction
+            .is_nan());
         // So are statistics on a grid of the same length but other points (another estimator
         // version, or another shift box): the lengths agree, the bins do not.
         let wider = AuditOptions { source_models: 0, ..opts.clone() };
@@ -2011,6 +2032,19 @@ mod tests {
         let mut m = stats(&a);
         m.merge(&stats(&b)).unwrap();
         assert_eq!(m.top.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(), ["b1", "a1"]);
+    }
+
+    /// A grid read back from JSON is the same grid (serde_json does not round-trip every float
+    /// exactly: 14.991243137435703 comes back as …704); a grid off by a part of a step is not.
+    #[test]
+    fn grids_read_back_from_json_still_match() {
+        let key: [f64; 2] = [14.991243137435703, 0.03088365485348312];
+        let back: [f64; 2] = serde_json::from_str(&serde_json::to_string(&key).unwrap()).unwrap();
+        assert_ne!(back[0].to_bits(), key[0].to_bits(), "this float must not round-trip exactly");
+        assert!(same_grid(Some(key), Some(back)));
+        assert!(!same_grid(Some(key), Some([key[0] + key[1] / 100.0, key[1]])));
+        assert!(!same_grid(Some(key), None));
+        assert!(same_grid(None, None));
     }
 
     /// The streaming auditor (histograms only) and the one that keeps every score give the same
