@@ -6,31 +6,12 @@
 //! synthetic texts), default options (200 bootstrap replicates): the upstream's estimate alone
 //! and every family's estimate (what `pedigree audit` computes once at the end of a corpus).
 
+mod common;
+use common::texts;
 use criterion::{criterion_group, criterion_main, Criterion};
 use detector::audit::{score_batch_families, AuditOptions, AuditStats};
 use detector::Profile;
 use std::hint::black_box;
-
-fn texts() -> Vec<String> {
-    let path =
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets/alpaca-eval-dev/samples.jsonl");
-    if let Ok(s) = std::fs::read_to_string(path) {
-        return s
-            .lines()
-            .step_by(6)
-            .take(2000)
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v["response"].as_str().map(str::to_string))
-            .collect();
-    }
-    eprintln!("bench data not found at {path}; using synthetic texts");
-    (0..2000)
-        .map(|i| {
-            format!("Tip {i}: sleep well. However, it is important to note that rest matters.\n")
-                .repeat(1 + i % 5)
-        })
-        .collect()
-}
 
 fn bench(c: &mut Criterion) {
     let profile = Profile::builtin().expect("built-in profile");

@@ -5,27 +5,13 @@
 //! otherwise synthesises texts. The baseline is the textbook bag-of-words linear scorer: split on
 //! white space, look each lowercased word up in a `HashMap<String, f32>`, sum.
 
+mod common;
+use common::texts;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use detector::Profile;
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::hint::black_box;
-
-fn texts() -> Vec<String> {
-    let path =
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets/alpaca-eval-dev/samples.jsonl");
-    if let Ok(s) = std::fs::read_to_string(path) {
-        return s
-            .lines()
-            .step_by(6)
-            .take(2000)
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v["response"].as_str().map(str::to_string))
-            .collect();
-    }
-    eprintln!("bench data not found at {path}; using synthetic texts");
-    (0..2000).map(|i| format!("Here are some tips number {i}:\n\n1. **Sleep** well. However, it is important to note that rest matters.\n2. Eat well and drink water.\n").repeat(6)).collect()
-}
 
 fn baseline_weights(texts: &[String]) -> HashMap<String, f32> {
     let mut m = HashMap::new();
