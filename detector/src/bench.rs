@@ -183,6 +183,18 @@ pub fn run(
         }),
         extra: Default::default(),
     };
+    // The protocol's AUROC@10/@50 average 20 draws, whose noise (±0.02 at N = 10 here) can hide
+    // a difference between methods: the same figures over 1,000 draws (the set statistic is the
+    // verdict's, the mean), for reading a gap, never for the gate.
+    let mean_of = |xs: &[&f64]| xs.iter().copied().sum::<f64>() / xs.len().max(1) as f64;
+    let many: Vec<f64> = [10, 50]
+        .par_iter()
+        .map(|&n| metrics::suspect_auroc_at(&sets, Some(n), 1000, 20_240_501, mean_of))
+        .collect();
+    m.extra.insert(
+        "suspect_auroc_1000_draws".into(),
+        serde_json::json!({"@10": many[0], "@50": many[1]}),
+    );
     m.extra.insert("fit_seconds".into(), serde_json::json!(round3(fit_secs)));
     m.extra.insert(
         "scored_responses_per_second".into(),
@@ -225,7 +237,6 @@ pub fn run(
             (h.family == up, s.clone())
         })
         .collect();
-    let mean_of = |xs: &[&f64]| xs.iter().copied().sum::<f64>() / xs.len().max(1) as f64;
     let val_at: Vec<f64> = [Some(10), Some(50), None]
         .par_iter()
         .map(|&n| metrics::suspect_auroc_at(&val_sets, n, 20, 20_240_501, mean_of))
