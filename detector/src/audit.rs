@@ -49,9 +49,16 @@
 //!   ([`Calibration::upstream_models`]): an unseen upstream version can be more or less
 //!   upstream-like than the known ones.
 //!
-//! π̂(δ_own, δ_rest) is computed on a 9 × 17 grid over the box (π̂ is not monotone in
-//! `δ_rest` once the shifted rest crosses `F_own`, so not just at the corners), and the
-//! **identified set** is `bounds = [π_lo, π_hi]`, its minimum and maximum. The reported
+//! Each component's unseen source may also have either of two *shapes*: the pooled calibration
+//! KDE (text from a population of models like the known ones) or one model's, a normal density
+//! of the component's pooled within-model spread around its mean (text from a single unseen
+//! model, narrower than the population; with the pooled shape alone, a single unseen family as
+//! narrow as the upstream was fitted better by the upstream component wherever the null was
+//! shifted, and Google left out whole read π_lo = 0.108 on an all-independent corpus).
+//!
+//! π̂(δ_own, δ_rest) is computed on a 9 × 17 grid over the box for each of the 2 × 2 shape
+//! pairs (π̂ is not monotone in `δ_rest` once the shifted rest crosses `F_own`, so not just at
+//! the corners), and the **identified set** is `bounds = [π_lo, π_hi]`, its minimum and maximum. The reported
 //! `fraction` is **π_lo: the share of the corpus the family needs at least, even if the corpus's
 //! other texts came from an unseen family as upstream-like (own-like) as the known families'
 //! spread allows** — conservative by construction: it exceeds the truth only by sampling noise
@@ -62,7 +69,7 @@
 //! What it costs, said plainly: where unseen families are as upstream-like as the upstream
 //! itself, the set is wide, up to [0, 1]. On corpora of families left out of the profile whole
 //! (`audit_lofo`) every set is [0, 1]; with the built-in profile the upstream's set on the dev
-//! suspects' mixtures is [0, 0.81–0.99] (README, "Audit."), while a family whose style is far from
+//! suspects' mixtures is [0, 1] too (README, "Audit."), while a family whose style is far from
 //! everyone else's (anthropic) keeps an informative set. Two things that would narrow it were
 //! measured and not adopted: shifting only `F_rest` (δ_own = 0) leaves Google's all-independent
 //! corpus at 1.0 — the shifted pooled `F_rest` is wider than any one family, so the narrower
@@ -72,8 +79,8 @@
 //! texts any such threshold keeps only the best-fitting shift).
 //!
 //! # Confidence interval
-//! `ci95 = [2.5% bootstrap quantile of π̂ at π_lo's shifts, 97.5% bootstrap quantile of π̂ at
-//! π_hi's shifts]` (an Imbens–Manski-style interval for an identified set; with the 2.5% / 97.5%
+//! `ci95 = [2.5% bootstrap quantile of π̂ at π_lo's shifts and shapes, 97.5% bootstrap quantile
+//! of π̂ at π_hi's]` (an Imbens–Manski-style interval for an identified set; with the 2.5% / 97.5%
 //! quantiles it covers the whole set with about 95%, so the true π with at least that). The
 //! percentile bootstrap (default 200 replicates, seeded) perturbs, together:
 //! 1. **corpus sampling**: the corpus histogram is resampled (Poisson bootstrap per bin);
@@ -94,8 +101,8 @@
 //!
 //! The interval is clipped to [0, 1] and always contains `fraction` and `bounds`. The estimate
 //! is a function of the corpus histogram only ([`CorpusHist`]), so audits in parts still merge
-//! exactly; its cost is per corpus (9 × 17 MLEs on the grid, two per bootstrap replicate), not
-//! per text.
+//! exactly; its cost is per corpus (9 × 17 × 4 MLEs on the grid, two per bootstrap replicate),
+//! not per text.
 //!
 //! # Every family: one-vs-rest mixtures
 //! [`estimate_families`] gives every profile family `f` a fraction by the same estimator on a
@@ -323,9 +330,7 @@ fn silverman(xs: &[f64]) -> f64 {
 /// Binned Gaussian KDE of `xs` on `g`, with a defensive uniform floor (weight `FLOOR`), as a
 /// density (integrates to 1 over the grid).
 fn kde(g: &Grid, xs: impl Iterator<Item = f64>, h: f64, counts: &mut [f64]) -> Vec<f64> {
-    const FLOOR: f64 = 1e-3;
     g.bin(xs, counts);
-    let total: f64 = counts.iter().sum::<f64>().max(1e-300);
     let r = ((4.0 * h / g.step).ceil() as usize).max(1);
     let kern: Vec<f64> = (0..=r).map(|j| (-0.5 * (j as f64 * g.step / h).powi(2)).exp()).collect();
     let mut d = vec![0.0; g.n];
@@ -339,10 +344,16 @@ fn kde(g: &Grid, xs: impl Iterator<Item = f64>, h: f64, counts: &mut [f64]) -> V
             *dk += c * kern[k.abs_diff(i)];
         }
     }
+    normalise_with_floor(g, d)
+}
+
+/// `d` (non-negative weights on the grid) as a density integrating to 1 over the grid, mixed
+/// with a uniform of weight 10⁻³ (the defensive floor: no score has zero likelihood).
+fn normalise_with_floor(g: &Grid, mut d: Vec<f64>) -> Vec<f64> {
+    const FLOOR: f64 = 1e-3;
     let mass: f64 = d.iter().sum::<f64>() * g.step;
     let width = g.step * g.n as f64;
     d.iter_mut().for_each(|v| *v = (1.0 - FLOOR) * *v / mass.max(1e-300) + FLOOR / width);
-    let _ = total;
     d
 }
 
@@ -635,7 +646,7 @@ fn shift_bound(models: &[ModelNull]) -> f64 {
         return 0.0;
     }
     let t = StudentsT::new(0.0, 1.0, (j - 1) as f64).expect("valid t").inverse_cdf(0.975);
-    model_spread(models) * t * (1.0 + 1.0 / j as f64).sqrt()
+    t * shift_sd(models, 1)
 }
 
 /// `n` equally spaced shifts over `[−q, q]` (just `[0]` when `q` is 0).
@@ -724,14 +735,9 @@ fn within_model_sd(models: &[ModelNull]) -> Option<f64> {
 
 /// A normal density on the grid with the KDE's defensive floor, integrating to 1.
 fn normal_density(g: &Grid, mu: f64, sd: f64) -> Vec<f64> {
-    const FLOOR: f64 = 1e-3;
     let sd = sd.max(g.step);
-    let mut d: Vec<f64> =
-        (0..g.n).map(|i| (-0.5 * ((g.lo + i as f64 * g.step - mu) / sd).powi(2)).exp()).collect();
-    let mass: f64 = d.iter().sum::<f64>() * g.step;
-    let width = g.step * g.n as f64;
-    d.iter_mut().for_each(|v| *v = (1.0 - FLOOR) * *v / mass.max(1e-300) + FLOOR / width);
-    d
+    let d = (0..g.n).map(|i| (-0.5 * ((g.lo + i as f64 * g.step - mu) / sd).powi(2)).exp());
+    normalise_with_floor(g, d.collect())
 }
 
 fn fit_box(
